@@ -1,0 +1,4 @@
+import type { Command } from '../command.js';
+
+/** Every CLI command, in the order `scepter --help` lists them. Add one line per command. */
+export const commands: Command[] = [];

@@ -1,0 +1,195 @@
+/**
+ * X.509 certificate parsing on the hot-path reader (RFC 5280 §4.1).
+ *
+ * Lenient where real SCEP clients are sloppy (the transient self-signed signer certificate:
+ * negative or zero serials, critical AKI, odd validity, missing extensions), strict about
+ * structure. Raw sub-encodings (issuer, subject, SPKI, TBS) are kept as zero-copy slices so
+ * callers can compare and splice them without re-encoding.
+ */
+import { createPublicKey, createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import * as r from '../asn1/reader.js';
+import { OID } from '../asn1/oids.js';
+
+export interface Extension {
+  oid: string;
+  critical: boolean;
+  /** extnValue contents (the DER inside the OCTET STRING). */
+  value: Buffer;
+}
+
+export interface Certificate {
+  /** The whole certificate DER. */
+  readonly der: Buffer;
+  readonly tbs: Buffer;
+  /** INTEGER content octets exactly as encoded (may carry a leading 0x00 or be negative). */
+  readonly serial: Buffer;
+  /** Serial as a non-negative bigint magnitude of the encoded value (see `serialHex`). */
+  readonly serialHex: string;
+  readonly issuerRaw: Buffer;
+  readonly subjectRaw: Buffer;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly spki: Buffer;
+  readonly signatureAlgorithm: string;
+  readonly signatureAlgorithmParams: Buffer | undefined;
+  readonly signature: Buffer;
+  readonly extensions: readonly Extension[];
+  /** subjectKeyIdentifier extension value, if present. */
+  readonly subjectKeyId: Buffer | undefined;
+  /** SHA-256 of the DER, lower-case hex. */
+  readonly fingerprint: string;
+  /** The public key (parsed on first use, then cached). */
+  publicKey(): KeyObject;
+  extension(oid: string): Extension | undefined;
+}
+
+export class CertificateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CertificateError';
+  }
+}
+
+/** Hex of an INTEGER's content octets with redundant leading zero octets removed. */
+export function serialToHex(content: Uint8Array): string {
+  let i = 0;
+  while (i < content.length - 1 && content[i] === 0) i++;
+  return Buffer.from(content.subarray(i)).toString('hex');
+}
+
+/** Parses a DER (or BER) certificate. Throws `CertificateError` or `Asn1Error` on bad input. */
+export function parseCertificate(input: Uint8Array): Certificate {
+  const der = Buffer.isBuffer(input) ? input : Buffer.from(input);
+  return parseCertificateTlv(r.parse(der));
+}
+
+/** Parses a certificate from an element found inside a larger structure (no copy). */
+export function parseCertificateTlv(t: r.Tlv): Certificate {
+  r.expectTag(t, 0x30, 'Certificate');
+  const top = new r.Cursor(t);
+  const tbsT = top.expect(0x30, 'tbsCertificate');
+  const algT = top.expect(0x30, 'signatureAlgorithm');
+  const sigT = top.expect(r.TAG.BIT_STRING, 'signatureValue');
+  top.end('Certificate');
+
+  const c = new r.Cursor(tbsT);
+  const v = c.optional(0xa0);
+  if (v) {
+    const vc = new r.Cursor(v);
+    const n = r.int(vc.expect(r.TAG.INTEGER, 'version'));
+    if (n < 0 || n > 2) throw new CertificateError('unsupported certificate version');
+  }
+  const serialT = c.expect(r.TAG.INTEGER, 'serialNumber');
+  c.expect(0x30, 'signature');
+  const issuerT = c.expect(0x30, 'issuer');
+  const validityT = c.expect(0x30, 'validity');
+  const subjectT = c.expect(0x30, 'subject');
+  const spkiT = c.expect(0x30, 'subjectPublicKeyInfo');
+  c.optional(0x81); // issuerUniqueID
+  c.optional(0x82); // subjectUniqueID
+  const extsT = c.optional(0xa3);
+  c.end('TBSCertificate');
+
+  const vcur = new r.Cursor(validityT);
+  const notBefore = r.time(vcur.next('notBefore'));
+  const notAfter = r.time(vcur.next('notAfter'));
+
+  const extensions: Extension[] = [];
+  if (extsT) {
+    const seqT = new r.Cursor(extsT).expect(0x30, 'Extensions');
+    for (const e of r.children(seqT)) {
+      const ec = new r.Cursor(e);
+      const id = r.oid(ec.expect(r.TAG.OID, 'extnID'));
+      const crit = ec.optional(r.TAG.BOOLEAN);
+      const val = ec.expect(r.TAG.OCTET_STRING, 'extnValue');
+      extensions.push({ oid: id, critical: crit ? r.bool(crit) : false, value: r.octets(val) });
+    }
+  }
+
+  const algC = new r.Cursor(algT);
+  const signatureAlgorithm = r.oid(algC.expect(r.TAG.OID, 'algorithm'));
+  const algParams = algC.peek();
+
+  const der = r.raw(t);
+  const ski = extensions.find((e) => e.oid === OID.subjectKeyIdentifier);
+  let subjectKeyId: Buffer | undefined;
+  if (ski) {
+    try {
+      const st = r.parse(ski.value);
+      subjectKeyId = r.octets(r.expectTag(st, r.TAG.OCTET_STRING, 'SubjectKeyIdentifier'));
+    } catch {
+      subjectKeyId = undefined; // tolerate a broken SKI on a transient signer cert
+    }
+  }
+  const serial = r.intBytes(serialT);
+  const spki = r.raw(spkiT);
+  let key: KeyObject | undefined;
+  let fp: string | undefined;
+  return {
+    der,
+    tbs: r.raw(tbsT),
+    serial,
+    serialHex: serialToHex(serial),
+    issuerRaw: r.raw(issuerT),
+    subjectRaw: r.raw(subjectT),
+    notBefore,
+    notAfter,
+    spki,
+    signatureAlgorithm,
+    signatureAlgorithmParams: algParams ? r.raw(algParams) : undefined,
+    signature: r.bitString(sigT).bytes,
+    extensions,
+    subjectKeyId,
+    get fingerprint() {
+      return (fp ??= createHash('sha256').update(der).digest('hex'));
+    },
+    publicKey() {
+      if (!key) {
+        try {
+          key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+        } catch (e) {
+          throw new CertificateError(`unusable public key: ${(e as Error).message}`);
+        }
+      }
+      return key;
+    },
+    extension(oid: string) {
+      return extensions.find((e) => e.oid === oid);
+    },
+  };
+}
+
+const SIG_HASH: Record<string, string> = {
+  [OID.sha1WithRSAEncryption]: 'sha1',
+  [OID.sha256WithRSAEncryption]: 'sha256',
+  [OID.sha384WithRSAEncryption]: 'sha384',
+  [OID.sha512WithRSAEncryption]: 'sha512',
+  [OID.sha224WithRSAEncryption]: 'sha224',
+  [OID.ecdsaWithSHA256]: 'sha256',
+};
+
+/** Checks that `cert` was signed by `issuerKey` (RSA PKCS#1 v1.5 and ECDSA-SHA256). */
+export function verifyCertificateSignature(cert: Certificate, issuerKey: KeyObject): boolean {
+  const hash = SIG_HASH[cert.signatureAlgorithm];
+  if (!hash) return false;
+  try {
+    return cryptoVerify(hash, cert.tbs, issuerKey, cert.signature);
+  } catch {
+    return false;
+  }
+}
+
+/** PEM armour for a DER blob. */
+export function toPem(der: Uint8Array, label = 'CERTIFICATE'): string {
+  const b64 = Buffer.from(der).toString('base64');
+  const lines = b64.match(/.{1,64}/g) ?? [];
+  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
+}
+
+/** All PEM blocks with the given label, decoded. */
+export function fromPem(pem: string, label = 'CERTIFICATE'): Buffer[] {
+  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
+  const out: Buffer[] = [];
+  for (const m of pem.matchAll(re)) out.push(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+  return out;
+}

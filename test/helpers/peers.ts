@@ -1,0 +1,29 @@
+/**
+ * Optional peers (micromdm `scepclient`/`scepserver`, `openssl`, PostgreSQL). On a bare
+ * machine a test that needs a missing peer is skipped with a printed reason; with
+ * SCEPTER_REQUIRE_PEERS=1 (set by .ci/run) a missing peer fails the test instead.
+ */
+import { spawnSync } from 'node:child_process';
+import type { TestContext } from 'node:test';
+
+const REQUIRE = process.env.SCEPTER_REQUIRE_PEERS === '1';
+
+export function hasCommand(cmd: string): boolean {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+/**
+ * Returns true when the peer is there. Otherwise skips the test with a reason (bare machine)
+ * or throws (CI), so a missing peer can never pass silently in CI.
+ */
+export function needPeer(t: TestContext, available: boolean, what: string): boolean {
+  if (available) return true;
+  const reason = `${what} is not available`;
+  if (REQUIRE) throw new Error(`${reason} (SCEPTER_REQUIRE_PEERS=1)`);
+  console.log(`# SKIP: ${reason}`);
+  t.skip(reason);
+  return false;
+}
+
+export const PG_URL = process.env.SCEPTER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
