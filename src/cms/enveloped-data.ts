@@ -1,0 +1,293 @@
+/**
+ * CMS EnvelopedData (RFC 5652 §6) with RSA key transport recipients (KeyTransRecipientInfo):
+ * build, parse (DER or BER) and decrypt with implicit rejection.
+ *
+ * Decryption errors are split in two: everything decided from public data (which recipient,
+ * which algorithms, IV shape) gets a precise error; everything after the RSA operation (RSA
+ * padding, key length, wrong key, CBC padding) gets one uniform
+ * CmsError('badMessageCheck', 'cannot decrypt the message').
+ */
+import * as r from '../asn1/reader.js';
+import * as der from '../asn1/writer.js';
+import { OID, oidName } from '../asn1/oids.js';
+import type { Certificate } from '../pkix/certificate.js';
+import {
+  cipherFromOid,
+  cipherInfo,
+  digestFromOid,
+  digestOid,
+  UnsupportedAlgorithmError,
+  type CipherInfo,
+  type CipherName,
+  type DigestName,
+} from '../crypto/algorithms.js';
+import { RsaKeyTransport, rsaEncryptOaep, rsaEncryptPkcs1v15 } from '../crypto/key-transport.js';
+import { decryptContent, encryptContent } from '../crypto/content-cipher.js';
+import { CmsError, decoding } from './errors.js';
+import { unwrapContentInfo, wrapContentInfo } from './content-info.js';
+import { issuerAndSerial, parseSignerId, signerIdMatches, type SignerId } from './signer-id.js';
+
+export type KeyTransport = 'rsa' | 'oaep-sha1' | 'oaep-sha256';
+
+export const MAX_RECIPIENTS = 16;
+
+/** The one error for every failure after the recipient and algorithm decisions. */
+export const DECRYPT_FAILED_MESSAGE = 'cannot decrypt the message';
+
+export interface KeyTransRecipient {
+  rid: SignerId;
+  /** keyEncryptionAlgorithm OID (rsaEncryption or id-RSAES-OAEP). */
+  keyEncryptionAlgorithm: string;
+  /** For OAEP: the hash when hash and MGF1 hash agree, are known and the label is empty. */
+  oaepHash?: DigestName;
+  /** keyEncryptionAlgorithm parameters as received (DER), if any. */
+  keyEncryptionParams?: Buffer;
+  encryptedKey: Buffer;
+}
+
+export interface EnvelopedData {
+  /** KeyTransRecipientInfos; other recipient kinds are skipped. */
+  recipients: KeyTransRecipient[];
+  /** encryptedContentInfo.contentType (id-data in SCEP). */
+  contentType: string;
+  contentEncryptionAlgorithm: string;
+  /** The IV (OCTET STRING parameter), if the parameter is an OCTET STRING. */
+  contentEncryptionParams: Buffer | undefined;
+  encryptedContent: Buffer;
+}
+
+function algOf(t: r.Tlv, what: string): { oid: string; params: r.Tlv | undefined } {
+  r.expectTag(t, 0x30, what);
+  const c = new r.Cursor(t);
+  const oid = r.oid(c.expect(r.TAG.OID, `${what} algorithm`));
+  const params = c.peek() ? c.next() : undefined;
+  c.end(what);
+  return { oid, params };
+}
+
+/** Hash of an AlgorithmIdentifier, or undefined if not a known acceptable digest. */
+function digestOrUndefined(t: r.Tlv): DigestName | undefined {
+  try {
+    return digestFromOid(algOf(t, 'hashAlgorithm').oid);
+  } catch {
+    return undefined;
+  }
+}
+
+/** RSAES-OAEP-params: the hash when hash == MGF1 hash and pSource is the empty label. */
+function oaepHashOf(params: r.Tlv | undefined): DigestName | undefined {
+  if (!params || params.tag === r.TAG.NULL) return 'sha1';
+  if (params.tag !== 0x30) return undefined;
+  let hash: DigestName | undefined = 'sha1';
+  let mgfHash: DigestName | undefined = 'sha1';
+  const c = new r.Cursor(params);
+  const h = c.optional(0xa0);
+  if (h) hash = digestOrUndefined(new r.Cursor(h).next('hashAlgorithm'));
+  const m = c.optional(0xa1);
+  if (m) {
+    const mgf = algOf(new r.Cursor(m).next('maskGenAlgorithm'), 'maskGenAlgorithm');
+    mgfHash = mgf.oid === OID.mgf1 && mgf.params ? digestOrUndefined(mgf.params) : undefined;
+  }
+  const p = c.optional(0xa2);
+  if (p) {
+    const ps = algOf(new r.Cursor(p).next('pSourceAlgorithm'), 'pSourceAlgorithm');
+    if (ps.oid !== OID.pSpecified || !ps.params || ps.params.tag !== r.TAG.OCTET_STRING) return undefined;
+    if (r.value(ps.params).length !== 0) return undefined;
+  }
+  c.end('RSAES-OAEP-params');
+  return hash !== undefined && hash === mgfHash ? hash : undefined;
+}
+
+function parseKtri(t: r.Tlv): KeyTransRecipient {
+  const c = new r.Cursor(t);
+  r.int(c.expect(r.TAG.INTEGER, 'version'));
+  const rid = parseSignerId(c.next('rid'));
+  const alg = algOf(c.next('keyEncryptionAlgorithm'), 'keyEncryptionAlgorithm');
+  const ekT = c.next('encryptedKey');
+  if (ekT.tag !== r.TAG.OCTET_STRING && ekT.tag !== 0x24) {
+    throw new r.Asn1Error('unexpected-tag', 'encryptedKey: expected an OCTET STRING');
+  }
+  c.end('KeyTransRecipientInfo');
+  const out: KeyTransRecipient = { rid, keyEncryptionAlgorithm: alg.oid, encryptedKey: r.octets(ekT) };
+  if (alg.params) out.keyEncryptionParams = r.raw(alg.params);
+  if (alg.oid === OID.rsaesOaep) {
+    const h = oaepHashOf(alg.params);
+    if (h) out.oaepHash = h;
+  }
+  return out;
+}
+
+/** Parses the EnvelopedData element itself (the content of its ContentInfo). */
+export function parseEnvelopedDataContent(t: r.Tlv): EnvelopedData {
+  r.expectTag(t, 0x30, 'EnvelopedData');
+  const c = new r.Cursor(t);
+  r.int(c.expect(r.TAG.INTEGER, 'version'));
+  c.optional(0xa0); // originatorInfo
+  const recipients: KeyTransRecipient[] = [];
+  let count = 0;
+  for (const ri of r.children(c.expect(0x31, 'recipientInfos'))) {
+    if (++count > MAX_RECIPIENTS)
+      throw new CmsError('malformed', `EnvelopedData has more than ${MAX_RECIPIENTS} recipients`);
+    if (ri.tag === 0x30) recipients.push(parseKtri(ri)); // kari [1], kekri [2], pwri [3], ori [4] skipped
+  }
+  const eci = new r.Cursor(c.expect(0x30, 'encryptedContentInfo'));
+  const contentType = r.oid(eci.expect(r.TAG.OID, 'contentType'));
+  const alg = algOf(eci.expect(0x30, 'contentEncryptionAlgorithm'), 'contentEncryptionAlgorithm');
+  const ec = eci.next('encryptedContent');
+  if (ec.tag !== 0x80 && ec.tag !== 0xa0)
+    throw new r.Asn1Error('unexpected-tag', 'encryptedContent: expected [0]');
+  eci.end('EncryptedContentInfo');
+  c.optional(0xa1); // unprotectedAttrs
+  c.end('EnvelopedData');
+  return {
+    recipients,
+    contentType,
+    contentEncryptionAlgorithm: alg.oid,
+    contentEncryptionParams:
+      alg.params && alg.params.tag === r.TAG.OCTET_STRING ? r.value(alg.params) : undefined,
+    encryptedContent: r.octets(ec),
+  };
+}
+
+/**
+ * Parses a ContentInfo(envelopedData), DER or BER (a constructed [0] encryptedContent is
+ * concatenated). Throws CmsError('malformed').
+ */
+export function parseEnvelopedData(contentInfo: Buffer): EnvelopedData {
+  return decoding('EnvelopedData', () =>
+    parseEnvelopedDataContent(unwrapContentInfo(contentInfo, OID.envelopedData, 'EnvelopedData')),
+  );
+}
+
+function keyEncryptionAlgorithm(kt: KeyTransport): der.DerNode {
+  switch (kt) {
+    case 'rsa':
+      return der.algorithm(OID.rsaEncryption, der.nul());
+    case 'oaep-sha1':
+      return der.algorithm(OID.rsaesOaep, der.seq());
+    case 'oaep-sha256': {
+      const sha256 = der.algorithm(digestOid('sha256'));
+      return der.algorithm(
+        OID.rsaesOaep,
+        der.seq(der.explicit(0, sha256), der.explicit(1, der.algorithm(OID.mgf1, sha256))),
+      );
+    }
+  }
+}
+
+/**
+ * Builds a ContentInfo(envelopedData) DER, version 0, with one KeyTransRecipientInfo (v0,
+ * issuerAndSerialNumber of `recipient`). Single DES only with `allowSingleDes`.
+ */
+export function buildEnvelopedData(o: {
+  content: Buffer;
+  recipient: Certificate;
+  cipher: CipherName;
+  keyTransport?: KeyTransport;
+  allowSingleDes?: boolean;
+}): Buffer {
+  if (o.cipher === 'des' && !o.allowSingleDes) {
+    throw new CmsError('badAlg', 'single DES is not used for encryption unless explicitly allowed');
+  }
+  const info = cipherInfo(o.cipher);
+  const kt = o.keyTransport ?? 'rsa';
+  const { key, iv, ciphertext } = encryptContent(o.cipher, o.content);
+  const pub = o.recipient.publicKey();
+  const ek =
+    kt === 'rsa'
+      ? rsaEncryptPkcs1v15(pub, key)
+      : rsaEncryptOaep(pub, key, kt === 'oaep-sha1' ? 'sha1' : 'sha256');
+  const ktri = der.seq(
+    der.int(0),
+    issuerAndSerial(o.recipient),
+    keyEncryptionAlgorithm(kt),
+    der.octetString(ek),
+  );
+  const env = der.seq(
+    der.int(0),
+    der.set(ktri),
+    der.seq(
+      der.oid(OID.data),
+      der.algorithm(info.oid, der.octetString(iv)),
+      der.implicitPrimitive(0, ciphertext),
+    ),
+  );
+  return wrapContentInfo(OID.envelopedData, env);
+}
+
+/** One of our decryption identities: a certificate and the transport for its private key. */
+export interface Decrypter {
+  cert: Certificate;
+  transport: RsaKeyTransport;
+}
+
+function describeOid(oid: string): string {
+  const n = oidName(oid);
+  return n === oid ? oid : `${n} (${oid})`;
+}
+
+/**
+ * Decrypts an EnvelopedData with the first of `ours` that a recipient names.
+ * - no recipient names any of our certificates → CmsError('badRequest');
+ * - unsupported content cipher or key transport → CmsError('badAlg');
+ * - IV missing or of the wrong length → CmsError('malformed');
+ * - anything after that → CmsError('badMessageCheck', DECRYPT_FAILED_MESSAGE), identical for
+ *   every cause.
+ */
+export function decryptEnvelopedData(
+  env: EnvelopedData,
+  ours: Decrypter[],
+  opts?: { allowSingleDes?: boolean },
+): { content: Buffer; cipher: CipherName } {
+  let cipher: CipherInfo;
+  try {
+    cipher = cipherFromOid(env.contentEncryptionAlgorithm, opts);
+  } catch (e) {
+    if (e instanceof UnsupportedAlgorithmError) throw new CmsError('badAlg', e.message);
+    throw e;
+  }
+  let match: { ri: KeyTransRecipient; d: Decrypter } | undefined;
+  for (const ri of env.recipients) {
+    const d = ours.find((x) => signerIdMatches(ri.rid, x.cert));
+    if (d) {
+      match = { ri, d };
+      break;
+    }
+  }
+  if (!match) throw new CmsError('badRequest', 'the message is not encrypted to any of our certificates');
+  const { ri, d } = match;
+  let oaepHash: DigestName | undefined;
+  if (ri.keyEncryptionAlgorithm === OID.rsaesOaep) {
+    if (!ri.oaepHash) {
+      throw new CmsError(
+        'badAlg',
+        'RSAES-OAEP parameters not supported (hash and MGF1 hash must match, empty label)',
+      );
+    }
+    oaepHash = ri.oaepHash;
+  } else if (ri.keyEncryptionAlgorithm !== OID.rsaEncryption) {
+    throw new CmsError(
+      'badAlg',
+      `unsupported key transport algorithm ${describeOid(ri.keyEncryptionAlgorithm)}`,
+    );
+  }
+  const iv = env.contentEncryptionParams;
+  if (!iv || iv.length !== cipher.ivLength) {
+    throw new CmsError('malformed', 'the content-encryption IV is missing or has the wrong length');
+  }
+  if (cipher.keyLength > d.transport.modulusBytes - 11) {
+    throw new CmsError('badAlg', 'the RSA key is too small for this content cipher');
+  }
+
+  // From here on: one outcome for every failure.
+  const cek =
+    oaepHash === undefined
+      ? d.transport.decryptPkcs1v15(ri.encryptedKey, cipher.keyLength)
+      : d.transport.decryptOaep(ri.encryptedKey, oaepHash, cipher.keyLength);
+  try {
+    return { content: decryptContent(cipher.name, cek, iv, env.encryptedContent), cipher: cipher.name };
+  } catch {
+    // ContentDecryptError by construction; whatever it was, the answer is the same.
+    throw new CmsError('badMessageCheck', DECRYPT_FAILED_MESSAGE);
+  }
+}

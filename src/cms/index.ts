@@ -1,0 +1,30 @@
+/** CMS (RFC 5652) as SCEP uses it: SignedData, EnvelopedData, degenerate certs-only. */
+export { CmsError, type CmsErrorCode } from './errors.js';
+export type { SignerId } from './signer-id.js';
+export {
+  parseSignedData,
+  parseSignedDataContent,
+  findSignerCertificate,
+  verifySignerInfo,
+  getAttribute,
+  buildSignedData,
+  SIGNED_DATA_LIMITS,
+  type Attribute,
+  type SignerInfo,
+  type SignedData,
+  type SignOptions,
+} from './signed-data.js';
+export { buildDegenerate, parseDegenerate } from './degenerate.js';
+export {
+  buildEnvelopedData,
+  parseEnvelopedData,
+  parseEnvelopedDataContent,
+  decryptEnvelopedData,
+  DECRYPT_FAILED_MESSAGE,
+  MAX_RECIPIENTS,
+  type KeyTransport,
+  type KeyTransRecipient,
+  type EnvelopedData,
+  type Decrypter,
+} from './enveloped-data.js';
+export { MAX_CMS_BYTES } from './content-info.js';
