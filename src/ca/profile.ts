@@ -1,0 +1,49 @@
+/**
+ * Certificate profiles: what an issued end-entity certificate says, decided by the CA and
+ * never by the request. A CSR contributes only its subject, public key and (if the profile
+ * allows) subjectAltNames; requested basicConstraints, keyUsage and extKeyUsage are ignored.
+ */
+import type { KeyUsageName } from '../pkix/extensions.js';
+import { ekuOid } from '../pkix/extensions.js';
+
+export interface Profile {
+  /** Validity in days from issuance. */
+  validityDays: number;
+  /** keyUsage bits; keyCertSign and cRLSign are refused (end entities only). */
+  keyUsage: KeyUsageName[];
+  /** EKU names (serverAuth, clientAuth, …) or dotted OIDs; may be empty. */
+  extKeyUsage: string[];
+  /** URL placed in a cRLDistributionPoints extension. */
+  crlDistributionPoint?: string;
+  /** Copy subjectAltNames requested in the CSR (default true). */
+  copySubjectAltNames?: boolean;
+}
+
+/** Device/client certificates: digitalSignature + keyEncipherment, clientAuth, one year. */
+export const DEFAULT_CLIENT_PROFILE: Readonly<Profile> = Object.freeze<Profile>({
+  validityDays: 365,
+  keyUsage: ['digitalSignature', 'keyEncipherment'],
+  extKeyUsage: ['clientAuth'],
+});
+
+export class ProfileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProfileError';
+  }
+}
+
+/** Throws `ProfileError` when a profile could issue something other than an end-entity cert. */
+export function validateProfile(p: Profile): void {
+  if (!Number.isInteger(p.validityDays) || p.validityDays < 1 || p.validityDays > 36500) {
+    throw new ProfileError('validityDays must be a whole number between 1 and 36500');
+  }
+  for (const ku of p.keyUsage) {
+    if (ku === 'keyCertSign' || ku === 'cRLSign')
+      throw new ProfileError(`keyUsage ${ku} is not allowed for issued certificates`);
+  }
+  for (const e of p.extKeyUsage) ekuOid(e);
+  if (p.crlDistributionPoint !== undefined && !/^[a-z][a-z0-9+.-]*:\S+$/i.test(p.crlDistributionPoint)) {
+    throw new ProfileError('crlDistributionPoint must be a URL');
+  }
+}

@@ -1,0 +1,22 @@
+/** Certificate serial numbers (RFC 5280 §4.1.2.2; CA/B BR: ≥64 bits of CSPRNG output). */
+import { randomBytes } from 'node:crypto';
+
+/**
+ * 16 random octets with the top bit cleared (so the INTEGER is positive and fits in 16
+ * octets) and never all-zero: 127 bits of entropy. Uniqueness is enforced by the store's
+ * unique index; the RA retries on a collision.
+ */
+export function randomSerial(): Buffer {
+  for (;;) {
+    const b = randomBytes(16);
+    b[0] = b[0]! & 0x7f;
+    if (b.some((x) => x !== 0)) return b;
+  }
+}
+
+/** Lower-case hex of a serial magnitude without leading zero octets (matches `Certificate.serialHex`). */
+export function serialHex(serial: Buffer): string {
+  let i = 0;
+  while (i < serial.length - 1 && serial[i] === 0) i++;
+  return serial.subarray(i).toString('hex');
+}
