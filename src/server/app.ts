@@ -1,0 +1,119 @@
+/**
+ * The fastify application: limits, error mapping, the one-line request log, and the SCEP
+ * routes plugin. Further concerns (admin API, metrics) register as their own plugins.
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Writable } from 'node:stream';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerFactory } from 'fastify';
+import type { ScepService } from '../ra/types.js';
+import { errorBody, handleClientError, HttpError, toHttpError } from './http-errors.js';
+import { scepRoutes } from './scep-routes.js';
+
+/** Default largest request body (a pkiMessage is a few KiB; RFC 8894 notes recommend 256 KiB). */
+export const DEFAULT_BODY_LIMIT = 256 * 1024;
+/** Default longest request target (path + query); a GET PKIOperation carries the message in it. */
+export const DEFAULT_URL_LIMIT = 64 * 1024;
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface AppOptions {
+  service: ScepService;
+  /** Largest request body in bytes; bigger → 413 before anything is parsed. */
+  bodyLimit?: number;
+  /** Longest request target in characters; longer → 414. */
+  urlLimit?: number;
+  /** PEM certificate and key: serve HTTPS (client certificates are never requested). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Default 'info'. 'silent' turns logging off. */
+  logLevel?: LogLevel;
+  /** Where JSON log lines go (default stdout). */
+  logStream?: Writable;
+  /** Per-request timeout in ms (default 30 s). */
+  requestTimeout?: number;
+}
+
+/** Builds (but does not start) the HTTP application. */
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const bodyLimit = o.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const urlLimit = o.urlLimit ?? DEFAULT_URL_LIMIT;
+  const requestTimeout = o.requestTimeout ?? 30_000;
+  // Node refuses a request line + headers above maxHeaderSize with 431 before we see it; leave
+  // room above the URL limit so our own check answers 414 first.
+  const maxHeaderSize = urlLimit + 16 * 1024;
+
+  const serverFactory: FastifyServerFactory = (handler) => {
+    const common = { maxHeaderSize, requestTimeout, keepAliveTimeout: 5_000 };
+    const server: Server = o.tls
+      ? createHttpsServer({ ...common, cert: o.tls.cert, key: o.tls.key, requestCert: false }, handler)
+      : createHttpServer(common, handler);
+    return server;
+  };
+
+  const app = Fastify({
+    serverFactory,
+    bodyLimit,
+    logger: {
+      level: o.logLevel ?? 'info',
+      ...(o.logStream ? { stream: o.logStream } : {}),
+    },
+    // Our own onResponse hook writes the one line per request; fastify's would duplicate it.
+    logController: new LogController({ disableRequestLogging: true }),
+    clientErrorHandler: handleClientError,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreDuplicateSlashes: true },
+  });
+
+  app.decorateRequest('scepLog', null);
+
+  app.addHook('onRequest', async (req) => {
+    if (req.url.length > urlLimit) throw new HttpError(414, `request URL longer than ${urlLimit} characters`);
+    // Any Content-Type (or none) is a raw pkiMessage; normalising it keeps fastify from
+    // refusing odd media types with 415 before our parser runs.
+    if (req.method === 'POST') req.headers['content-type'] = 'application/octet-stream';
+  });
+
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const s = req.scepLog;
+    const status = reply.statusCode;
+    const q = req.url.indexOf('?');
+    const line = {
+      method: req.method,
+      path: (q < 0 ? req.url : req.url.slice(0, q)).slice(0, 256),
+      status,
+      ms: Math.round(reply.elapsedTime * 100) / 100,
+      remote: req.ip,
+      ...(s?.operation ? { operation: s.operation } : {}),
+      ...(s?.messageType ? { messageType: s.messageType } : {}),
+      ...(s?.transactionId ? { transactionId: s.transactionId } : {}),
+      outcome: s?.outcome ?? (status >= 400 ? 'rejected' : 'SUCCESS'),
+      ...(s?.failInfo ? { failInfo: s.failInfo } : {}),
+      ...(s?.serial ? { serial: s.serial } : {}),
+      ...(s?.replay ? { replay: true } : {}),
+      ...(s?.detail ? { detail: s.detail } : {}),
+    };
+    if (status >= 500) req.log.error(line, 'request');
+    else req.log.info(line, 'request');
+  });
+
+  app.setErrorHandler(async (err, req, reply) => {
+    const he = toHttpError(err, { bodyLimit });
+    if (he.status >= 500) req.log.error({ err }, 'internal error while serving a request');
+    req.scepLog = { ...req.scepLog, outcome: 'rejected', detail: he.message };
+    return reply.code(he.status).header('content-type', 'text/plain; charset=utf-8').send(errorBody(he));
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    req.scepLog = { outcome: 'rejected', detail: 'no such route' };
+    return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
+  });
+
+  await app.register(scepRoutes, { service: o.service });
+  return app;
+}
