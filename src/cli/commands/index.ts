@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { caCommand } from './ca.js';
 
 /** Every CLI command, in the order `scepter --help` lists them. Add one line per command. */
-export const commands: Command[] = [];
+export const commands: Command[] = [caCommand];
