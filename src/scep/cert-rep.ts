@@ -1,0 +1,84 @@
+/**
+ * Server side: building a CertRep (RFC 8894 §3.3.2). SUCCESS carries a pkcsPKIEnvelope (an
+ * EnvelopedData to the request's signer certificate) around a degenerate certs-only or
+ * CRLs-only SignedData; FAILURE and PENDING carry no content at all.
+ */
+import { randomBytes, type KeyObject } from 'node:crypto';
+import type { Certificate } from '../pkix/certificate.js';
+import { buildDegenerate, buildEnvelopedData, buildSignedData, type KeyTransport } from '../cms/index.js';
+import type { CipherName, DigestName } from '../crypto/algorithms.js';
+import { scepAttributes } from './attributes.js';
+import { FailInfo, MessageType, PkiStatus } from './types.js';
+
+export interface CertRepOptions {
+  /** The request's transactionID, echoed. */
+  transactionId: string;
+  /** The request's senderNonce, echoed verbatim. */
+  recipientNonce: Buffer;
+  /** Default: 16 fresh random bytes. */
+  senderNonce?: Buffer;
+  status: PkiStatus;
+  /** Required with FAILURE (default badRequest); ignored otherwise. */
+  failInfo?: FailInfo;
+  /** Human text for FAILURE (failInfoText, 1.3.6.1.5.5.7.24.1). Never put secrets here. */
+  failInfoText?: string;
+  /** SUCCESS: the issued (or requested) certificate first, then an optional chain. */
+  certificates?: Buffer[];
+  /** SUCCESS for GetCRL: the CRL(s). */
+  crls?: Buffer[];
+  /** The request's signer certificate; SUCCESS content is encrypted to it. */
+  recipientCert?: Certificate;
+  /** The request's cipher (single DES is answered with 3DES). Default aes256. */
+  cipher?: CipherName;
+  keyTransport?: KeyTransport;
+  /** The CA or RA signing the reply; `chain` certs are added after its own certificate. */
+  signer: { cert: Certificate; key: KeyObject; chain?: Buffer[] };
+  /** The request's digest. */
+  digest: DigestName;
+}
+
+/** The cipher a reply uses for a request's cipher: the same, except single DES → 3DES. */
+export function replyCipher(requestCipher: CipherName | undefined): Exclude<CipherName, 'des'> {
+  if (requestCipher === undefined) return 'aes256';
+  return requestCipher === 'des' ? 'des3' : requestCipher;
+}
+
+/** Builds a signed CertRep pkiMessage (DER). Throws TypeError for inconsistent options. */
+export function encodeCertRep(o: CertRepOptions): Buffer {
+  const senderNonce = o.senderNonce ?? randomBytes(16);
+  let content: Buffer | undefined;
+  if (o.status === PkiStatus.SUCCESS) {
+    if (!o.recipientCert) throw new TypeError('a SUCCESS CertRep needs recipientCert');
+    const certs = o.certificates ?? [];
+    const crls = o.crls ?? [];
+    if (certs.length === 0 && crls.length === 0)
+      throw new TypeError('a SUCCESS CertRep needs certificates or crls');
+    const inner = buildDegenerate({ certificates: certs, crls });
+    content = buildEnvelopedData({
+      content: inner,
+      recipient: o.recipientCert,
+      cipher: replyCipher(o.cipher),
+      ...(o.keyTransport ? { keyTransport: o.keyTransport } : {}),
+    });
+  } else if (o.status !== PkiStatus.FAILURE && o.status !== PkiStatus.PENDING) {
+    throw new TypeError(`unknown pkiStatus ${String(o.status)}`);
+  }
+  const failure = o.status === PkiStatus.FAILURE;
+  const attributes = scepAttributes({
+    messageType: MessageType.CertRep,
+    transactionId: o.transactionId,
+    senderNonce,
+    recipientNonce: o.recipientNonce,
+    pkiStatus: o.status,
+    ...(failure ? { failInfo: o.failInfo ?? FailInfo.badRequest } : {}),
+    ...(failure && o.failInfoText ? { failInfoText: o.failInfoText } : {}),
+  });
+  return buildSignedData({
+    signerCert: o.signer.cert,
+    signerKey: o.signer.key,
+    digest: o.digest,
+    attributes,
+    ...(content ? { content } : {}),
+    ...(o.signer.chain ? { certificates: o.signer.chain } : {}),
+  });
+}
