@@ -1,0 +1,240 @@
+/**
+ * Pieces both adapters share: SAN parsing, search-filter SQL (with `?` placeholders; the
+ * PostgreSQL adapter renumbers them), paging limits and row ↔ record mapping.
+ */
+import type {
+  CertificateQuery,
+  CertificateRecord,
+  CertificateStatus,
+  JsonObject,
+  NewCertificate,
+  RevocationReason,
+  TransactionRecord,
+  TransactionState,
+} from './types.js';
+import { normalizeSerial } from './types.js';
+
+export const SAN_TYPES: ReadonlySet<string> = new Set([
+  'dns',
+  'email',
+  'ip',
+  'uri',
+  'upn',
+  'other',
+  'dn',
+  'rid',
+]);
+
+/** Splits `dns:Host.Example` into `{ type: 'dns', value: 'host.example' }` (value lower-cased). */
+export function parseSan(entry: string): { type: string; value: string } {
+  const i = entry.indexOf(':');
+  if (i > 0) {
+    const type = entry.slice(0, i).toLowerCase();
+    if (SAN_TYPES.has(type)) return { type, value: entry.slice(i + 1).toLowerCase() };
+  }
+  return { type: '', value: entry.toLowerCase() };
+}
+
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 10_000;
+
+export function pageBounds(q: { limit?: number; offset?: number }): { limit: number; offset: number } {
+  const limit = Math.min(Math.max(Math.trunc(q.limit ?? DEFAULT_LIMIT), 0), MAX_LIMIT);
+  const offset = Math.max(Math.trunc(q.offset ?? 0), 0);
+  return { limit, offset };
+}
+
+/** Escapes LIKE wildcards; use with `ESCAPE '\'`. */
+export function likeContains(s: string): string {
+  return '%' + s.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+}
+
+export interface Dialect {
+  /** Converts a Date to the driver's parameter value. */
+  ts(d: Date): unknown;
+  /** Case-insensitive LIKE operator. */
+  ilike: string;
+}
+
+/** WHERE clause (without the keyword; `1=1` when empty) and its parameters for a search. */
+export function certificateWhere(q: CertificateQuery, d: Dialect): { sql: string; params: unknown[] } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  if (q.serial !== undefined) {
+    parts.push('serial = ?');
+    params.push(normalizeSerial(q.serial));
+  }
+  if (q.subject !== undefined && q.subject !== '') {
+    parts.push(`subject ${d.ilike} ? ESCAPE '\\'`);
+    params.push(likeContains(q.subject));
+  }
+  if (q.commonName !== undefined && q.commonName !== '') {
+    parts.push(`common_name ${d.ilike} ? ESCAPE '\\'`);
+    params.push(likeContains(q.commonName));
+  }
+  if (q.san !== undefined && q.san !== '') {
+    const san = parseSan(q.san);
+    if (san.type) {
+      parts.push('serial IN (SELECT serial FROM certificate_sans WHERE value = ? AND type = ?)');
+      params.push(san.value, san.type);
+    } else {
+      parts.push('serial IN (SELECT serial FROM certificate_sans WHERE value = ?)');
+      params.push(san.value);
+    }
+  }
+  if (q.transactionId !== undefined) {
+    parts.push('transaction_id = ?');
+    params.push(q.transactionId);
+  }
+  if (q.status !== undefined) {
+    parts.push('status = ?');
+    params.push(q.status);
+  }
+  if (q.issuer !== undefined) {
+    parts.push('issuer = ?');
+    params.push(q.issuer.toLowerCase());
+  }
+  if (q.keyHash !== undefined) {
+    parts.push('key_hash = ?');
+    params.push(q.keyHash.toLowerCase());
+  }
+  if (q.expiringWithinDays !== undefined) {
+    const now = q.now ?? new Date();
+    const until = new Date(now.getTime() + q.expiringWithinDays * 86_400_000);
+    parts.push('not_after >= ? AND not_after <= ?');
+    params.push(d.ts(now), d.ts(until));
+  }
+  return { sql: parts.length ? parts.join(' AND ') : '1=1', params };
+}
+
+/** Fills defaults and normalises a certificate for insertion. */
+export function prepareCertificate(c: NewCertificate, now: Date): CertificateRecord {
+  const status: CertificateStatus = c.status ?? 'valid';
+  return {
+    serial: normalizeSerial(c.serial),
+    issuer: c.issuer.toLowerCase(),
+    subject: c.subject,
+    commonName: c.commonName,
+    sans: [...c.sans],
+    der: c.der,
+    notBefore: c.notBefore,
+    notAfter: c.notAfter,
+    keyHash: c.keyHash.toLowerCase(),
+    transactionId: c.transactionId,
+    status,
+    revokedAt: status === 'revoked' ? (c.revokedAt ?? now) : null,
+    revocationReason: status === 'revoked' ? (c.revocationReason ?? null) : null,
+    createdAt: c.createdAt ?? now,
+  };
+}
+
+/** Column values as both adapters see them (times already converted by `toDate`). */
+export interface CertificateRow {
+  serial: string;
+  issuer: string;
+  subject: string;
+  common_name: string | null;
+  sans: string;
+  der: Buffer;
+  not_before: unknown;
+  not_after: unknown;
+  key_hash: string;
+  transaction_id: string | null;
+  status: string;
+  revoked_at: unknown;
+  revocation_reason: number | null;
+  created_at: unknown;
+}
+
+export interface TransactionRow {
+  transaction_id: string;
+  signer_key_hash: string;
+  message_type: number;
+  state: string;
+  csr: Buffer | null;
+  subject: string | null;
+  requester: string | null;
+  created_at: unknown;
+  updated_at: unknown;
+  expires_at: unknown;
+  cert_serial: string | null;
+  fail_info: number | null;
+  fail_text: string | null;
+  meta: string | null;
+}
+
+export type ToDate = (v: unknown) => Date;
+
+function optDate(v: unknown, toDate: ToDate): Date | null {
+  return v === null || v === undefined ? null : toDate(v);
+}
+
+export function certificateFromRow(r: CertificateRow, toDate: ToDate): CertificateRecord {
+  return {
+    serial: r.serial,
+    issuer: r.issuer,
+    subject: r.subject,
+    commonName: r.common_name,
+    sans: JSON.parse(r.sans) as string[],
+    der: r.der,
+    notBefore: toDate(r.not_before),
+    notAfter: toDate(r.not_after),
+    keyHash: r.key_hash,
+    transactionId: r.transaction_id,
+    status: r.status as CertificateStatus,
+    revokedAt: optDate(r.revoked_at, toDate),
+    revocationReason: r.revocation_reason as RevocationReason | null,
+    createdAt: toDate(r.created_at),
+  };
+}
+
+export function transactionFromRow(r: TransactionRow, toDate: ToDate): TransactionRecord {
+  return {
+    transactionId: r.transaction_id,
+    signerKeyHash: r.signer_key_hash,
+    messageType: r.message_type,
+    state: r.state as TransactionState,
+    csr: r.csr,
+    subject: r.subject,
+    requester: r.requester,
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+    expiresAt: optDate(r.expires_at, toDate),
+    certSerial: r.cert_serial,
+    failInfo: r.fail_info,
+    failText: r.fail_text,
+    meta: r.meta === null ? null : (JSON.parse(r.meta) as JsonObject),
+  };
+}
+
+/** Invariant queries run by integrityCheck in both dialects; each returns offending ids. */
+export const INVARIANTS: ReadonlyArray<{ what: string; sql: string }> = [
+  {
+    what: 'issued transaction without its certificate',
+    sql: `SELECT t.transaction_id AS id FROM transactions t
+          LEFT JOIN certificates c ON c.serial = t.cert_serial
+          WHERE t.state = 'issued' AND c.serial IS NULL LIMIT 20`,
+  },
+  {
+    what: 'certificate whose transaction is not issued with it',
+    sql: `SELECT c.serial AS id FROM certificates c
+          JOIN transactions t ON t.transaction_id = c.transaction_id
+          WHERE t.state <> 'issued' OR t.cert_serial IS NULL OR t.cert_serial <> c.serial LIMIT 20`,
+  },
+  {
+    what: 'duplicate serial',
+    sql: `SELECT serial AS id FROM certificates GROUP BY serial HAVING count(*) > 1 LIMIT 20`,
+  },
+  {
+    what: 'more than one certificate for a transaction',
+    sql: `SELECT transaction_id AS id FROM certificates WHERE transaction_id IS NOT NULL
+          GROUP BY transaction_id HAVING count(*) > 1 LIMIT 20`,
+  },
+  {
+    what: 'revoked certificate without revocation time',
+    sql: `SELECT serial AS id FROM certificates WHERE status = 'revoked' AND revoked_at IS NULL LIMIT 20`,
+  },
+];
+
+/** Indexes whose absence would break a guarantee; integrityCheck verifies they exist. */
+export const REQUIRED_UNIQUE_INDEXES = ['certificates_transaction_id_key'] as const;

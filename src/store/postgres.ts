@@ -1,0 +1,525 @@
+/**
+ * PostgreSQL adapter (pg.Pool) for one or many scepter instances on one database. Each
+ * operation is its own short transaction in READ COMMITTED; the guarantees come from row
+ * locks taken by conditional UPDATEs (`… WHERE state IN ('pending','approved')`,
+ * `… WHERE consumed_at IS NULL`, `ON CONFLICT … DO UPDATE … RETURNING`) and unique indexes.
+ * synchronous_commit is forced on, so a resolved write is flushed to the WAL; PostgreSQL
+ * batches WAL flushes of concurrent commits itself (group commit; commit_delay can widen it).
+ */
+import pg from 'pg';
+import {
+  INVARIANTS,
+  REQUIRED_UNIQUE_INDEXES,
+  certificateFromRow,
+  certificateWhere,
+  pageBounds,
+  parseSan,
+  prepareCertificate,
+  transactionFromRow,
+  type CertificateRow,
+  type Dialect,
+  type TransactionRow,
+} from './common.js';
+import {
+  AlreadyIssuedError,
+  DuplicateKeyError,
+  SerialConflictError,
+  TransactionStateError,
+} from './errors.js';
+import { MIGRATIONS, MIGRATIONS_TABLE_SQL } from './schema.js';
+import {
+  normalizeSerial,
+  type BeginResult,
+  type CertificateQuery,
+  type CertificateRecord,
+  type CrlRecord,
+  type IntegrityReport,
+  type JsonObject,
+  type NewCertificate,
+  type NewTransaction,
+  type Page,
+  type RevocationReason,
+  type RevokedEntry,
+  type Store,
+  type StoreStats,
+  type TransactionQuery,
+  type TransactionRecord,
+} from './types.js';
+
+export interface PostgresOptions {
+  /** Schema to hold the tables (created if missing); default `public`. */
+  schema?: string;
+  /** Pool size (default 10). */
+  poolSize?: number;
+}
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+const toDate = (v: unknown): Date => v as Date;
+const dialect: Dialect = { ts: (d) => d, ilike: 'ILIKE' };
+
+/** Rewrites `?` placeholders to `$1, $2, …` (our SQL has no `?` inside literals). */
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+function uniqueViolation(e: unknown): string | null {
+  const err = e as { code?: unknown; constraint?: unknown };
+  return err.code === '23505' ? String(err.constraint ?? '') : null;
+}
+
+const CERT_COLUMNS =
+  'serial, issuer, subject, common_name, sans, not_before, not_after, key_hash, transaction_id, status, revoked_at, revocation_reason, created_at, der';
+
+/** Opens a PostgreSQL store; applies migrations under an advisory lock (safe with concurrent opens). */
+export async function openPostgresStore(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
+  const schema = opts.schema ?? 'public';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new TypeError(`bad schema name: ${schema}`);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.poolSize ?? 10,
+    options: `-c search_path=${schema} -c synchronous_commit=on`,
+  });
+  // An idle client that loses its connection must not crash the process.
+  pool.on('error', () => undefined);
+  try {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`scepter-migrate:${schema}`]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+      await client.query(MIGRATIONS_TABLE_SQL);
+      const done = new Set(
+        (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+          (r) => r.version,
+        ),
+      );
+      for (const m of MIGRATIONS) {
+        if (done.has(m.version)) continue;
+        await client.query(m.postgres);
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          new Date().toISOString(),
+        ]);
+      }
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  } catch (e) {
+    await pool.end();
+    throw e;
+  }
+  return new PostgresStore(pool);
+}
+
+export class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  private writes = 0;
+  private closed = false;
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  private async q<R extends pg.QueryResultRow>(db: Queryable, sql: string, params: unknown[] = []) {
+    if (this.closed) throw new Error('store is closed');
+    return db.query<R>(numbered(sql), params);
+  }
+
+  /** One write in autocommit mode (a single statement is its own transaction). */
+  private async w<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []) {
+    const r = await this.q<R>(this.pool, sql, params);
+    this.writes++;
+    return r;
+  }
+
+  /** Runs `fn` in BEGIN … COMMIT on one pooled connection. */
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('store is closed');
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const v = await fn(c);
+      await c.query('COMMIT');
+      this.writes++;
+      return v;
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
+  private async insertCerts(c: Queryable, certs: readonly CertificateRecord[]): Promise<void> {
+    if (certs.length === 0) return;
+    const cols: unknown[][] = Array.from({ length: 14 }, () => []);
+    const sSerial: string[] = [];
+    const sType: string[] = [];
+    const sValue: string[] = [];
+    for (const r of certs) {
+      const v = [
+        r.serial,
+        r.issuer,
+        r.subject,
+        r.commonName,
+        JSON.stringify(r.sans),
+        r.notBefore,
+        r.notAfter,
+        r.keyHash,
+        r.transactionId,
+        r.status,
+        r.revokedAt,
+        r.revocationReason,
+        r.createdAt,
+        r.der,
+      ];
+      v.forEach((x, i) => (cols[i] as unknown[]).push(x));
+      for (const entry of r.sans) {
+        const s = parseSan(entry);
+        sSerial.push(r.serial);
+        sType.push(s.type);
+        sValue.push(s.value);
+      }
+    }
+    try {
+      await this.q(
+        c,
+        `INSERT INTO certificates (${CERT_COLUMNS})
+         SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[],
+           ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::int[], ?::timestamptz[], ?::bytea[])`,
+        cols,
+      );
+    } catch (e) {
+      const constraint = uniqueViolation(e);
+      if (constraint === 'certificates_pkey') {
+        const first =
+          certs.length === 1 ? (certs[0] as CertificateRecord).serial : await this.findDupSerial(certs);
+        throw new SerialConflictError(first);
+      }
+      if (constraint === 'certificates_transaction_id_key' && certs.length === 1) {
+        const id = (certs[0] as CertificateRecord).transactionId ?? '';
+        const other = await this.q<{ serial: string }>(
+          this.pool,
+          'SELECT serial FROM certificates WHERE transaction_id = ?',
+          [id],
+        );
+        throw new AlreadyIssuedError(id, other.rows[0]?.serial ?? '');
+      }
+      throw e;
+    }
+    if (sSerial.length) {
+      await this.q(
+        c,
+        'INSERT INTO certificate_sans (serial, type, value) SELECT * FROM unnest(?::text[], ?::text[], ?::text[])',
+        [sSerial, sType, sValue],
+      );
+    }
+  }
+
+  private async findDupSerial(certs: readonly CertificateRecord[]): Promise<string> {
+    const seen = new Set<string>();
+    for (const c of certs) {
+      if (seen.has(c.serial)) return c.serial;
+      seen.add(c.serial);
+    }
+    const r = await this.q<{ serial: string }>(
+      this.pool,
+      'SELECT serial FROM certificates WHERE serial = ANY(?) LIMIT 1',
+      [[...seen]],
+    );
+    return r.rows[0]?.serial ?? '';
+  }
+
+  async getCertificate(serial: string): Promise<CertificateRecord | null> {
+    const r = await this.q<CertificateRow>(
+      this.pool,
+      `SELECT ${CERT_COLUMNS} FROM certificates WHERE serial = ?`,
+      [normalizeSerial(serial)],
+    );
+    const row = r.rows[0];
+    return row ? certificateFromRow(row, toDate) : null;
+  }
+
+  async searchCertificates(query: CertificateQuery): Promise<Page<CertificateRecord>> {
+    const { sql, params } = certificateWhere(query, dialect);
+    const { limit, offset } = pageBounds(query);
+    const [count, rows] = await Promise.all([
+      this.q<{ n: number }>(this.pool, `SELECT count(*)::int AS n FROM certificates WHERE ${sql}`, params),
+      this.q<CertificateRow>(
+        this.pool,
+        `SELECT ${CERT_COLUMNS} FROM certificates WHERE ${sql} ORDER BY created_at DESC, serial LIMIT ? OFFSET ?`,
+        [...params, limit, offset],
+      ),
+    ]);
+    return { items: rows.rows.map((r) => certificateFromRow(r, toDate)), total: count.rows[0]?.n ?? 0 };
+  }
+
+  async insertCertificate(cert: NewCertificate): Promise<void> {
+    const c = prepareCertificate(cert, new Date());
+    await this.tx((client) => this.insertCerts(client, [c]));
+  }
+
+  async bulkInsertCertificates(certs: readonly NewCertificate[]): Promise<number> {
+    const now = new Date();
+    const prepared = certs.map((c) => prepareCertificate(c, now));
+    await this.tx(async (client) => {
+      for (let i = 0; i < prepared.length; i += 5000)
+        await this.insertCerts(client, prepared.slice(i, i + 5000));
+    });
+    return prepared.length;
+  }
+
+  async revoke(serial: string, reason: RevocationReason, at: Date): Promise<boolean> {
+    const r = await this.w(
+      `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
+       WHERE serial = ? AND status = 'valid'`,
+      [at, reason, normalizeSerial(serial)],
+    );
+    return r.rowCount === 1;
+  }
+
+  async listRevoked(issuer: string): Promise<RevokedEntry[]> {
+    const r = await this.q<{ serial: string; revoked_at: Date; revocation_reason: number | null }>(
+      this.pool,
+      `SELECT serial, revoked_at, revocation_reason FROM certificates
+       WHERE issuer = ? AND status = 'revoked' ORDER BY serial`,
+      [issuer.toLowerCase()],
+    );
+    return r.rows.map((x) => ({
+      serial: x.serial,
+      revokedAt: x.revoked_at,
+      reason: x.revocation_reason as RevocationReason | null,
+    }));
+  }
+
+  async beginTransaction(rec: NewTransaction): Promise<BeginResult> {
+    if ((rec.state as string) === 'issued') throw new TypeError('a transaction cannot begin issued');
+    const now = rec.createdAt ?? new Date();
+    const ins = await this.w<TransactionRow>(
+      `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject, requester,
+         created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta)
+       VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?) ON CONFLICT (transaction_id) DO NOTHING RETURNING *`,
+      [
+        rec.transactionId,
+        rec.signerKeyHash.toLowerCase(),
+        rec.messageType,
+        rec.state,
+        rec.csr ?? null,
+        rec.subject ?? null,
+        rec.requester ?? null,
+        now,
+        now,
+        rec.expiresAt ?? null,
+        rec.failInfo ?? null,
+        rec.failText ?? null,
+        rec.meta ? JSON.stringify(rec.meta) : null,
+      ],
+    );
+    const row = ins.rows[0];
+    if (row) return { created: true, record: transactionFromRow(row, toDate) };
+    // ON CONFLICT waited for a concurrent inserter to commit, so the row is visible now.
+    const existing = await this.getTransaction(rec.transactionId);
+    if (!existing) throw new Error(`transaction ${rec.transactionId} vanished`);
+    return { created: false, existing };
+  }
+
+  async getTransaction(transactionId: string): Promise<TransactionRecord | null> {
+    const r = await this.q<TransactionRow>(this.pool, 'SELECT * FROM transactions WHERE transaction_id = ?', [
+      transactionId,
+    ]);
+    const row = r.rows[0];
+    return row ? transactionFromRow(row, toDate) : null;
+  }
+
+  async listTransactions(query: TransactionQuery): Promise<Page<TransactionRecord>> {
+    const where = query.state !== undefined ? 'state = ?' : '1=1';
+    const params: unknown[] = query.state !== undefined ? [query.state] : [];
+    const { limit, offset } = pageBounds(query);
+    const [count, rows] = await Promise.all([
+      this.q<{ n: number }>(this.pool, `SELECT count(*)::int AS n FROM transactions WHERE ${where}`, params),
+      this.q<TransactionRow>(
+        this.pool,
+        `SELECT * FROM transactions WHERE ${where} ORDER BY created_at, transaction_id LIMIT ? OFFSET ?`,
+        [...params, limit, offset],
+      ),
+    ]);
+    return { items: rows.rows.map((r) => transactionFromRow(r, toDate)), total: count.rows[0]?.n ?? 0 };
+  }
+
+  async recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
+    const id = args.transactionId;
+    const c = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
+    await this.tx(async (client) => {
+      // Locks the row; a concurrent issuer waits here, then re-checks the state and finds 'issued'.
+      const upd = await this.q(
+        client,
+        `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
+         WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
+        [c.serial, c.createdAt, id],
+      );
+      if (upd.rowCount !== 1) {
+        const t = await this.q<{ state: string; cert_serial: string | null }>(
+          client,
+          'SELECT state, cert_serial FROM transactions WHERE transaction_id = ?',
+          [id],
+        );
+        const row = t.rows[0];
+        if (!row) throw new TransactionStateError(id, null);
+        if (row.state === 'issued') throw new AlreadyIssuedError(id, row.cert_serial ?? '');
+        throw new TransactionStateError(id, row.state);
+      }
+      await this.insertCerts(client, [c]);
+    });
+  }
+
+  async decide(transactionId: string, decision: 'approved' | 'rejected', reason?: string): Promise<boolean> {
+    const r = await this.w(
+      `UPDATE transactions SET state = ?, fail_text = ?, updated_at = ?
+       WHERE transaction_id = ? AND state = 'pending'`,
+      [decision, decision === 'rejected' ? (reason ?? null) : null, new Date(), transactionId],
+    );
+    return r.rowCount === 1;
+  }
+
+  async fail(
+    transactionId: string,
+    state: 'rejected' | 'failed',
+    failInfo: number | null,
+    failText: string | null,
+  ): Promise<boolean> {
+    const r = await this.w(
+      `UPDATE transactions SET state = ?, fail_info = ?, fail_text = ?, updated_at = ?
+       WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
+      [state, failInfo, failText, new Date(), transactionId],
+    );
+    return r.rowCount === 1;
+  }
+
+  async expirePending(now: Date): Promise<number> {
+    const r = await this.w(
+      `UPDATE transactions SET state = 'expired', updated_at = ?
+       WHERE state = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?`,
+      [now, now],
+    );
+    return r.rowCount ?? 0;
+  }
+
+  async nextCrlNumber(issuer: string): Promise<bigint> {
+    const r = await this.w<{ value: string }>(
+      `INSERT INTO crl_counters (issuer, value) VALUES (?, 1)
+       ON CONFLICT (issuer) DO UPDATE SET value = crl_counters.value + 1 RETURNING value`,
+      [issuer.toLowerCase()],
+    );
+    return BigInt((r.rows[0] as { value: string }).value);
+  }
+
+  async saveCrl(crl: CrlRecord): Promise<boolean> {
+    const r = await this.w(
+      `INSERT INTO crls (issuer, crl_number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (issuer) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
+         next_update = excluded.next_update, der = excluded.der
+       WHERE excluded.crl_number > crls.crl_number`,
+      [crl.issuer.toLowerCase(), crl.crlNumber.toString(), crl.thisUpdate, crl.nextUpdate, crl.der],
+    );
+    return r.rowCount === 1;
+  }
+
+  async latestCrl(issuer: string): Promise<CrlRecord | null> {
+    const r = await this.q<{
+      issuer: string;
+      crl_number: string;
+      this_update: Date;
+      next_update: Date;
+      der: Buffer;
+    }>(this.pool, 'SELECT * FROM crls WHERE issuer = ?', [issuer.toLowerCase()]);
+    const row = r.rows[0];
+    return row
+      ? {
+          issuer: row.issuer,
+          crlNumber: BigInt(row.crl_number),
+          der: row.der,
+          thisUpdate: row.this_update,
+          nextUpdate: row.next_update,
+        }
+      : null;
+  }
+
+  async addSecret(hash: string, expiresAt: Date, meta?: JsonObject | null): Promise<void> {
+    try {
+      await this.w(
+        'INSERT INTO secrets (hash, expires_at, consumed_at, created_at, meta) VALUES (?, ?, NULL, ?, ?)',
+        [hash.toLowerCase(), expiresAt, new Date(), meta ? JSON.stringify(meta) : null],
+      );
+    } catch (e) {
+      if (uniqueViolation(e) !== null) throw new DuplicateKeyError('secret');
+      throw e;
+    }
+  }
+
+  async consumeSecret(hash: string, now: Date): Promise<boolean> {
+    const r = await this.w(
+      'UPDATE secrets SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?',
+      [now, hash.toLowerCase(), now],
+    );
+    return r.rowCount === 1;
+  }
+
+  async pruneSecrets(before: Date): Promise<number> {
+    const r = await this.w('DELETE FROM secrets WHERE expires_at < ?', [before]);
+    return r.rowCount ?? 0;
+  }
+
+  async getSetting(key: string): Promise<string | null> {
+    const r = await this.q<{ value: string }>(this.pool, 'SELECT value FROM settings WHERE key = ?', [key]);
+    return r.rows[0]?.value ?? null;
+  }
+
+  async setSetting(key: string, value: string): Promise<void> {
+    await this.w(
+      `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [key, value, new Date()],
+    );
+  }
+
+  async integrityCheck(): Promise<IntegrityReport> {
+    const problems: string[] = [];
+    const schema = await this.q<{ s: string }>(this.pool, 'SELECT current_schema() AS s');
+    const s = schema.rows[0]?.s;
+    if (!s) problems.push('postgres: no current schema');
+    for (const name of ['certificates_pkey', ...REQUIRED_UNIQUE_INDEXES]) {
+      const r = await this.q(this.pool, 'SELECT 1 FROM pg_indexes WHERE schemaname = ? AND indexname = ?', [
+        s,
+        name,
+      ]);
+      if (r.rowCount !== 1) problems.push(`missing index ${name}`);
+    }
+    const invalid = await this.q<{ name: string }>(
+      this.pool,
+      `SELECT c.relname AS name FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? AND NOT i.indisvalid`,
+      [s],
+    );
+    for (const r of invalid.rows) problems.push(`postgres: invalid index ${r.name}`);
+    for (const inv of INVARIANTS) {
+      const r = await this.q<{ id: string }>(this.pool, inv.sql);
+      if (r.rows.length) problems.push(`${inv.what}: ${r.rows.map((x) => x.id).join(', ')}`);
+    }
+    return { ok: problems.length === 0, problems };
+  }
+
+  stats(): StoreStats {
+    return { writes: this.writes, commits: this.writes };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Numbered schema migrations, one SQL script per dialect per step, recorded in
+ * `schema_migrations` and applied in order on open (see sqlite.ts / postgres.ts for locking).
+ * Never edit a released step: add a new one.
+ */
+
+export interface Migration {
+  version: number;
+  name: string;
+  sqlite: string;
+  postgres: string;
+}
+
+/** Column types that differ between the dialects. */
+function ddl(d: { ts: string; blob: string; bigint: string }): string {
+  return `
+CREATE TABLE certificates (
+  serial            TEXT PRIMARY KEY,
+  issuer            TEXT NOT NULL,
+  subject           TEXT NOT NULL,
+  common_name       TEXT,
+  sans              TEXT NOT NULL,
+  not_before        ${d.ts} NOT NULL,
+  not_after         ${d.ts} NOT NULL,
+  key_hash          TEXT NOT NULL,
+  transaction_id    TEXT,
+  status            TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'revoked')),
+  revoked_at        ${d.ts},
+  revocation_reason INTEGER,
+  created_at        ${d.ts} NOT NULL,
+  der               ${d.blob} NOT NULL
+);
+CREATE UNIQUE INDEX certificates_transaction_id_key ON certificates (transaction_id)
+  WHERE transaction_id IS NOT NULL;
+CREATE INDEX certificates_key_hash ON certificates (key_hash);
+CREATE INDEX certificates_not_after ON certificates (not_after);
+CREATE INDEX certificates_issuer ON certificates (issuer);
+CREATE INDEX certificates_created_at ON certificates (created_at);
+CREATE INDEX certificates_common_name ON certificates (lower(common_name));
+CREATE INDEX certificates_revoked ON certificates (issuer, serial) WHERE status = 'revoked';
+
+-- One row per SAN so a SAN value is found through an index; type is dns/email/ip/uri/...
+CREATE TABLE certificate_sans (
+  serial TEXT NOT NULL,
+  type   TEXT NOT NULL,
+  value  TEXT NOT NULL
+);
+CREATE INDEX certificate_sans_value ON certificate_sans (value);
+CREATE INDEX certificate_sans_serial ON certificate_sans (serial);
+
+CREATE TABLE transactions (
+  transaction_id  TEXT PRIMARY KEY,
+  signer_key_hash TEXT NOT NULL,
+  message_type    INTEGER NOT NULL,
+  state           TEXT NOT NULL
+    CHECK (state IN ('pending', 'approved', 'issued', 'rejected', 'failed', 'expired')),
+  csr             ${d.blob},
+  subject         TEXT,
+  requester       TEXT,
+  created_at      ${d.ts} NOT NULL,
+  updated_at      ${d.ts} NOT NULL,
+  expires_at      ${d.ts},
+  cert_serial     TEXT,
+  fail_info       INTEGER,
+  fail_text       TEXT,
+  meta            TEXT,
+  CHECK (state <> 'issued' OR cert_serial IS NOT NULL)
+);
+CREATE INDEX transactions_state ON transactions (state, created_at);
+
+CREATE TABLE crl_counters (
+  issuer TEXT PRIMARY KEY,
+  value  ${d.bigint} NOT NULL
+);
+
+CREATE TABLE crls (
+  issuer      TEXT PRIMARY KEY,
+  crl_number  ${d.bigint} NOT NULL,
+  this_update ${d.ts} NOT NULL,
+  next_update ${d.ts} NOT NULL,
+  der         ${d.blob} NOT NULL
+);
+
+CREATE TABLE secrets (
+  hash        TEXT PRIMARY KEY,
+  expires_at  ${d.ts} NOT NULL,
+  consumed_at ${d.ts},
+  created_at  ${d.ts} NOT NULL,
+  meta        TEXT
+);
+CREATE INDEX secrets_expires_at ON secrets (expires_at);
+
+CREATE TABLE settings (
+  key        TEXT PRIMARY KEY,
+  value      TEXT NOT NULL,
+  updated_at ${d.ts} NOT NULL
+);
+`;
+}
+
+/** SQLite stores times as INTEGER milliseconds since the epoch (UTC). */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sqlite: ddl({ ts: 'INTEGER', blob: 'BLOB', bigint: 'INTEGER' }),
+    postgres: ddl({ ts: 'TIMESTAMPTZ', blob: 'BYTEA', bigint: 'BIGINT' }),
+  },
+];
+
+export const MIGRATIONS_TABLE_SQL = `CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    INTEGER PRIMARY KEY,
+  name       TEXT NOT NULL,
+  applied_at TEXT NOT NULL
+)`;
