@@ -1,0 +1,559 @@
+/**
+ * `ScepClient`: the SCEP (RFC 8894) client library.
+ *
+ * One instance talks to one server URL. It reads GetCACaps and GetCACert once (cached),
+ * authenticates the CA (pinned fingerprint, else trust on first use with the fingerprint
+ * reported), negotiates cipher/digest/method, and verifies every CertRep: signature by the
+ * CA or an RA certificate that chains to it, messageType, transactionID and recipientNonce.
+ *
+ * Single DES: micromdm `scepserver` (and other Go pkcs7-based servers) answer every CertRep
+ * in single DES whatever the request used. By default the client still opens such a reply
+ * (the one place single DES is ever accepted; requests are never encrypted with it) and
+ * reports it as `insecureCipher: 'des'` so callers can say so. `allowSingleDesReplies: false`
+ * refuses them instead.
+ */
+import { generateKeyPair, randomBytes, createPublicKey, type KeyObject } from 'node:crypto';
+import * as r from '../asn1/reader.js';
+import { OID } from '../asn1/oids.js';
+import type { CipherName, DigestName } from '../crypto/algorithms.js';
+import type { KeyTransport } from '../cms/index.js';
+import { parseCertificate, verifyCertificateSignature, type Certificate } from '../pkix/certificate.js';
+import { buildCsr } from '../pkix/csr.js';
+import { parseSanSpec, parseSubjectAltName, type GeneralName } from '../pkix/extensions.js';
+import { buildName } from '../pkix/name.js';
+import { buildSelfSignedCertificate } from '../pkix/self-signed.js';
+import { verifySignature } from '../pkix/signature.js';
+import { decodeCertRep, encodePkiRequest, type CertRep } from '../scep/client.js';
+import { parseCaCertResponse, parseNextCaCertResponse } from '../scep/ca-certs.js';
+import { buildIssuerAndSerial, buildIssuerAndSubject } from '../scep/message-data.js';
+import { encodeGetMessage } from '../scep/get-message.js';
+import { MessageType, PkiStatus, ScepError } from '../scep/types.js';
+import { classifyCaCertificates, parseFingerprint, type CaCertificates } from './ca-certs.js';
+import {
+  ScepFailureError,
+  ScepPendingTimeoutError,
+  ScepProtocolError,
+  ScepTransportError,
+  sanitize,
+} from './errors.js';
+import { Capabilities, negotiate, type Negotiated } from './negotiate.js';
+import { Transport, type FetchLike } from './transport.js';
+
+export interface ScepClientOptions {
+  /** The SCEP endpoint, e.g. `http://ca.example/scep` or `…/cgi-bin/pkiclient.exe`. */
+  url: string;
+  /** SHA-256 fingerprint of a CA certificate (`sha256:AB:CD…` or hex): pins the CA. */
+  caFingerprint?: string;
+  /** Sent as `message=` with GetCACaps/GetCACert/GetNextCACert (a CA identifier). */
+  caIdentifier?: string;
+  /** Per-attempt HTTP timeout, ms. Default 30 000. */
+  timeoutMs?: number;
+  /** Retries of transport failures (connect, timeout, 429/502/503/504). Default 2. */
+  retries?: number;
+  /** Base backoff between retries, ms (doubled per attempt, jittered). Default 500. */
+  backoffMs?: number;
+  /** Replacement for the global `fetch`. */
+  fetch?: FetchLike;
+  /** Force a content cipher instead of negotiating (never single DES). */
+  cipher?: Exclude<CipherName, 'des'>;
+  /** Force a digest instead of negotiating. */
+  digest?: DigestName;
+  /** RSA key transport for our requests. Default PKCS#1 v1.5 (what every server opens). */
+  keyTransport?: KeyTransport;
+  /** Open CertReps encrypted with single DES (reported as `insecureCipher`). Default true. */
+  allowSingleDesReplies?: boolean;
+}
+
+export type KeySize = 2048 | 3072 | 4096;
+
+export interface EnrollOptions {
+  /** Subject DN text (`CN=dev1,O=Acme`) or Name DER. */
+  subject: string | Buffer;
+  /** subjectAltNames: a spec (`dns:a,ip:1.2.3.4`) or parsed names. */
+  sans?: string | GeneralName[];
+  /** challengePassword; omitted from the CSR when undefined. */
+  challenge?: string;
+  /** Use this RSA private key, else a new one of `keySize` bits (default 2048). */
+  key?: KeyObject;
+  keySize?: KeySize;
+}
+
+export interface RenewOptions {
+  /** The current certificate (from this CA) and its key: they sign the request. */
+  cert: Certificate;
+  key: KeyObject;
+  /** A new key (KeyObject), `true` for a fresh one of `keySize` bits, or absent to keep the key. */
+  newKey?: KeyObject | boolean;
+  keySize?: KeySize;
+  /** Some servers (micromdm) want the challenge on renewal too. */
+  challenge?: string;
+  /** Default: the subject of `cert`. */
+  subject?: string | Buffer;
+  /** Default: the subjectAltNames of `cert`. */
+  sans?: string | GeneralName[];
+}
+
+/** Details common to every CertRep the client accepted. */
+export interface ReplyInfo {
+  transactionId: string;
+  /** The negotiated request algorithms and method. */
+  negotiated: Negotiated;
+  /** The reply's content cipher, when it had an envelope. */
+  replyCipher?: CipherName;
+  /** Set when the server answered with single DES (opened as a documented fallback). */
+  insecureCipher?: 'des';
+}
+
+export interface IssuedResult extends ReplyInfo {
+  status: 'issued';
+  /** The issued certificate (the reply certificate holding our public key). */
+  certificate: Certificate;
+  /** The CA chain, issuing CA first. */
+  chain: Certificate[];
+  /** The private key of `certificate`. */
+  key: KeyObject;
+  /** Whether the request was a RenewalReq, a PKCSReq, or a renewal sent as PKCSReq. */
+  via: 'PKCSReq' | 'RenewalReq' | 'PKCSReq-renewal';
+}
+
+/** A request the server holds for approval; pass it to `poll()`. */
+export interface PendingResult extends ReplyInfo {
+  status: 'pending';
+  /** The key the certificate will be for. */
+  key: KeyObject;
+  /** The certificate and key that signed the request (the reply is encrypted to it). */
+  signer: { cert: Certificate; key: KeyObject };
+  /** IssuerAndSubject for CertPoll. */
+  issuerRaw: Buffer;
+  subjectRaw: Buffer;
+  via: IssuedResult['via'];
+}
+
+export type EnrollResult = IssuedResult | PendingResult;
+
+export interface WaitOptions {
+  /** Delay between polls, ms. Default 30 000. */
+  intervalMs?: number;
+  /** Give up after this long, ms. Default 1 hour. */
+  timeoutMs?: number;
+  /** Give up after this many polls. Default unlimited (time-bounded). */
+  maxPolls?: number;
+  /** Called before each poll (for progress output). */
+  onPoll?: (n: number, elapsedMs: number) => void;
+  signal?: AbortSignal;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+/** A new RSA key pair with node:crypto. */
+export function generateRsaKey(bits: KeySize = 2048): Promise<KeyObject> {
+  if (![2048, 3072, 4096].includes(bits))
+    return Promise.reject(new Error('key size must be 2048, 3072 or 4096'));
+  return new Promise((resolve, reject) => {
+    generateKeyPair('rsa', { modulusLength: bits, publicExponent: 0x10001 }, (err, _pub, priv) =>
+      err ? reject(err) : resolve(priv),
+    );
+  });
+}
+
+function spkiOfKey(key: KeyObject): Buffer {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  return pub.export({ type: 'spki', format: 'der' });
+}
+
+function newTransactionId(): string {
+  return randomBytes(16).toString('hex').toUpperCase();
+}
+
+function sansOf(cert: Certificate): GeneralName[] {
+  const ext = cert.extension(OID.subjectAltName);
+  if (!ext) return [];
+  try {
+    return parseSubjectAltName(ext.value);
+  } catch {
+    return [];
+  }
+}
+
+function serialBytes(serial: string | Buffer): Buffer {
+  if (Buffer.isBuffer(serial)) return serial;
+  const hex = serial.replace(/^0x/i, '').replace(/[:\s]/g, '');
+  if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length > 80) throw new Error('a serial number must be hex digits');
+  const b = Buffer.from(hex.length % 2 ? '0' + hex : hex, 'hex');
+  // INTEGER content octets: positive, so add 0x00 when the top bit is set.
+  return b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason as Error);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Verifies a CRL (CertificateList DER) signature under `issuer`. */
+export function verifyCrlSignature(crl: Buffer, issuer: Certificate): boolean {
+  try {
+    const top = new r.Cursor(r.expectTag(r.parse(crl), 0x30, 'CertificateList'));
+    const tbs = top.expect(0x30, 'tbsCertList');
+    const alg = new r.Cursor(top.expect(0x30, 'signatureAlgorithm'));
+    const sig = r.bitString(top.expect(r.TAG.BIT_STRING, 'signatureValue'));
+    top.end('CertificateList');
+    const oid = r.oid(alg.expect(r.TAG.OID, 'algorithm'));
+    const params = alg.peek();
+    return verifySignature(
+      oid,
+      params ? r.raw(params) : undefined,
+      r.raw(tbs),
+      issuer.publicKey(),
+      sig.bytes,
+    );
+  } catch {
+    return false;
+  }
+}
+
+/** The SCEP client. Safe to reuse for many operations against one server. */
+export class ScepClient {
+  private readonly transport: Transport;
+  private readonly pin: string | undefined;
+  private caps: Capabilities | undefined;
+  private caCerts: CaCertificates | undefined;
+
+  constructor(private readonly opts: ScepClientOptions) {
+    if (!/^https?:\/\//i.test(opts.url)) throw new Error('the SCEP URL must start with http:// or https://');
+    this.pin = opts.caFingerprint === undefined ? undefined : parseFingerprint(opts.caFingerprint);
+    this.transport = new Transport({
+      url: opts.url,
+      timeoutMs: opts.timeoutMs ?? 30_000,
+      retries: opts.retries ?? 2,
+      backoffMs: opts.backoffMs ?? 500,
+      fetch: opts.fetch ?? ((u, i) => fetch(u, i)),
+      maxBodyBytes: MAX_BODY,
+    });
+  }
+
+  private caIdent(): string | undefined {
+    return this.opts.caIdentifier === undefined ? undefined : encodeURIComponent(this.opts.caIdentifier);
+  }
+
+  /**
+   * GetCACaps. A server error or an empty body means "no capabilities" (RFC 8894 §3.5.2);
+   * only connect errors and timeouts throw. Cached after the first call.
+   */
+  async getCaCaps(refresh = false): Promise<Capabilities> {
+    if (this.caps && !refresh) return this.caps;
+    let text = '';
+    try {
+      const rep = await this.transport.get('GetCACaps', this.caIdent());
+      text = rep.body.toString('utf8');
+    } catch (e) {
+      if (!(e instanceof ScepTransportError) || e.status === undefined) throw e;
+    }
+    this.caps = Capabilities.parse(text);
+    return this.caps;
+  }
+
+  /**
+   * GetCACert: the CA (and RA) certificates, authenticated against the pinned fingerprint
+   * (or trusted on first use), classified into issuing CA, encryption and signing certs.
+   */
+  async getCaCert(refresh = false): Promise<CaCertificates> {
+    if (this.caCerts && !refresh) return this.caCerts;
+    const rep = await this.transport.get('GetCACert', this.caIdent());
+    let certs: Certificate[];
+    try {
+      certs = parseCaCertResponse(rep.contentType, rep.body);
+    } catch (e) {
+      throw new ScepProtocolError(`GetCACert: ${e instanceof Error ? e.message : 'undecodable answer'}`, {
+        cause: e,
+      });
+    }
+    this.caCerts = classifyCaCertificates(certs, this.pin);
+    return this.caCerts;
+  }
+
+  /**
+   * GetNextCACert: the rollover CA certificate(s), accepted only when signed by the current
+   * (authenticated) CA or RA.
+   */
+  async getNextCaCert(): Promise<Certificate[]> {
+    const ca = await this.getCaCert();
+    const rep = await this.transport.get('GetNextCACert', this.caIdent());
+    try {
+      return parseNextCaCertResponse(rep.body, [...ca.caChain, ...ca.signers]);
+    } catch (e) {
+      throw new ScepProtocolError(`GetNextCACert: ${e instanceof Error ? e.message : 'rejected'}`, {
+        cause: e,
+      });
+    }
+  }
+
+  /** PKCSReq with a challenge, signed by a transient self-signed certificate of the new key. */
+  async enroll(o: EnrollOptions): Promise<EnrollResult> {
+    const key = o.key ?? (await generateRsaKey(o.keySize ?? 2048));
+    if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa')
+      throw new Error('enroll needs an RSA private key');
+    const subjectRaw = typeof o.subject === 'string' ? buildName(o.subject) : o.subject;
+    const publicKey = createPublicKey(key);
+    const signerCert = parseCertificate(
+      buildSelfSignedCertificate({ subject: subjectRaw, key, publicKey, days: 7 }),
+    );
+    return this.certRequest({
+      messageType: MessageType.PKCSReq,
+      via: 'PKCSReq',
+      subjectRaw,
+      sans: typeof o.sans === 'string' ? parseSanSpec(o.sans) : (o.sans ?? []),
+      challenge: o.challenge,
+      key,
+      signer: { cert: signerCert, key },
+    });
+  }
+
+  /**
+   * Renews `cert`: a RenewalReq signed by it when the server advertises `Renewal`, else a
+   * PKCSReq signed by it (the legacy renewal sscep and certmonger send). The reply is
+   * encrypted to the current certificate's key.
+   */
+  async renew(o: RenewOptions): Promise<EnrollResult> {
+    const caps = await this.getCaCaps();
+    let key = o.key;
+    if (o.newKey === true) key = await generateRsaKey(o.keySize ?? 2048);
+    else if (o.newKey) key = o.newKey;
+    if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa')
+      throw new Error('renew needs an RSA private key');
+    if (!spkiOfKey(o.key).equals(o.cert.spki)) throw new Error('the key does not belong to the certificate');
+    const subjectRaw =
+      o.subject === undefined
+        ? o.cert.subjectRaw
+        : typeof o.subject === 'string'
+          ? buildName(o.subject)
+          : o.subject;
+    const sans =
+      o.sans === undefined ? sansOf(o.cert) : typeof o.sans === 'string' ? parseSanSpec(o.sans) : o.sans;
+    const renewal = caps.has('Renewal');
+    return this.certRequest({
+      messageType: renewal ? MessageType.RenewalReq : MessageType.PKCSReq,
+      via: renewal ? 'RenewalReq' : 'PKCSReq-renewal',
+      subjectRaw,
+      sans,
+      challenge: o.challenge,
+      key,
+      signer: { cert: o.cert, key: o.key },
+    });
+  }
+
+  /** One CertPoll (IssuerAndSubject, same transactionID and signer) for a pending request. */
+  async poll(p: PendingResult): Promise<EnrollResult> {
+    const content = buildIssuerAndSubject({ issuerRaw: p.issuerRaw, subjectRaw: p.subjectRaw });
+    const { rep, info } = await this.exchange(MessageType.CertPoll, content, p.signer, p.transactionId);
+    return this.enrollOutcome(rep, info, p.key, p.signer, p.issuerRaw, p.subjectRaw, p.via);
+  }
+
+  /**
+   * Polls a pending request until it is issued (returned), refused (ScepFailureError) or the
+   * time/count limit passes (ScepPendingTimeoutError).
+   */
+  async waitForCertificate(p: PendingResult, w: WaitOptions = {}): Promise<IssuedResult> {
+    const interval = w.intervalMs ?? 30_000;
+    const deadline = Date.now() + (w.timeoutMs ?? 3_600_000);
+    const started = Date.now();
+    let cur: EnrollResult = p;
+    let n = 0;
+    while (cur.status === 'pending') {
+      if (Date.now() + interval > deadline || (w.maxPolls !== undefined && n >= w.maxPolls)) {
+        throw new ScepPendingTimeoutError(p.transactionId, n);
+      }
+      await sleep(interval, w.signal);
+      n++;
+      w.onPoll?.(n, Date.now() - started);
+      cur = await this.poll(cur);
+    }
+    return cur;
+  }
+
+  /**
+   * GetCert: the certificate with this issuer and serial. Signed with `signer` when given,
+   * else with a transient self-signed certificate of a fresh key.
+   */
+  async getCert(
+    serial: string | Buffer,
+    o: { issuerRaw?: Buffer; signer?: { cert: Certificate; key: KeyObject } } = {},
+  ): Promise<Certificate> {
+    const ca = await this.getCaCert();
+    const issuerRaw = o.issuerRaw ?? ca.ca.subjectRaw;
+    const serialOctets = serialBytes(serial);
+    const signer = o.signer ?? (await this.transientSigner());
+    const content = buildIssuerAndSerial({ issuerRaw, serial: serialOctets });
+    const { rep, info } = await this.exchange(MessageType.GetCert, content, signer, newTransactionId());
+    this.throwUnlessSuccess(rep, info);
+    const want = BigInt('0x' + serialOctets.toString('hex'));
+    const cert = rep.certificates.find((c) => BigInt('0x' + (c.serialHex || '0')) === want);
+    if (!cert) throw new ScepProtocolError('the GetCert reply does not hold the requested certificate');
+    if (!ca.caChain.some((c) => verifyCertificateSignature(cert, c.publicKey()))) {
+      throw new ScepProtocolError('the certificate returned by GetCert is not signed by the CA');
+    }
+    return cert;
+  }
+
+  /**
+   * GetCRL for the certificate named by issuer and serial (default issuer: the CA). Returns
+   * the CRL DER; its signature must verify under the CA.
+   */
+  async getCrl(
+    target: { serial: string | Buffer; issuerRaw?: Buffer } | Certificate,
+    o: { signer?: { cert: Certificate; key: KeyObject } } = {},
+  ): Promise<{ crl: Buffer } & ReplyInfo> {
+    const ca = await this.getCaCert();
+    const issuerRaw = target.issuerRaw ?? ca.ca.subjectRaw;
+    const serialOctets = 'der' in target ? target.serial : serialBytes(target.serial);
+    const signer = o.signer ?? (await this.transientSigner());
+    const content = buildIssuerAndSerial({ issuerRaw, serial: serialOctets });
+    const { rep, info } = await this.exchange(MessageType.GetCRL, content, signer, newTransactionId());
+    this.throwUnlessSuccess(rep, info);
+    const crl = rep.crls[0];
+    if (!crl) throw new ScepProtocolError('the GetCRL reply holds no CRL');
+    if (!ca.caChain.some((c) => verifyCrlSignature(crl, c))) {
+      throw new ScepProtocolError('the CRL is not signed by the CA');
+    }
+    return { crl, ...info };
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  private async transientSigner(): Promise<{ cert: Certificate; key: KeyObject }> {
+    const key = await generateRsaKey(2048);
+    const cert = parseCertificate(
+      buildSelfSignedCertificate({
+        subject: 'CN=scepter client',
+        key,
+        publicKey: createPublicKey(key),
+        days: 1,
+      }),
+    );
+    return { cert, key };
+  }
+
+  private async certRequest(o: {
+    messageType: MessageType.PKCSReq | MessageType.RenewalReq;
+    via: IssuedResult['via'];
+    subjectRaw: Buffer;
+    sans: GeneralName[];
+    challenge: string | undefined;
+    key: KeyObject;
+    signer: { cert: Certificate; key: KeyObject };
+  }): Promise<EnrollResult> {
+    const caps = await this.getCaCaps();
+    const ca = await this.getCaCert();
+    const { digest } = negotiate(caps, this.overrides());
+    const csr = buildCsr({
+      subject: o.subjectRaw,
+      key: o.key,
+      publicKey: createPublicKey(o.key),
+      digest: digest === 'sha1' ? 'sha256' : digest,
+      ...(o.challenge !== undefined ? { challengePassword: o.challenge } : {}),
+      ...(o.sans.length > 0 ? { subjectAltNames: o.sans } : {}),
+    });
+    const { rep, info } = await this.exchange(o.messageType, csr, o.signer, newTransactionId());
+    return this.enrollOutcome(rep, info, o.key, o.signer, ca.ca.subjectRaw, o.subjectRaw, o.via);
+  }
+
+  private overrides(): { cipher?: CipherName; digest?: DigestName } {
+    return {
+      ...(this.opts.cipher ? { cipher: this.opts.cipher } : {}),
+      ...(this.opts.digest ? { digest: this.opts.digest } : {}),
+    };
+  }
+
+  private throwUnlessSuccess(rep: CertRep, info: ReplyInfo): void {
+    if (rep.status === PkiStatus.FAILURE) {
+      throw new ScepFailureError({
+        failInfo: rep.failInfo,
+        failInfoText: rep.failInfoText,
+        transactionId: info.transactionId,
+      });
+    }
+    if (rep.status === PkiStatus.PENDING)
+      throw new ScepProtocolError('the server answered PENDING to a query');
+  }
+
+  private enrollOutcome(
+    rep: CertRep,
+    info: ReplyInfo,
+    key: KeyObject,
+    signer: { cert: Certificate; key: KeyObject },
+    issuerRaw: Buffer,
+    subjectRaw: Buffer,
+    via: IssuedResult['via'],
+  ): EnrollResult {
+    if (rep.status === PkiStatus.FAILURE) {
+      throw new ScepFailureError({
+        failInfo: rep.failInfo,
+        failInfoText: rep.failInfoText,
+        transactionId: info.transactionId,
+      });
+    }
+    if (rep.status === PkiStatus.PENDING) {
+      return { status: 'pending', ...info, key, signer, issuerRaw, subjectRaw, via };
+    }
+    const ca = this.caCerts!;
+    const spki = spkiOfKey(key);
+    const certificate = rep.certificates.find((c) => c.spki.equals(spki));
+    if (!certificate) throw new ScepProtocolError('the reply holds no certificate for our public key');
+    if (!ca.caChain.some((c) => verifyCertificateSignature(certificate, c.publicKey()))) {
+      throw new ScepProtocolError('the issued certificate is not signed by the CA');
+    }
+    return { status: 'issued', ...info, certificate, chain: ca.caChain, key, via };
+  }
+
+  /** Sends one PKIOperation and returns the authenticated, decrypted CertRep. */
+  private async exchange(
+    messageType: MessageType,
+    content: Buffer,
+    signer: { cert: Certificate; key: KeyObject },
+    transactionId: string,
+  ): Promise<{ rep: CertRep; info: ReplyInfo }> {
+    const caps = await this.getCaCaps();
+    const ca = await this.getCaCert();
+    const negotiated = negotiate(caps, this.overrides());
+    const { der, senderNonce } = encodePkiRequest({
+      messageType,
+      transactionId,
+      signerCert: signer.cert,
+      signerKey: signer.key,
+      digest: negotiated.digest,
+      recipient: ca.encryption,
+      cipher: negotiated.cipher,
+      ...(this.opts.keyTransport ? { keyTransport: this.opts.keyTransport } : {}),
+      content,
+    });
+    const http = negotiated.post
+      ? await this.transport.post('PKIOperation', der)
+      : await this.transport.get('PKIOperation', encodeGetMessage(der));
+    let rep: CertRep;
+    try {
+      rep = decodeCertRep(http.body, {
+        transactionId,
+        senderNonce,
+        trustedSigners: ca.signers,
+        decrypt: signer,
+        allowSingleDes: this.opts.allowSingleDesReplies !== false,
+      });
+    } catch (e) {
+      const why = e instanceof ScepError || e instanceof Error ? sanitize(e.message) : 'undecodable';
+      throw new ScepProtocolError(`rejected the server's reply: ${why}`, { cause: e });
+    }
+    const info: ReplyInfo = { transactionId, negotiated };
+    if (rep.cipher !== undefined) info.replyCipher = rep.cipher;
+    if (rep.cipher === 'des') info.insecureCipher = 'des';
+    return { rep, info };
+  }
+}

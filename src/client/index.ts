@@ -1,0 +1,30 @@
+/** The SCEP client library: `ScepClient`, its result and error types, and the agent. */
+export {
+  ScepClient,
+  generateRsaKey,
+  verifyCrlSignature,
+  type ScepClientOptions,
+  type EnrollOptions,
+  type RenewOptions,
+  type EnrollResult,
+  type IssuedResult,
+  type PendingResult,
+  type ReplyInfo,
+  type WaitOptions,
+  type KeySize,
+} from './client.js';
+export {
+  ScepClientError,
+  ScepFailureError,
+  ScepTransportError,
+  ScepProtocolError,
+  ScepPendingTimeoutError,
+} from './errors.js';
+export { Capabilities, negotiate, type Negotiated } from './negotiate.js';
+export {
+  classifyCaCertificates,
+  parseFingerprint,
+  formatFingerprint,
+  type CaCertificates,
+} from './ca-certs.js';
+export type { FetchLike } from './transport.js';

@@ -1,0 +1,161 @@
+/**
+ * HTTP transport for SCEP (RFC 8894 §4.1): `GET <url>?operation=X[&message=M]` and
+ * `POST <url>?operation=PKIOperation`. Bounded: per-attempt timeout, body size limit, and
+ * retries with jittered exponential backoff for transport failures only (connect errors,
+ * timeouts, 429/502/503/504). A server that answers anything else is never retried.
+ */
+import { ScepTransportError, sanitize } from './errors.js';
+
+/** The `fetch` signature the client needs (node's global fetch by default). */
+export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
+
+export interface TransportOptions {
+  url: string;
+  timeoutMs: number;
+  retries: number;
+  fetch: FetchLike;
+  /** Largest accepted response body, bytes. */
+  maxBodyBytes: number;
+  /** Base delay of the retry backoff, ms (doubled per attempt, with ±50% jitter). */
+  backoffMs: number;
+}
+
+export interface HttpReply {
+  status: number;
+  contentType: string;
+  body: Buffer;
+}
+
+const RETRY_STATUS = new Set([429, 502, 503, 504]);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `url` with `operation` (and `message`, already escaped) appended to its query. */
+export function operationUrl(base: string, operation: string, escapedMessage?: string): string {
+  const sep = base.includes('?') ? '&' : '?';
+  let u = `${base}${sep}operation=${encodeURIComponent(operation)}`;
+  if (escapedMessage !== undefined) u += `&message=${escapedMessage}`;
+  return u;
+}
+
+async function readLimited(res: Response, max: number): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (Number.isFinite(declared) && declared > max) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new ScepTransportError(`response body of ${declared} bytes exceeds the limit of ${max}`, {
+      status: res.status,
+    });
+  }
+  if (!res.body) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new ScepTransportError(`response body exceeds the limit of ${max} bytes`, { status: res.status });
+    }
+    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** Sends SCEP HTTP requests with timeouts, limits and retries. */
+export class Transport {
+  constructor(private readonly o: TransportOptions) {}
+
+  /** GET `operation` (with an optional already-escaped `message`). */
+  get(operation: string, escapedMessage?: string): Promise<HttpReply> {
+    const url = operationUrl(this.o.url, operation, escapedMessage);
+    return this.withRetries(operation, () => this.once(url, { method: 'GET' }));
+  }
+
+  /** POST a binary pkiMessage with operation=PKIOperation. */
+  post(operation: string, body: Buffer): Promise<HttpReply> {
+    const url = operationUrl(this.o.url, operation);
+    return this.withRetries(operation, () =>
+      this.once(url, {
+        method: 'POST',
+        body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+        headers: { 'content-type': 'application/x-pki-message' },
+      }),
+    );
+  }
+
+  private async withRetries(operation: string, attempt: () => Promise<HttpReply>): Promise<HttpReply> {
+    let last: unknown;
+    for (let i = 0; i <= this.o.retries; i++) {
+      if (i > 0) {
+        const base = this.o.backoffMs * 2 ** (i - 1);
+        await sleep(base * (0.5 + Math.random()));
+      }
+      try {
+        return await attempt();
+      } catch (e) {
+        last = e;
+        const retryable =
+          e instanceof ScepTransportError && (e.status === undefined || RETRY_STATUS.has(e.status));
+        if (!retryable) throw e;
+      }
+    }
+    if (last instanceof ScepTransportError) {
+      throw new ScepTransportError(`${operation}: ${last.message} (after ${this.o.retries + 1} attempts)`, {
+        ...(last.status === undefined ? {} : { status: last.status }),
+        timedOut: last.timedOut,
+        cause: last,
+      });
+    }
+    throw last;
+  }
+
+  private async once(url: string, init: RequestInit): Promise<HttpReply> {
+    const signal = AbortSignal.timeout(this.o.timeoutMs);
+    let res: Response;
+    try {
+      res = await this.o.fetch(url, { ...init, signal, redirect: 'error' });
+    } catch (e) {
+      const timedOut = (e as Error)?.name === 'TimeoutError' || (e as Error)?.name === 'AbortError';
+      const why = timedOut
+        ? `no answer within ${this.o.timeoutMs} ms`
+        : sanitize(((e as Error & { cause?: Error }).cause ?? (e as Error)).message ?? String(e));
+      throw new ScepTransportError(`cannot reach ${safeUrl(this.o.url)}: ${why}`, { timedOut, cause: e });
+    }
+    let body: Buffer;
+    try {
+      body = await readLimited(res, this.o.maxBodyBytes);
+    } catch (e) {
+      if (e instanceof ScepTransportError) throw e;
+      const timedOut = (e as Error)?.name === 'TimeoutError' || (e as Error)?.name === 'AbortError';
+      throw new ScepTransportError(
+        timedOut
+          ? `the answer did not complete within ${this.o.timeoutMs} ms`
+          : 'the connection broke while reading the answer',
+        { status: res.status, timedOut, cause: e },
+      );
+    }
+    if (res.status < 200 || res.status > 299) {
+      const hint = (res.headers.get('content-type') ?? '').startsWith('text/')
+        ? `: ${sanitize(body.toString('utf8'), 120)}`
+        : '';
+      throw new ScepTransportError(`HTTP ${res.status}${hint}`, { status: res.status });
+    }
+    return { status: res.status, contentType: res.headers.get('content-type') ?? '', body };
+  }
+}
+
+/** The URL without user-info, for messages. */
+export function safeUrl(u: string): string {
+  try {
+    const p = new URL(u);
+    p.username = '';
+    p.password = '';
+    return p.toString();
+  } catch {
+    return sanitize(u, 200);
+  }
+}
