@@ -1,0 +1,774 @@
+/**
+ * One Store suite run against both adapters: SQLite (temp files) and PostgreSQL (a fresh
+ * schema per database, dropped at the end; skipped with a reason when PostgreSQL is absent,
+ * failing in CI where SCEPTER_REQUIRE_PEERS=1).
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import {
+  AlreadyIssuedError,
+  DuplicateKeyError,
+  SerialConflictError,
+  TransactionStateError,
+  normalizeSerial,
+  openStore,
+  type NewCertificate,
+  type Store,
+  type StoreOptions,
+} from '../../src/store/index.js';
+import { MIGRATIONS } from '../../src/store/schema.js';
+import { PG_URL, needPeer } from '../helpers/peers.js';
+
+const STORE_MODULE = fileURLToPath(new URL('../../src/store/index.ts', import.meta.url));
+const DAY = 86_400_000;
+
+async function pgReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+const pgAvailable = await pgReachable();
+
+/** One isolated database: a SQLite file or a PostgreSQL schema. */
+interface Db {
+  url: string;
+  opts: StoreOptions;
+  /** Runs raw SQL (with `?` placeholders) outside the store, to inspect or plant problems. */
+  raw(sql: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
+}
+
+interface Backend {
+  name: 'sqlite' | 'postgres';
+  available: () => boolean;
+  /** A fresh, empty, isolated database. */
+  fresh(): Db;
+  cleanup(): Promise<void>;
+}
+
+function sqliteBackend(): Backend {
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-store-'));
+  let n = 0;
+  return {
+    name: 'sqlite',
+    available: () => true,
+    fresh() {
+      const file = join(dir, `db${n++}.sqlite`);
+      return {
+        url: `sqlite:${file}`,
+        opts: {},
+        async raw(sql, params = []) {
+          const db = new Database(file, { timeout: 5000 });
+          try {
+            const st = db.prepare(sql);
+            return st.reader
+              ? (st.all(...params) as Array<Record<string, unknown>>)
+              : (st.run(...params), []);
+          } finally {
+            db.close();
+          }
+        },
+      };
+    },
+    async cleanup() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function postgresBackend(): Backend {
+  const schemas: string[] = [];
+  return {
+    name: 'postgres',
+    available: () => pgAvailable,
+    fresh() {
+      const schema = `scepter_test_${randomBytes(6).toString('hex')}`;
+      schemas.push(schema);
+      return {
+        url: PG_URL,
+        opts: { schema },
+        async raw(sql, params = []) {
+          const c = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
+          await c.connect();
+          try {
+            let i = 0;
+            const r = await c.query(
+              sql.replace(/\?/g, () => `$${++i}`),
+              params,
+            );
+            return r.rows as Array<Record<string, unknown>>;
+          } finally {
+            await c.end();
+          }
+        },
+      };
+    },
+    async cleanup() {
+      if (!schemas.length) return;
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      try {
+        for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+const hex = (n: number): string => randomBytes(n).toString('hex');
+
+/** A certificate record with random identity; der is opaque to the store. */
+function cert(over: Partial<NewCertificate> = {}): NewCertificate {
+  const now = Date.now();
+  const cn = `device-${hex(4)}`;
+  return {
+    serial: '7f' + hex(9),
+    issuer: 'a'.repeat(64),
+    subject: `CN=${cn},O=Example`,
+    commonName: cn,
+    sans: [`dns:${cn}.example.com`],
+    der: randomBytes(64),
+    notBefore: new Date(now - DAY),
+    notAfter: new Date(now + 365 * DAY),
+    keyHash: hex(32),
+    transactionId: null,
+    ...over,
+  };
+}
+
+async function withStores(db: Db, n: number, fn: (...s: Store[]) => Promise<void>): Promise<void> {
+  const stores: Store[] = [];
+  try {
+    for (let i = 0; i < n; i++) stores.push(await openStore(db.url, db.opts));
+    await fn(...stores);
+  } finally {
+    for (const s of stores) await s.close();
+  }
+}
+
+function sorted(a: Iterable<string>): string[] {
+  return [...a].sort();
+}
+
+/** Opens the store in a separate Node process (real concurrency for SQLite's synchronous open). */
+function openInChild(db: Db): Promise<string> {
+  const code = `const { openStore } = await import(${JSON.stringify(STORE_MODULE)});
+    const s = await openStore(process.argv[1], JSON.parse(process.argv[2]));
+    const r = await s.beginTransaction({ transactionId: 'child-' + process.pid, signerKeyHash: 'ab', messageType: 19, state: 'pending' });
+    await s.close(); console.log(r.created ? 'ok' : 'not-created');`;
+  return new Promise((resolve, reject) => {
+    const p = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', code, db.url, JSON.stringify(db.opts)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) =>
+      code === 0 ? resolve(out.trim()) : reject(new Error(`child exited ${code}: ${err}`)),
+    );
+  });
+}
+
+async function suite(t: TestContext, b: Backend): Promise<void> {
+  await t.test('certificates: insert, get, every search filter, paging', async () => {
+    await withStores(b.fresh(), 1, async (s) => {
+      const issuerA = 'a1'.repeat(32);
+      const issuerB = 'b2'.repeat(32);
+      const now = new Date();
+      const certs: NewCertificate[] = [
+        cert({ issuer: issuerA, subject: 'CN=Printer-7,OU=Floor 3,O=Acme', commonName: 'Printer-7' }),
+        cert({
+          issuer: issuerA,
+          subject: 'CN=laptop-42,O=Acme',
+          commonName: 'laptop-42',
+          sans: ['dns:laptop-42.acme.test', 'email:Ops@Acme.test'],
+        }),
+        cert({
+          issuer: issuerB,
+          subject: 'CN=phone_1,O=Other',
+          commonName: 'phone_1',
+          sans: ['ip:10.0.0.7', 'dns:phone.acme.test'],
+        }),
+        cert({
+          issuer: issuerB,
+          notAfter: new Date(now.getTime() + 5 * DAY),
+          subject: 'CN=soon,O=Acme',
+          commonName: 'soon',
+        }),
+        cert({
+          issuer: issuerB,
+          notAfter: new Date(now.getTime() + 20 * DAY),
+          subject: 'CN=later,O=Acme',
+          commonName: 'later',
+        }),
+        cert({
+          issuer: issuerA,
+          notAfter: new Date(now.getTime() - DAY),
+          subject: 'CN=expired,O=Acme',
+          commonName: 'expired',
+        }),
+      ];
+      // distinct createdAt so the newest-first order is defined
+      certs.forEach((c, i) => (c.createdAt = new Date(now.getTime() - (certs.length - i) * 1000)));
+      const shared = hex(32);
+      (certs[0] as NewCertificate).keyHash = shared;
+      (certs[4] as NewCertificate).keyHash = shared;
+      for (const c of certs) await s.insertCertificate(c);
+
+      const first = certs[1] as NewCertificate;
+      const got = await s.getCertificate(first.serial.toUpperCase().replace(/^/, '00'));
+      assert.ok(got, 'found by a non-canonical serial');
+      assert.equal(got.serial, normalizeSerial(first.serial));
+      assert.deepEqual(got.der, first.der);
+      assert.deepEqual(got.sans, first.sans);
+      assert.equal(got.notAfter.getTime(), first.notAfter.getTime());
+      assert.equal(got.status, 'valid');
+      assert.equal(got.revokedAt, null);
+      assert.equal(await s.getCertificate('0123456789'), null);
+
+      const serialsOf = async (q: Parameters<Store['searchCertificates']>[0]) => {
+        const page = await s.searchCertificates(q);
+        assert.equal(page.total, page.items.length, 'total matches the unpaged result');
+        return sorted(page.items.map((c) => c.serial));
+      };
+      const expect = (pred: (c: NewCertificate) => boolean) =>
+        sorted(certs.filter(pred).map((c) => c.serial));
+
+      assert.deepEqual(await serialsOf({ serial: first.serial }), [first.serial]);
+      assert.deepEqual(
+        await serialsOf({ subject: 'o=acme' }),
+        expect((c) => c.subject.toLowerCase().includes('o=acme')),
+      );
+      assert.deepEqual(
+        await serialsOf({ subject: 'floor 3' }),
+        expect((c) => c.subject.includes('Floor 3')),
+      );
+      // LIKE wildcards in the needle are literal
+      assert.deepEqual(
+        await serialsOf({ commonName: 'e_1' }),
+        expect((c) => c.commonName === 'phone_1'),
+      );
+      assert.deepEqual(await serialsOf({ commonName: '%' }), []);
+      assert.deepEqual(
+        await serialsOf({ commonName: 'LAPTOP' }),
+        expect((c) => c.commonName === 'laptop-42'),
+      );
+      assert.deepEqual(
+        await serialsOf({ san: 'ops@acme.test' }),
+        expect((c) => c.commonName === 'laptop-42'),
+      );
+      assert.deepEqual(
+        await serialsOf({ san: 'EMAIL:ops@acme.test' }),
+        expect((c) => c.commonName === 'laptop-42'),
+      );
+      assert.deepEqual(await serialsOf({ san: 'dns:ops@acme.test' }), [], 'type must match when given');
+      assert.deepEqual(
+        await serialsOf({ san: 'ip:10.0.0.7' }),
+        expect((c) => c.commonName === 'phone_1'),
+      );
+      assert.deepEqual(await serialsOf({ san: 'acme.test' }), [], 'SAN search is exact, not substring');
+      assert.deepEqual(
+        await serialsOf({ issuer: issuerB }),
+        expect((c) => c.issuer === issuerB),
+      );
+      assert.deepEqual(
+        await serialsOf({ keyHash: shared.toUpperCase() }),
+        expect((c) => c.keyHash === shared),
+      );
+      assert.deepEqual(
+        await serialsOf({ expiringWithinDays: 10, now }),
+        expect((c) => c.notAfter >= now && c.notAfter.getTime() <= now.getTime() + 10 * DAY),
+      );
+      assert.deepEqual(
+        await serialsOf({ expiringWithinDays: 30, now, issuer: issuerB }),
+        expect(
+          (c) =>
+            c.issuer === issuerB && c.notAfter >= now && c.notAfter.getTime() <= now.getTime() + 30 * DAY,
+        ),
+      );
+      assert.deepEqual(await serialsOf({ status: 'revoked' }), []);
+
+      // paging: newest first, total ignores limit/offset
+      const all = certs.map((c) => normalizeSerial(c.serial)).reverse();
+      const p1 = await s.searchCertificates({ limit: 4 });
+      const p2 = await s.searchCertificates({ limit: 4, offset: 4 });
+      assert.equal(p1.total, certs.length);
+      assert.equal(p2.total, certs.length);
+      assert.deepEqual(
+        [...p1.items, ...p2.items].map((c) => c.serial),
+        all,
+      );
+
+      // serial uniqueness, also across spellings
+      const dup = cert({ serial: '00' + first.serial.toUpperCase() });
+      await assert.rejects(s.insertCertificate(dup), (e: unknown) => {
+        assert.ok(e instanceof SerialConflictError);
+        assert.equal(e.serial, normalizeSerial(first.serial));
+        return true;
+      });
+      assert.equal(
+        (await s.searchCertificates({})).total,
+        certs.length,
+        'the conflicting insert left nothing',
+      );
+    });
+  });
+
+  await t.test('revocation, listRevoked, CRL numbers and CRL storage', async () => {
+    await withStores(b.fresh(), 1, async (s) => {
+      const issuer = 'c3'.repeat(32);
+      const certs = [cert({ issuer }), cert({ issuer }), cert({ issuer }), cert({ issuer: 'd4'.repeat(32) })];
+      for (const c of certs) await s.insertCertificate(c);
+      const at = new Date(Date.now() - 60_000);
+      const [c0, c1, , c3] = certs as [NewCertificate, NewCertificate, NewCertificate, NewCertificate];
+      assert.equal(await s.revoke(c0.serial, 1, at), true);
+      assert.equal(await s.revoke(c0.serial, 4, new Date()), false, 'second revoke changes nothing');
+      assert.equal(await s.revoke(c1.serial, 4, at), true);
+      assert.equal(await s.revoke(c3.serial, 0, at), true);
+      assert.equal(await s.revoke('beef', 0, at), false, 'unknown serial');
+      const r0 = await s.getCertificate(c0.serial);
+      assert.equal(r0?.status, 'revoked');
+      assert.equal(r0?.revocationReason, 1, 'first reason stays');
+      assert.equal(r0?.revokedAt?.getTime(), at.getTime());
+      const revoked = await s.listRevoked(issuer);
+      assert.deepEqual(
+        revoked.map((r) => r.serial),
+        sorted([c0.serial, c1.serial].map(normalizeSerial)),
+      );
+      assert.deepEqual(sorted(revoked.map((r) => String(r.reason))), ['1', '4']);
+      assert.equal((await s.searchCertificates({ status: 'revoked', issuer })).total, 2);
+      assert.equal((await s.searchCertificates({ status: 'valid', issuer })).total, 1);
+
+      assert.equal(await s.latestCrl(issuer), null);
+      const n1 = await s.nextCrlNumber(issuer);
+      const n2 = await s.nextCrlNumber(issuer);
+      assert.equal(n1, 1n);
+      assert.equal(n2, 2n);
+      assert.equal(await s.nextCrlNumber('d4'.repeat(32)), 1n, 'counters are per issuer');
+      const crl = {
+        issuer,
+        crlNumber: n2,
+        der: randomBytes(100),
+        thisUpdate: new Date(),
+        nextUpdate: new Date(Date.now() + DAY),
+      };
+      assert.equal(await s.saveCrl(crl), true);
+      assert.equal(
+        await s.saveCrl({ ...crl, crlNumber: n1, der: randomBytes(10) }),
+        false,
+        'older CRL never replaces newer',
+      );
+      const latest = await s.latestCrl(issuer);
+      assert.equal(latest?.crlNumber, 2n);
+      assert.deepEqual(latest?.der, crl.der);
+      assert.equal(latest?.nextUpdate.getTime(), crl.nextUpdate.getTime());
+    });
+  });
+
+  await t.test('transactions: begin, resend, issue, conflicts, decide, fail, expire', async () => {
+    await withStores(b.fresh(), 1, async (s) => {
+      const csr = randomBytes(300);
+      const begun = await s.beginTransaction({
+        transactionId: 'tx-1',
+        signerKeyHash: 'AB'.repeat(32),
+        messageType: 19,
+        state: 'approved',
+        csr,
+        subject: 'CN=dev',
+        requester: '192.0.2.1',
+        meta: { profile: 'default', n: 1 },
+      });
+      assert.equal(begun.created, true);
+      const again = await s.beginTransaction({
+        transactionId: 'tx-1',
+        signerKeyHash: 'cd'.repeat(32),
+        messageType: 19,
+        state: 'pending',
+      });
+      assert.equal(again.created, false);
+      assert.ok(!again.created);
+      assert.equal(again.existing.signerKeyHash, 'ab'.repeat(32), 'the original signer is kept');
+      assert.equal(again.existing.state, 'approved');
+      assert.deepEqual(again.existing.csr, csr);
+      assert.deepEqual(again.existing.meta, { profile: 'default', n: 1 });
+
+      // serial conflict leaves the transaction issuable; a retry with a new serial works
+      const taken = cert();
+      await s.insertCertificate(taken);
+      await assert.rejects(
+        s.recordIssued({ transactionId: 'tx-1', cert: cert({ serial: taken.serial }) }),
+        SerialConflictError,
+      );
+      assert.equal((await s.getTransaction('tx-1'))?.state, 'approved');
+      const good = cert();
+      await s.recordIssued({ transactionId: 'tx-1', cert: good });
+      const tx = await s.getTransaction('tx-1');
+      assert.equal(tx?.state, 'issued');
+      assert.equal(tx?.certSerial, normalizeSerial(good.serial));
+      const byTx = await s.searchCertificates({ transactionId: 'tx-1' });
+      assert.deepEqual(
+        byTx.items.map((c) => c.serial),
+        [normalizeSerial(good.serial)],
+      );
+      await assert.rejects(s.recordIssued({ transactionId: 'tx-1', cert: cert() }), (e: unknown) => {
+        assert.ok(e instanceof AlreadyIssuedError);
+        assert.equal(e.serial, normalizeSerial(good.serial));
+        return true;
+      });
+      await assert.rejects(s.recordIssued({ transactionId: 'nope', cert: cert() }), (e: unknown) => {
+        assert.ok(e instanceof TransactionStateError);
+        assert.equal(e.state, null);
+        return true;
+      });
+
+      // pending → decide
+      const exp = new Date(Date.now() + 3_600_000);
+      await s.beginTransaction({
+        transactionId: 'p-1',
+        signerKeyHash: 'ab',
+        messageType: 19,
+        state: 'pending',
+        expiresAt: exp,
+      });
+      await s.beginTransaction({
+        transactionId: 'p-2',
+        signerKeyHash: 'ab',
+        messageType: 19,
+        state: 'pending',
+        expiresAt: exp,
+      });
+      await s.beginTransaction({
+        transactionId: 'p-3',
+        signerKeyHash: 'ab',
+        messageType: 17,
+        state: 'pending',
+        expiresAt: exp,
+      });
+      const pending = await s.listTransactions({ state: 'pending' });
+      assert.deepEqual(
+        pending.items.map((x) => x.transactionId),
+        ['p-1', 'p-2', 'p-3'],
+      );
+      assert.equal(pending.total, 3);
+      assert.equal(
+        (await s.listTransactions({ state: 'pending', limit: 1, offset: 1 })).items[0]?.transactionId,
+        'p-2',
+      );
+      assert.equal(await s.decide('p-1', 'rejected', 'not ours'), true);
+      assert.equal(await s.decide('p-1', 'approved'), false, 'decisions only from pending');
+      const rej = await s.getTransaction('p-1');
+      assert.equal(rej?.state, 'rejected');
+      assert.equal(rej?.failText, 'not ours');
+      await assert.rejects(s.recordIssued({ transactionId: 'p-1', cert: cert() }), (e: unknown) => {
+        assert.ok(e instanceof TransactionStateError);
+        assert.equal(e.state, 'rejected');
+        return true;
+      });
+      assert.equal(await s.fail('p-2', 'failed', 2, 'CA signing failed'), true);
+      assert.equal(await s.fail('p-2', 'failed', 2, 'again'), false);
+      assert.equal((await s.getTransaction('p-2'))?.failInfo, 2);
+      // expiry: only pending ones past expiresAt
+      assert.equal(await s.expirePending(new Date()), 0);
+      assert.equal(await s.expirePending(new Date(exp.getTime() + 1)), 1);
+      assert.equal((await s.getTransaction('p-3'))?.state, 'expired');
+      assert.equal((await s.listTransactions({ state: 'pending' })).total, 0);
+      assert.equal(await s.decide('p-3', 'approved'), false);
+    });
+  });
+
+  await t.test('secrets and settings', async () => {
+    await withStores(b.fresh(), 1, async (s) => {
+      const now = new Date();
+      await s.addSecret('AA11', new Date(now.getTime() + 60_000), { purpose: 'challenge' });
+      await assert.rejects(s.addSecret('aa11', new Date(now.getTime() + 60_000)), DuplicateKeyError);
+      await s.addSecret('bb22', new Date(now.getTime() - 1));
+      assert.equal(await s.consumeSecret('bb22', now), false, 'expired');
+      assert.equal(await s.consumeSecret('cc33', now), false, 'unknown');
+      assert.equal(await s.consumeSecret('aa11', now), true);
+      assert.equal(await s.consumeSecret('aa11', now), false, 'only once');
+      assert.equal(await s.pruneSecrets(now), 1);
+      assert.equal(await s.consumeSecret('bb22', new Date(0)), false, 'pruned');
+
+      assert.equal(await s.getSetting('ca.state'), null);
+      await s.setSetting('ca.state', 'staged');
+      await s.setSetting('ca.state', 'active');
+      assert.equal(await s.getSetting('ca.state'), 'active');
+    });
+  });
+
+  await t.test(
+    '50 concurrent recordIssued for one transaction (two instances) commit one certificate',
+    async () => {
+      await withStores(b.fresh(), 2, async (s1, s2) => {
+        const s1s = s1 as Store;
+        const s2s = s2 as Store;
+        await s1s.beginTransaction({
+          transactionId: 'race',
+          signerKeyHash: 'ab',
+          messageType: 19,
+          state: 'approved',
+        });
+        const attempts = Array.from({ length: 50 }, () => cert());
+        const results = await Promise.allSettled(
+          attempts.map((c, i) => (i % 2 ? s2s : s1s).recordIssued({ transactionId: 'race', cert: c })),
+        );
+        const won = results.filter((r) => r.status === 'fulfilled');
+        assert.equal(won.length, 1, 'exactly one issuance');
+        const tx = await s2s.getTransaction('race');
+        assert.equal(tx?.state, 'issued');
+        for (const r of results) {
+          if (r.status === 'rejected') {
+            assert.ok(r.reason instanceof AlreadyIssuedError, String(r.reason));
+            assert.equal(r.reason.serial, tx?.certSerial);
+          }
+        }
+        const certs = await s1s.searchCertificates({ transactionId: 'race' });
+        assert.equal(certs.total, 1);
+        assert.equal(certs.items[0]?.serial, tx?.certSerial);
+        assert.equal((await s1s.searchCertificates({})).total, 1, 'no stray certificate');
+      });
+    },
+  );
+
+  await t.test('200 concurrent recordIssued for distinct transactions are all durable', async () => {
+    const db = b.fresh();
+    const issuer = 'e5'.repeat(32);
+    const serials: string[] = [];
+    await withStores(db, 1, async (s) => {
+      const ids = Array.from({ length: 200 }, (_, i) => `bulk-${i}`);
+      await Promise.all(
+        ids.map((id) =>
+          s.beginTransaction({ transactionId: id, signerKeyHash: 'ab', messageType: 19, state: 'approved' }),
+        ),
+      );
+      const before = s.stats();
+      const t0 = performance.now();
+      await Promise.all(
+        ids.map((id) => {
+          const c = cert({ issuer });
+          serials.push(normalizeSerial(c.serial));
+          return s.recordIssued({ transactionId: id, cert: c });
+        }),
+      );
+      const ms = performance.now() - t0;
+      const after = s.stats();
+      const commits = after.commits - before.commits;
+      console.log(`# ${b.name}: 200 concurrent recordIssued in ${ms.toFixed(1)} ms, ${commits} commits`);
+      if (b.name === 'sqlite')
+        assert.ok(commits < 200, `group commit shared commits (${commits} for 200 writes)`);
+    });
+    // a new instance (as after a restart) sees every one
+    await withStores(db, 1, async (s) => {
+      const page = await s.searchCertificates({ issuer, limit: 1000 });
+      assert.equal(page.total, 200);
+      assert.deepEqual(sorted(page.items.map((c) => c.serial)), sorted(serials));
+      assert.equal((await s.listTransactions({ state: 'issued' })).total, 200);
+      const report = await s.integrityCheck();
+      assert.deepEqual(report, { ok: true, problems: [] });
+    });
+  });
+
+  await t.test('nextCrlNumber is strictly increasing under concurrency across instances', async () => {
+    await withStores(b.fresh(), 2, async (s1, s2) => {
+      const issuer = 'f6'.repeat(32);
+      const got = await Promise.all(
+        Array.from({ length: 60 }, (_, i) => ((i % 2 ? s1 : s2) as Store).nextCrlNumber(issuer)),
+      );
+      const nums = got.map(Number).sort((a, b) => a - b);
+      assert.deepEqual(
+        nums,
+        Array.from({ length: 60 }, (_, i) => i + 1),
+        'no gaps, no duplicates',
+      );
+      // sequential calls from alternating instances keep increasing
+      let last = 60n;
+      for (let i = 0; i < 6; i++) {
+        const n = await ((i % 2 ? s1 : s2) as Store).nextCrlNumber(issuer);
+        assert.ok(n > last);
+        last = n;
+      }
+    });
+  });
+
+  await t.test('consumeSecret succeeds exactly once across two instances', async () => {
+    await withStores(b.fresh(), 2, async (s1, s2) => {
+      const now = new Date();
+      for (let round = 0; round < 5; round++) {
+        const h = hex(32);
+        await (s1 as Store).addSecret(h, new Date(now.getTime() + 60_000));
+        const got = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => ((i % 2 ? s1 : s2) as Store).consumeSecret(h, now)),
+        );
+        assert.equal(got.filter(Boolean).length, 1, `round ${round}`);
+      }
+    });
+  });
+
+  await t.test('a decision taken by a second instance (operator CLI) is seen by the first', async () => {
+    await withStores(b.fresh(), 2, async (server, cli) => {
+      const srv = server as Store;
+      const op = cli as Store;
+      await srv.beginTransaction({
+        transactionId: 'wait-1',
+        signerKeyHash: 'ab',
+        messageType: 19,
+        state: 'pending',
+        subject: 'CN=w',
+      });
+      const listed = await op.listTransactions({ state: 'pending' });
+      assert.deepEqual(
+        listed.items.map((x) => x.transactionId),
+        ['wait-1'],
+      );
+      assert.equal(await op.decide('wait-1', 'approved'), true);
+      assert.equal((await srv.getTransaction('wait-1'))?.state, 'approved');
+      await srv.recordIssued({ transactionId: 'wait-1', cert: cert() });
+      assert.equal((await op.getTransaction('wait-1'))?.state, 'issued');
+      assert.equal(await op.decide('wait-1', 'rejected'), false);
+    });
+  });
+
+  await t.test('migrations: idempotent, and safe with concurrent opens in separate processes', async () => {
+    const db = b.fresh();
+    const outs = await Promise.all([openInChild(db), openInChild(db), openInChild(db)]);
+    assert.deepEqual(outs, ['ok', 'ok', 'ok']);
+    await withStores(db, 2, async (s1, s2) => {
+      assert.equal((await (s1 as Store).listTransactions({ state: 'pending' })).total, 3);
+      assert.equal((await (s2 as Store).integrityCheck()).ok, true);
+    });
+    const rows = await db.raw('SELECT version FROM schema_migrations ORDER BY version');
+    assert.deepEqual(
+      rows.map((r) => Number(r.version)),
+      MIGRATIONS.map((m) => m.version),
+    );
+  });
+
+  await t.test('integrityCheck passes on a good store and reports planted problems', async () => {
+    const db = b.fresh();
+    await withStores(db, 1, async (s) => {
+      await s.beginTransaction({
+        transactionId: 'ok-1',
+        signerKeyHash: 'ab',
+        messageType: 19,
+        state: 'approved',
+      });
+      await s.recordIssued({ transactionId: 'ok-1', cert: cert() });
+      await s.beginTransaction({
+        transactionId: 'bad-1',
+        signerKeyHash: 'ab',
+        messageType: 19,
+        state: 'approved',
+      });
+      assert.deepEqual(await s.integrityCheck(), { ok: true, problems: [] });
+      // an "issued" transaction whose certificate is missing (a lost write)
+      await db.raw(
+        "UPDATE transactions SET state = 'issued', cert_serial = 'dead' WHERE transaction_id = 'bad-1'",
+      );
+      const report = await s.integrityCheck();
+      assert.equal(report.ok, false);
+      assert.ok(
+        report.problems.some((p) => p.includes('bad-1')),
+        report.problems.join('; '),
+      );
+      // a guarantee-carrying index dropped
+      await db.raw('DROP INDEX certificates_transaction_id_key');
+      assert.ok(
+        (await s.integrityCheck()).problems.some((p) => p.includes('certificates_transaction_id_key')),
+      );
+    });
+  });
+
+  await t.test('bulk insert of 100k certificates, then searches still answer right', async () => {
+    await withStores(b.fresh(), 1, async (s) => {
+      const issuer = '99'.repeat(32);
+      const now = Date.now();
+      const der = randomBytes(600);
+      const rows: NewCertificate[] = [];
+      for (let i = 0; i < 100_000; i++) {
+        rows.push({
+          serial: (0x10000000 + i).toString(16) + hex(8),
+          issuer,
+          subject: `CN=bulk-${i},O=Fleet`,
+          commonName: `bulk-${i}`,
+          sans: [`dns:bulk-${i}.fleet.test`],
+          der,
+          notBefore: new Date(now - DAY),
+          notAfter: new Date(now + (i % 400) * DAY),
+          keyHash: hex(32),
+          transactionId: null,
+          createdAt: new Date(now - 100_000 + i),
+        });
+      }
+      const t0 = performance.now();
+      let inserted = 0;
+      for (let i = 0; i < rows.length; i += 20_000)
+        inserted += await s.bulkInsertCertificates(rows.slice(i, i + 20_000));
+      const sec = (performance.now() - t0) / 1000;
+      console.log(
+        `# ${b.name}: bulk insert ${inserted} rows in ${sec.toFixed(2)} s = ${Math.round(inserted / sec)} rows/s`,
+      );
+      assert.equal(inserted, 100_000);
+
+      const pick = rows[54_321] as NewCertificate;
+      assert.equal((await s.getCertificate(pick.serial))?.commonName, 'bulk-54321');
+      assert.deepEqual(
+        (await s.searchCertificates({ san: 'bulk-54321.fleet.test' })).items.map((c) => c.serial),
+        [normalizeSerial(pick.serial)],
+      );
+      assert.deepEqual(
+        (await s.searchCertificates({ keyHash: pick.keyHash })).items.map((c) => c.serial),
+        [normalizeSerial(pick.serial)],
+      );
+      const within = await s.searchCertificates({ expiringWithinDays: 3, now: new Date(now), limit: 10 });
+      const expected = rows.filter(
+        (r) => r.notAfter.getTime() >= now && r.notAfter.getTime() <= now + 3 * DAY,
+      ).length;
+      assert.equal(within.total, expected);
+      assert.equal(within.items.length, 10);
+      assert.equal(
+        (await s.searchCertificates({ commonName: 'bulk-9999' })).total,
+        rows.filter((r) => r.commonName?.includes('bulk-9999')).length,
+      );
+      const newest = await s.searchCertificates({ limit: 2 });
+      assert.equal(newest.total, 100_000);
+      assert.deepEqual(
+        newest.items.map((c) => c.commonName),
+        ['bulk-99999', 'bulk-99998'],
+      );
+      // a duplicate inside a bulk batch rolls the whole batch back
+      await assert.rejects(s.bulkInsertCertificates([cert({ issuer }), { ...pick }]), SerialConflictError);
+      assert.equal((await s.searchCertificates({ issuer, limit: 0 })).total, 100_000);
+    });
+  });
+}
+
+for (const backend of [sqliteBackend(), postgresBackend()]) {
+  test(`store (${backend.name})`, async (t) => {
+    if (!needPeer(t, backend.available(), backend.name === 'postgres' ? `PostgreSQL at ${PG_URL}` : 'SQLite'))
+      return;
+    try {
+      await suite(t, backend);
+    } finally {
+      await backend.cleanup();
+    }
+  });
+}
