@@ -114,7 +114,12 @@ function escapeValue(s: string): string {
 export function formatName(name: ParsedName): string {
   const parts: string[] = [];
   for (let i = name.length - 1; i >= 0; i--) {
-    parts.push(name[i]!.map((a) => `${NAME_BY_OID.get(a.oid) ?? a.oid}=${escapeValue(a.value)}`).join('+'));
+    parts.push(
+      [...name[i]!]
+        .reverse()
+        .map((a) => `${NAME_BY_OID.get(a.oid) ?? a.oid}=${escapeValue(a.value)}`)
+        .join('+'),
+    );
   }
   return parts.join(',');
 }
@@ -140,8 +145,8 @@ export function commonName(raw: Buffer): string | undefined {
 
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 
-function encodeValue(oid: string, value: string): der.Der {
-  if (value.startsWith('#')) {
+function encodeValue(oid: string, value: string, isHex: boolean): der.Der {
+  if (isHex) {
     const hex = value.slice(1);
     if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw new NameError('bad hex attribute value');
     const b = Buffer.from(hex, 'hex');
@@ -209,10 +214,9 @@ function parseRdn(text: string): der.Der {
     if (eq <= 0) throw new NameError(`expected TYPE=value in '${ava}'`);
     const oid = attrOid(ava.slice(0, eq));
     const rawVal = ava.slice(eq + 1);
-    const value = rawVal.startsWith('#')
-      ? rawVal
-      : unescape(rawVal.trim() === rawVal ? rawVal : trimUnescaped(rawVal));
-    return der.seq(der.oid(oid), encodeValue(oid, value));
+    const text = trimUnescaped(rawVal);
+    const isHex = text.startsWith('#');
+    return der.seq(der.oid(oid), encodeValue(oid, isHex ? text : unescape(text), isHex));
   });
   return der.setOf(avas);
 }
@@ -230,7 +234,7 @@ function trimUnescaped(v: string): string {
  * PrintableString; emailAddress and DC are IA5String. An empty string is the empty Name.
  */
 export function buildName(dn: string): Buffer {
-  const s = dn.trim();
+  const s = trimUnescaped(dn);
   if (s === '' || s === '/') return der.encode(der.seq());
   let rdns: string[];
   if (s.startsWith('/')) {
@@ -238,7 +242,7 @@ export function buildName(dn: string): Buffer {
   } else {
     rdns = splitUnescaped(s, ',')
       .flatMap((x) => splitUnescaped(x, ';'))
-      .map((x) => x.trim())
+      .map((x) => trimUnescaped(x))
       .reverse();
   }
   return der.encode(der.seq(...rdns.map(parseRdn)));
