@@ -227,7 +227,7 @@ function describeOid(oid: string): string {
 }
 
 /**
- * Decrypts an EnvelopedData with the first of `ours` that a recipient names.
+ * Decrypts an EnvelopedData with the first of `ours` that a recipient names. Checks, in order:
  * - no recipient names any of our certificates → CmsError('badRequest');
  * - unsupported content cipher or key transport → CmsError('badAlg');
  * - IV missing or of the wrong length → CmsError('malformed');
@@ -239,13 +239,6 @@ export function decryptEnvelopedData(
   ours: Decrypter[],
   opts?: { allowSingleDes?: boolean },
 ): { content: Buffer; cipher: CipherName } {
-  let cipher: CipherInfo;
-  try {
-    cipher = cipherFromOid(env.contentEncryptionAlgorithm, opts);
-  } catch (e) {
-    if (e instanceof UnsupportedAlgorithmError) throw new CmsError('badAlg', e.message);
-    throw e;
-  }
   let match: { ri: KeyTransRecipient; d: Decrypter } | undefined;
   for (const ri of env.recipients) {
     const d = ours.find((x) => signerIdMatches(ri.rid, x.cert));
@@ -256,6 +249,13 @@ export function decryptEnvelopedData(
   }
   if (!match) throw new CmsError('badRequest', 'the message is not encrypted to any of our certificates');
   const { ri, d } = match;
+  let cipher: CipherInfo;
+  try {
+    cipher = cipherFromOid(env.contentEncryptionAlgorithm, opts);
+  } catch (e) {
+    if (e instanceof UnsupportedAlgorithmError) throw new CmsError('badAlg', e.message);
+    throw e;
+  }
   let oaepHash: DigestName | undefined;
   if (ri.keyEncryptionAlgorithm === OID.rsaesOaep) {
     if (!ri.oaepHash) {

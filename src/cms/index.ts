@@ -1,6 +1,6 @@
 /** CMS (RFC 5652) as SCEP uses it: SignedData, EnvelopedData, degenerate certs-only. */
 export { CmsError, type CmsErrorCode } from './errors.js';
-export type { SignerId } from './signer-id.js';
+export { parseSignerId, signerIdMatches, issuerAndSerial, type SignerId } from './signer-id.js';
 export {
   parseSignedData,
   parseSignedDataContent,
@@ -27,4 +27,4 @@ export {
   type EnvelopedData,
   type Decrypter,
 } from './enveloped-data.js';
-export { MAX_CMS_BYTES } from './content-info.js';
+export { MAX_CMS_BYTES, unwrapContentInfo, wrapContentInfo } from './content-info.js';

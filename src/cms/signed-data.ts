@@ -306,6 +306,9 @@ function attribute(oid: string, values: readonly der.Der[]): Buffer {
  * SignerInfo v1 with issuerAndSerialNumber and signatureAlgorithm rsaEncryption.
  */
 export function buildSignedData(o: SignOptions): Buffer {
+  if (o.signerKey.type !== 'private' || o.signerKey.asymmetricKeyType !== 'rsa') {
+    throw new TypeError('buildSignedData signs with an RSA private key only');
+  }
   const content = o.content;
   const messageDigest = createHash(o.digest)
     .update(content ?? Buffer.alloc(0))

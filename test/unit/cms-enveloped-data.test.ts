@@ -73,6 +73,16 @@ test('foreign recipient → badRequest; unsupported algorithms → badAlg', () =
     buildEnvelopedData({ content: Buffer.from('x'), recipient: foreign.cert, cipher: 'aes128' }),
   );
   assert.throws(() => decryptEnvelopedData(env, decrypters), cmsCode('badRequest'));
+  // not for us outranks an algorithm we would refuse
+  const foreignDes = parseEnvelopedData(
+    buildEnvelopedData({
+      content: Buffer.from('x'),
+      recipient: foreign.cert,
+      cipher: 'des',
+      allowSingleDes: true,
+    }),
+  );
+  assert.throws(() => decryptEnvelopedData(foreignDes, decrypters), cmsCode('badRequest'));
   const mine = parseEnvelopedData(
     buildEnvelopedData({ content: Buffer.from('x'), recipient: ours.cert, cipher: 'aes128' }),
   );

@@ -1,5 +1,5 @@
 import { test } from 'node:test';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { ContentInfo, SignedData as PSignedData, id_signedData } from '@peculiar/asn1-cms';
@@ -77,6 +77,14 @@ test('absent content: messageDigest is over the empty string and eContent stays 
   );
   assert.equal(getAttribute(noTime.signerInfos[0]!, OID.signingTime), undefined);
   assert.equal(verifyFirst(noTime), 'sha256');
+});
+
+test('buildSignedData refuses a non-RSA signer key', () => {
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  assert.throws(
+    () => buildSignedData({ signerCert: signer.cert, signerKey: ec, digest: 'sha256' }),
+    TypeError,
+  );
 });
 
 test('signed attributes are DER: SET OF sorted by encoding (values too)', () => {
