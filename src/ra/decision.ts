@@ -1,0 +1,25 @@
+/**
+ * What a message handler decides; the service turns it into a signed CertRep.
+ */
+import type { CipherName } from '../crypto/algorithms.js';
+import { FailInfo } from '../scep/types.js';
+
+export type Decision =
+  | {
+      status: 'SUCCESS';
+      /** The certificate(s) for the reply, the issued/requested one first. */
+      certificates: Buffer[];
+      /** Serial (hex) of the certificate answered, for the log. */
+      serial: string;
+      /** The request's content cipher; the reply uses it (single DES → 3DES). */
+      cipher: CipherName;
+      /** True when this answers a resend with an earlier issuance. */
+      replay?: boolean;
+    }
+  | { status: 'FAILURE'; failInfo: FailInfo; text: string }
+  | { status: 'PENDING' };
+
+/** A FAILURE decision. */
+export function failure(failInfo: FailInfo, text: string): Decision {
+  return { status: 'FAILURE', failInfo, text };
+}

@@ -1,0 +1,282 @@
+/**
+ * The enrollment service: one method per SCEP operation, one handler per messageType.
+ * Transport-free (bytes in, an HTTP answer out), so it runs the same behind fastify, in a
+ * worker thread or in a test.
+ *
+ * The enrollment path (DESIGN.md): decode + verify the pkiMessage → (decoder failure →
+ * signed FAILURE) → open the envelope → parse the CSR → policies (proof of possession,
+ * signer key = CSR key, challenge, key, CSR) → idempotent issuance → CertRep encrypted to the
+ * request's signer with its cipher (single DES answered with 3DES), signed with its digest.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { CertificateAuthority } from '../ca/issuer.js';
+import { spkiHash } from '../crypto/keys.js';
+import type { Certificate } from '../pkix/certificate.js';
+import { parseCsr, type Csr } from '../pkix/csr.js';
+import { formatCapabilities } from '../scep/capabilities.js';
+import { encodeCertRep } from '../scep/cert-rep.js';
+import { decodePkiRequest, openEnvelope, type PkiRequest } from '../scep/request.js';
+import {
+  ENVELOPE_FAILURE_TEXT,
+  FailInfo,
+  MessageType,
+  PkiStatus,
+  ScepError,
+  failInfoName,
+  messageTypeName,
+} from '../scep/types.js';
+import type { Store } from '../store/index.js';
+import { ChallengeVerifier } from './challenge.js';
+import { resolveEnrollmentConfig, type EnrollmentConfig, type ResolvedEnrollmentConfig } from './config.js';
+import { failure, type Decision } from './decision.js';
+import { scepIdentity, type ScepIdentity } from './identity.js';
+import { TransactionIssuer } from './issuance.js';
+import {
+  challengePolicy,
+  csrPolicy,
+  keyPolicy,
+  proofOfPossession,
+  runPolicies,
+  signerKeyIsCsrKey,
+  type EnrollmentRequest,
+  type Policy,
+} from './policy.js';
+import type { HttpAnswer, OperationLog, RequestContext, ScepAnswer, ScepService } from './types.js';
+
+/** The subset of a pino logger the service uses (server-side detail only, never sent to clients). */
+export interface ServiceLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Handles one messageType; may throw ScepError('failure') instead of returning a FAILURE. */
+export type MessageHandler = (req: PkiRequest, ctx: RequestContext) => Promise<Decision>;
+
+export interface EnrollmentServiceOptions {
+  ca: CertificateAuthority;
+  /** Certificates above the CA certificate (empty or absent for a root). */
+  chain?: readonly Certificate[];
+  /** RA mode: this key pair signs CertReps and receives envelopes. */
+  ra?: { cert: Certificate; key: KeyObject };
+  store: Store;
+  config: EnrollmentConfig;
+  logger?: ServiceLogger;
+  /** Clock (tests). */
+  now?: () => Date;
+}
+
+/** Counters for operators and metrics. */
+export interface ServiceStats {
+  /** Requests accepted although encrypted with single DES (--allow-single-des). */
+  singleDesAccepted: number;
+  /** Unexpected internal errors (answered with HTTP 500). */
+  internalErrors: number;
+}
+
+/** GetCACaps keywords for what this service implements, in the order they are sent. */
+export const BASE_CAPABILITIES: readonly string[] = [
+  'AES',
+  'DES3',
+  'SHA-1',
+  'SHA-256',
+  'SHA-512',
+  'POSTPKIOperation',
+  'SCEPStandard',
+];
+
+const TEXT = 'text/plain; charset=utf-8';
+const PKI_MESSAGE = 'application/x-pki-message';
+
+export class EnrollmentService implements ScepService {
+  readonly identity: ScepIdentity;
+  readonly config: ResolvedEnrollmentConfig;
+  readonly store: Store;
+  readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
+  /** The PKCSReq authorization chain, in order; other handlers may reuse its members. */
+  readonly pkcsReqPolicies: Policy[];
+  private readonly handlers = new Map<number, MessageHandler>();
+  private readonly caps: string[] = [...BASE_CAPABILITIES];
+  private readonly issuer: TransactionIssuer;
+  private readonly logger: ServiceLogger | undefined;
+
+  constructor(o: EnrollmentServiceOptions) {
+    this.config = resolveEnrollmentConfig(o.config);
+    this.store = o.store;
+    this.logger = o.logger;
+    this.identity = scepIdentity({ ca: o.ca, chain: o.chain ?? [], ...(o.ra ? { ra: o.ra } : {}) });
+    this.issuer = new TransactionIssuer({
+      ca: o.ca,
+      store: o.store,
+      profile: this.config.profile,
+      backdateSeconds: this.config.backdateSeconds,
+      now: o.now ?? (() => new Date()),
+    });
+    this.pkcsReqPolicies = [
+      proofOfPossession,
+      signerKeyIsCsrKey,
+      challengePolicy(new ChallengeVerifier(this.config.challenges)),
+      keyPolicy({ minRsaBits: this.config.minRsaBits, maxRsaBits: this.config.maxRsaBits }),
+      csrPolicy(),
+    ];
+    this.handlers.set(MessageType.PKCSReq, (req, ctx) => this.pkcsReq(req, ctx));
+    for (const t of [MessageType.RenewalReq, MessageType.CertPoll, MessageType.GetCert, MessageType.GetCRL]) {
+      this.handlers.set(t, async () =>
+        failure(FailInfo.badRequest, `${messageTypeName(t)} is not supported by this server yet`),
+      );
+    }
+  }
+
+  /** Installs the handler for a messageType (RenewalReq, CertPoll, GetCert, GetCRL, ...). */
+  setHandler(messageType: MessageType, handler: MessageHandler): void {
+    this.handlers.set(messageType, handler);
+  }
+
+  /** Advertises one more GetCACaps keyword (for an operation a new handler implements). */
+  addCapability(keyword: string): void {
+    if (!this.caps.includes(keyword)) this.caps.push(keyword);
+  }
+
+  capabilities(): readonly string[] {
+    return this.caps;
+  }
+
+  getCaCaps(): HttpAnswer {
+    return { httpStatus: 200, contentType: 'text/plain', body: Buffer.from(formatCapabilities(this.caps)) };
+  }
+
+  getCaCert(_message?: string): HttpAnswer {
+    return this.identity.caCert;
+  }
+
+  async pkiOperation(message: Buffer, ctx: RequestContext): Promise<ScepAnswer> {
+    let req: PkiRequest;
+    try {
+      req = decodePkiRequest(message);
+    } catch (e) {
+      const text = e instanceof ScepError ? e.message : 'malformed pkiMessage';
+      if (!(e instanceof ScepError))
+        this.logger?.warn({ err: e }, 'unexpected error while decoding a pkiMessage');
+      return httpError(400, text, { outcome: 'rejected', detail: text });
+    }
+    const log: OperationLog = {
+      messageType: messageTypeName(req.messageType),
+      transactionId: req.transactionId,
+      outcome: 'FAILURE',
+    };
+    let decision: Decision;
+    try {
+      if (req.failure) {
+        decision = failure(req.failure.failInfo, req.failure.text);
+      } else {
+        const handler = this.handlers.get(req.messageType);
+        decision = handler
+          ? await handler(req, ctx)
+          : failure(FailInfo.badRequest, `messageType ${req.messageType} is not supported`);
+      }
+    } catch (e) {
+      if (e instanceof ScepError && e.kind === 'failure') {
+        decision = failure(e.failInfo ?? FailInfo.badRequest, e.message);
+      } else if (e instanceof ScepError) {
+        return httpError(400, e.message, { ...log, outcome: 'rejected', detail: e.message });
+      } else {
+        return this.internalError(e, log);
+      }
+    }
+    try {
+      return this.certRep(req, decision, log);
+    } catch (e) {
+      return this.internalError(e, log);
+    }
+  }
+
+  /** PKCSReq (initial enrollment). */
+  private async pkcsReq(req: PkiRequest, ctx: RequestContext): Promise<Decision> {
+    const { content, cipher } = openEnvelope(req, this.identity.recipients, {
+      allowSingleDes: this.config.allowSingleDes,
+    });
+    let csr: Csr;
+    try {
+      csr = parseCsr(content);
+    } catch {
+      // Same answer as any decryption failure: no padding/format oracle (RFC 3218).
+      return failure(FailInfo.badMessageCheck, ENVELOPE_FAILURE_TEXT);
+    }
+    if (cipher === 'des') {
+      this.stats.singleDesAccepted++;
+      this.logger?.warn(
+        { transactionId: req.transactionId, remote: ctx.remoteAddress },
+        'accepted a single-DES request (--allow-single-des); replying with 3DES',
+      );
+    }
+    const er: EnrollmentRequest = {
+      request: req,
+      csr,
+      cipher,
+      signerKeyHash: spkiHash(req.signerCert.spki),
+      ctx,
+    };
+    const rejection = await runPolicies(this.pkcsReqPolicies, er);
+    if (rejection) return failure(rejection.failInfo, rejection.text);
+    return this.issuer.issue(er);
+  }
+
+  private certRep(req: PkiRequest, d: Decision, log: OperationLog): ScepAnswer {
+    const { signer } = this.identity;
+    const common = {
+      transactionId: req.transactionId,
+      recipientNonce: req.senderNonce,
+      signer,
+      digest: req.digest,
+    };
+    if (d.status === 'SUCCESS') {
+      try {
+        const body = encodeCertRep({
+          ...common,
+          status: PkiStatus.SUCCESS,
+          certificates: d.certificates,
+          recipientCert: req.signerCert,
+          cipher: d.cipher,
+        });
+        return {
+          httpStatus: 200,
+          contentType: PKI_MESSAGE,
+          body,
+          log: { ...log, outcome: 'SUCCESS', serial: d.serial, ...(d.replay ? { replay: true } : {}) },
+        };
+      } catch (e) {
+        this.logger?.warn(
+          { err: e, transactionId: req.transactionId },
+          'cannot encrypt the reply to the signer',
+        );
+        d = failure(FailInfo.badRequest, 'the reply cannot be encrypted to the signer certificate');
+      }
+    }
+    if (d.status === 'PENDING') {
+      const body = encodeCertRep({ ...common, status: PkiStatus.PENDING });
+      return { httpStatus: 200, contentType: PKI_MESSAGE, body, log: { ...log, outcome: 'PENDING' } };
+    }
+    const f = d as Extract<Decision, { status: 'FAILURE' }>;
+    const body = encodeCertRep({
+      ...common,
+      status: PkiStatus.FAILURE,
+      failInfo: f.failInfo,
+      failInfoText: f.text,
+    });
+    return {
+      httpStatus: 200,
+      contentType: PKI_MESSAGE,
+      body,
+      log: { ...log, outcome: 'FAILURE', failInfo: failInfoName(f.failInfo), detail: f.text },
+    };
+  }
+
+  private internalError(e: unknown, log: OperationLog): ScepAnswer {
+    this.stats.internalErrors++;
+    this.logger?.error({ err: e, transactionId: log.transactionId }, 'internal error in PKIOperation');
+    return httpError(500, 'internal server error', { ...log, outcome: 'rejected', detail: 'internal error' });
+  }
+}
+
+function httpError(status: number, text: string, log: OperationLog): ScepAnswer {
+  return { httpStatus: status, contentType: TEXT, body: Buffer.from(`${text}\n`), log };
+}

@@ -1,0 +1,132 @@
+/**
+ * Running a scepter SCEP server in-process: `startServer` builds the enrollment service from a
+ * data directory (or takes a ready service), starts fastify and returns its URL and a `close`
+ * that drains in-flight requests and closes the store. Used by `scepter serve`, the tests, the
+ * client tests and the benchmarks.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { CaKeySize } from '../ca/keystore.js';
+import type { EnrollmentConfig } from '../ra/config.js';
+import { EnrollmentService, type ServiceLogger } from '../ra/service.js';
+import type { ScepService } from '../ra/types.js';
+import { openStore, type Store } from '../store/index.js';
+import { buildApp, type AppOptions } from './app.js';
+import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
+
+export { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_URL_LIMIT, type AppOptions, type LogLevel } from './app.js';
+export { prepareDataDir, loadOrCreateChallenge, CHALLENGE_FILE, type PreparedDataDir } from './data-dir.js';
+
+export interface StartServerOptions extends Omit<AppOptions, 'service'> {
+  /** Interface to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Port (default 0: any free port). */
+  port?: number;
+  /** A ready service; when given, the data-directory options below are ignored. */
+  service?: ScepService;
+  /** Data directory: CA (created when missing), generated challenge, default SQLite store. */
+  dataDir?: string;
+  /** Challenge password (default: DIR/challenge, generated on first start). */
+  challenge?: string;
+  /** Create the CA with an RA certificate when it does not exist yet. */
+  ra?: boolean;
+  /** Key size of a CA created now (default 3072; tests use 2048). */
+  keySize?: CaKeySize;
+  /** CA key passphrase. */
+  caPassphrase?: string;
+  /** Store URL (default sqlite:DIR/scepter.db); ignored when `store` is given. */
+  storeUrl?: string;
+  /** An open store to use (not closed by `close()`). */
+  store?: Store;
+  /** Enrollment settings other than the challenge (allowSingleDes, validityDays, key sizes...). */
+  enrollment?: Omit<EnrollmentConfig, 'challenges'>;
+}
+
+export interface RunningServer {
+  /** The SCEP endpoint URL (`…/scep`; any path works). */
+  url: string;
+  /** `http(s)://host:port` without a path. */
+  origin: string;
+  port: number;
+  service: ScepService;
+  /** The enrollment service when built here from a data directory. */
+  enrollment?: EnrollmentService;
+  /** What `prepareDataDir` found or created (data-directory mode only). */
+  dataDir?: PreparedDataDir;
+  app: FastifyInstance;
+  /** Stops accepting connections, finishes in-flight requests, closes the store it opened. */
+  close(): Promise<void>;
+}
+
+function hostForUrl(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Builds the service (when needed), starts listening and resolves once the port is bound. */
+export async function startServer(o: StartServerOptions): Promise<RunningServer> {
+  let service = o.service;
+  let enrollment: EnrollmentService | undefined;
+  let prepared: PreparedDataDir | undefined;
+  let ownedStore: Store | undefined;
+  let appRef: FastifyInstance | undefined;
+  const logger: ServiceLogger = {
+    warn: (obj, msg) => appRef?.log.warn(obj, msg),
+    error: (obj, msg) => appRef?.log.error(obj, msg),
+  };
+
+  if (!service) {
+    if (o.dataDir === undefined) throw new TypeError('startServer needs either `service` or `dataDir`');
+    prepared = await prepareDataDir(o.dataDir, {
+      ...(o.ra ? { ra: true } : {}),
+      ...(o.keySize ? { keySize: o.keySize } : {}),
+      ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
+      ...(o.challenge !== undefined ? { challenge: o.challenge } : {}),
+      ...(o.storeUrl !== undefined ? { storeUrl: o.storeUrl } : {}),
+    });
+    const store = o.store ?? (ownedStore = await openStore(prepared.storeUrl));
+    const { loaded } = prepared;
+    enrollment = new EnrollmentService({
+      ca: loaded.ca,
+      chain: loaded.chain,
+      ...(loaded.ra ? { ra: loaded.ra } : {}),
+      store,
+      config: { ...o.enrollment, challenges: [prepared.challenge.value] },
+      logger,
+    });
+    service = enrollment;
+  }
+
+  let app: FastifyInstance;
+  try {
+    app = await buildApp({ ...o, service });
+    appRef = app;
+    await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
+  } catch (e) {
+    await ownedStore?.close();
+    throw e;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 0);
+  const origin = `${o.tls ? 'https' : 'http'}://${hostForUrl(o.host ?? '127.0.0.1')}:${port}`;
+  let closing: Promise<void> | undefined;
+  const running: RunningServer = {
+    url: `${origin}/scep`,
+    origin,
+    port,
+    service,
+    app,
+    close() {
+      closing ??= (async () => {
+        try {
+          await app.close();
+        } finally {
+          await ownedStore?.close();
+        }
+      })();
+      return closing;
+    },
+  };
+  if (enrollment) running.enrollment = enrollment;
+  if (prepared) running.dataDir = prepared;
+  return running;
+}
