@@ -42,6 +42,14 @@ certificates. Challenge passwords are reported as present/absent, never printed.
 
 const MAX_INPUT = 1024 * 1024;
 
+const CIPHER_NAMES: Record<string, string> = {
+  [OID.desCbc]: 'des-cbc (single DES)',
+  [OID.desEde3Cbc]: 'des-ede3-cbc',
+  [OID.aes128Cbc]: 'aes-128-cbc',
+  [OID.aes192Cbc]: 'aes-192-cbc',
+  [OID.aes256Cbc]: 'aes-256-cbc',
+};
+
 /** Reads the input as DER whatever its armour. */
 export function readPkiMessage(data: Buffer): Buffer {
   if (data.length === 0) throw new Error('empty input');
@@ -172,7 +180,7 @@ export function inspectMessage(input: Buffer, key?: KeyObject): Record<string, u
   }
   const ri = env.recipients[0];
   out.envelope = {
-    cipher: oidName(env.contentEncryptionAlgorithm).replace(/Cbc$/, '-cbc'),
+    cipher: CIPHER_NAMES[env.contentEncryptionAlgorithm] ?? oidName(env.contentEncryptionAlgorithm),
     keyTransport: ri ? keyTransportName(ri.keyEncryptionAlgorithm, ri.oaepHash) : 'none',
     recipients: env.recipients.map((x) => ridText(x.rid)),
   };
