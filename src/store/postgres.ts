@@ -354,27 +354,66 @@ export class PostgresStore implements Store {
   async recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
     const id = args.transactionId;
     const c = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
-    await this.tx(async (client) => {
-      // Locks the row; a concurrent issuer waits here, then re-checks the state and finds 'issued'.
-      const upd = await this.q(
-        client,
-        `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
-         WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
-        [c.serial, c.createdAt, id],
+    const sans = c.sans.map(parseSan);
+    // One statement = one atomic transaction and one round trip. The UPDATE locks the
+    // transaction row; a concurrent issuer waits on it, re-checks the state (READ COMMITTED)
+    // and updates nothing, so its certificate INSERT (fed by the UPDATE's rows) inserts nothing.
+    let updated: number;
+    try {
+      const r = await this.w<{ updated: number }>(
+        `WITH upd AS (
+           UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
+           WHERE transaction_id = ? AND state IN ('pending', 'approved') RETURNING transaction_id
+         ), ins AS (
+           INSERT INTO certificates (${CERT_COLUMNS})
+           SELECT ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, upd.transaction_id, ?, ?::timestamptz, ?::int,
+             ?::timestamptz, ?::bytea FROM upd
+           RETURNING serial
+         ), sans AS (
+           INSERT INTO certificate_sans (serial, type, value)
+           SELECT ins.serial, u.t, u.v FROM ins, unnest(?::text[], ?::text[]) AS u(t, v)
+         )
+         SELECT count(*)::int AS updated FROM upd`,
+        [
+          c.serial,
+          c.createdAt,
+          id,
+          c.serial,
+          c.issuer,
+          c.subject,
+          c.commonName,
+          JSON.stringify(c.sans),
+          c.notBefore,
+          c.notAfter,
+          c.keyHash,
+          c.status,
+          c.revokedAt,
+          c.revocationReason,
+          c.createdAt,
+          c.der,
+          sans.map((x) => x.type),
+          sans.map((x) => x.value),
+        ],
       );
-      if (upd.rowCount !== 1) {
-        const t = await this.q<{ state: string; cert_serial: string | null }>(
-          client,
-          'SELECT state, cert_serial FROM transactions WHERE transaction_id = ?',
+      updated = r.rows[0]?.updated ?? 0;
+    } catch (e) {
+      const constraint = uniqueViolation(e);
+      if (constraint === 'certificates_pkey') throw new SerialConflictError(c.serial);
+      if (constraint === 'certificates_transaction_id_key') {
+        const other = await this.q<{ serial: string }>(
+          this.pool,
+          'SELECT serial FROM certificates WHERE transaction_id = ?',
           [id],
         );
-        const row = t.rows[0];
-        if (!row) throw new TransactionStateError(id, null);
-        if (row.state === 'issued') throw new AlreadyIssuedError(id, row.cert_serial ?? '');
-        throw new TransactionStateError(id, row.state);
+        throw new AlreadyIssuedError(id, other.rows[0]?.serial ?? '');
       }
-      await this.insertCerts(client, [c]);
-    });
+      throw e;
+    }
+    if (updated === 1) return;
+    const t = await this.getTransaction(id);
+    if (!t) throw new TransactionStateError(id, null);
+    if (t.state === 'issued') throw new AlreadyIssuedError(id, t.certSerial ?? '');
+    throw new TransactionStateError(id, t.state);
   }
 
   async decide(transactionId: string, decision: 'approved' | 'rejected', reason?: string): Promise<boolean> {
