@@ -1,6 +1,9 @@
 import type { Command } from '../command.js';
 import { caCommand } from './ca.js';
 import { inspectCommand } from './inspect.js';
+import { serveCommand } from './serve.js';
+import { clientCommands } from './client.js';
+import { agentCommand } from './agent.js';
 
 /** Every CLI command, in the order `scepter --help` lists them. Add one line per command. */
-export const commands: Command[] = [caCommand, inspectCommand];
+export const commands: Command[] = [serveCommand, caCommand, inspectCommand, ...clientCommands, agentCommand];
