@@ -13,7 +13,6 @@ import { FailInfo } from '../scep/types.js';
 
 /** Keeps server-supplied text printable, single-line and short. */
 export function sanitize(text: string, max = 300): string {
-  // eslint-disable-next-line no-control-regex
   const s = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
   return s.length > max ? s.slice(0, max) + '…' : s;
 }

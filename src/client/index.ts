@@ -28,3 +28,15 @@ export {
   type CaCertificates,
 } from './ca-certs.js';
 export type { FetchLike } from './transport.js';
+export {
+  Agent,
+  AgentConfigError,
+  loadAgentConfig,
+  parseAgentConfig,
+  renewalTime,
+  type AgentConfig,
+  type AgentCertificateConfig,
+  type AgentOutcome,
+  type AgentEvents,
+} from './agent.js';
+export { writeFileAtomic, writePairFiles, installGeneration, readPair, keyMatchesCert } from './files.js';

@@ -1,0 +1,558 @@
+/**
+ * Client commands over `ScepClient`: `enroll`, `renew`, `getcaps`, `getca`, `getnextca`,
+ * `getcert`, `getcrl`. Human output by default, `--json` for scripts; exit codes in
+ * client-common.ts and docs/client.md.
+ */
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { ScepClient, type IssuedResult, type EnrollResult, type KeySize } from '../../client/client.js';
+import { formatFingerprint, type CaCertificates } from '../../client/ca-certs.js';
+import { negotiate } from '../../client/negotiate.js';
+import { certsToPem, writeFileAtomic, writePairFiles } from '../../client/files.js';
+import { privateKeyFrom } from '../../crypto/keys.js';
+import { fromPem, parseCertificate, toPem, type Certificate } from '../../pkix/certificate.js';
+import { buildName, nameToString } from '../../pkix/name.js';
+import { parseSanSpec } from '../../pkix/extensions.js';
+import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
+import {
+  challengeFrom,
+  clientOptions,
+  COMMON_OPTIONS,
+  COMMON_USAGE,
+  EXIT,
+  EXIT_USAGE,
+  printJson,
+  reportError,
+  say,
+  warn,
+} from './client-common.js';
+
+function safeName(raw: Buffer): string {
+  try {
+    return nameToString(raw);
+  } catch {
+    return '(unreadable name)';
+  }
+}
+
+function certSummary(c: Certificate): Record<string, unknown> {
+  return {
+    subject: safeName(c.subjectRaw),
+    issuer: safeName(c.issuerRaw),
+    serial: c.serialHex,
+    notBefore: c.notBefore,
+    notAfter: c.notAfter,
+    fingerprint: formatFingerprint(c.fingerprint),
+  };
+}
+
+function readCert(path: string, what: string): Certificate {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch {
+    throw new UsageError(`cannot read ${what} ${path}`);
+  }
+  const der = data.subarray(0, 64).toString('latin1').includes('-----BEGIN')
+    ? fromPem(data.toString('latin1'))[0]
+    : data;
+  if (!der) throw new UsageError(`${what} ${path} holds no certificate`);
+  try {
+    return parseCertificate(der);
+  } catch {
+    throw new UsageError(`${what} ${path} is not a certificate`);
+  }
+}
+
+function readKey(path: string, what: string) {
+  let data: Buffer;
+  try {
+    data = readFileSync(path);
+  } catch {
+    throw new UsageError(`cannot read ${what} ${path}`);
+  }
+  try {
+    const k = privateKeyFrom(data, process.env.SCEPTER_KEY_PASSPHRASE);
+    if (k.asymmetricKeyType !== 'rsa')
+      throw new UsageError(`${what} ${path} is not an RSA key (SCEP needs RSA)`);
+    return k;
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`${what} ${path} is not a usable private key`);
+  }
+}
+
+function keySizeOpt(p: ReturnType<typeof parseOptions>): KeySize {
+  const n = intOpt(p, 'key-size', 2048, 2048, 4096);
+  if (n !== 2048 && n !== 3072 && n !== 4096) throw new UsageError('--key-size must be 2048, 3072 or 4096');
+  return n;
+}
+
+function pinNote(ca: CaCertificates, pinned: boolean): string | undefined {
+  return pinned
+    ? undefined
+    : `note: the CA was not pinned; its fingerprint is ${formatFingerprint(ca.anchorFingerprint)} (pass --ca-fingerprint to pin it)`;
+}
+
+const DES_WARNING =
+  'WARNING: the server answered in single DES, which is insecure; scepter opened it only as a compatibility fallback';
+
+const POLL_OPTIONS = {
+  'poll-interval': { type: 'string' },
+  'poll-timeout': { type: 'string' },
+} as const;
+
+async function settle(
+  client: ScepClient,
+  first: EnrollResult,
+  p: ReturnType<typeof parseOptions>,
+  json: boolean,
+): Promise<IssuedResult> {
+  if (first.status === 'issued') return first;
+  const intervalS = intOpt(p, 'poll-interval', 10, 1, 86_400);
+  const timeoutS = intOpt(p, 'poll-timeout', 300, 0, 7 * 86_400);
+  if (!json)
+    warn(
+      `pending: the server holds request ${first.transactionId} for approval; polling every ${intervalS} s for up to ${timeoutS} s`,
+    );
+  return client.waitForCertificate(first, {
+    intervalMs: intervalS * 1000,
+    timeoutMs: timeoutS * 1000,
+    onPoll: (n, ms) => {
+      if (!json) warn(`pending: poll ${n} (${Math.round(ms / 1000)} s elapsed)…`);
+    },
+  });
+}
+
+async function issuedOutput(
+  r: IssuedResult,
+  out: string,
+  json: boolean,
+  ca: CaCertificates,
+  pinned: boolean,
+  verb: string,
+): Promise<number> {
+  const paths = await writePairFiles(out, { key: r.key, certificate: r.certificate, chain: r.chain });
+  if (json) {
+    printJson({
+      ok: true,
+      status: 'issued',
+      via: r.via,
+      transactionId: r.transactionId,
+      certificate: certSummary(r.certificate),
+      files: paths,
+      negotiated: r.negotiated,
+      replyCipher: r.replyCipher ?? null,
+      insecureCipher: r.insecureCipher ?? null,
+      caFingerprint: formatFingerprint(ca.anchorFingerprint),
+      caPinned: pinned,
+    });
+    return EXIT.ok;
+  }
+  if (r.insecureCipher) warn(DES_WARNING);
+  const note = pinNote(ca, pinned);
+  if (note) warn(note);
+  say(`${verb} certificate ${r.certificate.serialHex} for ${safeName(r.certificate.subjectRaw)} (${r.via})`);
+  say(`  issuer   ${safeName(r.certificate.issuerRaw)}`);
+  say(`  valid    ${r.certificate.notBefore.toISOString()} → ${r.certificate.notAfter.toISOString()}`);
+  say(
+    `  sent     ${r.negotiated.cipher}/${r.negotiated.digest} via ${r.negotiated.post ? 'POST' : 'GET'}; reply ${r.replyCipher ?? '?'}`,
+  );
+  say(`  wrote    ${paths.key} (0600), ${paths.cert}, ${paths.chain}`);
+  return EXIT.ok;
+}
+
+// ---------------------------------------------------------------------------------------
+
+export const enrollCommand: Command = {
+  name: 'enroll',
+  summary: 'enroll for a certificate (PKCSReq) and write key.pem, cert.pem, chain.pem',
+  usage: `Usage: scepter enroll --url URL --subject DN --out DIR [options]
+
+Generates an RSA key (or uses --key), sends a PKCSReq with the challenge, polls while the
+server says PENDING, and writes DIR/key.pem (0600), DIR/cert.pem and DIR/chain.pem atomically.
+
+  --subject DN            e.g. "CN=dev1,O=Acme" (required)
+  --san LIST              subjectAltNames: dns:a.example,ip:10.0.0.1,email:x@y,uri:…
+  --challenge X           challenge password (or --challenge-file F, or $SCEPTER_CHALLENGE)
+  --challenge-file F      read the challenge from the first line of F
+  --out DIR               output directory (required)
+  --key FILE              use this RSA private key (PEM/DER; $SCEPTER_KEY_PASSPHRASE if encrypted)
+  --key-size N            size of a generated key: 2048 (default), 3072 or 4096
+  --poll-interval S       seconds between polls while pending (default 10)
+  --poll-timeout S        give up polling after S seconds (default 300; exit 4)
+${COMMON_USAGE}
+
+${EXIT_USAGE}`,
+  async run(argv) {
+    const p = parseOptions(argv, {
+      ...COMMON_OPTIONS,
+      ...POLL_OPTIONS,
+      subject: { type: 'string' },
+      san: { type: 'string' },
+      challenge: { type: 'string' },
+      'challenge-file': { type: 'string' },
+      out: { type: 'string' },
+      key: { type: 'string' },
+      'key-size': { type: 'string' },
+    });
+    const json = flag(p, 'json');
+    const opts = clientOptions(p);
+    const subject = req(p, 'subject');
+    const out = req(p, 'out');
+    try {
+      buildName(subject);
+    } catch (e) {
+      throw new UsageError(`--subject: ${(e as Error).message}`);
+    }
+    const sanSpec = str(p, 'san');
+    let sans;
+    try {
+      sans = sanSpec === undefined ? [] : parseSanSpec(sanSpec);
+    } catch (e) {
+      throw new UsageError(`--san: ${(e as Error).message}`);
+    }
+    const keyFile = str(p, 'key');
+    const key = keyFile === undefined ? undefined : readKey(keyFile, '--key');
+    const keySize = keySizeOpt(p);
+    const challenge = challengeFrom(p);
+    const client = new ScepClient(opts);
+    try {
+      const ca = await client.getCaCert();
+      const first = await client.enroll({
+        subject,
+        sans,
+        keySize,
+        ...(key ? { key } : {}),
+        ...(challenge !== undefined ? { challenge } : {}),
+      });
+      const r = await settle(client, first, p, json);
+      return await issuedOutput(r, out, json, ca, opts.caFingerprint !== undefined, 'issued');
+    } catch (e) {
+      return reportError(e, json, 'enroll');
+    }
+  },
+};
+
+export const renewCommand: Command = {
+  name: 'renew',
+  summary: 'renew a certificate (RenewalReq, or PKCSReq signed by it) and write the new pair',
+  usage: `Usage: scepter renew --url URL --cert C --key K --out DIR [options]
+
+Signs the request with the current certificate and key: a RenewalReq when the server
+advertises Renewal, else a PKCSReq signed by the current certificate. Keeps subject and
+subjectAltNames of the current certificate. Writes DIR/key.pem (0600), cert.pem, chain.pem.
+
+  --cert FILE             the current certificate (PEM or DER; required)
+  --key FILE              its private key (required)
+  --new-key               renew with a freshly generated key (recommended)
+  --key-size N            size of the new key: 2048 (default), 3072 or 4096
+  --challenge X           also send a challenge (some servers, e.g. micromdm, want one)
+  --challenge-file F      read it from F (or $SCEPTER_CHALLENGE)
+  --out DIR               output directory (required; may be where C and K live)
+  --poll-interval S       seconds between polls while pending (default 10)
+  --poll-timeout S        give up polling after S seconds (default 300; exit 4)
+${COMMON_USAGE}
+
+${EXIT_USAGE}`,
+  async run(argv) {
+    const p = parseOptions(argv, {
+      ...COMMON_OPTIONS,
+      ...POLL_OPTIONS,
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      'new-key': { type: 'boolean' },
+      'key-size': { type: 'string' },
+      challenge: { type: 'string' },
+      'challenge-file': { type: 'string' },
+      out: { type: 'string' },
+    });
+    const json = flag(p, 'json');
+    const opts = clientOptions(p);
+    const cert = readCert(req(p, 'cert'), '--cert');
+    const key = readKey(req(p, 'key'), '--key');
+    const out = req(p, 'out');
+    const keySize = keySizeOpt(p);
+    const challenge = challengeFrom(p);
+    const client = new ScepClient(opts);
+    try {
+      const ca = await client.getCaCert();
+      const first = await client.renew({
+        cert,
+        key,
+        newKey: flag(p, 'new-key'),
+        keySize,
+        ...(challenge !== undefined ? { challenge } : {}),
+      });
+      const r = await settle(client, first, p, json);
+      return await issuedOutput(r, out, json, ca, opts.caFingerprint !== undefined, 'renewed:');
+    } catch (e) {
+      if (e instanceof Error && /does not belong to the certificate/.test(e.message)) {
+        throw new UsageError('--key is not the private key of --cert');
+      }
+      return reportError(e, json, 'renew');
+    }
+  },
+};
+
+export const getcapsCommand: Command = {
+  name: 'getcaps',
+  summary: "show a SCEP server's capabilities (GetCACaps) and what the client would use",
+  usage: `Usage: scepter getcaps --url URL [options]
+
+${COMMON_USAGE}`,
+  async run(argv) {
+    const p = parseOptions(argv, COMMON_OPTIONS);
+    const json = flag(p, 'json');
+    const client = new ScepClient(clientOptions(p));
+    try {
+      const caps = await client.getCaCaps();
+      const n = negotiate(caps);
+      if (json) {
+        printJson({ ok: true, capabilities: caps.keywords, negotiated: n, renewal: caps.has('Renewal') });
+        return EXIT.ok;
+      }
+      if (caps.keywords.length === 0) say('(no capabilities advertised)');
+      for (const k of caps.keywords) say(k);
+      say(
+        `# the client would use ${n.cipher}/${n.digest} via ${n.post ? 'POST' : 'GET'}${caps.has('Renewal') ? ', RenewalReq for renewals' : ', PKCSReq for renewals'}`,
+      );
+      return EXIT.ok;
+    } catch (e) {
+      return reportError(e, json, 'getcaps');
+    }
+  },
+};
+
+function roleOf(c: Certificate, ca: CaCertificates): string[] {
+  const roles: string[] = [];
+  if (ca.caChain.includes(c)) roles.push(c === ca.ca ? 'issuing CA' : 'CA');
+  if (ca.ra && c === ca.encryption) roles.push('RA encryption');
+  if (ca.ra && ca.signers.includes(c) && !ca.caChain.includes(c)) roles.push('RA signing');
+  if (roles.length === 0) roles.push('untrusted (does not chain to the CA)');
+  return roles;
+}
+
+export const getcaCommand: Command = {
+  name: 'getca',
+  summary: 'fetch the CA (and RA) certificates (GetCACert); print fingerprints, write PEM',
+  usage: `Usage: scepter getca --url URL [--out FILE] [options]
+
+Prints each certificate with its role and SHA-256 fingerprint; with --out writes them as a
+PEM bundle (in the server's order). Without --ca-fingerprint this is trust on first use:
+check the fingerprint out of band.
+
+  --out FILE              write the certificates as PEM
+${COMMON_USAGE}`,
+  async run(argv) {
+    const p = parseOptions(argv, { ...COMMON_OPTIONS, out: { type: 'string' } });
+    const json = flag(p, 'json');
+    const opts = clientOptions(p);
+    const client = new ScepClient(opts);
+    try {
+      const ca = await client.getCaCert();
+      const out = str(p, 'out');
+      if (out !== undefined) await writeFileAtomic(out, certsToPem(ca.all));
+      if (json) {
+        printJson({
+          ok: true,
+          ra: ca.ra,
+          pinned: opts.caFingerprint !== undefined,
+          certificates: ca.all.map((c) => ({ roles: roleOf(c, ca), ...certSummary(c) })),
+          ...(out !== undefined ? { file: out } : {}),
+        });
+        return EXIT.ok;
+      }
+      for (const c of ca.all) {
+        say(`${roleOf(c, ca).join(', ')}: ${safeName(c.subjectRaw)}`);
+        say(`  fingerprint ${formatFingerprint(c.fingerprint)}`);
+        say(`  serial ${c.serialHex}, valid until ${c.notAfter.toISOString()}`);
+      }
+      if (out !== undefined) say(`wrote ${out}`);
+      return EXIT.ok;
+    } catch (e) {
+      return reportError(e, json, 'getca');
+    }
+  },
+};
+
+export const getnextcaCommand: Command = {
+  name: 'getnextca',
+  summary: 'fetch the rollover CA certificate(s) (GetNextCACert), verified under the current CA',
+  usage: `Usage: scepter getnextca --url URL [--out FILE] [options]
+
+  --out FILE              write the new certificates as PEM
+${COMMON_USAGE}`,
+  async run(argv) {
+    const p = parseOptions(argv, { ...COMMON_OPTIONS, out: { type: 'string' } });
+    const json = flag(p, 'json');
+    const client = new ScepClient(clientOptions(p));
+    try {
+      const certs = await client.getNextCaCert();
+      const out = str(p, 'out');
+      if (out !== undefined) await writeFileAtomic(out, certsToPem(certs));
+      if (json) {
+        printJson({
+          ok: true,
+          certificates: certs.map(certSummary),
+          ...(out !== undefined ? { file: out } : {}),
+        });
+        return EXIT.ok;
+      }
+      for (const c of certs) {
+        say(`next CA: ${safeName(c.subjectRaw)}`);
+        say(`  fingerprint ${formatFingerprint(c.fingerprint)}`);
+        say(`  valid ${c.notBefore.toISOString()} → ${c.notAfter.toISOString()}`);
+      }
+      if (out !== undefined) say(`wrote ${out}`);
+      return EXIT.ok;
+    } catch (e) {
+      return reportError(e, json, 'getnextca');
+    }
+  },
+};
+
+const SIGNER_OPTIONS = { cert: { type: 'string' }, key: { type: 'string' } } as const;
+
+function signerFrom(p: ReturnType<typeof parseOptions>) {
+  const c = str(p, 'cert');
+  const k = str(p, 'key');
+  if ((c === undefined) !== (k === undefined)) throw new UsageError('--cert and --key go together');
+  if (c === undefined || k === undefined) return undefined;
+  return { cert: readCert(c, '--cert'), key: readKey(k, '--key') };
+}
+
+export const getcertCommand: Command = {
+  name: 'getcert',
+  summary: 'fetch an issued certificate by serial number (GetCert)',
+  usage: `Usage: scepter getcert --url URL --serial HEX [options]
+
+  --serial HEX            serial number of the certificate (hex; required)
+  --issuer DN             issuer name (default: the issuing CA)
+  --out FILE              write the certificate as PEM (default: print it)
+  --cert FILE --key FILE  sign the request with this certificate (default: a throwaway one)
+${COMMON_USAGE}`,
+  async run(argv) {
+    const p = parseOptions(argv, {
+      ...COMMON_OPTIONS,
+      ...SIGNER_OPTIONS,
+      serial: { type: 'string' },
+      issuer: { type: 'string' },
+      out: { type: 'string' },
+    });
+    const json = flag(p, 'json');
+    const serial = req(p, 'serial');
+    if (!/^(0x)?[0-9a-fA-F:]+$/.test(serial)) throw new UsageError('--serial must be hex digits');
+    const issuer = str(p, 'issuer');
+    let issuerRaw: Buffer | undefined;
+    try {
+      issuerRaw = issuer === undefined ? undefined : buildName(issuer);
+    } catch (e) {
+      throw new UsageError(`--issuer: ${(e as Error).message}`);
+    }
+    const signer = signerFrom(p);
+    const client = new ScepClient(clientOptions(p));
+    try {
+      const cert = await client.getCert(serial, {
+        ...(issuerRaw ? { issuerRaw } : {}),
+        ...(signer ? { signer } : {}),
+      });
+      const out = str(p, 'out');
+      if (out !== undefined) await writeFileAtomic(out, toPem(cert.der));
+      if (json) {
+        printJson({
+          ok: true,
+          certificate: certSummary(cert),
+          pem: toPem(cert.der),
+          ...(out !== undefined ? { file: out } : {}),
+        });
+        return EXIT.ok;
+      }
+      if (out !== undefined) {
+        say(
+          `certificate ${cert.serialHex}: ${safeName(cert.subjectRaw)}, valid until ${cert.notAfter.toISOString()}`,
+        );
+        say(`wrote ${out}`);
+      } else {
+        process.stdout.write(toPem(cert.der));
+      }
+      return EXIT.ok;
+    } catch (e) {
+      return reportError(e, json, 'getcert');
+    }
+  },
+};
+
+export const getcrlCommand: Command = {
+  name: 'getcrl',
+  summary: 'fetch the CRL for a certificate (GetCRL)',
+  usage: `Usage: scepter getcrl --url URL (--serial HEX | --for FILE) [options]
+
+Asks for the CRL covering a certificate (named by --for, or by --serial under the CA).
+The CRL's signature is verified under the CA.
+
+  --for FILE              the certificate whose revocation status is wanted
+  --serial HEX            ... or its serial number (issuer: the CA)
+  --out FILE              where to write the CRL (default: print PEM)
+  --form der|pem          format of --out (default der)
+  --cert FILE --key FILE  sign the request with this certificate (default: a throwaway one)
+${COMMON_USAGE}`,
+  async run(argv) {
+    const p = parseOptions(argv, {
+      ...COMMON_OPTIONS,
+      ...SIGNER_OPTIONS,
+      for: { type: 'string' },
+      serial: { type: 'string' },
+      out: { type: 'string' },
+      form: { type: 'string' },
+    });
+    const json = flag(p, 'json');
+    const forFile = str(p, 'for');
+    const serial = str(p, 'serial');
+    if ((forFile === undefined) === (serial === undefined))
+      throw new UsageError('give exactly one of --for and --serial');
+    if (serial !== undefined && !/^(0x)?[0-9a-fA-F:]+$/.test(serial))
+      throw new UsageError('--serial must be hex digits');
+    const form = str(p, 'form') ?? 'der';
+    if (form !== 'der' && form !== 'pem') throw new UsageError('--form must be der or pem');
+    const target = forFile !== undefined ? readCert(forFile, '--for') : { serial: serial! };
+    const signer = signerFrom(p);
+    const client = new ScepClient(clientOptions(p));
+    try {
+      const r = await client.getCrl(target, signer ? { signer } : {});
+      const out = str(p, 'out');
+      const pem = toPem(r.crl, 'X509 CRL');
+      if (out !== undefined) await writeFileAtomic(out, form === 'pem' ? pem : r.crl);
+      const sha256 = createHash('sha256').update(r.crl).digest('hex');
+      if (json) {
+        printJson({
+          ok: true,
+          bytes: r.crl.length,
+          sha256,
+          pem,
+          insecureCipher: r.insecureCipher ?? null,
+          ...(out !== undefined ? { file: out } : {}),
+        });
+        return EXIT.ok;
+      }
+      if (r.insecureCipher) warn(DES_WARNING);
+      if (out !== undefined)
+        say(`wrote ${out} (${form.toUpperCase()}, ${r.crl.length} bytes, sha256 ${sha256})`);
+      else process.stdout.write(pem);
+      return EXIT.ok;
+    } catch (e) {
+      return reportError(e, json, 'getcrl');
+    }
+  },
+};
+
+/** Every client command, in help order. */
+export const clientCommands: Command[] = [
+  enrollCommand,
+  renewCommand,
+  getcapsCommand,
+  getcaCommand,
+  getnextcaCommand,
+  getcertCommand,
+  getcrlCommand,
+];
