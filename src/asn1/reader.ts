@@ -9,13 +9,7 @@
  */
 
 export type Asn1ErrorCode =
-  | 'truncated'
-  | 'bad-length'
-  | 'too-deep'
-  | 'trailing-data'
-  | 'unexpected-tag'
-  | 'bad-value'
-  | 'too-many';
+  'truncated' | 'bad-length' | 'too-deep' | 'trailing-data' | 'unexpected-tag' | 'bad-value' | 'too-many';
 
 export class Asn1Error extends Error {
   readonly code: Asn1ErrorCode;
@@ -147,7 +141,19 @@ export function readTlv(
   if (!indefinite) {
     if (len > limit - valueStart) fail('truncated', `length ${len} runs past the end of the data`);
     const valueEnd = valueStart + len;
-    return { buf, cls, constructed, tagNo, tag, start: offset, valueStart, valueEnd, end: valueEnd, indefinite, depth };
+    return {
+      buf,
+      cls,
+      constructed,
+      tagNo,
+      tag,
+      start: offset,
+      valueStart,
+      valueEnd,
+      end: valueEnd,
+      indefinite,
+      depth,
+    };
   }
   // Indefinite: walk children until the end-of-contents octets 00 00.
   let q = valueStart;
@@ -423,7 +429,16 @@ export function time(t: Tlv): Date {
   return fail('unexpected-tag', 'expected a time');
 }
 
-function mkDate(y: number, mo: string, d: string, h: string, mi: string, s: string, frac: string, tz: string): Date {
+function mkDate(
+  y: number,
+  mo: string,
+  d: string,
+  h: string,
+  mi: string,
+  s: string,
+  frac: string,
+  tz: string,
+): Date {
   let ms = Date.UTC(y, Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
   if (frac) ms += Math.floor(Number(frac) * 1000);
   if (tz !== 'Z') {

@@ -1,6 +1,9 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-type Parsed = { values: Record<string, string | boolean | Array<string | boolean> | undefined>; positionals: string[] };
+type Parsed = {
+  values: Record<string, string | boolean | Array<string | boolean> | undefined>;
+  positionals: string[];
+};
 
 export interface Command {
   name: string;

@@ -8,7 +8,13 @@ import { commands } from './commands/index.js';
 import { UsageError } from './command.js';
 
 function help(): string {
-  const lines = ['scepter — SCEP (RFC 8894) server, CA, client and operator tools', '', 'Usage: scepter <command> [options]', '', 'Commands:'];
+  const lines = [
+    'scepter — SCEP (RFC 8894) server, CA, client and operator tools',
+    '',
+    'Usage: scepter <command> [options]',
+    '',
+    'Commands:',
+  ];
   for (const c of commands) lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
   lines.push('', 'Run `scepter <command> --help` for the options of one command.');
   return lines.join('\n');
@@ -22,7 +28,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (name === '--version' || name === '-v') {
     const { readFileSync } = await import('node:fs');
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     process.stdout.write(pkg.version + '\n');
     return 0;
   }
