@@ -39,7 +39,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`scepter: unknown command '${name}'\n\n${help()}\n`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // `scepter cmd --help` is answered here; `scepter cmd sub --help` goes to the command,
+  // which knows its subcommands.
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  if (wantsHelp && (rest.length === 0 || rest[0]!.startsWith('-'))) {
     process.stdout.write(cmd.usage + '\n');
     return 0;
   }
