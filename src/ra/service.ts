@@ -4,8 +4,8 @@
  * worker thread or in a test.
  *
  * The enrollment path (DESIGN.md): decode + verify the pkiMessage → (decoder failure →
- * signed FAILURE) → open the envelope → parse the CSR → policies (proof of possession,
- * signer key = CSR key, challenge, key, CSR) → idempotent issuance → CertRep encrypted to the
+ * signed FAILURE) → open the envelope → parse the CSR → policies (proof of possession, key,
+ * signer key = CSR key, challenge, CSR) → idempotent issuance → CertRep encrypted to the
  * request's signer with its cipher (single DES answered with 3DES), signed with its digest.
  */
 import type { KeyObject } from 'node:crypto';
@@ -113,9 +113,10 @@ export class EnrollmentService implements ScepService {
     });
     this.pkcsReqPolicies = [
       proofOfPossession,
+      // Before the key comparison, so an EC request gets the clear badAlg answer.
+      keyPolicy({ minRsaBits: this.config.minRsaBits, maxRsaBits: this.config.maxRsaBits }),
       signerKeyIsCsrKey,
       challengePolicy(new ChallengeVerifier(this.config.challenges)),
-      keyPolicy({ minRsaBits: this.config.minRsaBits, maxRsaBits: this.config.maxRsaBits }),
       csrPolicy(),
     ];
     this.handlers.set(MessageType.PKCSReq, (req, ctx) => this.pkcsReq(req, ctx));
