@@ -26,6 +26,16 @@ export const SAN_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /** Splits `dns:Host.Example` into `{ type: 'dns', value: 'host.example' }` (value lower-cased). */
+/** The distinct (type, value) pairs of a certificate's SANs, as stored in certificate_sans. */
+export function sanRows(sans: readonly string[]): Array<{ type: string; value: string }> {
+  const seen = new Map<string, { type: string; value: string }>();
+  for (const entry of sans) {
+    const s = parseSan(entry);
+    seen.set(`${s.type}\n${s.value}`, s);
+  }
+  return [...seen.values()];
+}
+
 export function parseSan(entry: string): { type: string; value: string } {
   const i = entry.indexOf(':');
   if (i > 0) {

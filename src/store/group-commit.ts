@@ -62,28 +62,26 @@ export class GroupCommitter {
   }
 
   private runBatch(batch: Job[]): void {
+    const outcomes: Outcome[] = [];
     try {
       this.begin.run();
-    } catch (e) {
-      for (const j of batch) j.reject(e);
-      return;
-    }
-    const outcomes: Outcome[] = [];
-    for (const job of batch) {
-      this.savepoint.run();
-      try {
-        const value = job.run();
-        this.release.run();
-        outcomes.push({ ok: true, value });
-      } catch (error) {
-        this.rollbackTo.run();
-        this.release.run();
-        outcomes.push({ ok: false, error });
+      for (const job of batch) {
+        this.savepoint.run();
+        try {
+          const value = job.run();
+          this.release.run();
+          outcomes.push({ ok: true, value });
+        } catch (error) {
+          // Undo this item only; the others in the batch still commit.
+          this.rollbackTo.run();
+          this.release.run();
+          outcomes.push({ ok: false, error });
+        }
       }
-    }
-    try {
       this.commit.run();
     } catch (e) {
+      // BEGIN, a savepoint or COMMIT itself failed (busy past the timeout, disk full, I/O
+      // error): nothing of this batch is committed, so every caller gets the error.
       if (this.db.inTransaction) {
         try {
           this.rollback.run();

@@ -13,7 +13,7 @@ import {
   certificateFromRow,
   certificateWhere,
   pageBounds,
-  parseSan,
+  sanRows,
   prepareCertificate,
   transactionFromRow,
   type CertificateRow,
@@ -179,8 +179,7 @@ export class PostgresStore implements Store {
         r.der,
       ];
       v.forEach((x, i) => (cols[i] as unknown[]).push(x));
-      for (const entry of r.sans) {
-        const s = parseSan(entry);
+      for (const s of sanRows(r.sans)) {
         sSerial.push(r.serial);
         sType.push(s.type);
         sValue.push(s.value);
@@ -354,7 +353,7 @@ export class PostgresStore implements Store {
   async recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
     const id = args.transactionId;
     const c = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
-    const sans = c.sans.map(parseSan);
+    const sans = sanRows(c.sans);
     // One statement = one atomic transaction and one round trip. The UPDATE locks the
     // transaction row; a concurrent issuer waits on it, re-checks the state (READ COMMITTED)
     // and updates nothing, so its certificate INSERT (fed by the UPDATE's rows) inserts nothing.

@@ -12,7 +12,7 @@ export interface Migration {
 }
 
 /** Column types that differ between the dialects. */
-function ddl(d: { ts: string; blob: string; bigint: string }): string {
+function ddl(d: { ts: string; blob: string; bigint: string; withoutRowid: string }): string {
   return `
 CREATE TABLE certificates (
   serial            TEXT PRIMARY KEY,
@@ -40,13 +40,13 @@ CREATE INDEX certificates_common_name ON certificates (lower(common_name));
 CREATE INDEX certificates_revoked ON certificates (issuer, serial) WHERE status = 'revoked';
 
 -- One row per SAN so a SAN value is found through an index; type is dns/email/ip/uri/...
+-- The primary key is the search index (value first); SQLite keeps it as one B-tree.
 CREATE TABLE certificate_sans (
-  serial TEXT NOT NULL,
+  value  TEXT NOT NULL,
   type   TEXT NOT NULL,
-  value  TEXT NOT NULL
-);
-CREATE INDEX certificate_sans_value ON certificate_sans (value);
-CREATE INDEX certificate_sans_serial ON certificate_sans (serial);
+  serial TEXT NOT NULL,
+  PRIMARY KEY (value, type, serial)
+)${d.withoutRowid};
 
 CREATE TABLE transactions (
   transaction_id  TEXT PRIMARY KEY,
@@ -103,8 +103,8 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     name: 'initial schema',
-    sqlite: ddl({ ts: 'INTEGER', blob: 'BLOB', bigint: 'INTEGER' }),
-    postgres: ddl({ ts: 'TIMESTAMPTZ', blob: 'BYTEA', bigint: 'BIGINT' }),
+    sqlite: ddl({ ts: 'INTEGER', blob: 'BLOB', bigint: 'INTEGER', withoutRowid: ' WITHOUT ROWID' }),
+    postgres: ddl({ ts: 'TIMESTAMPTZ', blob: 'BYTEA', bigint: 'BIGINT', withoutRowid: '' }),
   },
 ];
 

@@ -14,7 +14,7 @@ import {
   certificateFromRow,
   certificateWhere,
   pageBounds,
-  parseSan,
+  sanRows,
   prepareCertificate,
   transactionFromRow,
   type CertificateRow,
@@ -56,6 +56,10 @@ export interface SqliteOptions {
   /** Extra wait to gather a batch (default 0: everything queued in the same event-loop turn). */
   groupCommitWindowMs?: number;
 }
+
+/** Page cache per connection (KiB) in normal operation, and while bulk-loading. */
+const CACHE_KIB = 32 * 1024;
+const BULK_CACHE_KIB = 512 * 1024;
 
 const toDate = (v: unknown): Date => new Date(v as number);
 const ms = (d: Date): number => d.getTime();
@@ -104,6 +108,7 @@ export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteS
   try {
     if (path !== ':memory:') db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    db.pragma(`cache_size = ${-CACHE_KIB}`);
     migrate(db);
   } catch (e) {
     db.close();
@@ -181,11 +186,8 @@ export class SqliteStore implements Store {
       }
       throw e;
     }
-    const san = this.st('INSERT INTO certificate_sans (serial, type, value) VALUES (?, ?, ?)');
-    for (const entry of c.sans) {
-      const { type, value } = parseSan(entry);
-      san.run(c.serial, type, value);
-    }
+    const san = this.st('INSERT INTO certificate_sans (value, type, serial) VALUES (?, ?, ?)');
+    for (const { type, value } of sanRows(c.sans)) san.run(value, type, c.serial);
   }
 
   getCertificate(serial: string): Promise<CertificateRecord | null> {
@@ -220,7 +222,15 @@ export class SqliteStore implements Store {
     const now = new Date();
     const prepared = certs.map((c) => prepareCertificate(c, now));
     return this.write(() => {
-      for (const c of prepared) this.insertCert(c);
+      // A big page cache while bulk-loading keeps the random-key indexes (serial, key_hash)
+      // in memory; the normal size is restored afterwards.
+      const normal = this.db.pragma('cache_size', { simple: true }) as number;
+      this.db.pragma(`cache_size = ${-BULK_CACHE_KIB}`);
+      try {
+        for (const c of prepared) this.insertCert(c);
+      } finally {
+        this.db.pragma(`cache_size = ${normal}`);
+      }
       return prepared.length;
     });
   }

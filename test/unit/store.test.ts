@@ -587,6 +587,38 @@ async function suite(t: TestContext, b: Backend): Promise<void> {
     });
   });
 
+  await t.test('a failing write is undone alone; the writes sharing its commit stay', async () => {
+    await withStores(b.fresh(), 1, async (s) => {
+      const issuer = 'ee'.repeat(32);
+      const existing = cert({ issuer });
+      await s.insertCertificate(existing);
+      const before = s.stats();
+      const good1 = cert({ issuer });
+      const good2 = cert({ issuer });
+      const partial = [cert({ issuer }), cert({ issuer }), { ...existing }]; // fails on its third row
+      // all submitted in the same tick, so SQLite runs them in one BEGIN … COMMIT
+      const results = await Promise.allSettled([
+        s.insertCertificate(good1),
+        s.bulkInsertCertificates(partial),
+        s.recordIssued({ transactionId: 'missing', cert: cert({ issuer }) }),
+        s.insertCertificate(good2),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'rejected', 'fulfilled'],
+      );
+      assert.ok(results[1]?.status === 'rejected' && results[1].reason instanceof SerialConflictError);
+      assert.ok(results[2]?.status === 'rejected' && results[2].reason instanceof TransactionStateError);
+      const stored = await s.searchCertificates({ issuer });
+      assert.deepEqual(
+        sorted(stored.items.map((c) => c.serial)),
+        sorted([existing, good1, good2].map((c) => normalizeSerial(c.serial))),
+      );
+      const after = s.stats();
+      if (b.name === 'sqlite') assert.equal(after.commits - before.commits, 1, 'one shared commit');
+    });
+  });
+
   await t.test('nextCrlNumber is strictly increasing under concurrency across instances', async () => {
     await withStores(b.fresh(), 2, async (s1, s2) => {
       const issuer = 'f6'.repeat(32);
