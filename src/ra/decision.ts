@@ -15,9 +15,15 @@ export type Decision =
       cipher: CipherName;
       /** True when this answers a resend with an earlier issuance. */
       replay?: boolean;
+      /** GetCRL: the CRL(s) for the reply (`certificates` is then empty). */
+      crls?: Buffer[];
     }
   | { status: 'FAILURE'; failInfo: FailInfo; text: string }
-  | { status: 'PENDING' };
+  | {
+      status: 'PENDING';
+      /** HTTP `Retry-After` hint (seconds) sent with the PENDING CertRep. */
+      retryAfterSeconds?: number;
+    };
 
 /** A FAILURE decision. */
 export function failure(failInfo: FailInfo, text: string): Decision {

@@ -235,6 +235,7 @@ export class EnrollmentService implements ScepService {
           ...common,
           status: PkiStatus.SUCCESS,
           certificates: d.certificates,
+          ...(d.crls ? { crls: d.crls } : {}),
           recipientCert: req.signerCert,
           cipher: d.cipher,
         });
@@ -254,7 +255,13 @@ export class EnrollmentService implements ScepService {
     }
     if (d.status === 'PENDING') {
       const body = encodeCertRep({ ...common, status: PkiStatus.PENDING });
-      return { httpStatus: 200, contentType: PKI_MESSAGE, body, log: { ...log, outcome: 'PENDING' } };
+      return {
+        httpStatus: 200,
+        contentType: PKI_MESSAGE,
+        body,
+        ...(d.retryAfterSeconds ? { headers: { 'retry-after': String(d.retryAfterSeconds) } } : {}),
+        log: { ...log, outcome: 'PENDING' },
+      };
     }
     const f = d as Extract<Decision, { status: 'FAILURE' }>;
     const body = encodeCertRep({

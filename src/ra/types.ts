@@ -9,6 +9,8 @@ export interface HttpAnswer {
   httpStatus: number;
   contentType: string;
   body: Buffer;
+  /** Extra response headers (e.g. `retry-after` with a PENDING CertRep). */
+  headers?: Record<string, string>;
 }
 
 /**

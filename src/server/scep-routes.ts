@@ -40,6 +40,7 @@ const OPERATIONS: ReadonlyMap<string, string> = new Map(
 );
 
 function send(reply: FastifyReply, a: HttpAnswer): FastifyReply {
+  if (a.headers) reply.headers(a.headers);
   return reply.code(a.httpStatus).header('content-type', a.contentType).send(a.body);
 }
 
