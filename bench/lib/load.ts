@@ -1,0 +1,103 @@
+/**
+ * Closed-loop load: C concurrent clients over keep-alive HTTP each send the next pre-built
+ * request as soon as their previous reply arrived. Replies are kept and checked afterwards,
+ * so the client spends no crypto while the server is measured.
+ */
+import { Agent } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Certificate } from '../../src/pkix/certificate.js';
+import {
+  checkReply,
+  postPkiMessage,
+  type HttpReply,
+  type PreparedEnrollment,
+} from '../../test/helpers/enrollment.js';
+
+export interface LoadResult {
+  wallMs: number;
+  /** Per-request latency in ms, in send order. */
+  latencies: number[];
+  replies: Array<HttpReply | { error: string }>;
+}
+
+/** Sends every enrollment with `concurrency` in flight; resolves when all have answered. */
+export async function runLoad(
+  url: string,
+  enrollments: readonly PreparedEnrollment[],
+  concurrency: number,
+): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const latencies = new Array<number>(enrollments.length).fill(0);
+  const replies: LoadResult['replies'] = new Array(enrollments.length);
+  let next = 0;
+  const client = async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= enrollments.length) return;
+      const t0 = performance.now();
+      try {
+        replies[i] = await postPkiMessage(url, (enrollments[i] as PreparedEnrollment).der, agent);
+      } catch (e) {
+        replies[i] = { error: e instanceof Error ? e.message : String(e) };
+      }
+      latencies[i] = performance.now() - t0;
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: Math.min(concurrency, enrollments.length) }, client));
+  const wallMs = performance.now() - t0;
+  agent.destroy();
+  return { wallMs, latencies, replies };
+}
+
+export interface CheckedLoad {
+  ok: number;
+  failures: number;
+  /** First few failure reasons with counts. */
+  reasons: Map<string, number>;
+  /** Serials of the successful replies, by request index. */
+  serials: Array<string | undefined>;
+  duplicateSerials: number;
+}
+
+/** Checks every reply (SUCCESS, signed by `trusted`, decrypts, key matches) and counts duplicates. */
+export function checkLoad(
+  r: LoadResult,
+  enrollments: readonly PreparedEnrollment[],
+  trusted: Certificate[],
+  o: { allowSingleDes?: boolean } = {},
+): CheckedLoad {
+  const reasons = new Map<string, number>();
+  const serials: Array<string | undefined> = [];
+  let ok = 0;
+  enrollments.forEach((e, i) => {
+    const reply = r.replies[i];
+    let reason: string | undefined;
+    if (!reply) reason = 'no reply';
+    else if ('error' in reply) reason = `transport: ${reply.error}`;
+    else {
+      const c = checkReply(reply.status, reply.body, e, trusted, o);
+      if (c.ok) {
+        ok++;
+        serials[i] = c.serial;
+      } else reason = c.reason.slice(0, 120);
+    }
+    if (reason !== undefined) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+  });
+  const seen = new Set<string>();
+  let duplicateSerials = 0;
+  for (const s of serials) {
+    if (s === undefined) continue;
+    if (seen.has(s)) duplicateSerials++;
+    seen.add(s);
+  }
+  return { ok, failures: enrollments.length - ok, reasons, serials, duplicateSerials };
+}
+
+/** The p-th percentile (0–100) of `xs` (nearest rank). */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const rank = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[rank] as number;
+}

@@ -1,0 +1,210 @@
+/**
+ * Server processes for the benchmark: `scepter serve` and micromdm `scepserver` as child
+ * processes (so their memory and CPU are their own), a peak-RSS sampler reading
+ * /proc/PID/status, and `openssl speed` for the RSA bound.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { openSync, readFileSync, closeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A running server child. */
+export interface ServerProcess {
+  url: string;
+  pid: number;
+  child: ChildProcess;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once('exit', () => resolve()));
+}
+
+function stopper(child: ChildProcess) {
+  return async (graceMs = 10_000): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await exited(child);
+    clearTimeout(t);
+  };
+}
+
+/** Polls `file` until `pattern` matches (or the child exits / time runs out). */
+async function waitForLine(
+  file: string,
+  pattern: RegExp,
+  child: ChildProcess,
+  timeoutMs: number,
+): Promise<RegExpMatchArray> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      // not created yet
+    }
+    const m = text.match(pattern);
+    if (m) return m;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${text}`);
+    }
+    if (Date.now() > until) throw new Error(`server not ready after ${timeoutMs} ms:\n${text}`);
+    await sleep(50);
+  }
+}
+
+export interface ScepterServeOptions {
+  dataDir: string;
+  challenge: string;
+  /** Store URL (--db). */
+  db?: string;
+  workers?: number;
+  /** Where stdout/stderr go (the per-request log lines). */
+  logFile: string;
+  logLevel?: string;
+  /** Extra node flags (e.g. --cpu-prof). */
+  nodeFlags?: string[];
+  /** Repository root (default: cwd). */
+  root?: string;
+}
+
+/** Starts `scepter serve` (via tsx) on 127.0.0.1, any free port; resolves once it listens. */
+export async function startScepter(o: ScepterServeOptions): Promise<ServerProcess> {
+  const root = o.root ?? process.cwd();
+  const fd = openSync(o.logFile, 'w');
+  const args = [
+    ...(o.nodeFlags ?? []),
+    '--import',
+    'tsx',
+    join(root, 'src/cli/main.ts'),
+    'serve',
+    '--data',
+    o.dataDir,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--challenge',
+    o.challenge,
+    '--log-level',
+    o.logLevel ?? 'info',
+    ...(o.db ? ['--db', o.db] : []),
+    ...(o.workers !== undefined ? ['--workers', String(o.workers)] : []),
+  ];
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  try {
+    const m = await waitForLine(o.logFile, /listening on (http:\/\/\S+)/, child, 60_000);
+    return { url: m[1] as string, pid: child.pid as number, child, stop: stopper(child) };
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (for servers that cannot report the one they picked). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when `cmd` is on PATH. */
+export function hasCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Creates a micromdm depot (CA) in `depot` with an RSA key of `keySize` bits. */
+export function initMicromdmDepot(depot: string, keySize: number): void {
+  const r = spawnSync('scepserver', ['ca', '-init', '-depot', depot, '-keySize', String(keySize)], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`scepserver ca -init failed: ${r.stderr}`);
+}
+
+/** Starts micromdm `scepserver` on a free port with the depot and challenge. */
+export async function startMicromdm(
+  depot: string,
+  challenge: string,
+  logFile: string,
+): Promise<ServerProcess> {
+  const port = await freePort();
+  const fd = openSync(logFile, 'w');
+  const child = spawn(
+    'scepserver',
+    ['-depot', depot, '-port', String(port), '-challenge', challenge, '-allowrenew', '0'],
+    { stdio: ['ignore', fd, fd] },
+  );
+  closeSync(fd);
+  const url = `http://127.0.0.1:${port}/scep`;
+  const until = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`scepserver exited: ${readFileSync(logFile, 'utf8')}`);
+    try {
+      const r = await fetch(`${url}?operation=GetCACaps`);
+      if (r.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error('scepserver did not start');
+    }
+    await sleep(50);
+  }
+  return { url, pid: child.pid as number, child, stop: stopper(child) };
+}
+
+/** Resident set size of a process in KiB (VmRSS), or 0 when it is gone. */
+export function rssKiB(pid: number): number {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+)\s+kB/m);
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Samples VmRSS every `everyMs` until stopped; returns the peak in KiB. */
+export function sampleRss(pid: number, everyMs = 50): { stop(): number } {
+  let peak = rssKiB(pid);
+  const t = setInterval(() => {
+    peak = Math.max(peak, rssKiB(pid));
+  }, everyMs);
+  return {
+    stop() {
+      clearInterval(t);
+      return Math.max(peak, rssKiB(pid));
+    },
+  };
+}
+
+/** `openssl speed -seconds S rsaBITS`: private-key operations (sign) per second on one core. */
+export function opensslRsaSignPerSecond(bits: number, seconds: number): number {
+  const r = spawnSync('openssl', ['speed', '-seconds', String(seconds), `rsa${bits}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl speed failed: ${r.stderr}`);
+  // "rsa 2048 bits 0.000622s 0.000018s   1608.4  54918.7"
+  const m = r.stdout.match(new RegExp(`rsa\\s+${bits}\\s+bits\\s+\\S+\\s+\\S+\\s+([\\d.]+)\\s+([\\d.]+)`));
+  if (!m) throw new Error(`cannot read openssl speed output:\n${r.stdout}`);
+  return Number(m[1]);
+}
+
+/** The 1-minute load average (from /proc/loadavg). */
+export function loadAverage(): number {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}

@@ -1,0 +1,391 @@
+/**
+ * `npm run bench`: SCEP enrollment throughput of scepter, side by side with micromdm
+ * `scepserver` and the RSA bound measured by `openssl speed` — all in the same run.
+ *
+ *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
+ *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
+ *
+ * Untimed: CA creation, client keys (a pool of --keys keys; each request still has its own
+ * CSR, subject and transactionID), every pkiMessage (AES-128 + SHA-256). Timed: N requests,
+ * C in flight, over keep-alive HTTP to a server child process. Afterwards every reply is
+ * checked (SUCCESS, signed by the CA, decrypts, certificate carries the requested key), serials
+ * are checked for duplicates and, for scepter, looked up in the store (durable before reply).
+ *
+ * RSA bound: an enrollment costs 3 RSA private-key operations with the CA key (CEK decrypt,
+ * certificate signature, CertRep signature), so one core can do at most `openssl speed`
+ * sign/s ÷ 3 enrollments per second; W workers on ≥W cores at most W times that.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { initCa, type CaKeySize } from '../src/ca/keystore.js';
+import { parseCertificate, fromPem, type Certificate } from '../src/pkix/certificate.js';
+import { openStore, type NewCertificate } from '../src/store/index.js';
+import { generateRsaKeys, makeEnrollment, type PreparedEnrollment } from '../test/helpers/enrollment.js';
+import { checkLoad, percentile, runLoad, type CheckedLoad, type LoadResult } from './lib/load.js';
+import {
+  hasCommand,
+  initMicromdmDepot,
+  loadAverage,
+  opensslRsaSignPerSecond,
+  sampleRss,
+  startMicromdm,
+  startScepter,
+  type ServerProcess,
+} from './lib/processes.js';
+
+const { values: args } = parseArgs({
+  options: {
+    n: { type: 'string', short: 'n', default: '2000' },
+    c: { type: 'string', short: 'c', default: '16' },
+    workers: { type: 'string', default: '1,2' },
+    db: { type: 'string', default: 'sqlite' },
+    'pg-url': { type: 'string' },
+    'ca-key-size': { type: 'string', default: '2048' },
+    prefill: { type: 'string', default: '0' },
+    keys: { type: 'string', default: '64' },
+    warmup: { type: 'string', default: '200' },
+    'speed-seconds': { type: 'string', default: '3' },
+    'no-micromdm': { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    json: { type: 'string' },
+    'keep-dir': { type: 'boolean', default: false },
+  },
+});
+
+const N = Number(args.n);
+const C = Number(args.c);
+const WORKERS = String(args.workers)
+  .split(',')
+  .map((w) => Number(w.trim()));
+const KEY_SIZE = Number(args['ca-key-size']) as CaKeySize;
+const PREFILL = Number(args.prefill);
+const CHALLENGE = `bench-${randomBytes(8).toString('hex')}`;
+const PG_BASE = args['pg-url'] ?? process.env.SCEPTER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+if (![2048, 3072, 4096].includes(KEY_SIZE)) throw new Error('--ca-key-size must be 2048, 3072 or 4096');
+if (args.db !== 'sqlite' && args.db !== 'postgres') throw new Error('--db must be sqlite or postgres');
+if (WORKERS.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--workers: a list such as 1,2');
+
+const log = (s: string) => process.stderr.write(s + '\n');
+
+/** One measured configuration. */
+interface Row {
+  name: string;
+  workers: number | null;
+  prefill: number;
+  n: number;
+  ok: number;
+  failures: number;
+  duplicateSerials: number;
+  missingInStore: number | null;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  peakRssMiB: number;
+  load: number;
+  reasons: Record<string, number>;
+}
+
+function summarize(
+  name: string,
+  r: LoadResult,
+  c: CheckedLoad,
+  peakKiB: number,
+  extra: Partial<Row>,
+  load: number,
+): Row {
+  return {
+    name,
+    workers: null,
+    prefill: 0,
+    n: r.replies.length,
+    ok: c.ok,
+    failures: c.failures,
+    duplicateSerials: c.duplicateSerials,
+    missingInStore: null,
+    perSecond: (c.ok / r.wallMs) * 1000,
+    p50: percentile(r.latencies, 50),
+    p99: percentile(r.latencies, 99),
+    peakRssMiB: peakKiB / 1024,
+    load,
+    reasons: Object.fromEntries(c.reasons),
+    ...extra,
+  };
+}
+
+/** A fresh store URL for one run (SQLite file or a new PostgreSQL database) and its cleanup. */
+async function freshStore(dir: string, tag: string): Promise<{ url: string; drop(): Promise<void> }> {
+  if (args.db === 'sqlite') return { url: `sqlite:${join(dir, `${tag}.db`)}`, drop: async () => undefined };
+  const base = new URL(PG_BASE);
+  const name = `scepter_bench_${process.pid}_${tag.replace(/\W/g, '_')}`;
+  const admin = new pg.Client({ connectionString: base.toString() });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base.toString());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const a = new pg.Client({ connectionString: base.toString() });
+      await a.connect();
+      await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.end();
+    },
+  };
+}
+
+/** Bulk pre-fill: M synthetic certificates of this issuer, through the store's bulk insert. */
+async function prefill(url: string, m: number, issuer: string): Promise<number> {
+  const t0 = Date.now();
+  const store = await openStore(url);
+  const der = randomBytes(1100);
+  const now = Date.now();
+  const chunk = 20_000;
+  try {
+    for (let done = 0; done < m; done += chunk) {
+      const batch: NewCertificate[] = [];
+      for (let i = done; i < Math.min(m, done + chunk); i++) {
+        batch.push({
+          serial: '7e' + randomBytes(15).toString('hex'),
+          issuer,
+          subject: `CN=prefill-${i},O=Scepter Load`,
+          commonName: `prefill-${i}`,
+          sans: [`dns:prefill-${i}.load.test`],
+          der,
+          notBefore: new Date(now),
+          notAfter: new Date(now + 365 * 86_400_000),
+          keyHash: randomBytes(32).toString('hex'),
+          transactionId: randomBytes(16).toString('hex'),
+        });
+      }
+      await store.bulkInsertCertificates(batch);
+      if ((done / chunk) % 10 === 0) log(`  prefill ${done + batch.length}/${m}`);
+    }
+  } finally {
+    await store.close();
+  }
+  return (Date.now() - t0) / 1000;
+}
+
+/** Looks every successful serial up in the store after the server stopped. */
+async function missingInStore(
+  url: string,
+  serials: Array<string | undefined>,
+  txIds: string[],
+): Promise<number> {
+  const store = await openStore(url);
+  let missing = 0;
+  try {
+    for (let i = 0; i < serials.length; i++) {
+      const s = serials[i];
+      if (s === undefined) continue;
+      const rec = await store.getCertificate(s);
+      if (!rec || rec.transactionId !== txIds[i]) missing++;
+    }
+    const report = await store.integrityCheck();
+    if (!report.ok) log(`  store integrity problems: ${report.problems.join('; ')}`);
+  } finally {
+    await store.close();
+  }
+  return missing;
+}
+
+async function measure(
+  server: ServerProcess,
+  warm: PreparedEnrollment[],
+  reqs: PreparedEnrollment[],
+): Promise<{ r: LoadResult; peakKiB: number; load: number }> {
+  await runLoad(server.url, warm, C);
+  const load = loadAverage();
+  const rss = sampleRss(server.pid);
+  const r = await runLoad(server.url, reqs, C);
+  return { r, peakKiB: rss.stop(), load };
+}
+
+function build(recipient: Certificate, keys: PreparedEnrollment['key'][], count: number, prefix: string) {
+  return Array.from({ length: count }, (_, i) =>
+    makeEnrollment({
+      key: keys[i % keys.length]!,
+      recipient,
+      challenge: CHALLENGE,
+      cn: `${prefix}-${i}`,
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-bench-'));
+  const rows: Row[] = [];
+  try {
+    log(
+      `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), node ${process.version}, load ${loadAverage()}`,
+    );
+    log(`openssl speed -seconds ${args['speed-seconds']} rsa${KEY_SIZE} …`);
+    const signPerSec = opensslRsaSignPerSecond(KEY_SIZE, Number(args['speed-seconds']));
+    const bound1 = signPerSec / 3;
+    log(`  ${signPerSec.toFixed(0)} sign/s → RSA bound ${bound1.toFixed(0)} enrollments/s per core`);
+
+    const dataDir = join(dir, 'scepter');
+    const ca = await initCa(dataDir, { keySize: KEY_SIZE });
+    const caCert = ca.caCert;
+    log(`generating ${args.keys} client keys and ${N} + ${args.warmup} requests (untimed) …`);
+    const keys = await generateRsaKeys(Number(args.keys));
+    const warm = build(caCert, keys, Number(args.warmup), 'warm');
+    const reqs = build(caCert, keys, N, 'dev');
+    const txIds = reqs.map((e) => e.transactionId);
+
+    const scenarios: Array<{ workers: number; prefill: number }> = WORKERS.map((w) => ({
+      workers: w,
+      prefill: 0,
+    }));
+    if (PREFILL > 0) scenarios.push({ workers: WORKERS[0] as number, prefill: PREFILL });
+
+    for (const sc of scenarios) {
+      const tag = `w${sc.workers}-p${sc.prefill}`;
+      const store = await freshStore(dir, tag);
+      try {
+        if (sc.prefill > 0) {
+          log(`pre-filling ${sc.prefill} certificates …`);
+          const s = await prefill(store.url, sc.prefill, caCert.fingerprint);
+          log(`  done in ${s.toFixed(1)} s`);
+        }
+        const profDir = args.profile ? join(args.profile, tag) : undefined;
+        const server = await startScepter({
+          dataDir,
+          challenge: CHALLENGE,
+          db: store.url,
+          workers: sc.workers,
+          logFile: join(dir, `scepter-${tag}.log`),
+          ...(profDir ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir] } : {}),
+        });
+        log(
+          `scepter (${sc.workers} worker${sc.workers > 1 ? 's' : ''}, ${args.db}, prefill ${sc.prefill}): n=${N} c=${C} …`,
+        );
+        let m;
+        try {
+          m = await measure(server, warm, reqs);
+        } finally {
+          await server.stop();
+        }
+        const checked = checkLoad(m.r, reqs, [caCert]);
+        const missing = await missingInStore(store.url, checked.serials, txIds);
+        const row = summarize(
+          `scepter ${sc.workers}w${sc.prefill ? ` +${sc.prefill} stored` : ''}`,
+          m.r,
+          checked,
+          m.peakKiB,
+          {
+            workers: sc.workers,
+            prefill: sc.prefill,
+            missingInStore: missing,
+          },
+          m.load,
+        );
+        rows.push(row);
+        log(
+          `  ${row.perSecond.toFixed(0)}/s p50 ${row.p50.toFixed(1)} ms p99 ${row.p99.toFixed(1)} ms, RSS ${row.peakRssMiB.toFixed(0)} MiB, failures ${row.failures}, missing ${missing}`,
+        );
+      } finally {
+        await store.drop();
+      }
+    }
+
+    if (!args['no-micromdm'] && hasCommand('scepserver')) {
+      const depot = join(dir, 'depot');
+      initMicromdmDepot(depot, KEY_SIZE);
+      const mmCa = parseCertificate(fromPem(readFileSync(join(depot, 'ca.pem'), 'utf8'))[0]!);
+      const mmWarm = build(mmCa, keys, Math.min(50, Number(args.warmup)), 'mm-warm');
+      const mmReqs = build(mmCa, keys, N, 'mm-dev');
+      const server = await startMicromdm(depot, CHALLENGE, join(dir, 'micromdm.log'));
+      log(`micromdm scepserver: n=${N} c=${C} …`);
+      let m;
+      try {
+        m = await measure(server, mmWarm, mmReqs);
+      } finally {
+        await server.stop();
+      }
+      const checked = checkLoad(m.r, mmReqs, [mmCa], { allowSingleDes: true });
+      const row = summarize('micromdm scepserver', m.r, checked, m.peakKiB, {}, m.load);
+      rows.push(row);
+      log(
+        `  ${row.perSecond.toFixed(0)}/s, failures ${row.failures}, duplicate serials ${row.duplicateSerials}`,
+      );
+    } else {
+      log('micromdm scepserver: skipped (not installed or --no-micromdm)');
+    }
+
+    report(rows, signPerSec, bound1);
+    if (args.json) {
+      writeFileSync(
+        args.json,
+        JSON.stringify(
+          {
+            date: new Date().toISOString(),
+            cores: availableParallelism(),
+            n: N,
+            c: C,
+            keySize: KEY_SIZE,
+            db: args.db,
+            signPerSec,
+            rows,
+          },
+          null,
+          2,
+        ),
+      );
+    }
+  } finally {
+    if (args['keep-dir']) log(`kept ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(rows: Row[], signPerSec: number, bound1: number): void {
+  const mm = rows.find((r) => r.workers === null);
+  const one = rows.find((r) => r.workers === 1 && r.prefill === 0);
+  const cores = availableParallelism();
+  const out: string[] = [];
+  out.push('');
+  out.push(
+    `RSA-${KEY_SIZE}: openssl ${signPerSec.toFixed(0)} sign/s per core → bound ${bound1.toFixed(0)} enrollments/s per core`,
+  );
+  out.push(`n=${N} c=${C} db=${args.db} cores=${cores}`);
+  out.push('');
+  out.push(
+    '| server | enrollments/s | p50 ms | p99 ms | peak RSS MiB | failures | dup serials | not in store | ×micromdm | of RSA bound | load avg |',
+  );
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) {
+    const bound = r.workers === null ? NaN : bound1 * Math.min(r.workers, cores);
+    const xmm = mm && r !== mm ? (r.perSecond / mm.perSecond).toFixed(1) + '×' : '';
+    const ofBound = Number.isNaN(bound) ? '' : `${((r.perSecond / bound) * 100).toFixed(0)}%`;
+    out.push(
+      `| ${r.name} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.peakRssMiB.toFixed(0)} | ${r.failures} | ${r.duplicateSerials} | ${r.missingInStore ?? ''} | ${xmm} | ${ofBound} | ${r.load.toFixed(2)} |`,
+    );
+  }
+  const two = rows.find((r) => r.workers === 2 && r.prefill === 0);
+  const filled = rows.find((r) => r.prefill > 0);
+  out.push('');
+  if (one && two) out.push(`2 workers / 1 worker: ${(two.perSecond / one.perSecond).toFixed(2)}×`);
+  if (filled) {
+    const base = rows.find((r) => r.workers === filled.workers && r.prefill === 0);
+    if (base)
+      out.push(
+        `${filled.prefill} stored / empty: ${((filled.perSecond / base.perSecond) * 100).toFixed(0)}%`,
+      );
+  }
+  for (const r of rows) {
+    for (const [why, count] of Object.entries(r.reasons)) out.push(`  ${r.name}: ${count} × ${why}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

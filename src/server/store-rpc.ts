@@ -1,0 +1,257 @@
+/**
+ * The Store across a thread boundary. Worker threads run the enrollment service but do not
+ * open the database: each store call is posted to the main thread, which runs it on the one
+ * real store (one SQLite connection with group commit, or one PostgreSQL pool) and posts the
+ * result back. So every worker sees one coherent store, concurrent writes from all workers
+ * still share commits, and "durable before reply" holds unchanged: the worker gets its result
+ * only after the main thread's write resolved, i.e. after COMMIT.
+ *
+ * Values cross by structured clone: Buffers arrive as Uint8Arrays (turned back into Buffers
+ * here); Dates and bigints survive; the store's error classes are rebuilt by name.
+ */
+import {
+  AlreadyIssuedError,
+  DuplicateKeyError,
+  SerialConflictError,
+  TransactionStateError,
+  type BeginResult,
+  type CertificateQuery,
+  type CertificateRecord,
+  type CrlRecord,
+  type IntegrityReport,
+  type JsonObject,
+  type NewCertificate,
+  type NewTransaction,
+  type Page,
+  type RevocationReason,
+  type RevokedEntry,
+  type Store,
+  type StoreStats,
+  type TransactionQuery,
+  type TransactionRecord,
+} from '../store/index.js';
+
+/** Store methods that may be called remotely (everything except stats/close/kind). */
+export const REMOTE_STORE_METHODS = [
+  'getCertificate',
+  'searchCertificates',
+  'insertCertificate',
+  'bulkInsertCertificates',
+  'revoke',
+  'listRevoked',
+  'beginTransaction',
+  'getTransaction',
+  'listTransactions',
+  'recordIssued',
+  'decide',
+  'fail',
+  'expirePending',
+  'nextCrlNumber',
+  'saveCrl',
+  'latestCrl',
+  'addSecret',
+  'consumeSecret',
+  'pruneSecrets',
+  'getSetting',
+  'setSetting',
+  'integrityCheck',
+] as const;
+
+export type RemoteStoreMethod = (typeof REMOTE_STORE_METHODS)[number];
+
+/** A store call posted by a worker. */
+export interface StoreCall {
+  type: 'store';
+  id: number;
+  method: RemoteStoreMethod;
+  args: unknown[];
+}
+
+/** A serialised error (name, message and the fields of the store's error classes). */
+export interface WireError {
+  name: string;
+  message: string;
+  serial?: string;
+  transactionId?: string;
+  state?: string | null;
+  what?: string;
+}
+
+/** The main thread's answer to a StoreCall. */
+export type StoreResult =
+  | { type: 'store-result'; id: number; ok: true; value: unknown }
+  | { type: 'store-result'; id: number; ok: false; error: WireError };
+
+/** Turns Uint8Arrays (Buffers after structured clone) back into Buffers, recursively. */
+export function revive<T>(v: T): T {
+  if (v instanceof Uint8Array) {
+    return (Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)) as T;
+  }
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = revive(v[i]);
+    return v;
+  }
+  if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) o[k] = revive(o[k]);
+  }
+  return v;
+}
+
+/** Serialises an error for postMessage, keeping what the store's error classes carry. */
+export function toWireError(e: unknown): WireError {
+  if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
+  const w: WireError = { name: e.name, message: e.message };
+  const f = e as Error & Partial<Omit<WireError, 'name' | 'message'>>;
+  if (f.serial !== undefined) w.serial = f.serial;
+  if (f.transactionId !== undefined) w.transactionId = f.transactionId;
+  if (f.state !== undefined) w.state = f.state;
+  if (f.what !== undefined) w.what = f.what;
+  return w;
+}
+
+/** Rebuilds the store's error classes (the RA branches on them); anything else is an Error. */
+export function fromWireError(w: WireError): Error {
+  switch (w.name) {
+    case 'SerialConflictError':
+      return new SerialConflictError(w.serial ?? '');
+    case 'AlreadyIssuedError':
+      return new AlreadyIssuedError(w.transactionId ?? '', w.serial ?? '');
+    case 'TransactionStateError':
+      return new TransactionStateError(w.transactionId ?? '', w.state ?? null);
+    case 'DuplicateKeyError':
+      return new DuplicateKeyError(w.what ?? 'key');
+    default: {
+      const e = new Error(w.message);
+      e.name = w.name;
+      return e;
+    }
+  }
+}
+
+/** Main thread: runs one StoreCall on the real store and produces the reply to post. */
+export async function runStoreCall(store: Store, call: StoreCall): Promise<StoreResult> {
+  if (!(REMOTE_STORE_METHODS as readonly string[]).includes(call.method)) {
+    return { type: 'store-result', id: call.id, ok: false, error: { name: 'Error', message: 'bad method' } };
+  }
+  try {
+    const fn = store[call.method] as (...a: unknown[]) => Promise<unknown>;
+    const value = await fn.apply(store, revive(call.args));
+    return { type: 'store-result', id: call.id, ok: true, value };
+  } catch (e) {
+    return { type: 'store-result', id: call.id, ok: false, error: toWireError(e) };
+  }
+}
+
+/**
+ * Worker side: a Store whose every call is a message to the main thread. `post` sends a
+ * StoreCall; feed the main thread's replies to `settle`.
+ */
+export class RemoteStore implements Store {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+
+  constructor(
+    readonly kind: Store['kind'],
+    private readonly post: (call: StoreCall) => void,
+  ) {}
+
+  /** Delivers a StoreResult from the main thread. */
+  settle(r: StoreResult): void {
+    const p = this.pending.get(r.id);
+    if (!p) return;
+    this.pending.delete(r.id);
+    if (r.ok) p.resolve(revive(r.value));
+    else p.reject(fromWireError(r.error));
+  }
+
+  private call<T>(method: RemoteStoreMethod, args: unknown[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.post({ type: 'store', id, method, args });
+    });
+  }
+
+  getCertificate(serial: string): Promise<CertificateRecord | null> {
+    return this.call('getCertificate', [serial]);
+  }
+  searchCertificates(query: CertificateQuery): Promise<Page<CertificateRecord>> {
+    return this.call('searchCertificates', [query]);
+  }
+  insertCertificate(cert: NewCertificate): Promise<void> {
+    return this.call('insertCertificate', [cert]);
+  }
+  bulkInsertCertificates(certs: readonly NewCertificate[]): Promise<number> {
+    return this.call('bulkInsertCertificates', [certs]);
+  }
+  revoke(serial: string, reason: RevocationReason, at: Date): Promise<boolean> {
+    return this.call('revoke', [serial, reason, at]);
+  }
+  listRevoked(issuer: string): Promise<RevokedEntry[]> {
+    return this.call('listRevoked', [issuer]);
+  }
+  beginTransaction(rec: NewTransaction): Promise<BeginResult> {
+    return this.call('beginTransaction', [rec]);
+  }
+  getTransaction(transactionId: string): Promise<TransactionRecord | null> {
+    return this.call('getTransaction', [transactionId]);
+  }
+  listTransactions(query: TransactionQuery): Promise<Page<TransactionRecord>> {
+    return this.call('listTransactions', [query]);
+  }
+  recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
+    return this.call('recordIssued', [args]);
+  }
+  decide(transactionId: string, decision: 'approved' | 'rejected', reason?: string): Promise<boolean> {
+    return this.call('decide', [transactionId, decision, reason]);
+  }
+  fail(
+    transactionId: string,
+    state: 'rejected' | 'failed',
+    failInfo: number | null,
+    failText: string | null,
+  ): Promise<boolean> {
+    return this.call('fail', [transactionId, state, failInfo, failText]);
+  }
+  expirePending(now: Date): Promise<number> {
+    return this.call('expirePending', [now]);
+  }
+  nextCrlNumber(issuer: string): Promise<bigint> {
+    return this.call('nextCrlNumber', [issuer]);
+  }
+  saveCrl(crl: CrlRecord): Promise<boolean> {
+    return this.call('saveCrl', [crl]);
+  }
+  latestCrl(issuer: string): Promise<CrlRecord | null> {
+    return this.call('latestCrl', [issuer]);
+  }
+  addSecret(hash: string, expiresAt: Date, meta?: JsonObject | null): Promise<void> {
+    return this.call('addSecret', [hash, expiresAt, meta]);
+  }
+  consumeSecret(hash: string, now: Date): Promise<boolean> {
+    return this.call('consumeSecret', [hash, now]);
+  }
+  pruneSecrets(before: Date): Promise<number> {
+    return this.call('pruneSecrets', [before]);
+  }
+  getSetting(key: string): Promise<string | null> {
+    return this.call('getSetting', [key]);
+  }
+  setSetting(key: string, value: string): Promise<void> {
+    return this.call('setSetting', [key, value]);
+  }
+  integrityCheck(): Promise<IntegrityReport> {
+    return this.call('integrityCheck', []);
+  }
+  /** Counters live with the real store on the main thread. */
+  stats(): StoreStats {
+    return { writes: 0, commits: 0 };
+  }
+  /** The main thread owns (and closes) the real store; pending calls fail. */
+  close(): Promise<void> {
+    for (const p of this.pending.values()) p.reject(new Error('store is closed'));
+    this.pending.clear();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * `--workers N`: a ScepService that spreads PKIOperations over N worker threads
+ * (src/server/worker.ts), each with its own EnrollmentService and CA key objects. The cheap
+ * operations (GetCACaps, GetCACert, GetNextCACert) are answered on the HTTP thread by `local`.
+ *
+ * One coherent store: workers do not open the database; their store calls run here, on the
+ * one store of this process (see store-rpc.ts). With SQLite that keeps a single connection
+ * whose group commit is shared by every worker (several connections would take turns on the
+ * write lock, and better-sqlite3 waits for it synchronously, stalling a worker's event loop);
+ * with PostgreSQL it keeps one pool. Idempotency needs nothing new: two workers racing on one
+ * transactionID meet in the store exactly like two instances do (`recordIssued` admits one
+ * certificate, the other answers with it).
+ *
+ * A request goes to the worker with the fewest requests in flight. A worker that dies has its
+ * in-flight requests answered with HTTP 500 and is replaced.
+ */
+import { Worker } from 'node:worker_threads';
+import type { RequestContext, ScepAnswer, ScepService, HttpAnswer } from '../ra/types.js';
+import type { ServiceLogger } from '../ra/service.js';
+import type { Store } from '../store/index.js';
+import { fromWireError, revive, runStoreCall } from './store-rpc.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+
+export interface WorkerPoolOptions {
+  /** Number of worker threads (≥ 1). */
+  workers: number;
+  /** Answers the non-PKIOperation requests on this thread (usually an EnrollmentService). */
+  local: ScepService;
+  /** The store the workers' calls run on. */
+  store: Store;
+  /** What each worker builds its service from. */
+  init: Omit<WorkerInit, 'storeKind'>;
+  logger?: ServiceLogger;
+}
+
+interface Pending {
+  resolve(a: ScepAnswer): void;
+}
+
+interface Slot {
+  worker: Worker;
+  inflight: Map<number, Pending>;
+}
+
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(FROM_SOURCE ? './worker.ts' : './worker.js', import.meta.url);
+
+/**
+ * The worker's entry. Built code runs worker.js directly. Running from the TypeScript sources
+ * (tests, `npm run scepter`, benchmarks) the `--import tsx` hooks of the main thread do not
+ * reach workers on Node 20, so a tiny bootstrap registers tsx in the worker first.
+ */
+function workerEntry(): { file: URL | string; eval: boolean } {
+  if (!FROM_SOURCE) return { file: WORKER_URL, eval: false };
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const code =
+    `import(${JSON.stringify(tsx)})` +
+    `.then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`;
+  return { file: code, eval: true };
+}
+
+function internalError(detail: string): ScepAnswer {
+  return {
+    httpStatus: 500,
+    contentType: 'text/plain; charset=utf-8',
+    body: Buffer.from('internal server error\n'),
+    log: { outcome: 'rejected', detail },
+  };
+}
+
+export class WorkerPoolService implements ScepService {
+  private readonly slots: Slot[] = [];
+  private nextId = 1;
+  private closing = false;
+
+  private constructor(private readonly o: WorkerPoolOptions) {}
+
+  /** Starts the workers; resolves when every one has loaded its keys and is ready. */
+  static async start(o: WorkerPoolOptions): Promise<WorkerPoolService> {
+    if (!Number.isInteger(o.workers) || o.workers < 1) throw new RangeError('workers must be an integer ≥ 1');
+    const pool = new WorkerPoolService(o);
+    try {
+      await Promise.all(Array.from({ length: o.workers }, (_, i) => pool.spawn(i)));
+    } catch (e) {
+      await pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  /** Number of worker threads. */
+  get size(): number {
+    return this.slots.length;
+  }
+
+  private spawn(index: number): Promise<void> {
+    const entry = workerEntry();
+    const worker = new Worker(entry.file, {
+      eval: entry.eval,
+      workerData: { ...this.o.init, storeKind: this.o.store.kind } satisfies WorkerInit,
+    });
+    const slot: Slot = { worker, inflight: new Map() };
+    this.slots[index] = slot;
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (m: FromWorker) => {
+        switch (m.type) {
+          case 'ready':
+            ready = true;
+            resolve();
+            break;
+          case 'init-failed':
+            reject(fromWireError(m.error));
+            break;
+          case 'answer': {
+            const p = slot.inflight.get(m.id);
+            if (p) {
+              slot.inflight.delete(m.id);
+              p.resolve(revive(m.answer));
+            }
+            break;
+          }
+          case 'store':
+            void runStoreCall(this.o.store, m).then((r) => {
+              if (this.slots[index] === slot) worker.postMessage(r satisfies ToWorker);
+            });
+            break;
+          case 'log':
+            this.o.logger?.[m.level](m.obj, m.msg);
+            break;
+        }
+      });
+      worker.on('error', (e) => {
+        this.o.logger?.error({ err: e }, 'enrollment worker failed');
+        if (!ready) reject(e);
+      });
+      worker.on('exit', (code) => {
+        for (const p of slot.inflight.values()) p.resolve(internalError(`worker exited (${code})`));
+        slot.inflight.clear();
+        if (!ready) reject(new Error(`enrollment worker exited (${code}) while starting`));
+        if (ready && !this.closing && this.slots[index] === slot) {
+          this.spawn(index).catch((e: unknown) =>
+            this.o.logger?.error({ err: e }, 'cannot restart an enrollment worker'),
+          );
+        }
+      });
+    });
+  }
+
+  capabilities(): readonly string[] {
+    return this.o.local.capabilities();
+  }
+
+  getCaCaps(): HttpAnswer {
+    return this.o.local.getCaCaps();
+  }
+
+  getCaCert(message?: string): HttpAnswer {
+    return this.o.local.getCaCert(message);
+  }
+
+  getNextCaCert(message?: string): HttpAnswer | undefined {
+    return this.o.local.getNextCaCert?.(message);
+  }
+
+  pkiOperation(message: Buffer, ctx: RequestContext): Promise<ScepAnswer> {
+    if (this.closing || this.slots.length === 0) return Promise.resolve(internalError('shutting down'));
+    let slot = this.slots[0] as Slot;
+    for (const s of this.slots) if (s.inflight.size < slot.inflight.size) slot = s;
+    const id = this.nextId++;
+    return new Promise<ScepAnswer>((resolve) => {
+      slot.inflight.set(id, { resolve });
+      slot.worker.postMessage({ type: 'op', id, message, ctx } satisfies ToWorker);
+    });
+  }
+
+  /** Stops the workers (call after the HTTP server drained its requests). */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

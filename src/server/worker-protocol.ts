@@ -1,0 +1,30 @@
+/**
+ * Messages between the HTTP thread and the enrollment worker threads (plain data only).
+ */
+import type { EnrollmentConfig } from '../ra/config.js';
+import type { RequestContext, ScepAnswer } from '../ra/types.js';
+import type { LifecycleSettings } from './lifecycle-setup.js';
+import type { StoreCall, StoreResult, WireError } from './store-rpc.js';
+
+/** workerData: what a worker needs to build its own EnrollmentService. */
+export interface WorkerInit {
+  /** Data directory holding the CA (and RA) keys; the worker loads them itself. */
+  dataDir: string;
+  caPassphrase?: string;
+  /** The full enrollment configuration, challenges included. */
+  config: EnrollmentConfig;
+  /** Certificate lifecycle settings (approval, renewal, CRLs): see src/server/lifecycle-setup.ts. */
+  lifecycle?: LifecycleSettings;
+  storeKind: 'sqlite' | 'postgres';
+}
+
+/** HTTP thread → worker. */
+export type ToWorker = { type: 'op'; id: number; message: Uint8Array; ctx: RequestContext } | StoreResult;
+
+/** Worker → HTTP thread. */
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'init-failed'; error: WireError }
+  | { type: 'answer'; id: number; answer: ScepAnswer }
+  | { type: 'log'; level: 'warn' | 'error'; obj: Record<string, unknown>; msg: string }
+  | StoreCall;

@@ -1,0 +1,79 @@
+/**
+ * Enrollment worker thread: builds its own EnrollmentService (CA keys loaded from the data
+ * directory, the store reached through the main thread) and answers PKIOperations. All the
+ * CPU work of an enrollment — decode and signature check, RSA decrypt, certificate signature,
+ * CertRep encryption and signature — happens here; the HTTP thread only moves bytes.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadCa } from '../ca/keystore.js';
+import { EnrollmentService, type ServiceLogger } from '../ra/service.js';
+import { setupLifecycle } from './lifecycle-setup.js';
+import { RemoteStore, revive, toWireError } from './store-rpc.js';
+import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+
+const port = parentPort;
+if (!port) throw new Error('src/server/worker.ts must run in a worker thread');
+const send = (m: FromWorker) => port.postMessage(m);
+
+/** Error objects may hold anything; logs get only their name, message and stack. */
+function plain(obj: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    out[k] = v instanceof Error ? { name: v.name, message: v.message, stack: v.stack } : v;
+  }
+  return out;
+}
+
+const init = workerData as WorkerInit;
+const store = new RemoteStore(init.storeKind, (call) => send(call));
+const logger: ServiceLogger = {
+  warn: (obj, msg) => send({ type: 'log', level: 'warn', obj: plain(obj), msg }),
+  error: (obj, msg) => send({ type: 'log', level: 'error', obj: plain(obj), msg }),
+};
+
+let service: EnrollmentService;
+try {
+  const loaded = loadCa(init.dataDir, init.caPassphrase);
+  service = new EnrollmentService({
+    ca: loaded.ca,
+    chain: loaded.chain,
+    ...(loaded.ra ? { ra: loaded.ra } : {}),
+    store,
+    config: init.config,
+    logger,
+  });
+  setupLifecycle(service, {
+    ca: loaded.ca,
+    dataDir: init.dataDir,
+    ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
+    ...(init.lifecycle ? { settings: init.lifecycle } : {}),
+    logger,
+  });
+} catch (e) {
+  send({ type: 'init-failed', error: toWireError(e) });
+  throw e;
+}
+
+port.on('message', (m: ToWorker) => {
+  if (m.type === 'store-result') {
+    store.settle(m);
+    return;
+  }
+  const message = revive(m.message) as Buffer;
+  service.pkiOperation(message, m.ctx).then(
+    (answer) => send({ type: 'answer', id: m.id, answer }),
+    // pkiOperation answers every failure itself; this is a last resort.
+    (e: unknown) =>
+      send({
+        type: 'answer',
+        id: m.id,
+        answer: {
+          httpStatus: 500,
+          contentType: 'text/plain; charset=utf-8',
+          body: Buffer.from('internal server error\n'),
+          log: { outcome: 'rejected', detail: `worker: ${toWireError(e).message}` },
+        },
+      }),
+  );
+});
+send({ type: 'ready' });
