@@ -7,6 +7,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Writable } from 'node:stream';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerFactory } from 'fastify';
 import type { ScepService } from '../ra/types.js';
+import { crlRoutes, type CrlSource } from './crl-route.js';
 import { errorBody, handleClientError, HttpError, toHttpError } from './http-errors.js';
 import { scepRoutes } from './scep-routes.js';
 
@@ -31,6 +32,8 @@ export interface AppOptions {
   logStream?: Writable;
   /** Per-request timeout in ms (default 30 s). */
   requestTimeout?: number;
+  /** Serve CRLs as DER at `/crl` and `/crl/<issuer fingerprint>.crl` (src/server/crl-route.ts). */
+  crl?: CrlSource;
 }
 
 /** Builds (but does not start) the HTTP application. */
@@ -114,6 +117,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
   });
 
+  if (o.crl) await app.register(crlRoutes, { source: o.crl });
   await app.register(scepRoutes, { service: o.service });
   return app;
 }

@@ -7,11 +7,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { CaKeySize } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
+import type { Lifecycle } from '../ra/lifecycle.js';
 import { EnrollmentService, type ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildApp, type AppOptions } from './app.js';
 import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
+import { setupLifecycle, withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_URL_LIMIT, type AppOptions, type LogLevel } from './app.js';
 export { prepareDataDir, loadOrCreateChallenge, CHALLENGE_FILE, type PreparedDataDir } from './data-dir.js';
@@ -39,6 +41,10 @@ export interface StartServerOptions extends Omit<AppOptions, 'service'> {
   store?: Store;
   /** Enrollment settings other than the challenge (allowSingleDes, validityDays, key sizes...). */
   enrollment?: Omit<EnrollmentConfig, 'challenges'>;
+  /** Certificate lifecycle: approval mode, renewal policy, CRL validity, public URL (CRL DP). */
+  lifecycle?: LifecycleSettings;
+  /** How often pending requests are expired and stale CRLs refreshed, ms (default 60 000). */
+  maintenanceIntervalMs?: number;
 }
 
 export interface RunningServer {
@@ -52,6 +58,8 @@ export interface RunningServer {
   enrollment?: EnrollmentService;
   /** What `prepareDataDir` found or created (data-directory mode only). */
   dataDir?: PreparedDataDir;
+  /** Approval, renewal, GetCert/GetCRL and CRLs (data-directory mode only). */
+  lifecycle?: Lifecycle;
   app: FastifyInstance;
   /** Stops accepting connections, finishes in-flight requests, closes the store it opened. */
   close(): Promise<void>;
@@ -67,6 +75,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   let service = o.service;
   let enrollment: EnrollmentService | undefined;
   let prepared: PreparedDataDir | undefined;
+  let lifecycle: Lifecycle | undefined;
   let ownedStore: Store | undefined;
   let appRef: FastifyInstance | undefined;
   const logger: ServiceLogger = {
@@ -85,12 +94,20 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     });
     const store = o.store ?? (ownedStore = await openStore(prepared.storeUrl));
     const { loaded } = prepared;
+    const enrollmentConfig = withCrlDistributionPoint({ ...o.enrollment }, o.lifecycle, loaded.ca);
     enrollment = new EnrollmentService({
       ca: loaded.ca,
       chain: loaded.chain,
       ...(loaded.ra ? { ra: loaded.ra } : {}),
       store,
-      config: { ...o.enrollment, challenges: [prepared.challenge.value] },
+      config: { ...enrollmentConfig, challenges: [prepared.challenge.value] },
+      logger,
+    });
+    lifecycle = setupLifecycle(enrollment, {
+      ca: loaded.ca,
+      dataDir: o.dataDir,
+      ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
+      ...(o.lifecycle ? { settings: o.lifecycle } : {}),
       logger,
     });
     service = enrollment;
@@ -98,7 +115,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
 
   let app: FastifyInstance;
   try {
-    app = await buildApp({ ...o, service });
+    app = await buildApp({ ...o, service, ...(lifecycle ? { crl: lifecycle.crls } : {}) });
     appRef = app;
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   } catch (e) {
@@ -108,6 +125,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 0);
   const origin = `${o.tls ? 'https' : 'http'}://${hostForUrl(o.host ?? '127.0.0.1')}:${port}`;
+  const stopMaintenance = lifecycle?.startMaintenance(o.maintenanceIntervalMs);
   let closing: Promise<void> | undefined;
   const running: RunningServer = {
     url: `${origin}/scep`,
@@ -117,6 +135,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     app,
     close() {
       closing ??= (async () => {
+        stopMaintenance?.();
         try {
           await app.close();
         } finally {
@@ -127,6 +146,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     },
   };
   if (enrollment) running.enrollment = enrollment;
+  if (lifecycle) running.lifecycle = lifecycle;
   if (prepared) running.dataDir = prepared;
   return running;
 }

@@ -247,14 +247,15 @@ test('concurrent identical requests issue once', async (t) => {
   assert.equal((await e.svc.store.searchCertificates({ transactionId: 'tx-race' })).total, 1);
 });
 
-test('RenewalReq, CertPoll, GetCert, GetCRL → FAILURE badRequest "not supported" (for now)', async (t) => {
+test('RenewalReq from a self-signed signer → FAILURE badRequest; CertPoll with a CSR body → badMessageCheck', async (t) => {
+  // The lifecycle handlers (src/ra/lifecycle.ts) answer these; see ra-approval/ra-renewal tests.
   const e = await env(t);
   const d = device('CN=dev-types', { pool: 1 });
-  for (const mt of [MessageType.RenewalReq, MessageType.CertPoll, MessageType.GetCert, MessageType.GetCRL]) {
-    const { rep } = await enroll(e, d, { messageType: mt });
-    assertFailure(rep, FailInfo.badRequest);
-    assert.match(rep.failInfoText ?? '', /not supported/);
-  }
+  const renewal = await enroll(e, d, { messageType: MessageType.RenewalReq });
+  assertFailure(renewal.rep, FailInfo.badRequest);
+  assert.match(renewal.rep.failInfoText ?? '', /not signed by a certificate this CA issued/);
+  const poll = await enroll(e, d, { messageType: MessageType.CertPoll });
+  assertFailure(poll.rep, FailInfo.badMessageCheck);
 });
 
 test('undecodable input → HTTP 400 with a one-line reason, never a throw', async (t) => {
@@ -299,8 +300,8 @@ test('GetCACaps lists exactly what is implemented; GetCACert in CA-only mode is 
   const e = await env(t);
   const caps = e.svc.getCaCaps();
   assert.equal(caps.contentType, 'text/plain');
-  assert.deepEqual(caps.body.toString().split('\n').filter(Boolean), [...BASE_CAPABILITIES]);
-  assert.ok(!caps.body.toString().includes('Renewal'), 'Renewal is not advertised until implemented');
+  // Renewal is advertised because the lifecycle enables it by default.
+  assert.deepEqual(caps.body.toString().split('\n').filter(Boolean), [...BASE_CAPABILITIES, 'Renewal']);
   const cc = e.svc.getCaCert('anything');
   assert.equal(cc.contentType, 'application/x-x509-ca-cert');
   assert.ok(parseCertificate(cc.body).der.equals(e.server.dataDir!.loaded.caCert.der));

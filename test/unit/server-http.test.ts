@@ -93,6 +93,7 @@ test('every path serves SCEP; operation is case-insensitive; message is ignored 
         'SHA-512',
         'POSTPKIOperation',
         'SCEPStandard',
+        'Renewal',
       ]);
     }
   }
