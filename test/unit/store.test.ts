@@ -804,3 +804,45 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
     }
   });
 }
+
+test('normalizeSerial: the pkix serialToHex form from any common spelling', () => {
+  assert.equal(normalizeSerial('00:AB'), 'ab');
+  assert.equal(normalizeSerial('0x0ABC'), '0abc');
+  assert.equal(normalizeSerial('ABC'), '0abc');
+  assert.equal(normalizeSerial('0000'), '00');
+  assert.equal(normalizeSerial('0'), '00');
+  assert.equal(normalizeSerial('00 80 01'), '8001');
+  assert.throws(() => normalizeSerial('xyz'), TypeError);
+  assert.throws(() => normalizeSerial(''), TypeError);
+});
+
+test('openStore: sqlite:PATH, sqlite://PATH, a plain path and :memory: open SQLite', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-store-url-'));
+  try {
+    const urls = [
+      `sqlite:${join(dir, 'a.db')}`,
+      `sqlite://${join(dir, 'b.db')}`,
+      join(dir, 'sub', 'c.db'),
+      ':memory:',
+    ];
+    for (const url of urls) {
+      const s = await openStore(url);
+      try {
+        assert.equal(s.kind, 'sqlite');
+        await s.setSetting('k', url);
+        assert.equal(await s.getSetting('k'), url);
+      } finally {
+        await s.close();
+      }
+    }
+    // the file-backed ones kept their data on disk
+    for (const url of urls.slice(0, 3)) {
+      const s = await openStore(url);
+      assert.equal(await s.getSetting('k'), url);
+      await s.close();
+    }
+    await assert.rejects(openStore('sqlite:'), TypeError);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
