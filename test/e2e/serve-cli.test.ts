@@ -1,0 +1,100 @@
+/**
+ * Smoke test of the built CLI: `npm run build`, then `node dist/cli/main.js serve` on an empty
+ * data directory starts on embedded defaults (creates the CA and a challenge, printed once),
+ * answers GetCACaps/GetCACert and an enrollment, and exits cleanly on SIGTERM/SIGINT. A second
+ * start reuses the CA and the challenge without printing it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
+import { PkiStatus } from '../../src/scep/index.js';
+import { caCerts, csrOf, device, openCertRep, pkcsReq, postPki, tempDir } from '../helpers/scep-server.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+interface Served {
+  proc: ChildProcessWithoutNullStreams;
+  url: string;
+  /** Everything printed so far. */
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts the built CLI and waits for its "listening on" line. */
+function serve(args: string[]): Promise<Served> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'serve', ...args], { cwd: ROOT });
+    let out = '';
+    const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`serve did not start in time:\n${out}`));
+    }, 60_000);
+    const onData = (c: Buffer) => {
+      out += c.toString();
+      const m = /SCEP server listening on (\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc, url: m[1]!, output: () => out, exited });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited early (${code}):\n${out}`));
+    });
+  });
+}
+
+test('built CLI: serve creates CA + challenge, serves, shuts down cleanly, restarts on the same data', async (t) => {
+  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}${build.stderr}`);
+  const data = tempDir(t, 'scepter-cli-');
+
+  const first = await serve(['--data', data, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
+  t.after(() => first.proc.kill('SIGKILL'));
+  const out1 = first.output();
+  assert.match(out1, /created a new CA in .*\/ca \(CA-only mode\)/);
+  const challengeFile = join(data, 'challenge');
+  const challenge = readFileSync(challengeFile, 'utf8').trim();
+  assert.ok(challenge.length >= 24);
+  assert.equal(statSync(challengeFile).mode & 0o777, 0o600, 'challenge file is 0600');
+  assert.equal(out1.split(challenge).length - 1, 1, 'the generated challenge is printed exactly once');
+  assert.match(first.url, /^http:\/\/127\.0\.0\.1:\d+\/scep$/);
+
+  const caps = await fetch(`${first.url}?operation=GetCACaps`);
+  assert.equal(caps.status, 200);
+  const capList = (await caps.text()).split('\n');
+  for (const k of ['AES', 'DES3', 'SHA-256', 'POSTPKIOperation', 'SCEPStandard'])
+    assert.ok(capList.includes(k), k);
+  const trusted = await caCerts(first.url);
+  const caOnDisk = parseCertificate(fromPem(readFileSync(join(data, 'ca', 'ca.crt'), 'utf8'))[0]!);
+  assert.ok(trusted[0]!.der.equals(caOnDisk.der), 'GetCACert returns the CA created in DIR/ca');
+
+  const d = device('CN=cli-dev', { pool: 1 });
+  const req = pkcsReq(d, trusted[0]!, { content: csrOf(d, { challengePassword: challenge }) });
+  const rep = openCertRep((await postPki(first.url, req.der)).body, req, d, trusted);
+  assert.equal(rep.status, PkiStatus.SUCCESS, rep.failInfoText);
+
+  first.proc.kill('SIGTERM');
+  assert.equal(await first.exited, 0, `clean exit on SIGTERM:\n${first.output()}`);
+  assert.match(first.output(), /SIGTERM: finishing in-flight requests[\s\S]*stopped/);
+
+  const second = await serve(['--data', data, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
+  t.after(() => second.proc.kill('SIGKILL'));
+  const out2 = second.output();
+  assert.match(out2, /CA loaded from/);
+  assert.match(out2, /challenge loaded from .*challenge/);
+  assert.ok(!out2.includes(challenge), 'the challenge is not printed again');
+  const again = await caCerts(second.url);
+  assert.ok(again[0]!.der.equals(caOnDisk.der), 'same CA after restart');
+  // The resend of the first request is answered from the store: same certificate.
+  const resent = openCertRep((await postPki(second.url, req.der)).body, req, d, trusted);
+  assert.ok(resent.certificates[0]!.der.equals(rep.certificates[0]!.der));
+  second.proc.kill('SIGINT');
+  assert.equal(await second.exited, 0);
+});
