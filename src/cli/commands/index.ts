@@ -4,6 +4,18 @@ import { inspectCommand } from './inspect.js';
 import { serveCommand } from './serve.js';
 import { clientCommands } from './client.js';
 import { agentCommand } from './agent.js';
+import { certsCommand } from './certs.js';
+import { pendingCommand } from './pending.js';
+import { revokeCommand } from './revoke.js';
 
 /** Every CLI command, in the order `scepter --help` lists them. Add one line per command. */
-export const commands: Command[] = [serveCommand, caCommand, inspectCommand, ...clientCommands, agentCommand];
+export const commands: Command[] = [
+  serveCommand,
+  caCommand,
+  pendingCommand,
+  revokeCommand,
+  certsCommand,
+  inspectCommand,
+  ...clientCommands,
+  agentCommand,
+];

@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import type { LogLevel } from '../../server/app.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
 import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
+import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
+import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
 
 const USAGE = `Usage: scepter serve --data DIR [options]
@@ -22,6 +24,20 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --ra                    create the CA with a separate RA certificate (first start only)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
   --validity-days N       validity of issued certificates (default 365)
+  --approval MODE         auto (default: a valid challenge issues at once), manual (every
+                          request waits for \`scepter pending approve\`; the challenge is only
+                          shown to the operator) or challenge-or-manual
+  --pending-ttl-hours N   a pending request expires after N hours (default 168)
+  --retry-after N         Retry-After hint in seconds sent with PENDING (default 60)
+  --no-renewal            refuse renewals (and do not advertise Renewal)
+  --renewal-key K         new: refuse renewals that keep the old key; any (default)
+  --renewal-window P      renew only in the last P% of a certificate's lifetime (default 100)
+  --renewal-grace-days N  accept renewals signed by a certificate expired up to N days (default 0)
+  --renewal-any-subject   allow a renewal to request another subject than the old certificate
+  --renewal-revoke-old    revoke the old certificate (superseded) once renewed
+  --crl-validity-hours N  CRL nextUpdate (default 168); CRLs are re-signed at half-life
+  --public-url URL        this server's public base URL: issued certificates get a CRL
+                          distribution point URL/crl/<CA fingerprint>.crl
   --body-limit N          largest request body in bytes (default ${DEFAULT_BODY_LIMIT})
   --db URL                store: sqlite:PATH or postgres://... (or env SCEPTER_DB;
                           default sqlite:DIR/scepter.db)
@@ -52,6 +68,35 @@ function shutdownSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** The lifecycle options of `scepter serve` (approval, renewal, CRL, public URL). */
+function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSettings {
+  const mode = str(p, 'approval') ?? 'auto';
+  if (!APPROVAL_MODES.includes(mode as ApprovalMode))
+    throw new UsageError(`--approval must be one of ${APPROVAL_MODES.join(', ')}`);
+  const key = str(p, 'renewal-key') ?? 'any';
+  if (key !== 'new' && key !== 'any') throw new UsageError('--renewal-key must be new or any');
+  const publicUrl = str(p, 'public-url');
+  if (publicUrl !== undefined && !/^https?:\/\/\S+$/.test(publicUrl))
+    throw new UsageError('--public-url must be an http(s) URL');
+  return {
+    approval: {
+      mode: mode as ApprovalMode,
+      pendingTtlSeconds: intOpt(p, 'pending-ttl-hours', 168, 1, 24 * 3650) * 3600,
+      retryAfterSeconds: intOpt(p, 'retry-after', 60, 1, 86_400),
+    },
+    renewal: {
+      enabled: !flag(p, 'no-renewal'),
+      key,
+      windowPercent: intOpt(p, 'renewal-window', 100, 1, 100),
+      graceSeconds: intOpt(p, 'renewal-grace-days', 0, 0, 3650) * 86_400,
+      sameSubject: !flag(p, 'renewal-any-subject'),
+      revokeOld: flag(p, 'renewal-revoke-old'),
+    },
+    crlValiditySeconds: intOpt(p, 'crl-validity-hours', 168, 1, 24 * 3650) * 3600,
+    ...(publicUrl !== undefined ? { publicUrl } : {}),
+  };
+}
+
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run the SCEP server (creates a CA and a challenge on first start)',
@@ -65,6 +110,17 @@ export const serveCommand: Command = {
       ra: { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
       'validity-days': { type: 'string' },
+      approval: { type: 'string' },
+      'pending-ttl-hours': { type: 'string' },
+      'retry-after': { type: 'string' },
+      'no-renewal': { type: 'boolean' },
+      'renewal-key': { type: 'string' },
+      'renewal-window': { type: 'string' },
+      'renewal-grace-days': { type: 'string' },
+      'renewal-any-subject': { type: 'boolean' },
+      'renewal-revoke-old': { type: 'boolean' },
+      'crl-validity-hours': { type: 'string' },
+      'public-url': { type: 'string' },
       'body-limit': { type: 'string' },
       db: { type: 'string' },
       'tls-cert': { type: 'string' },
@@ -83,6 +139,7 @@ export const serveCommand: Command = {
     const challenge = str(p, 'challenge') ?? process.env.SCEPTER_CHALLENGE;
     const db = str(p, 'db') ?? process.env.SCEPTER_DB;
     const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
+    const lifecycle = lifecycleSettings(p);
 
     const o: StartServerOptions = {
       dataDir: data,
@@ -94,6 +151,7 @@ export const serveCommand: Command = {
         allowSingleDes: flag(p, 'allow-single-des'),
         validityDays: intOpt(p, 'validity-days', 365, 1, 36500),
       },
+      lifecycle,
       ...(flag(p, 'ra') ? { ra: true } : {}),
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
       ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
@@ -120,6 +178,9 @@ export const serveCommand: Command = {
       default:
         out('challenge password from configuration');
     }
+    const approval = lifecycle.approval?.mode ?? 'auto';
+    if (approval !== 'auto') out(`approval: ${approval} (decide with \`scepter pending --data ${data}\`)`);
+    out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
     const wildcard = o.host === '0.0.0.0' || o.host === '::';

@@ -1,0 +1,132 @@
+/**
+ * `scepter certs list|show`: search the issued certificates (see CertificateQuery in
+ * src/store/types.ts) as a table or JSON. Read-only; works while the server runs.
+ */
+import { toPem } from '../../pkix/certificate.js';
+import { revocationReasonName } from '../../ca/crl.js';
+import { normalizeSerial, type CertificateQuery, type CertificateRecord } from '../../store/index.js';
+import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
+import { table, withStore } from './data-store.js';
+
+const USAGE = `Usage: scepter certs <list|show> --data DIR [options]
+
+  list [filters] [--json] [--limit N]   certificates, newest first
+  show <serial> [--json | --pem]        one certificate
+
+Filters (all must match):
+  --subject TEXT      substring of the subject DN (case-insensitive)
+  --cn TEXT           substring of the common name
+  --san VALUE         subjectAltName, exact: dns:host.example or just host.example
+  --serial HEX        exact serial
+  --status S          valid or revoked
+  --expiring-days N   valid until within the next N days
+
+  --data DIR          the server's data directory (required)
+  --db URL            store URL (or env SCEPTER_DB; default sqlite:DIR/scepter.db)`;
+
+function view(c: CertificateRecord): Record<string, unknown> {
+  return {
+    serial: c.serial,
+    subject: c.subject,
+    commonName: c.commonName,
+    sans: c.sans,
+    status: c.status,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    revokedAt: c.revokedAt?.toISOString() ?? null,
+    revocationReason: c.status === 'revoked' ? revocationReasonName(c.revocationReason) : null,
+    issuer: c.issuer,
+    keyHash: c.keyHash,
+    transactionId: c.transactionId,
+  };
+}
+
+export const certsCommand: Command = {
+  name: 'certs',
+  summary: 'list and show issued certificates (filters, table or JSON)',
+  usage: USAGE,
+  async run(argv) {
+    const p = parseOptions(
+      argv,
+      {
+        data: { type: 'string' },
+        db: { type: 'string' },
+        json: { type: 'boolean' },
+        pem: { type: 'boolean' },
+        subject: { type: 'string' },
+        cn: { type: 'string' },
+        san: { type: 'string' },
+        serial: { type: 'string' },
+        status: { type: 'string' },
+        'expiring-days': { type: 'string' },
+        limit: { type: 'string' },
+      },
+      true,
+    );
+    const [sub, arg, ...extra] = p.positionals;
+    if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]!}`);
+    const data = req(p, 'data');
+    const out = (s: string) => process.stdout.write(s + '\n');
+    const hex = (s: string): string => {
+      try {
+        return normalizeSerial(s);
+      } catch {
+        throw new UsageError('the serial must be hexadecimal');
+      }
+    };
+    if (sub === 'show') {
+      if (!arg) throw new UsageError('show needs a serial');
+      const serial = hex(arg);
+      return withStore(data, str(p, 'db'), async (store) => {
+        const c = await store.getCertificate(serial);
+        if (!c) {
+          process.stderr.write(`scepter certs: no certificate with serial ${serial}\n`);
+          return 1;
+        }
+        if (flag(p, 'pem')) process.stdout.write(toPem(c.der));
+        else if (flag(p, 'json')) out(JSON.stringify(view(c), null, 2));
+        else
+          for (const [k, v] of Object.entries(view(c)))
+            out(`${k.padEnd(17)} ${Array.isArray(v) ? v.join(', ') : String(v ?? '-')}`);
+        return 0;
+      });
+    }
+    if (sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'missing subcommand');
+    const q: CertificateQuery = { limit: intOpt(p, 'limit', 100, 1, 10_000) };
+    const subject = str(p, 'subject');
+    if (subject !== undefined) q.subject = subject;
+    const cn = str(p, 'cn');
+    if (cn !== undefined) q.commonName = cn;
+    const san = str(p, 'san');
+    if (san !== undefined) q.san = san;
+    const serial = str(p, 'serial');
+    if (serial !== undefined) q.serial = hex(serial);
+    const status = str(p, 'status');
+    if (status !== undefined) {
+      if (status !== 'valid' && status !== 'revoked')
+        throw new UsageError('--status must be valid or revoked');
+      q.status = status;
+    }
+    if (str(p, 'expiring-days') !== undefined)
+      q.expiringWithinDays = intOpt(p, 'expiring-days', 30, 0, 36500);
+    return withStore(data, str(p, 'db'), async (store) => {
+      const page = await store.searchCertificates(q);
+      if (flag(p, 'json')) {
+        out(JSON.stringify({ total: page.total, items: page.items.map(view) }, null, 2));
+        return 0;
+      }
+      if (page.items.length === 0) {
+        out('no matching certificates');
+        return 0;
+      }
+      out(
+        table(
+          ['SERIAL', 'STATUS', 'NOT AFTER', 'SUBJECT'],
+          page.items.map((c) => [c.serial, c.status, c.notAfter.toISOString().slice(0, 10), c.subject]),
+        ),
+      );
+      if (page.total > page.items.length) out(`(${page.items.length} of ${page.total}; use --limit)`);
+      return 0;
+    });
+  },
+};
