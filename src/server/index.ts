@@ -14,6 +14,7 @@ import { openStore, type Store } from '../store/index.js';
 import { buildApp, type AppOptions } from './app.js';
 import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
 import { setupLifecycle, withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
+import { WorkerPoolService } from './worker-pool.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_URL_LIMIT, type AppOptions, type LogLevel } from './app.js';
 export { prepareDataDir, loadOrCreateChallenge, CHALLENGE_FILE, type PreparedDataDir } from './data-dir.js';
@@ -45,6 +46,11 @@ export interface StartServerOptions extends Omit<AppOptions, 'service'> {
   lifecycle?: LifecycleSettings;
   /** How often pending requests are expired and stale CRLs refreshed, ms (default 60 000). */
   maintenanceIntervalMs?: number;
+  /**
+   * Data-directory mode: PKIOperations run on this many worker threads (src/server/worker-pool.ts),
+   * all sharing this process's one store. 1 (default) runs them in-process.
+   */
+  workers?: number;
 }
 
 export interface RunningServer {
@@ -77,6 +83,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   let prepared: PreparedDataDir | undefined;
   let lifecycle: Lifecycle | undefined;
   let ownedStore: Store | undefined;
+  let pool: WorkerPoolService | undefined;
   let appRef: FastifyInstance | undefined;
   const logger: ServiceLogger = {
     warn: (obj, msg) => appRef?.log.warn(obj, msg),
@@ -111,6 +118,26 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       logger,
     });
     service = enrollment;
+    if ((o.workers ?? 1) > 1) {
+      try {
+        pool = await WorkerPoolService.start({
+          workers: o.workers ?? 1,
+          local: enrollment,
+          store,
+          init: {
+            dataDir: o.dataDir,
+            ...(o.caPassphrase ? { caPassphrase: o.caPassphrase } : {}),
+            config: { ...enrollmentConfig, challenges: [prepared.challenge.value] },
+            ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
+          },
+          logger,
+        });
+      } catch (e) {
+        await ownedStore?.close();
+        throw e;
+      }
+      service = pool;
+    }
   }
 
   let app: FastifyInstance;
@@ -119,6 +146,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     appRef = app;
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   } catch (e) {
+    await pool?.close();
     await ownedStore?.close();
     throw e;
   }
@@ -139,6 +167,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
         try {
           await app.close();
         } finally {
+          await pool?.close();
           await ownedStore?.close();
         }
       })();

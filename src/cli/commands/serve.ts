@@ -4,6 +4,7 @@
  * down gracefully on SIGINT/SIGTERM.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import type { LogLevel } from '../../server/app.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
 import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
@@ -39,6 +40,8 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --public-url URL        this server's public base URL: issued certificates get a CRL
                           distribution point URL/crl/<CA fingerprint>.crl
   --body-limit N          largest request body in bytes (default ${DEFAULT_BODY_LIMIT})
+  --workers N             worker threads for enrollments (default: number of cores, ${availableParallelism()}
+                          here; 1 runs them in the HTTP thread)
   --db URL                store: sqlite:PATH or postgres://... (or env SCEPTER_DB;
                           default sqlite:DIR/scepter.db)
   --tls-cert F --tls-key F  serve HTTPS with this PEM certificate and key
@@ -123,6 +126,7 @@ export const serveCommand: Command = {
       'public-url': { type: 'string' },
       'body-limit': { type: 'string' },
       db: { type: 'string' },
+      workers: { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'passphrase-file': { type: 'string' },
@@ -147,6 +151,7 @@ export const serveCommand: Command = {
       port: intOpt(p, 'port', 8080, 0, 65535),
       bodyLimit: intOpt(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024),
       logLevel,
+      workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
       enrollment: {
         allowSingleDes: flag(p, 'allow-single-des'),
         validityDays: intOpt(p, 'validity-days', 365, 1, 36500),
@@ -183,6 +188,9 @@ export const serveCommand: Command = {
     out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
+    out(
+      `enrollments: ${o.workers === 1 ? 'in the HTTP thread (--workers 1)' : `${o.workers} worker threads`}`,
+    );
     const wildcard = o.host === '0.0.0.0' || o.host === '::';
     out(`SCEP server listening on ${server.url}${wildcard ? ` (all interfaces, port ${server.port})` : ''}`);
 
