@@ -1,0 +1,129 @@
+/**
+ * The worker pool (`--workers N`): store calls cross the thread boundary intact (Buffers,
+ * Dates, bigints, the store's error classes), and a two-worker server enrolls, answers
+ * resends and concurrent duplicates with one certificate, and keeps everything in one store.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import { startServer } from '../../src/server/index.js';
+import { RemoteStore, runStoreCall, type StoreCall, type StoreResult } from '../../src/server/store-rpc.js';
+import {
+  AlreadyIssuedError,
+  SerialConflictError,
+  openStore,
+  type NewCertificate,
+} from '../../src/store/index.js';
+import { checkReply, generateRsaKeys, makeEnrollment, postPkiMessage } from '../helpers/enrollment.js';
+
+function cert(serial: string, transactionId: string | null): NewCertificate {
+  return {
+    serial,
+    issuer: 'ab'.repeat(32),
+    subject: 'CN=rpc',
+    commonName: 'rpc',
+    sans: ['dns:rpc.test'],
+    der: randomBytes(64),
+    notBefore: new Date(1_700_000_000_000),
+    notAfter: new Date(1_800_000_000_000),
+    keyHash: 'cd'.repeat(32),
+    transactionId,
+  };
+}
+
+test('RemoteStore over a MessageChannel: values and store errors survive structured clone', async (t) => {
+  const store = await openStore(':memory:');
+  const { port1, port2 } = new MessageChannel();
+  t.after(async () => {
+    port1.close();
+    await store.close();
+  });
+  port2.on('message', (call: StoreCall) => {
+    void runStoreCall(store, call).then((r) => port2.postMessage(r));
+  });
+  const remote = new RemoteStore('sqlite', (call) => port1.postMessage(call));
+  port1.on('message', (r: StoreResult) => remote.settle(r));
+
+  const csr = randomBytes(40);
+  const begun = await remote.beginTransaction({
+    transactionId: 'rpc-1',
+    signerKeyHash: 'ef'.repeat(32),
+    messageType: 19,
+    state: 'approved',
+    csr,
+  });
+  assert.equal(begun.created, true);
+  assert.ok(begun.created && Buffer.isBuffer(begun.record.csr) && begun.record.csr.equals(csr));
+  assert.ok(begun.created && begun.record.createdAt instanceof Date);
+
+  const c = cert('0a11', 'rpc-1');
+  await remote.recordIssued({ transactionId: 'rpc-1', cert: c });
+  const got = await remote.getCertificate('0a11');
+  assert.ok(got && Buffer.isBuffer(got.der) && got.der.equals(c.der), 'der comes back as the same Buffer');
+  assert.deepEqual(got.sans, ['dns:rpc.test']);
+
+  await assert.rejects(remote.recordIssued({ transactionId: 'rpc-1', cert: cert('0b22', 'rpc-1') }), (e) => {
+    assert.ok(e instanceof AlreadyIssuedError);
+    assert.equal(e.serial, '0a11');
+    return true;
+  });
+  await assert.rejects(remote.insertCertificate(cert('0a11', null)), SerialConflictError);
+  assert.equal(await remote.nextCrlNumber('ab'.repeat(32)), 1n);
+  assert.equal(await remote.nextCrlNumber('ab'.repeat(32)), 2n);
+  assert.deepEqual(await remote.integrityCheck(), { ok: true, problems: [] });
+});
+
+test('a two-worker server: concurrent enrollments, resends and duplicates share one store', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-pool-'));
+  const challenge = 'pool-challenge-3';
+  const server = await startServer({
+    dataDir: dir,
+    keySize: 2048,
+    challenge,
+    workers: 2,
+    logLevel: 'silent',
+  });
+  t.after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ca = server.dataDir!.loaded.caCert;
+  const keys = await generateRsaKeys(4);
+  const reqs = Array.from({ length: 16 }, (_, i) =>
+    makeEnrollment({ key: keys[i % 4]!, recipient: ca, challenge, cn: `pool-${i}` }),
+  );
+  const send = async (e: (typeof reqs)[number]) => {
+    const r = await postPkiMessage(server.url, e.der);
+    const c = checkReply(r.status, r.body, e, [ca]);
+    assert.ok(c.ok, c.ok ? '' : c.reason);
+    return c;
+  };
+  const first = await Promise.all(reqs.map(send));
+  assert.equal(new Set(first.map((c) => c.serial)).size, reqs.length, 'distinct serials');
+
+  // The same request four times at once (spread over both workers) and a later resend.
+  const dup = makeEnrollment({ key: keys[0]!, recipient: ca, challenge, cn: 'pool-dup' });
+  const dups = await Promise.all([send(dup), send(dup), send(dup), send(dup)]);
+  for (const d of dups) assert.ok(d.certDer.equals(dups[0]!.certDer), 'one certificate for one transaction');
+  const resend = await send(reqs[3]!);
+  assert.ok(resend.certDer.equals(first[3]!.certDer));
+
+  // A wrong challenge is a signed FAILURE from the worker, not an HTTP error.
+  const bad = makeEnrollment({ key: keys[1]!, recipient: ca, challenge: 'wrong', cn: 'pool-bad' });
+  const r = await postPkiMessage(server.url, bad.der);
+  assert.equal(r.status, 200);
+  const c = checkReply(r.status, r.body, bad, [ca]);
+  assert.ok(!c.ok && /pkiStatus 2/.test(c.reason), 'FAILURE CertRep');
+
+  const store = server.enrollment!.store;
+  const page = await store.searchCertificates({ issuer: ca.fingerprint, limit: 100 });
+  assert.equal(page.total, reqs.length + 1);
+  assert.ok(
+    store.stats().commits > 0 && store.stats().commits <= store.stats().writes,
+    'group commit counters',
+  );
+});
