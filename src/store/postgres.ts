@@ -47,7 +47,7 @@ import {
 } from './types.js';
 
 export interface PostgresOptions {
-  /** Schema to hold the tables (created if missing); default `public`. */
+  /** Schema to hold the tables (created if missing); default `?schema=` of the URL, else `public`. */
   schema?: string;
   /** Pool size (default 10). */
   poolSize?: number;
@@ -74,10 +74,14 @@ const CERT_COLUMNS =
 
 /** Opens a PostgreSQL store; applies migrations under an advisory lock (safe with concurrent opens). */
 export async function openPostgresStore(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
-  const schema = opts.schema ?? 'public';
+  // `?schema=NAME` in the URL selects the schema too (the option wins); pg must not see it.
+  const u = new URL(url);
+  const fromUrl = u.searchParams.get('schema');
+  u.searchParams.delete('schema');
+  const schema = opts.schema ?? fromUrl ?? 'public';
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new TypeError(`bad schema name: ${schema}`);
   const pool = new pg.Pool({
-    connectionString: url,
+    connectionString: u.toString(),
     max: opts.poolSize ?? 10,
     options: `-c search_path=${schema} -c synchronous_commit=on`,
   });

@@ -729,6 +729,20 @@ async function suite(t: TestContext, b: Backend): Promise<void> {
     });
   });
 
+  if (b.name === 'postgres') {
+    await t.test('postgres: ?schema= in the URL selects the schema', async () => {
+      const db = b.fresh();
+      const url = `${db.url}${db.url.includes('?') ? '&' : '?'}schema=${String(db.opts.schema)}`;
+      const s = await openStore(url);
+      try {
+        await s.setSetting('where', 'here');
+      } finally {
+        await s.close();
+      }
+      assert.deepEqual(await db.raw("SELECT value FROM settings WHERE key = 'where'"), [{ value: 'here' }]);
+    });
+  }
+
   await t.test('bulk insert of 100k certificates, then searches still answer right', async () => {
     await withStores(b.fresh(), 1, async (s) => {
       const issuer = '99'.repeat(32);
