@@ -5,7 +5,7 @@
  * concurrent writes share one fsync. Reads run directly on the connection; they never see a
  * half-done batch because better-sqlite3 runs each batch synchronously.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -103,10 +103,14 @@ function migrate(db: Database.Database): void {
 
 /** Opens (creating if needed) a SQLite store at `path` (or ':memory:'). */
 export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteStore {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const onDisk = path !== ':memory:';
+  if (onDisk) mkdirSync(dirname(path), { recursive: true });
+  const isNew = onDisk && !existsSync(path);
   const db = new Database(path, { timeout: opts.busyTimeoutMs ?? 5000 });
+  // The store holds CSRs and secret hashes: owner-only, like the CA key (WAL/SHM files inherit it).
+  if (isNew) chmodSync(path, 0o600);
   try {
-    if (path !== ':memory:') db.pragma('journal_mode = WAL');
+    if (onDisk) db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     db.pragma(`cache_size = ${-CACHE_KIB}`);
     migrate(db);

@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -856,6 +856,19 @@ test('openStore: sqlite:PATH, sqlite://PATH, a plain path and :memory: open SQLi
       await s.close();
     }
     await assert.rejects(openStore('sqlite:'), TypeError);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a new SQLite store file is readable by its owner only', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-store-mode-'));
+  try {
+    const file = join(dir, 'scepter.db');
+    const s = await openStore(file);
+    await s.setSetting('k', 'v');
+    await s.close();
+    assert.equal(statSync(file).mode & 0o777, 0o600);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
