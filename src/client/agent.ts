@@ -392,13 +392,23 @@ export class Agent {
     return outcome;
   }
 
+  /** The agent's environment without any variable that holds a configured challenge. */
+  private hookEnv(c: AgentCertificateConfig): NodeJS.ProcessEnv {
+    const secrets = new Set([c.challenge, this.cfg.challenge].filter((x): x is string => x !== undefined));
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) {
+      if (v !== undefined && !secrets.has(v) && k !== 'SCEPTER_CHALLENGE') env[k] = v;
+    }
+    return env;
+  }
+
   private runHook(c: AgentCertificateConfig): Promise<number | null> {
     return new Promise((res) => {
       const child = spawn('/bin/sh', ['-c', c.hook!], {
         cwd: c.out,
         stdio: ['ignore', 'inherit', 'inherit'],
         env: {
-          ...process.env,
+          ...this.hookEnv(c),
           SCEPTER_NAME: c.name,
           SCEPTER_OUT: c.out,
           SCEPTER_CERT: resolve(c.out, 'cert.pem'),

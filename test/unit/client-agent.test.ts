@@ -121,6 +121,7 @@ test('agent config: defaults, relative paths, challenge from env/file, errors na
 
 test('agent renews a short-lived certificate twice; key and cert on disk always match', async () => {
   const s = await startFakeScep({ challenge: 'agent-pw', validitySeconds: 6 });
+  process.env.AGENT_TEST_SECRET = 'agent-pw';
   servers.push(s);
   const d = tmp();
   const out = join(d, 'dev');
@@ -138,7 +139,7 @@ test('agent renews a short-lived certificate twice; key and cert on disk always 
           sans: 'dns:agent.example',
           out,
           renewAt: 0.5,
-          hook: 'echo "$SCEPTER_NAME $(basename "$SCEPTER_CERT")" >> ../hook.log',
+          hook: 'echo "$SCEPTER_NAME $(basename "$SCEPTER_CERT") [$AGENT_TEST_SECRET]" >> ../hook.log',
         },
       ],
     },
@@ -177,6 +178,7 @@ test('agent renews a short-lived certificate twice; key and cert on disk always 
   const timer = setTimeout(() => ac.abort(), 30_000);
   await agent.run(ac.signal);
   clearTimeout(timer);
+  delete process.env.AGENT_TEST_SECRET;
   stopReader = true;
   await reader;
   assert.equal(readerError, undefined);
@@ -192,7 +194,8 @@ test('agent renews a short-lived certificate twice; key and cert on disk always 
   );
   const final = (await readPair(out))!;
   assert.equal(final.certificate.serialHex, serials[2]);
-  assert.equal(readFileSync(join(d, 'hook.log'), 'utf8'), 'dev cert.pem\n'.repeat(3));
+  // The hook gets its variables but never the challenge, even through an inherited variable.
+  assert.equal(readFileSync(join(d, 'hook.log'), 'utf8'), 'dev cert.pem []\n'.repeat(3));
 });
 
 test('`scepter agent --once`: enrolls, then reports valid; a failing server gives exit 1 and backoff', async () => {
