@@ -6,9 +6,10 @@
  * structure. Raw sub-encodings (issuer, subject, SPKI, TBS) are kept as zero-copy slices so
  * callers can compare and splice them without re-encoding.
  */
-import { createPublicKey, createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import * as r from '../asn1/reader.js';
 import { OID } from '../asn1/oids.js';
+import { publicKeyFromSpki } from './public-key.js';
 
 export interface Extension {
   oid: string;
@@ -146,7 +147,7 @@ export function parseCertificateTlv(t: r.Tlv): Certificate {
     publicKey() {
       if (!key) {
         try {
-          key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+          key = publicKeyFromSpki(spki);
         } catch (e) {
           throw new CertificateError(`unusable public key: ${(e as Error).message}`);
         }

@@ -6,7 +6,7 @@
  * The challengePassword is a secret: it is exposed as a field and never put into an error
  * message or a log line by this module.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import * as r from '../asn1/reader.js';
 import * as der from '../asn1/writer.js';
 import { OID } from '../asn1/oids.js';
@@ -19,6 +19,7 @@ import {
   type GeneralName,
 } from './extensions.js';
 import { buildName } from './name.js';
+import { publicKeyFromSpki } from './public-key.js';
 import { createSigner, verifySignature } from './signature.js';
 
 /** Upper bound on a CSR's size; anything larger is refused before parsing. */
@@ -169,7 +170,7 @@ function parseCsrUnchecked(buf: Buffer): Csr {
     publicKey() {
       if (!key) {
         try {
-          key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+          key = publicKeyFromSpki(spki);
         } catch {
           throw new CsrError('unusable public key in CSR');
         }
