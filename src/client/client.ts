@@ -179,8 +179,12 @@ function serialBytes(serial: string | Buffer): Buffer {
   if (Buffer.isBuffer(serial)) return serial;
   const hex = serial.replace(/^0x/i, '').replace(/[:\s]/g, '');
   if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length > 80) throw new Error('a serial number must be hex digits');
-  const b = Buffer.from(hex.length % 2 ? '0' + hex : hex, 'hex');
-  // INTEGER content octets: positive, so add 0x00 when the top bit is set.
+  let b = Buffer.from(hex.length % 2 ? '0' + hex : hex, 'hex');
+  // Minimal INTEGER content octets of a positive number: no redundant leading zeros, and a
+  // 0x00 in front when the top bit is set.
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  b = b.subarray(i);
   return b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b;
 }
 
