@@ -230,6 +230,8 @@ test('getCert by serial and getCrl; unknown serial → badCertId', async () => {
   const got = await c.getCert(r.certificate.serialHex);
   assert.ok(got.der.equals(r.certificate.der));
   assert.equal(s.log.at(-1)!.messageType, MessageType.GetCert);
+  const padded = await c.getCert(`0x0000${r.certificate.serialHex}`);
+  assert.ok(padded.der.equals(r.certificate.der), 'leading zeros and 0x are accepted');
   await assert.rejects(
     c.getCert('0badc0de'),
     (e: unknown) => e instanceof ScepFailureError && e.failInfo === FailInfo.badCertId,
