@@ -28,6 +28,7 @@ import {
   TransactionStateError,
 } from './errors.js';
 import { GroupCommitter } from './group-commit.js';
+import { WalSyncer } from './wal-sync.js';
 import { MIGRATIONS, MIGRATIONS_TABLE_SQL } from './schema.js';
 import {
   normalizeSerial,
@@ -55,6 +56,12 @@ export interface SqliteOptions {
   busyTimeoutMs?: number;
   /** Extra wait to gather a batch (default 0: everything queued in the same event-loop turn). */
   groupCommitWindowMs?: number;
+  /**
+   * With 'full' on disk (default true): fsync the WAL on the thread pool after COMMIT instead of
+   * inside it (src/store/wal-sync.ts); writes still resolve only once durable. false: plain
+   * synchronous=FULL, the fsync blocks the event loop.
+   */
+  fsyncOffThread?: boolean;
 }
 
 /** Page cache per connection (KiB) in normal operation, and while bulk-loading. */
@@ -111,14 +118,21 @@ export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteS
   if (isNew) chmodSync(path, 0o600);
   try {
     if (onDisk) db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${opts.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
+    // 'full' on disk: SQLite commits without fsync and WalSyncer fsyncs the WAL off the event
+    // loop before any write of the batch resolves (same durability as FULL, see wal-sync.ts).
+    const offThread = onDisk && opts.synchronous !== 'normal' && opts.fsyncOffThread !== false;
+    db.pragma(`synchronous = ${opts.synchronous === 'normal' || offThread ? 'NORMAL' : 'FULL'}`);
     db.pragma(`cache_size = ${-CACHE_KIB}`);
     migrate(db);
   } catch (e) {
     db.close();
     throw e;
   }
-  return new SqliteStore(db, opts.groupCommitWindowMs ?? 0);
+  const walSyncer =
+    onDisk && opts.synchronous !== 'normal' && opts.fsyncOffThread !== false
+      ? new WalSyncer(`${path}-wal`)
+      : undefined;
+  return new SqliteStore(db, opts.groupCommitWindowMs ?? 0, walSyncer);
 }
 
 const CERT_COLUMNS =
@@ -133,8 +147,9 @@ export class SqliteStore implements Store {
   constructor(
     private readonly db: Database.Database,
     windowMs: number,
+    private readonly walSyncer?: WalSyncer,
   ) {
-    this.gc = new GroupCommitter(db, windowMs);
+    this.gc = new GroupCommitter(db, windowMs, undefined, walSyncer);
   }
 
   /** Prepared statement cache keyed by SQL text. */
@@ -482,11 +497,12 @@ export class SqliteStore implements Store {
     return { writes: this.gc.writes, commits: this.gc.commits };
   }
 
-  close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.gc.flush();
     this.closed = true;
+    await this.gc.whenSynced();
     this.db.close();
-    return Promise.resolve();
+    this.walSyncer?.close();
   }
 }
