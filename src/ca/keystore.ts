@@ -118,28 +118,28 @@ function suffix(): string {
   return randomBytes(4).toString('hex');
 }
 
-function exportKey(key: KeyObject, passphrase: string | undefined): string {
+export function exportKey(key: KeyObject, passphrase: string | undefined): string {
   if (passphrase !== undefined && passphrase !== '') {
     return key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string;
   }
   return key.export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
-function writeSecret(path: string, content: string): void {
+export function writeSecret(path: string, content: string): void {
   writeFileSync(path, content, { mode: 0o600, flag: 'wx' });
   chmodSync(path, 0o600); // umask-proof
 }
 
-function writePublic(path: string, content: string): void {
+export function writePublic(path: string, content: string): void {
   writeFileSync(path, content, { mode: 0o644, flag: 'wx' });
 }
 
-async function newRsaKey(bits: number): Promise<KeyObject> {
+export async function newRsaKey(bits: number): Promise<KeyObject> {
   const { privateKey } = await generateKeyPairAsync('rsa', { modulusLength: bits });
   return privateKey;
 }
 
-function readPrivateKey(path: string, passphrase: string | undefined, what: string): KeyObject {
+export function readPrivateKey(path: string, passphrase: string | undefined, what: string): KeyObject {
   const data = readFileSync(path);
   const text = data.toString('latin1');
   const isPem = text.includes('-----BEGIN');
@@ -156,7 +156,7 @@ function readPrivateKey(path: string, passphrase: string | undefined, what: stri
   }
 }
 
-function readCertificates(path: string, what: string): Certificate[] {
+export function readCertificates(path: string, what: string): Certificate[] {
   const data = readFileSync(path);
   const text = data.toString('latin1');
   const ders = text.includes('-----BEGIN') ? fromPem(text) : [data];
@@ -194,7 +194,7 @@ function checkIssuedByChain(cert: Certificate, chain: Certificate[]): void {
 }
 
 /** Self-signed root: cA=TRUE (critical), KU keyCertSign+cRLSign+digitalSignature+keyEncipherment. */
-function buildRootCertificate(key: KeyObject, subject: string, days: number): Buffer {
+export function buildRootCertificate(key: KeyObject, subject: string, days: number): Buffer {
   const name = buildName(subject);
   const spki = createPublicKeyDer(key);
   const notBefore = wholeSeconds(new Date(Date.now() - 5 * 60_000));
@@ -223,7 +223,7 @@ function createPublicKeyDer(key: KeyObject): Buffer {
 }
 
 /** RA certificate issued by the CA: KU digitalSignature+keyEncipherment, cA=FALSE. */
-function buildRaCertificate(
+export function buildRaCertificate(
   ca: CertificateAuthority,
   raKey: KeyObject,
   subject: string,

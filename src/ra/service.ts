@@ -13,6 +13,7 @@ import type { CertificateAuthority } from '../ca/issuer.js';
 import { spkiHash } from '../crypto/keys.js';
 import type { Certificate } from '../pkix/certificate.js';
 import { parseCsr, type Csr } from '../pkix/csr.js';
+import { nextCaCertResponse } from '../scep/ca-certs.js';
 import { formatCapabilities } from '../scep/capabilities.js';
 import { encodeCertRep } from '../scep/cert-rep.js';
 import { decodePkiRequest, openEnvelope, type PkiRequest } from '../scep/request.js';
@@ -65,6 +66,9 @@ export interface EnrollmentServiceOptions {
   now?: () => Date;
 }
 
+/** The staged next CA certificates (CA first, then RA), or undefined when none is staged. */
+export type NextCaSource = () => readonly Certificate[] | undefined;
+
 /** Counters for operators and metrics. */
 export interface ServiceStats {
   /** Requests accepted although encrypted with single DES (--allow-single-des). */
@@ -98,8 +102,12 @@ export class EnrollmentService implements ScepService {
   private readonly caps: string[] = [...BASE_CAPABILITIES];
   private readonly issuer: TransactionIssuer;
   private readonly logger: ServiceLogger | undefined;
+  private readonly ca: CertificateAuthority;
+  private nextCa: NextCaSource | undefined;
+  private nextCaAnswer: { key: string; answer: HttpAnswer } | undefined;
 
   constructor(o: EnrollmentServiceOptions) {
+    this.ca = o.ca;
     this.config = resolveEnrollmentConfig(o.config);
     this.store = o.store;
     this.logger = o.logger;
@@ -137,12 +145,51 @@ export class EnrollmentService implements ScepService {
     if (!this.caps.includes(keyword)) this.caps.push(keyword);
   }
 
+  /**
+   * CA rollover: where the staged next CA certificates come from (src/ca/rollover.ts
+   * NextCaWatcher). While it returns certificates, GetCACaps lists `GetNextCACert` and
+   * GetNextCACert answers; otherwise neither.
+   */
+  setNextCaSource(source: NextCaSource): void {
+    this.nextCa = source;
+    this.nextCaAnswer = undefined;
+  }
+
   capabilities(): readonly string[] {
-    return this.caps;
+    const next = this.nextCa?.();
+    return next && next.length > 0 ? [...this.caps, 'GetNextCACert'] : this.caps;
   }
 
   getCaCaps(): HttpAnswer {
-    return { httpStatus: 200, contentType: 'text/plain', body: Buffer.from(formatCapabilities(this.caps)) };
+    return {
+      httpStatus: 200,
+      contentType: 'text/plain',
+      body: Buffer.from(formatCapabilities(this.capabilities())),
+    };
+  }
+
+  /**
+   * GetNextCACert (RFC 8894 §4.7): the staged certificates (next CA, then next RA) in a
+   * degenerate SignedData, wrapped in a SignedData signed with the current CA key (in RA mode
+   * too: the RFC names the CA signing key, and it verifies under the CA certificate clients
+   * already trust). Undefined while nothing is staged. The signed body is cached per staged set.
+   */
+  getNextCaCert(_message?: string): HttpAnswer | undefined {
+    const next = this.nextCa?.();
+    if (!next || next.length === 0) return undefined;
+    const key = next.map((c) => c.fingerprint).join(',');
+    if (this.nextCaAnswer?.key !== key) {
+      const body = nextCaCertResponse(
+        next.map((c) => c.der),
+        { cert: this.ca.cert, key: this.ca.key },
+        'sha256',
+      );
+      this.nextCaAnswer = {
+        key,
+        answer: { httpStatus: 200, contentType: 'application/x-x509-next-ca-cert', body },
+      };
+    }
+    return this.nextCaAnswer.answer;
   }
 
   getCaCert(_message?: string): HttpAnswer {

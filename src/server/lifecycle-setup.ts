@@ -5,6 +5,7 @@
  */
 import { CaSet, loadPreviousCas } from '../ca/authorities.js';
 import type { CertificateAuthority } from '../ca/issuer.js';
+import { NextCaWatcher } from '../ca/rollover.js';
 import { DEFAULT_CLIENT_PROFILE } from '../ca/profile.js';
 import type { ApprovalConfig } from '../ra/approval.js';
 import type { EnrollmentConfig } from '../ra/config.js';
@@ -51,7 +52,10 @@ export function withCrlDistributionPoint<T extends Omit<EnrollmentConfig, 'chall
   };
 }
 
-/** Installs the lifecycle on `service` with every CA the data directory has had. */
+/**
+ * Installs the lifecycle on `service` with every CA the data directory has had, and the
+ * rollover watcher (GetNextCACert while `DIR/ca/next/` holds a staged CA).
+ */
 export function setupLifecycle(
   service: EnrollmentService,
   o: {
@@ -63,6 +67,8 @@ export function setupLifecycle(
   },
 ): Lifecycle {
   const s = o.settings ?? {};
+  const next = new NextCaWatcher(o.dataDir);
+  service.setNextCaSource(() => next.current());
   return installLifecycle(service, {
     cas: new CaSet(o.ca, loadPreviousCas(o.dataDir, o.passphrase)),
     ...(s.approval ? { approval: s.approval } : {}),

@@ -1,9 +1,10 @@
 /**
- * `scepter ca <subcommand>`: CA key material. Subcommands live in `caSubcommands`; add one
- * entry per subcommand (rollover/activate come later).
+ * `scepter ca <subcommand>`: CA key material (init, rollover, activate). Subcommands live in
+ * `caSubcommands`; add one entry per subcommand.
  */
 import { readFileSync } from 'node:fs';
 import { caExists, initCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
+import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
 import { nameToString } from '../../pkix/name.js';
 import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
 
@@ -105,9 +106,108 @@ async function init(argv: string[]): Promise<number> {
   return 0;
 }
 
+const ROLLOVER_USAGE = `Usage: scepter ca rollover --data DIR [options]
+
+Stages a next CA in DIR/ca/next/: a new key (mode 0600) and self-signed certificate, in RA
+mode also a new RA key and certificate issued by it, and cross.crt (the new CA key certified
+by the current CA). A running server offers it at once through GetNextCACert (and lists
+GetNextCACert in GetCACaps); \`scepter ca activate\` makes it current. Refuses when a next CA
+is already staged (remove DIR/ca/next/ to discard it).
+
+  --data DIR              data directory (required)
+  --key-size N            RSA key size: 2048, 3072 or 4096 (default: that of the current CA)
+  --subject DN            subject of the next CA; must differ from the current one
+                          (default: the current subject with " G2", " G3", … on its CN)
+  --days N                validity in days (default 3650)
+  --no-cross              do not write cross.crt
+  --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE); the new keys
+                          are encrypted with it too`;
+
+async function rollover(argv: string[]): Promise<number> {
+  const p = parseOptions(argv, {
+    data: { type: 'string' },
+    'key-size': { type: 'string' },
+    subject: { type: 'string' },
+    days: { type: 'string' },
+    'no-cross': { type: 'boolean' },
+    'passphrase-file': { type: 'string' },
+  });
+  const data = req(p, 'data');
+  const o: RolloverOptions = { days: intOpt(p, 'days', 3650, 1, 36500) };
+  if (str(p, 'key-size') !== undefined) {
+    const keySize = intOpt(p, 'key-size', 3072, 2048, 4096);
+    if (keySize !== 2048 && keySize !== 3072 && keySize !== 4096)
+      throw new UsageError('--key-size must be 2048, 3072 or 4096');
+    o.keySize = keySize;
+  }
+  const subject = str(p, 'subject');
+  if (subject !== undefined) o.subject = subject;
+  if (flag(p, 'no-cross')) o.cross = false;
+  const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
+  if (passphrase !== undefined) o.passphrase = passphrase;
+  if (!caExists(data)) {
+    process.stderr.write(`scepter ca rollover: no CA in ${data}/ca; run \`scepter ca init\` first\n`);
+    return 1;
+  }
+  if (nextCaStaged(data)) {
+    process.stderr.write(
+      `scepter ca rollover: a next CA is already staged in ${data}/ca/next; ` +
+        'activate it (`scepter ca activate`) or remove that directory\n',
+    );
+    return 1;
+  }
+  const res = await stageRollover(data, o);
+  const out = process.stdout;
+  out.write(`staged next CA ${nameToString(res.caCert.subjectRaw)}\n`);
+  out.write(`  certificate  ${res.paths.cert} (valid until ${res.caCert.notAfter.toISOString()})\n`);
+  out.write(`  key          ${res.paths.key} (mode 0600${res.encrypted ? ', encrypted' : ''})\n`);
+  if (res.raCert) out.write(`  RA cert      ${res.paths.raCert} (${nameToString(res.raCert.subjectRaw)})\n`);
+  if (res.crossCert) out.write(`  cross cert   ${res.paths.cross} (issued by the current CA)\n`);
+  out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
+  out.write(
+    'Clients can fetch it now (GetNextCACert). Switch over with `scepter ca activate`, then restart the server.\n',
+  );
+  return 0;
+}
+
+const ACTIVATE_USAGE = `Usage: scepter ca activate --data DIR [--passphrase-file F]
+
+Makes the CA staged by \`scepter ca rollover\` current. The current CA's files move to
+DIR/ca/previous/<sha256 fingerprint>/, where the server keeps using them for the certificates
+it issued (GetCert, renewal, revocation, its CRL). In RA mode the staged RA becomes the RA.
+Takes effect when the server is next started; a running server keeps the old CA until then.
+
+  --data DIR              data directory (required)
+  --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE)`;
+
+async function activate(argv: string[]): Promise<number> {
+  const p = parseOptions(argv, { data: { type: 'string' }, 'passphrase-file': { type: 'string' } });
+  const data = req(p, 'data');
+  const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
+  if (!nextCaStaged(data)) {
+    process.stderr.write(
+      `scepter ca activate: no next CA is staged in ${data}/ca/next; run \`scepter ca rollover\` first\n`,
+    );
+    return 1;
+  }
+  const res = activateRollover(data, passphrase);
+  const out = process.stdout;
+  out.write(`activated CA ${nameToString(res.caCert.subjectRaw)}\n`);
+  out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
+  if (res.raCert) out.write(`  RA cert      ${nameToString(res.raCert.subjectRaw)}\n`);
+  out.write(
+    `retired CA ${nameToString(res.previous.caCert.subjectRaw)} (sha256:${res.previous.caCert.fingerprint})\n`,
+  );
+  out.write(`  kept in      ${res.previous.dir}\n`);
+  out.write('Restart the server to issue under the new CA.\n');
+  return 0;
+}
+
 /** `scepter ca` subcommands; add one entry per subcommand. */
 export const caSubcommands: Record<string, Subcommand> = {
   init: { summary: 'create or import the CA (and optionally an RA)', usage: INIT_USAGE, run: init },
+  rollover: { summary: 'stage a next CA (offered by GetNextCACert)', usage: ROLLOVER_USAGE, run: rollover },
+  activate: { summary: 'make the staged next CA current', usage: ACTIVATE_USAGE, run: activate },
 };
 
 function usage(): string {
@@ -119,7 +219,7 @@ function usage(): string {
 
 export const caCommand: Command = {
   name: 'ca',
-  summary: 'manage the certificate authority (init)',
+  summary: 'manage the certificate authority (init, rollover, activate)',
   get usage() {
     return usage();
   },
