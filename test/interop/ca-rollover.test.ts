@@ -4,8 +4,9 @@
  * a second, GetNextCACert verifies under the current CA (parseNextCaCertResponse, `openssl cms
  * -verify`, our client's getNextCaCert); `scepter ca activate` + restart → new certificates chain
  * to the new CA, old ones still verify under the old CA, GetCert still finds an old certificate,
- * and `scepter revoke` of an old certificate lands in the old CA's CRL (/crl/<fp>.crl and GetCRL).
- * CA-only mode runs with two worker threads, RA mode in-process.
+ * an old certificate renews into one from the new CA, and `scepter revoke` of an old certificate
+ * lands in the old CA's CRL (/crl/<fp>.crl and GetCRL). CA-only mode runs with two worker
+ * threads, RA mode in-process.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -225,6 +226,14 @@ for (const mode of ['CA-only', 'RA'] as const) {
     const got = await lookup(srv.url, devNew, MessageType.GetCert, oldCa.subjectRaw, oldCert.serialHex);
     assert.equal(got.status, PkiStatus.SUCCESS, got.failInfoText);
     assert.ok(got.certificates[0]!.der.equals(oldCert.der));
+
+    // An old certificate renews (no challenge) into one from the new CA.
+    const renewed = await new ScepClient({ url: srv.url, caFingerprint: nextCa.fingerprint }).renew({
+      cert: midCert,
+      key: devMid.key,
+    });
+    assert.equal(renewed.status, 'issued');
+    if (renewed.status === 'issued') assert.ok(renewed.certificate.issuerRaw.equals(nextCa.subjectRaw));
 
     // Revoke the old certificate with the CLI; the old CA's CRL lists it.
     const rv = await cli([
