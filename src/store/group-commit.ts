@@ -6,10 +6,14 @@
  * cost (~2 ms here) is shared by the whole batch.
  *
  * With a `CommitSyncer` (sqlite.ts uses one for on-disk WAL databases) the COMMIT itself does
- * not fsync (synchronous=NORMAL) and the promises of a batch settle only after the syncer
- * made the WAL durable off the event loop (fsync on the libuv thread pool). One fsync covers
- * every batch committed before it started, so syncs coalesce under load, and the thread keeps
+ * not fsync (synchronous=NORMAL): the syncer makes the WAL durable off the event loop (fsync on
+ * the libuv thread pool) and a write settles only after a sync that started after its COMMIT.
+ * One sync covers every commit before it, so syncs coalesce under load, and the thread keeps
  * working (crypto, HTTP) instead of blocking ~2 ms per commit.
+ *
+ * Committed-but-not-yet-synced rows are visible to reads on the connection, so reads go
+ * through `durableRead`: a result that may depend on an unsynced commit is released only once
+ * that commit is durable. Nothing is ever answered from state a power loss could take back.
  */
 import type Database from 'better-sqlite3';
 
@@ -18,8 +22,12 @@ export interface CommitSyncer {
   sync(done: (err: Error | null) => void): void;
 }
 
+/** When a write may settle: always after its sync, or decided from its result. */
+export type Durability = boolean | ((value: unknown) => boolean);
+
 interface Job {
   run: () => unknown;
+  durable: Durability;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -35,10 +43,11 @@ export class GroupCommitter {
   private readonly savepoint: Database.Statement;
   private readonly release: Database.Statement;
   private readonly rollbackTo: Database.Statement;
-  /** Settlers of committed batches waiting for the next sync. */
-  private unsynced: Array<(err: Error | null) => void> = [];
+  /** Sequence number of the last COMMIT, and the last one known durable. */
+  private committedSeq = 0;
+  private syncedSeq = 0;
   private syncing = false;
-  private idleWaiters: Array<() => void> = [];
+  private waiters: Array<{ seq: number; done: (err: Error | null) => void }> = [];
   writes = 0;
   commits = 0;
   syncs = 0;
@@ -57,15 +66,74 @@ export class GroupCommitter {
     this.rollbackTo = db.prepare('ROLLBACK TO item');
   }
 
-  /** Queues `fn` (synchronous, uses the shared connection); resolves with its result after COMMIT. */
-  submit<T>(fn: () => T): Promise<T> {
+  /**
+   * Queues `fn` (synchronous, uses the shared connection); resolves with its result after
+   * COMMIT and, with a syncer, once that COMMIT is durable. `durable` false (or a predicate on
+   * the result returning false) settles at COMMIT: only for intermediate state that no reply
+   * depends on — a later durable write's sync covers it, the WAL being sequential.
+   */
+  submit<T>(fn: () => T, o: { durable?: boolean | ((value: T) => boolean) } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run: fn, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({
+        run: fn,
+        durable: (o.durable as Durability | undefined) ?? true,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
       if (!this.scheduled) {
         this.scheduled = true;
         if (this.windowMs > 0) setTimeout(() => this.flush(), this.windowMs);
         else setImmediate(() => this.flush());
       }
+    });
+  }
+
+  /**
+   * Runs a read now and releases its result once everything committed so far is durable (at
+   * once when nothing is waiting for a sync).
+   */
+  durableRead<T>(fn: () => T): Promise<T> {
+    let value: T;
+    try {
+      value = fn();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (!this.syncer || this.syncedSeq >= this.committedSeq) return Promise.resolve(value);
+    return new Promise<T>((resolve, reject) =>
+      this.afterSync(this.committedSeq, (err) => (err ? reject(err) : resolve(value))),
+    );
+  }
+
+  /** Resolves when everything committed so far is durable. */
+  whenSynced(): Promise<void> {
+    if (!this.syncer || this.syncedSeq >= this.committedSeq) return Promise.resolve();
+    return new Promise((resolve) => this.afterSync(this.committedSeq, () => resolve()));
+  }
+
+  /** Calls `done` once commit `seq` is durable (or its sync failed). */
+  private afterSync(seq: number, done: (err: Error | null) => void): void {
+    if (seq <= this.syncedSeq) {
+      done(null);
+      return;
+    }
+    this.waiters.push({ seq, done });
+    this.startSync();
+  }
+
+  /** Starts one sync covering every commit so far, unless one is running. */
+  private startSync(): void {
+    if (this.syncing || !this.syncer || this.waiters.length === 0) return;
+    const target = this.committedSeq;
+    this.syncing = true;
+    this.syncer.sync((err) => {
+      this.syncing = false;
+      this.syncs++;
+      if (!err) this.syncedSeq = Math.max(this.syncedSeq, target);
+      const covered = this.waiters.filter((w) => w.seq <= target);
+      this.waiters = this.waiters.filter((w) => w.seq > target);
+      for (const w of covered) w.done(err);
+      this.startSync();
     });
   }
 
@@ -111,43 +179,27 @@ export class GroupCommitter {
     }
     this.commits++;
     this.writes += batch.length;
-    const settle = (syncError: Error | null) =>
-      batch.forEach((j, i) => {
+    const seq = ++this.committedSeq;
+    const durableOnes: number[] = [];
+    batch.forEach((j, i) => {
+      const o = outcomes[i] as Outcome;
+      const durable =
+        this.syncer !== undefined &&
+        (typeof j.durable === 'function' ? !o.ok || j.durable(o.value) : j.durable);
+      if (durable) durableOnes.push(i);
+      else if (o.ok) j.resolve(o.value);
+      else j.reject(o.error);
+    });
+    if (durableOnes.length === 0) return;
+    this.afterSync(seq, (err) =>
+      durableOnes.forEach((i) => {
+        const j = batch[i] as Job;
         const o = outcomes[i] as Outcome;
         // Committed but not known to be durable: nobody may be told it succeeded.
-        if (syncError) j.reject(syncError);
+        if (err) j.reject(err);
         else if (o.ok) j.resolve(o.value);
         else j.reject(o.error);
-      });
-    if (!this.syncer) {
-      settle(null);
-      return;
-    }
-    this.unsynced.push(settle);
-    this.startSync();
-  }
-
-  /** Starts one sync for every batch committed so far, unless one is running. */
-  private startSync(): void {
-    if (this.syncing || !this.syncer) return;
-    if (this.unsynced.length === 0) {
-      for (const w of this.idleWaiters.splice(0)) w();
-      return;
-    }
-    const group = this.unsynced;
-    this.unsynced = [];
-    this.syncing = true;
-    this.syncer.sync((err) => {
-      this.syncing = false;
-      this.syncs++;
-      for (const settle of group) settle(err);
-      this.startSync();
-    });
-  }
-
-  /** Resolves when every committed batch has been synced and settled. */
-  whenSynced(): Promise<void> {
-    if (!this.syncing && this.unsynced.length === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+      }),
+    );
   }
 }

@@ -162,18 +162,15 @@ export class SqliteStore implements Store {
     return s;
   }
 
-  private write<T>(fn: () => T): Promise<T> {
+  private write<T>(fn: () => T, durable: boolean | ((value: T) => boolean) = true): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    return this.gc.submit(fn);
+    return this.gc.submit(fn, { durable });
   }
 
+  /** Reads now; the result is released once every commit it may have seen is durable. */
   private read<T>(fn: () => T): Promise<T> {
     if (this.closed) return Promise.reject(new Error('store is closed'));
-    try {
-      return Promise.resolve(fn());
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    return this.gc.durableRead(fn);
   }
 
   /** Inserts one prepared certificate and its SAN rows (inside a write job). */
@@ -287,29 +284,34 @@ export class SqliteStore implements Store {
     if ((rec.state as string) === 'issued')
       return Promise.reject(new TypeError('a transaction cannot begin issued'));
     const now = rec.createdAt ?? new Date();
-    return this.write((): BeginResult => {
-      const changes = this.st(
-        `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject, requester,
+    return this.write(
+      (): BeginResult => {
+        const changes = this.st(
+          `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject, requester,
            created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta)
          VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?) ON CONFLICT (transaction_id) DO NOTHING`,
-      ).run(
-        rec.transactionId,
-        rec.signerKeyHash.toLowerCase(),
-        rec.messageType,
-        rec.state,
-        rec.csr ?? null,
-        rec.subject ?? null,
-        rec.requester ?? null,
-        ms(now),
-        ms(now),
-        rec.expiresAt ? ms(rec.expiresAt) : null,
-        rec.failInfo ?? null,
-        rec.failText ?? null,
-        rec.meta ? JSON.stringify(rec.meta) : null,
-      ).changes;
-      const record = this.txn(rec.transactionId) as TransactionRecord;
-      return changes === 1 ? { created: true, record } : { created: false, existing: record };
-    });
+        ).run(
+          rec.transactionId,
+          rec.signerKeyHash.toLowerCase(),
+          rec.messageType,
+          rec.state,
+          rec.csr ?? null,
+          rec.subject ?? null,
+          rec.requester ?? null,
+          ms(now),
+          ms(now),
+          rec.expiresAt ? ms(rec.expiresAt) : null,
+          rec.failInfo ?? null,
+          rec.failText ?? null,
+          rec.meta ? JSON.stringify(rec.meta) : null,
+        ).changes;
+        const record = this.txn(rec.transactionId) as TransactionRecord;
+        return changes === 1 ? { created: true, record } : { created: false, existing: record };
+        // A new auto-approved transaction is intermediate state: no reply depends on it until
+        // recordIssued, whose sync covers it. Anything else (pending, an existing record) waits.
+      },
+      (r) => !(r.created && r.record.state === 'approved'),
+    );
   }
 
   private txn(id: string): TransactionRecord | null {

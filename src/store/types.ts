@@ -206,6 +206,9 @@ export interface Store {
   /**
    * Inserts the transaction if its id is new: `{ created: true, record }`. Otherwise changes
    * nothing and returns `{ created: false, existing }`; the caller compares signerKeyHash.
+   * Exception to "durable before resolve": a newly created `approved` transaction may resolve
+   * once committed (visible to every instance) but before it is durable — no reply depends on
+   * it until `recordIssued`, whose durability covers it (SQLite: same WAL, synced in order).
    */
   beginTransaction(rec: NewTransaction): Promise<BeginResult>;
   getTransaction(transactionId: string): Promise<TransactionRecord | null>;

@@ -49,9 +49,32 @@ test('a write settles only after its sync; failed syncs reject; syncs coalesce',
   syncer.calls[1]!(new Error('EIO'));
   await assert.rejects(w2, /EIO/);
   await assert.rejects(w3, /EIO/);
-  const idle = gc.whenSynced();
-  await idle;
   assert.equal(gc.syncs, 2);
+
+  // Reads never release what a power loss could take back: after the failed sync the rows of
+  // w2/w3 are visible but not durable, so a read waits for a sync that succeeds.
+  let read = false;
+  const r = gc.durableRead(() => (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n);
+  void r.then(() => (read = true));
+  await tick();
+  assert.equal(read, false, 'the read waits');
+  assert.equal(syncer.calls.length, 3, 'and asked for a sync');
+  syncer.calls[2]!(null);
+  assert.equal(await r, 3);
+  // Nothing unsynced now: reads and whenSynced are immediate.
+  assert.equal(await gc.durableRead(() => 7), 7);
+  await gc.whenSynced();
+  assert.equal(syncer.calls.length, 3);
+
+  // A write may settle at COMMIT when its result says it is intermediate state.
+  const early = await gc.submit(() => ins.run(4).changes, { durable: (n) => n !== 1 });
+  assert.equal(early, 1, 'settled without a sync');
+  assert.equal(syncer.calls.length, 3);
+  const late = gc.submit(() => ins.run(5).changes, { durable: (n) => n === 1 });
+  await tick();
+  assert.equal(syncer.calls.length, 4, 'the predicate asked for durability');
+  syncer.calls[3]!(null);
+  assert.equal(await late, 1);
 });
 
 test('an on-disk store with the WAL syncer is durable across reopen', async (t) => {
