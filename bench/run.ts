@@ -4,9 +4,15 @@
  *
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
+ *                    [--from-source] [--keep-dir]
  *
- * Untimed: CA creation, client keys (a pool of --keys keys; each request still has its own
- * CSR, subject and transactionID), every pkiMessage (AES-128 + SHA-256). Timed: N requests,
+ * The server runs as built JavaScript (src/ compiled to .tmp/bench-dist first, as `npm start`
+ * runs dist/); --from-source runs the TypeScript through tsx instead (more memory per thread).
+ *
+ * Untimed: CA creation, client keys (a pool of --keys keys kept in .tmp/bench-keys, used
+ * round-robin and larger than the server's key cache, so every request's key is new to the
+ * server; each request has its own CSR, subject and transactionID), every pkiMessage
+ * (AES-128 + SHA-256). Timed: N requests,
  * C in flight, over keep-alive HTTP to a server child process. Afterwards every reply is
  * checked (SUCCESS, signed by the CA, decrypts, certificate carries the requested key), serials
  * are checked for duplicates and, for scepter, looked up in the store (durable before reply).
@@ -24,9 +30,12 @@ import pg from 'pg';
 import { initCa, type CaKeySize } from '../src/ca/keystore.js';
 import { parseCertificate, fromPem, type Certificate } from '../src/pkix/certificate.js';
 import { openStore, type NewCertificate } from '../src/store/index.js';
-import { generateRsaKeys, makeEnrollment, type PreparedEnrollment } from '../test/helpers/enrollment.js';
+import { makeEnrollment, type PreparedEnrollment } from '../test/helpers/enrollment.js';
+import { benchKeys } from './lib/keys.js';
 import { checkLoad, percentile, runLoad, type CheckedLoad, type LoadResult } from './lib/load.js';
 import {
+  buildForBench,
+  cpuSeconds,
   hasCommand,
   initMicromdmDepot,
   loadAverage,
@@ -46,13 +55,14 @@ const { values: args } = parseArgs({
     'pg-url': { type: 'string' },
     'ca-key-size': { type: 'string', default: '2048' },
     prefill: { type: 'string', default: '0' },
-    keys: { type: 'string', default: '64' },
+    keys: { type: 'string', default: '512' },
     warmup: { type: 'string', default: '200' },
     'speed-seconds': { type: 'string', default: '3' },
     'no-micromdm': { type: 'boolean', default: false },
     profile: { type: 'string' },
     json: { type: 'string' },
     'keep-dir': { type: 'boolean', default: false },
+    'from-source': { type: 'boolean', default: false },
   },
 });
 
@@ -85,6 +95,12 @@ interface Row {
   p50: number;
   p99: number;
   peakRssMiB: number;
+  /** Server CPU time (all threads) per successful enrollment, ms. */
+  cpuMsPerEnrollment: number;
+  /** Cores the server used on average while measured (CPU time / wall time). */
+  serverCores: number;
+  /** Cores the load generator (this process) used meanwhile. */
+  clientCores: number;
   load: number;
   reasons: Record<string, number>;
 }
@@ -96,6 +112,8 @@ function summarize(
   peakKiB: number,
   extra: Partial<Row>,
   load: number,
+  cpuS: number,
+  clientCpuS: number,
 ): Row {
   return {
     name,
@@ -110,6 +128,9 @@ function summarize(
     p50: percentile(r.latencies, 50),
     p99: percentile(r.latencies, 99),
     peakRssMiB: peakKiB / 1024,
+    cpuMsPerEnrollment: (cpuS * 1000) / c.ok,
+    serverCores: cpuS / (r.wallMs / 1000),
+    clientCores: clientCpuS / (r.wallMs / 1000),
     load,
     reasons: Object.fromEntries(c.reasons),
     ...extra,
@@ -199,18 +220,29 @@ async function measure(
   server: ServerProcess,
   warm: PreparedEnrollment[],
   reqs: PreparedEnrollment[],
-): Promise<{ r: LoadResult; peakKiB: number; load: number }> {
+): Promise<{ r: LoadResult; peakKiB: number; load: number; cpuS: number; clientCpuS: number }> {
   await runLoad(server.url, warm, C);
   const load = loadAverage();
   const rss = sampleRss(server.pid);
+  const cpu0 = cpuSeconds(server.pid);
+  const client0 = process.cpuUsage();
   const r = await runLoad(server.url, reqs, C);
-  return { r, peakKiB: rss.stop(), load };
+  const cpuS = cpuSeconds(server.pid) - cpu0;
+  const client = process.cpuUsage(client0);
+  return { r, peakKiB: rss.stop(), load, cpuS, clientCpuS: (client.user + client.system) / 1e6 };
 }
 
-function build(recipient: Certificate, keys: PreparedEnrollment['key'][], count: number, prefix: string) {
+/** `count` requests to `recipient`; request i uses key (first + i) mod pool, round-robin. */
+function build(
+  recipient: Certificate,
+  keys: PreparedEnrollment['key'][],
+  count: number,
+  prefix: string,
+  first = 0,
+) {
   return Array.from({ length: count }, (_, i) =>
     makeEnrollment({
-      key: keys[i % keys.length]!,
+      key: keys[(first + i) % keys.length]!,
       recipient,
       challenge: CHALLENGE,
       cn: `${prefix}-${i}`,
@@ -230,13 +262,18 @@ async function main(): Promise<void> {
     const bound1 = signPerSec / 3;
     log(`  ${signPerSec.toFixed(0)} sign/s → RSA bound ${bound1.toFixed(0)} enrollments/s per core`);
 
+    let builtEntry: string | undefined;
+    if (!args['from-source']) {
+      log('compiling src/ (tsconfig.build.json) to .tmp/bench-dist …');
+      builtEntry = buildForBench(process.cwd(), join(process.cwd(), '.tmp/bench-dist'));
+    }
     const dataDir = join(dir, 'scepter');
     const ca = await initCa(dataDir, { keySize: KEY_SIZE });
     const caCert = ca.caCert;
     log(`generating ${args.keys} client keys and ${N} + ${args.warmup} requests (untimed) …`);
-    const keys = await generateRsaKeys(Number(args.keys));
+    const keys = await benchKeys(join(process.cwd(), '.tmp/bench-keys'), Number(args.keys));
     const warm = build(caCert, keys, Number(args.warmup), 'warm');
-    const reqs = build(caCert, keys, N, 'dev');
+    const reqs = build(caCert, keys, N, 'dev', Number(args.warmup));
     const txIds = reqs.map((e) => e.transactionId);
 
     const scenarios: Array<{ workers: number; prefill: number }> = WORKERS.map((w) => ({
@@ -260,6 +297,7 @@ async function main(): Promise<void> {
           challenge: CHALLENGE,
           db: store.url,
           workers: sc.workers,
+          ...(builtEntry ? { builtEntry } : {}),
           logFile: join(dir, `scepter-${tag}.log`),
           ...(profDir ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir] } : {}),
         });
@@ -285,6 +323,8 @@ async function main(): Promise<void> {
             missingInStore: missing,
           },
           m.load,
+          m.cpuS,
+          m.clientCpuS,
         );
         rows.push(row);
         log(
@@ -300,7 +340,7 @@ async function main(): Promise<void> {
       initMicromdmDepot(depot, KEY_SIZE);
       const mmCa = parseCertificate(fromPem(readFileSync(join(depot, 'ca.pem'), 'utf8'))[0]!);
       const mmWarm = build(mmCa, keys, Math.min(50, Number(args.warmup)), 'mm-warm');
-      const mmReqs = build(mmCa, keys, N, 'mm-dev');
+      const mmReqs = build(mmCa, keys, N, 'mm-dev', Math.min(50, Number(args.warmup)));
       const server = await startMicromdm(depot, CHALLENGE, join(dir, 'micromdm.log'));
       log(`micromdm scepserver: n=${N} c=${C} …`);
       let m;
@@ -310,7 +350,7 @@ async function main(): Promise<void> {
         await server.stop();
       }
       const checked = checkLoad(m.r, mmReqs, [mmCa], { allowSingleDes: true });
-      const row = summarize('micromdm scepserver', m.r, checked, m.peakKiB, {}, m.load);
+      const row = summarize('micromdm scepserver', m.r, checked, m.peakKiB, {}, m.load, m.cpuS, m.clientCpuS);
       rows.push(row);
       log(
         `  ${row.perSecond.toFixed(0)}/s, failures ${row.failures}, duplicate serials ${row.duplicateSerials}`,
@@ -357,15 +397,18 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
   out.push(`n=${N} c=${C} db=${args.db} cores=${cores}`);
   out.push('');
   out.push(
-    '| server | enrollments/s | p50 ms | p99 ms | peak RSS MiB | failures | dup serials | not in store | ×micromdm | of RSA bound | load avg |',
+    '| server | enrollments/s | p50 ms | p99 ms | peak RSS MiB | failures | dup serials | not in store | ×micromdm | of RSA bound | CPU ms/enr | RSA share of CPU | server cores | client cores | load avg |',
   );
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  // Load-independent efficiency: the RSA work (3 private ops at openssl speed) over the
+  // server CPU time actually spent per enrollment.
+  const rsaMs = (3 / signPerSec) * 1000;
   for (const r of rows) {
     const bound = r.workers === null ? NaN : bound1 * Math.min(r.workers, cores);
     const xmm = mm && r !== mm ? (r.perSecond / mm.perSecond).toFixed(1) + '×' : '';
     const ofBound = Number.isNaN(bound) ? '' : `${((r.perSecond / bound) * 100).toFixed(0)}%`;
     out.push(
-      `| ${r.name} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.peakRssMiB.toFixed(0)} | ${r.failures} | ${r.duplicateSerials} | ${r.missingInStore ?? ''} | ${xmm} | ${ofBound} | ${r.load.toFixed(2)} |`,
+      `| ${r.name} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.peakRssMiB.toFixed(0)} | ${r.failures} | ${r.duplicateSerials} | ${r.missingInStore ?? ''} | ${xmm} | ${ofBound} | ${r.cpuMsPerEnrollment.toFixed(2)} | ${r.workers === null ? '' : `${((rsaMs / r.cpuMsPerEnrollment) * 100).toFixed(0)}%`} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.load.toFixed(2)} |`,
     );
   }
   const two = rows.find((r) => r.workers === 2 && r.prefill === 0);

@@ -71,17 +71,37 @@ export interface ScepterServeOptions {
   nodeFlags?: string[];
   /** Repository root (default: cwd). */
   root?: string;
+  /** Compiled CLI entry (…/cli/main.js); default: the TypeScript sources through tsx. */
+  builtEntry?: string;
 }
 
-/** Starts `scepter serve` (via tsx) on 127.0.0.1, any free port; resolves once it listens. */
+/**
+ * Compiles src/ (tsconfig.build.json) into `outDir` inside the repository, so the server runs
+ * as operators run it (plain JS, no tsx hooks in every thread). Returns the CLI entry.
+ */
+export function buildForBench(root: string, outDir: string): string {
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(root, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      join(root, 'tsconfig.build.json'),
+      '--outDir',
+      outDir,
+    ],
+    { cwd: root, encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`tsc failed:\n${r.stdout}${r.stderr}`);
+  return join(outDir, 'cli/main.js');
+}
+
+/** Starts `scepter serve` (built, or via tsx) on 127.0.0.1, any free port; resolves once it listens. */
 export async function startScepter(o: ScepterServeOptions): Promise<ServerProcess> {
   const root = o.root ?? process.cwd();
   const fd = openSync(o.logFile, 'w');
   const args = [
     ...(o.nodeFlags ?? []),
-    '--import',
-    'tsx',
-    join(root, 'src/cli/main.ts'),
+    ...(o.builtEntry ? [o.builtEntry] : ['--import', 'tsx', join(root, 'src/cli/main.ts')]),
     'serve',
     '--data',
     o.dataDir,
@@ -173,6 +193,20 @@ export function rssKiB(pid: number): number {
     return m ? Number(m[1]) : 0;
   } catch {
     return 0;
+  }
+}
+
+/**
+ * CPU time (user + system, all threads) a process has used so far, in seconds, from
+ * /proc/PID/stat (clock ticks of 1/100 s); NaN when unavailable.
+ */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
   }
 }
 
