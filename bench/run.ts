@@ -30,7 +30,12 @@ import pg from 'pg';
 import { initCa, type CaKeySize } from '../src/ca/keystore.js';
 import { parseCertificate, fromPem, type Certificate } from '../src/pkix/certificate.js';
 import { openStore, type NewCertificate } from '../src/store/index.js';
-import { makeEnrollment, type PreparedEnrollment } from '../test/helpers/enrollment.js';
+import {
+  checkReply,
+  makeEnrollment,
+  postPkiMessage,
+  type PreparedEnrollment,
+} from '../test/helpers/enrollment.js';
 import { benchKeys } from './lib/keys.js';
 import { checkLoad, percentile, runLoad, type CheckedLoad, type LoadResult } from './lib/load.js';
 import {
@@ -55,6 +60,7 @@ const { values: args } = parseArgs({
     'pg-url': { type: 'string' },
     'ca-key-size': { type: 'string', default: '2048' },
     prefill: { type: 'string', default: '0' },
+    instances: { type: 'string', default: '1' },
     keys: { type: 'string', default: '512' },
     warmup: { type: 'string', default: '200' },
     'speed-seconds': { type: 'string', default: '3' },
@@ -73,11 +79,14 @@ const WORKERS = String(args.workers)
   .map((w) => Number(w.trim()));
 const KEY_SIZE = Number(args['ca-key-size']) as CaKeySize;
 const PREFILL = Number(args.prefill);
+const INSTANCES = Number(args.instances);
 const CHALLENGE = `bench-${randomBytes(8).toString('hex')}`;
 const PG_BASE = args['pg-url'] ?? process.env.SCEPTER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
 if (![2048, 3072, 4096].includes(KEY_SIZE)) throw new Error('--ca-key-size must be 2048, 3072 or 4096');
 if (args.db !== 'sqlite' && args.db !== 'postgres') throw new Error('--db must be sqlite or postgres');
 if (WORKERS.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--workers: a list such as 1,2');
+if (!Number.isInteger(INSTANCES) || INSTANCES < 1) throw new Error('--instances must be ≥ 1');
+if (INSTANCES > 1 && args.db !== 'postgres') throw new Error('--instances > 1 needs --db postgres');
 
 const log = (s: string) => process.stderr.write(s + '\n');
 
@@ -86,6 +95,9 @@ interface Row {
   name: string;
   workers: number | null;
   prefill: number;
+  instances: number;
+  /** Requests resent to another instance that did not get the byte-identical certificate. */
+  resendMismatches: number | null;
   n: number;
   ok: number;
   failures: number;
@@ -119,6 +131,8 @@ function summarize(
     name,
     workers: null,
     prefill: 0,
+    instances: 1,
+    resendMismatches: null,
     n: r.replies.length,
     ok: c.ok,
     failures: c.failures,
@@ -216,20 +230,52 @@ async function missingInStore(
   return missing;
 }
 
+/** Warms up, then measures; with several instances RSS is the largest peak, CPU the sum. */
 async function measure(
-  server: ServerProcess,
+  servers: ServerProcess[],
   warm: PreparedEnrollment[],
   reqs: PreparedEnrollment[],
 ): Promise<{ r: LoadResult; peakKiB: number; load: number; cpuS: number; clientCpuS: number }> {
-  await runLoad(server.url, warm, C);
+  const urls = servers.map((s) => s.url);
+  await runLoad(urls, warm, C);
   const load = loadAverage();
-  const rss = sampleRss(server.pid);
-  const cpu0 = cpuSeconds(server.pid);
+  const rss = servers.map((s) => sampleRss(s.pid));
+  const cpu = () => servers.reduce((a, s) => a + cpuSeconds(s.pid), 0);
+  const cpu0 = cpu();
   const client0 = process.cpuUsage();
-  const r = await runLoad(server.url, reqs, C);
-  const cpuS = cpuSeconds(server.pid) - cpu0;
+  const r = await runLoad(urls, reqs, C);
+  const cpuS = cpu() - cpu0;
   const client = process.cpuUsage(client0);
-  return { r, peakKiB: rss.stop(), load, cpuS, clientCpuS: (client.user + client.system) / 1e6 };
+  const peakKiB = Math.max(...rss.map((x) => x.stop()));
+  return { r, peakKiB, load, cpuS, clientCpuS: (client.user + client.system) / 1e6 };
+}
+
+/**
+ * Resends up to `count` successful requests to the NEXT instance; counts replies that are not
+ * a SUCCESS with the byte-identical certificate.
+ */
+async function resendElsewhere(
+  servers: ServerProcess[],
+  reqs: PreparedEnrollment[],
+  r: LoadResult,
+  checked: CheckedLoad,
+  trusted: Certificate[],
+  count: number,
+): Promise<number> {
+  let mismatches = 0;
+  let done = 0;
+  for (let i = 0; i < reqs.length && done < count; i++) {
+    if (checked.serials[i] === undefined) continue;
+    const e = reqs[i] as PreparedEnrollment;
+    const before = r.replies[i] as { status: number; body: Buffer };
+    const first = checkReply(before.status, before.body, e, trusted);
+    const other = servers[(i + 1) % servers.length] as ServerProcess;
+    const again = await postPkiMessage(other.url, e.der);
+    const c = checkReply(again.status, again.body, e, trusted);
+    if (!first.ok || !c.ok || !c.certDer.equals(first.certDer)) mismatches++;
+    done++;
+  }
+  return mismatches;
 }
 
 /** `count` requests to `recipient`; request i uses key (first + i) mod pool, round-robin. */
@@ -276,14 +322,16 @@ async function main(): Promise<void> {
     const reqs = build(caCert, keys, N, 'dev', Number(args.warmup));
     const txIds = reqs.map((e) => e.transactionId);
 
-    const scenarios: Array<{ workers: number; prefill: number }> = WORKERS.map((w) => ({
+    const scenarios: Array<{ workers: number; prefill: number; instances: number }> = WORKERS.map((w) => ({
       workers: w,
       prefill: 0,
+      instances: 1,
     }));
-    if (PREFILL > 0) scenarios.push({ workers: WORKERS[0] as number, prefill: PREFILL });
+    if (PREFILL > 0) scenarios.push({ workers: WORKERS[0] as number, prefill: PREFILL, instances: 1 });
+    if (INSTANCES > 1) scenarios.push({ workers: WORKERS[0] as number, prefill: 0, instances: INSTANCES });
 
     for (const sc of scenarios) {
-      const tag = `w${sc.workers}-p${sc.prefill}`;
+      const tag = `w${sc.workers}-p${sc.prefill}-i${sc.instances}`;
       const store = await freshStore(dir, tag);
       try {
         if (sc.prefill > 0) {
@@ -292,34 +340,45 @@ async function main(): Promise<void> {
           log(`  done in ${s.toFixed(1)} s`);
         }
         const profDir = args.profile ? join(args.profile, tag) : undefined;
-        const server = await startScepter({
-          dataDir,
-          challenge: CHALLENGE,
-          db: store.url,
-          workers: sc.workers,
-          ...(builtEntry ? { builtEntry } : {}),
-          logFile: join(dir, `scepter-${tag}.log`),
-          ...(profDir ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir] } : {}),
-        });
+        const servers: ServerProcess[] = [];
+        for (let k = 0; k < sc.instances; k++) {
+          servers.push(
+            await startScepter({
+              dataDir,
+              challenge: CHALLENGE,
+              db: store.url,
+              workers: sc.workers,
+              ...(builtEntry ? { builtEntry } : {}),
+              logFile: join(dir, `scepter-${tag}-${k}.log`),
+              ...(profDir ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir] } : {}),
+            }),
+          );
+        }
         log(
-          `scepter (${sc.workers} worker${sc.workers > 1 ? 's' : ''}, ${args.db}, prefill ${sc.prefill}): n=${N} c=${C} …`,
+          `scepter (${sc.instances > 1 ? `${sc.instances} instances × ` : ''}${sc.workers} worker${sc.workers > 1 ? 's' : ''}, ${args.db}, prefill ${sc.prefill}): n=${N} c=${C} …`,
         );
         let m;
+        let checked: CheckedLoad;
+        let resendMismatches: number | null = null;
         try {
-          m = await measure(server, warm, reqs);
+          m = await measure(servers, warm, reqs);
+          checked = checkLoad(m.r, reqs, [caCert]);
+          if (sc.instances > 1)
+            resendMismatches = await resendElsewhere(servers, reqs, m.r, checked, [caCert], 200);
         } finally {
-          await server.stop();
+          for (const s of servers) await s.stop();
         }
-        const checked = checkLoad(m.r, reqs, [caCert]);
         const missing = await missingInStore(store.url, checked.serials, txIds);
         const row = summarize(
-          `scepter ${sc.workers}w${sc.prefill ? ` +${sc.prefill} stored` : ''}`,
+          `scepter ${sc.instances > 1 ? `${sc.instances}×` : ''}${sc.workers}w${sc.prefill ? ` +${sc.prefill} stored` : ''}`,
           m.r,
           checked,
           m.peakKiB,
           {
             workers: sc.workers,
             prefill: sc.prefill,
+            instances: sc.instances,
+            resendMismatches,
             missingInStore: missing,
           },
           m.load,
@@ -345,7 +404,7 @@ async function main(): Promise<void> {
       log(`micromdm scepserver: n=${N} c=${C} …`);
       let m;
       try {
-        m = await measure(server, mmWarm, mmReqs);
+        m = await measure([server], mmWarm, mmReqs);
       } finally {
         await server.stop();
       }
@@ -387,7 +446,7 @@ async function main(): Promise<void> {
 
 function report(rows: Row[], signPerSec: number, bound1: number): void {
   const mm = rows.find((r) => r.workers === null);
-  const one = rows.find((r) => r.workers === 1 && r.prefill === 0);
+  const one = rows.find((r) => r.workers === 1 && r.prefill === 0 && r.instances === 1);
   const cores = availableParallelism();
   const out: string[] = [];
   out.push('');
@@ -404,15 +463,21 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
   // server CPU time actually spent per enrollment.
   const rsaMs = (3 / signPerSec) * 1000;
   for (const r of rows) {
-    const bound = r.workers === null ? NaN : bound1 * Math.min(r.workers, cores);
+    const bound = r.workers === null ? NaN : bound1 * Math.min(r.workers * r.instances, cores);
     const xmm = mm && r !== mm ? (r.perSecond / mm.perSecond).toFixed(1) + '×' : '';
     const ofBound = Number.isNaN(bound) ? '' : `${((r.perSecond / bound) * 100).toFixed(0)}%`;
     out.push(
       `| ${r.name} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.peakRssMiB.toFixed(0)} | ${r.failures} | ${r.duplicateSerials} | ${r.missingInStore ?? ''} | ${xmm} | ${ofBound} | ${r.cpuMsPerEnrollment.toFixed(2)} | ${r.workers === null ? '' : `${((rsaMs / r.cpuMsPerEnrollment) * 100).toFixed(0)}%`} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.load.toFixed(2)} |`,
     );
   }
-  const two = rows.find((r) => r.workers === 2 && r.prefill === 0);
+  const two = rows.find((r) => r.workers === 2 && r.prefill === 0 && r.instances === 1);
   const filled = rows.find((r) => r.prefill > 0);
+  for (const r of rows.filter((x) => x.instances > 1)) {
+    out.push(
+      `${r.name} on one PostgreSQL: ${r.failures} failures, ${r.duplicateSerials} duplicate serials, ` +
+        `${r.resendMismatches} of 200 resends to the other instance without the identical certificate`,
+    );
+  }
   out.push('');
   if (one && two) out.push(`2 workers / 1 worker: ${(two.perSecond / one.perSecond).toFixed(2)}×`);
   if (filled) {

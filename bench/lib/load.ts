@@ -20,12 +20,16 @@ export interface LoadResult {
   replies: Array<HttpReply | { error: string }>;
 }
 
-/** Sends every enrollment with `concurrency` in flight; resolves when all have answered. */
+/**
+ * Sends every enrollment with `concurrency` in flight; resolves when all have answered.
+ * With several URLs (instances behind a load balancer) request i goes to url i mod n.
+ */
 export async function runLoad(
-  url: string,
+  url: string | readonly string[],
   enrollments: readonly PreparedEnrollment[],
   concurrency: number,
 ): Promise<LoadResult> {
+  const urls = typeof url === 'string' ? [url] : url;
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const latencies = new Array<number>(enrollments.length).fill(0);
   const replies: LoadResult['replies'] = new Array(enrollments.length);
@@ -36,7 +40,8 @@ export async function runLoad(
       if (i >= enrollments.length) return;
       const t0 = performance.now();
       try {
-        replies[i] = await postPkiMessage(url, (enrollments[i] as PreparedEnrollment).der, agent);
+        const target = urls[i % urls.length] as string;
+        replies[i] = await postPkiMessage(target, (enrollments[i] as PreparedEnrollment).der, agent);
       } catch (e) {
         replies[i] = { error: e instanceof Error ? e.message : String(e) };
       }
