@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type Worker } from 'node:worker_threads';
 import { startServer } from '../../src/server/index.js';
 import { RemoteStore, runStoreCall, type StoreCall, type StoreResult } from '../../src/server/store-rpc.js';
 import {
@@ -126,4 +126,39 @@ test('a two-worker server: concurrent enrollments, resends and duplicates share 
     store.stats().commits > 0 && store.stats().commits <= store.stats().writes,
     'group commit counters',
   );
+});
+
+test('a worker that dies is replaced and the server keeps enrolling', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-pool-respawn-'));
+  const challenge = 'respawn-challenge';
+  const server = await startServer({
+    dataDir: dir,
+    keySize: 2048,
+    challenge,
+    workers: 2,
+    logLevel: 'silent',
+  });
+  t.after(async () => {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ca = server.dataDir!.loaded.caCert;
+  const [key] = await generateRsaKeys(1);
+  // Reach into the pool (private) to kill one worker thread as a crash would.
+  const slots = (server.service as unknown as { slots: Array<{ worker: Worker }> }).slots;
+  const dead = slots[0]!.worker;
+  const exited = new Promise((r) => dead.once('exit', r));
+  await dead.terminate();
+  await exited;
+  const until = Date.now() + 20_000;
+  while (slots[0]!.worker === dead && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  assert.notEqual(slots[0]!.worker, dead, 'a new worker took its place');
+  const results = await Promise.all(
+    Array.from({ length: 6 }, async (_, i) => {
+      const e = makeEnrollment({ key: key!, recipient: ca, challenge, cn: `respawn-${i}` });
+      const r = await postPkiMessage(server.url, e.der);
+      return checkReply(r.status, r.body, e, [ca]);
+    }),
+  );
+  for (const c of results) assert.ok(c.ok, c.ok ? '' : c.reason);
 });
