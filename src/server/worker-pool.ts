@@ -16,7 +16,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { RequestContext, ScepAnswer, ScepService, HttpAnswer } from '../ra/types.js';
-import type { ServiceLogger } from '../ra/service.js';
+import type { ServiceLogger, ServiceStats } from '../ra/service.js';
 import type { Store } from '../store/index.js';
 import { fromWireError, revive, runStoreCall } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
@@ -24,8 +24,12 @@ import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 export interface WorkerPoolOptions {
   /** Number of worker threads (≥ 1). */
   workers: number;
-  /** Answers the non-PKIOperation requests on this thread (usually an EnrollmentService). */
-  local: ScepService;
+  /**
+   * Answers the non-PKIOperation requests on this thread (usually an EnrollmentService). When it
+   * has `stats`, the workers' counters (single-DES requests, internal errors) are added to them,
+   * so metrics read one place whatever the number of workers.
+   */
+  local: ScepService & { readonly stats?: ServiceStats };
   /** The store the workers' calls run on. */
   store: Store;
   /** What each worker builds its service from. */
@@ -114,6 +118,11 @@ export class WorkerPoolService implements ScepService {
             break;
           case 'answer': {
             const p = slot.inflight.get(m.id);
+            if (m.stats && this.o.local.stats) {
+              const into = this.o.local.stats;
+              for (const [k, v] of Object.entries(m.stats) as Array<[keyof ServiceStats, number]>)
+                into[k] += v;
+            }
             if (p) {
               slot.inflight.delete(m.id);
               p.resolve(revive(m.answer));

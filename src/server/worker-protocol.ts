@@ -2,6 +2,7 @@
  * Messages between the HTTP thread and the enrollment worker threads (plain data only).
  */
 import type { EnrollmentConfig } from '../ra/config.js';
+import type { ServiceStats } from '../ra/service.js';
 import type { RequestContext, ScepAnswer } from '../ra/types.js';
 import type { LifecycleSettings } from './lifecycle-setup.js';
 import type { StoreCall, StoreResult, WireError } from './store-rpc.js';
@@ -25,6 +26,7 @@ export type ToWorker = { type: 'op'; id: number; message: Uint8Array; ctx: Reque
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'init-failed'; error: WireError }
-  | { type: 'answer'; id: number; answer: ScepAnswer }
+  /** `stats`: the worker's service counters that changed while answering (deltas). */
+  | { type: 'answer'; id: number; answer: ScepAnswer; stats?: Partial<ServiceStats> }
   | { type: 'log'; level: 'warn' | 'error'; obj: Record<string, unknown>; msg: string }
   | StoreCall;

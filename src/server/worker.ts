@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadCa } from '../ca/keystore.js';
-import { EnrollmentService, type ServiceLogger } from '../ra/service.js';
+import { EnrollmentService, type ServiceLogger, type ServiceStats } from '../ra/service.js';
 import { setupLifecycle } from './lifecycle-setup.js';
 import { RemoteStore, revive, toWireError } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
@@ -54,6 +54,20 @@ try {
   throw e;
 }
 
+/** Counters reported so far; each answer carries what changed since (usually nothing). */
+const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
+function statDeltas(): { stats?: Partial<ServiceStats> } {
+  const d: Partial<ServiceStats> = {};
+  for (const k of Object.keys(reported) as Array<keyof ServiceStats>) {
+    const delta = service.stats[k] - reported[k];
+    if (delta !== 0) {
+      d[k] = delta;
+      reported[k] = service.stats[k];
+    }
+  }
+  return Object.keys(d).length > 0 ? { stats: d } : {};
+}
+
 port.on('message', (m: ToWorker) => {
   if (m.type === 'store-result') {
     store.settle(m);
@@ -61,7 +75,7 @@ port.on('message', (m: ToWorker) => {
   }
   const message = revive(m.message) as Buffer;
   service.pkiOperation(message, m.ctx).then(
-    (answer) => send({ type: 'answer', id: m.id, answer }),
+    (answer) => send({ type: 'answer', id: m.id, answer, ...statDeltas() }),
     // pkiOperation answers every failure itself; this is a last resort.
     (e: unknown) =>
       send({

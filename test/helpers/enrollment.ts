@@ -81,6 +81,7 @@ export function makeEnrollment(o: EnrollmentOptions): PreparedEnrollment {
     recipient: o.recipient,
     cipher: o.cipher ?? 'aes128',
     content: csr,
+    ...(o.cipher === 'des' ? { allowSingleDes: true } : {}),
   });
   return {
     transactionId,

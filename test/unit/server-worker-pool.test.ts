@@ -86,6 +86,7 @@ test('a two-worker server: concurrent enrollments, resends and duplicates share 
     challenge,
     workers: 2,
     logLevel: 'silent',
+    enrollment: { allowSingleDes: true },
   });
   t.after(async () => {
     await server.close();
@@ -119,9 +120,15 @@ test('a two-worker server: concurrent enrollments, resends and duplicates share 
   const c = checkReply(r.status, r.body, bad, [ca]);
   assert.ok(!c.ok && /pkiStatus 2/.test(c.reason), 'FAILURE CertRep');
 
+  // Counters kept in the workers reach the HTTP thread's service (what metrics read).
+  const des = makeEnrollment({ key: keys[2]!, recipient: ca, challenge, cn: 'pool-des', cipher: 'des' });
+  const viaDes = await send(des);
+  assert.equal(viaDes.cipher, 'des3', 'a single-DES request is answered with 3DES');
+  assert.equal(server.enrollment!.stats.singleDesAccepted, 1);
+
   const store = server.enrollment!.store;
   const page = await store.searchCertificates({ issuer: ca.fingerprint, limit: 100 });
-  assert.equal(page.total, reqs.length + 1);
+  assert.equal(page.total, reqs.length + 2);
   assert.ok(
     store.stats().commits > 0 && store.stats().commits <= store.stats().writes,
     'group commit counters',
