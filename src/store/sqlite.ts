@@ -116,22 +116,21 @@ export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteS
   const db = new Database(path, { timeout: opts.busyTimeoutMs ?? 5000 });
   // The store holds CSRs and secret hashes: owner-only, like the CA key (WAL/SHM files inherit it).
   if (isNew) chmodSync(path, 0o600);
+  let walSyncer: WalSyncer | undefined;
   try {
-    if (onDisk) db.pragma('journal_mode = WAL');
-    // 'full' on disk: SQLite commits without fsync and WalSyncer fsyncs the WAL off the event
-    // loop before any write of the batch resolves (same durability as FULL, see wal-sync.ts).
-    const offThread = onDisk && opts.synchronous !== 'normal' && opts.fsyncOffThread !== false;
+    const mode = onDisk ? String(db.pragma('journal_mode = WAL', { simple: true })).toLowerCase() : 'memory';
+    // 'full' in WAL mode: SQLite commits without fsync and WalSyncer fsyncs the WAL off the
+    // event loop before any write of the batch resolves (same durability as FULL, see
+    // wal-sync.ts). Without WAL (a filesystem that refuses it) plain FULL is used.
+    const offThread = mode === 'wal' && opts.synchronous !== 'normal' && opts.fsyncOffThread !== false;
     db.pragma(`synchronous = ${opts.synchronous === 'normal' || offThread ? 'NORMAL' : 'FULL'}`);
     db.pragma(`cache_size = ${-CACHE_KIB}`);
     migrate(db);
+    if (offThread) walSyncer = new WalSyncer(`${path}-wal`);
   } catch (e) {
     db.close();
     throw e;
   }
-  const walSyncer =
-    onDisk && opts.synchronous !== 'normal' && opts.fsyncOffThread !== false
-      ? new WalSyncer(`${path}-wal`)
-      : undefined;
   return new SqliteStore(db, opts.groupCommitWindowMs ?? 0, walSyncer);
 }
 

@@ -86,6 +86,10 @@ test('an on-disk store with the WAL syncer is durable across reopen', async (t) 
   const { writes, commits } = s1.stats();
   assert.equal(writes, 50);
   assert.ok(commits < writes, `writes shared commits (${commits})`);
+  // The off-thread path is the one in use: the WAL was fsync'd by the syncer, not by SQLite.
+  const inner = s1 as unknown as { gc: GroupCommitter; db: Database.Database };
+  assert.ok(inner.gc.syncs > 0 && inner.gc.syncs <= commits, `syncs ${inner.gc.syncs}`);
+  assert.equal(inner.db.pragma('synchronous', { simple: true }), 1, 'SQLite itself commits with NORMAL');
   await s1.close();
   const s2 = openSqliteStore(path);
   t.after(() => s2.close());
