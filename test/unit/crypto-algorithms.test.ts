@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createPublicKey, randomBytes } from 'node:crypto';
 import { OID } from '../../src/asn1/oids.js';
 import {
   cipherFromOid,
@@ -12,7 +12,12 @@ import {
   type CipherName,
   type DigestName,
 } from '../../src/crypto/algorithms.js';
-import { ContentDecryptError, decryptContent, encryptContent } from '../../src/crypto/content-cipher.js';
+import {
+  ContentDecryptError,
+  decryptContent,
+  decryptContentChecked,
+  encryptContent,
+} from '../../src/crypto/content-cipher.js';
 import { privateKeyFrom, publicKeyFrom, rsaModulusBits, spkiHash, spkiOf } from '../../src/crypto/keys.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
 import { pooledRsaKey } from '../helpers/pki.js';
@@ -85,6 +90,45 @@ test('content decryption failures all throw the same ContentDecryptError', () =>
   }
   assert.ok(thrown >= cases.length - 1); // a random wrong key can, rarely, give valid padding
   assert.equal(msgs.size, 1);
+});
+
+test('decryptContentChecked: branch-free PKCS#7 check agrees with OpenSSL for every last block', () => {
+  // Last blocks ending in every pad byte 0..255, with the padding intact or one byte of it
+  // altered: our mask-based check must accept and strip exactly what OpenSSL accepts.
+  const openssl = { aes128: 'aes-128-cbc', des3: 'des-ede3-cbc' } as const;
+  for (const c of ['aes128', 'des3'] as const) {
+    const info = cipherInfo(c);
+    const bs = info.blockSize;
+    const key = randomBytes(info.keyLength);
+    const iv = randomBytes(info.ivLength);
+    let accepted = 0;
+    for (let pad = 0; pad < 256; pad++) {
+      for (const alter of [-1, 0, 1, bs - 1]) {
+        const pt = randomBytes(3 * bs);
+        pt[pt.length - 1] = pad;
+        for (let i = 1; i <= Math.min(pad, bs); i++) pt[pt.length - i] = pad;
+        if (alter >= 0 && alter < pad && alter < bs) pt[pt.length - 1 - alter] = pad ^ 0x01;
+        const ct = createCipheriv(openssl[c], key, iv).setAutoPadding(false).update(pt);
+        let expected: Buffer | undefined;
+        try {
+          const d = createDecipheriv(openssl[c], key, iv);
+          expected = Buffer.concat([d.update(ct), d.final()]);
+        } catch {
+          expected = undefined;
+        }
+        const got = decryptContentChecked(c, key, iv, ct);
+        assert.equal(got.ok, expected !== undefined, `${c} pad ${pad} alter ${alter}`);
+        if (expected) {
+          accepted++;
+          assert.deepEqual(got.content, expected);
+          assert.deepEqual(decryptContent(c, key, iv, ct), expected);
+        } else {
+          assert.throws(() => decryptContent(c, key, iv, ct), ContentDecryptError);
+        }
+      }
+    }
+    assert.ok(accepted >= bs * 2, `${c}: valid paddings were exercised`);
+  }
 });
 
 test('single DES (K||K||K on 3DES) matches a known-answer vector', () => {
