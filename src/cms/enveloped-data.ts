@@ -239,6 +239,23 @@ export function decryptEnvelopedData(
   ours: Decrypter[],
   opts?: { allowSingleDes?: boolean },
 ): { content: Buffer; cipher: CipherName } {
+  const failed = new CmsError('badMessageCheck', DECRYPT_FAILED_MESSAGE);
+  const out = openEnvelopedData(env, ours, opts);
+  if (!out.ok) throw failed;
+  return { content: out.content, cipher: out.cipher };
+}
+
+/**
+ * Like `decryptEnvelopedData`, but after the public decisions (recipient, algorithms, IV)
+ * it never throws: it returns `ok: false` with the unusable decrypted bytes as `content`, so
+ * a caller can run the same work (e.g. parse the content) whatever the outcome and fail in
+ * one place. Use it wherever a failure after decryption must not be told apart by timing.
+ */
+export function openEnvelopedData(
+  env: EnvelopedData,
+  ours: Decrypter[],
+  opts?: { allowSingleDes?: boolean },
+): { ok: boolean; content: Buffer; cipher: CipherName } {
   let match: { ri: KeyTransRecipient; d: Decrypter } | undefined;
   for (const ri of env.recipients) {
     const d = ours.find((x) => signerIdMatches(ri.rid, x.cert));
@@ -282,14 +299,13 @@ export function decryptEnvelopedData(
   // From here on: one outcome for every failure, and the same work whatever the cause: the
   // key transport never throws (implicit rejection), the content decryption never throws and
   // checks the CBC padding without branches, and the error is built before the outcome is
-  // known, so success and failure differ only by a throw of a ready object (building an Error
-  // captures a stack trace, which costs microseconds; measured by bench/marvin.ts).
+  // known (in decryptEnvelopedData), so success and failure differ only by a throw of a ready
+  // object (building an Error captures a stack trace, which costs microseconds; measured by
+  // bench/marvin.ts).
   const cek =
     oaepHash === undefined
       ? d.transport.decryptPkcs1v15(ri.encryptedKey, cipher.keyLength)
       : d.transport.decryptOaep(ri.encryptedKey, oaepHash, cipher.keyLength);
-  const failed = new CmsError('badMessageCheck', DECRYPT_FAILED_MESSAGE);
   const out = decryptContentChecked(cipher.name, cek, iv, env.encryptedContent);
-  if (!out.ok) throw failed;
-  return { content: out.content, cipher: cipher.name };
+  return { ok: out.ok, content: out.content, cipher: cipher.name };
 }

@@ -20,6 +20,7 @@ export {
   parseEnvelopedData,
   parseEnvelopedDataContent,
   decryptEnvelopedData,
+  openEnvelopedData,
   DECRYPT_FAILED_MESSAGE,
   MAX_RECIPIENTS,
   type KeyTransport,

@@ -14,11 +14,11 @@ import type { CaSet } from '../ca/authorities.js';
 import { CrlPublisher } from '../ca/crl.js';
 import type { CipherName } from '../crypto/algorithms.js';
 import { spkiHash } from '../crypto/keys.js';
-import { parseCsr, type Csr } from '../pkix/csr.js';
+import { parseCsr } from '../pkix/csr.js';
 import { namesEqual } from '../pkix/name.js';
-import { parseIssuerAndSubject } from '../scep/message-data.js';
-import { openEnvelope, type PkiRequest } from '../scep/request.js';
-import { ENVELOPE_FAILURE_TEXT, FailInfo, MessageType, ScepError } from '../scep/types.js';
+import { parseIssuerAndSerial, parseIssuerAndSubject } from '../scep/message-data.js';
+import { openEnvelopeAs, type PkiRequest } from '../scep/request.js';
+import { FailInfo, MessageType } from '../scep/types.js';
 import type { Store, TransactionRecord } from '../store/index.js';
 import {
   pendingMeta,
@@ -75,12 +75,12 @@ export function installLifecycle(service: EnrollmentService, o: LifecycleOptions
   service.setHandler(MessageType.RenewalReq, (req, ctx) => h.renewalReq(req, ctx));
   service.setHandler(MessageType.CertPoll, (req, ctx) => h.certPoll(req, ctx));
   service.setHandler(MessageType.GetCert, async (req, ctx) => {
-    const { content, cipher } = h.open(req, ctx);
-    return getCert(h.lookup, content, cipher);
+    const { value, cipher } = h.open(req, ctx, parseIssuerAndSerial);
+    return getCert(h.lookup, value, cipher);
   });
   service.setHandler(MessageType.GetCRL, async (req, ctx) => {
-    const { content, cipher } = h.open(req, ctx);
-    return getCrl(h.lookup, content, cipher);
+    const { value, cipher } = h.open(req, ctx, parseIssuerAndSerial);
+    return getCrl(h.lookup, value, cipher);
   });
   if (h.renewal.enabled) service.addCapability('Renewal');
   return {
@@ -148,9 +148,17 @@ class LifecycleHandlers {
     ];
   }
 
-  /** Decrypts the pkcsPKIEnvelope (counting accepted single-DES requests). */
-  open(req: PkiRequest, ctx: RequestContext): { content: Buffer; cipher: CipherName } {
-    const opened = openEnvelope(req, this.service.identity.recipients, {
+  /**
+   * Decrypts the pkcsPKIEnvelope and parses its messageData with `parse`; every failure after
+   * the recipient/algorithm decisions is one uniform badMessageCheck (see openEnvelopeAs).
+   * Counts accepted single-DES requests.
+   */
+  open<T>(
+    req: PkiRequest,
+    ctx: RequestContext,
+    parse: (content: Buffer) => T,
+  ): { value: T; cipher: CipherName } {
+    const opened = openEnvelopeAs(req, this.service.identity.recipients, parse, {
       allowSingleDes: this.service.config.allowSingleDes,
     });
     if (opened.cipher === 'des') {
@@ -164,13 +172,7 @@ class LifecycleHandlers {
   }
 
   private openCsr(req: PkiRequest, ctx: RequestContext): EnrollmentRequest {
-    const { content, cipher } = this.open(req, ctx);
-    let csr: Csr;
-    try {
-      csr = parseCsr(content);
-    } catch {
-      throw ScepError.failure(FailInfo.badMessageCheck, ENVELOPE_FAILURE_TEXT);
-    }
+    const { value: csr, cipher } = this.open(req, ctx, parseCsr);
     return { request: req, csr, cipher, signerKeyHash: spkiHash(req.signerCert.spki), ctx };
   }
 
@@ -253,8 +255,7 @@ class LifecycleHandlers {
 
   /** CertPoll: the state of an earlier PKCSReq/RenewalReq, signed by the same key. */
   async certPoll(req: PkiRequest, ctx: RequestContext): Promise<Decision> {
-    const { content, cipher } = this.open(req, ctx);
-    const ias = parseIssuerAndSubject(content);
+    const { value: ias, cipher } = this.open(req, ctx, parseIssuerAndSubject);
     let tx = await this.store.getTransaction(req.transactionId);
     if (!tx && this.o.cas.issuerOf(req.signerCert)) {
       tx = await this.store.getTransaction(renewalTransactionId(req.signerCert.serialHex, req.transactionId));

@@ -10,7 +10,7 @@ import { serialHex } from '../ca/serial.js';
 import type { CipherName } from '../crypto/algorithms.js';
 import { parseCertificate } from '../pkix/certificate.js';
 import { namesEqual } from '../pkix/name.js';
-import { parseIssuerAndSerial } from '../scep/message-data.js';
+import type { IssuerAndSerial } from '../scep/message-data.js';
 import { FailInfo } from '../scep/types.js';
 import type { Store } from '../store/index.js';
 import { failure, type Decision } from './decision.js';
@@ -22,8 +22,7 @@ export interface LookupContext {
 }
 
 /** GetCert: the stored certificate with this issuer and serial. */
-export async function getCert(c: LookupContext, content: Buffer, cipher: CipherName): Promise<Decision> {
-  const ias = parseIssuerAndSerial(content);
+export async function getCert(c: LookupContext, ias: IssuerAndSerial, cipher: CipherName): Promise<Decision> {
   const hex = serialHex(ias.serial);
   const rec = await c.store.getCertificate(hex);
   if (!rec || !namesEqual(parseCertificate(rec.der).issuerRaw, ias.issuerRaw)) {
@@ -37,8 +36,7 @@ export async function getCert(c: LookupContext, content: Buffer, cipher: CipherN
  * CRLs-only degenerate SignedData. The serial names a certificate of that issuer; it is not
  * needed to pick the CRL (one CRL per issuer) and is not checked.
  */
-export async function getCrl(c: LookupContext, content: Buffer, cipher: CipherName): Promise<Decision> {
-  const ias = parseIssuerAndSerial(content);
+export async function getCrl(c: LookupContext, ias: IssuerAndSerial, cipher: CipherName): Promise<Decision> {
   const ca = c.cas.byName(ias.issuerRaw)[0];
   if (!ca) return failure(FailInfo.badCertId, 'this server is not the issuer named in the request');
   const crl = await c.crls.current(ca.cert.fingerprint);

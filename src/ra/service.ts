@@ -12,20 +12,12 @@ import type { KeyObject } from 'node:crypto';
 import type { CertificateAuthority } from '../ca/issuer.js';
 import { spkiHash } from '../crypto/keys.js';
 import type { Certificate } from '../pkix/certificate.js';
-import { parseCsr, type Csr } from '../pkix/csr.js';
+import { parseCsr } from '../pkix/csr.js';
 import { nextCaCertResponse } from '../scep/ca-certs.js';
 import { formatCapabilities } from '../scep/capabilities.js';
 import { encodeCertRep } from '../scep/cert-rep.js';
-import { decodePkiRequest, openEnvelope, type PkiRequest } from '../scep/request.js';
-import {
-  ENVELOPE_FAILURE_TEXT,
-  FailInfo,
-  MessageType,
-  PkiStatus,
-  ScepError,
-  failInfoName,
-  messageTypeName,
-} from '../scep/types.js';
+import { decodePkiRequest, openEnvelopeAs, type PkiRequest } from '../scep/request.js';
+import { FailInfo, MessageType, PkiStatus, ScepError, failInfoName, messageTypeName } from '../scep/types.js';
 import type { Store } from '../store/index.js';
 import { ChallengeVerifier } from './challenge.js';
 import { resolveEnrollmentConfig, type EnrollmentConfig, type ResolvedEnrollmentConfig } from './config.js';
@@ -239,16 +231,11 @@ export class EnrollmentService implements ScepService {
 
   /** PKCSReq (initial enrollment). */
   private async pkcsReq(req: PkiRequest, ctx: RequestContext): Promise<Decision> {
-    const { content, cipher } = openEnvelope(req, this.identity.recipients, {
+    // One answer and the same work for every failure from decryption to the CSR parse: no
+    // padding or format oracle (RFC 3218; openEnvelopeAs).
+    const { value: csr, cipher } = openEnvelopeAs(req, this.identity.recipients, parseCsr, {
       allowSingleDes: this.config.allowSingleDes,
     });
-    let csr: Csr;
-    try {
-      csr = parseCsr(content);
-    } catch {
-      // Same answer as any decryption failure: no padding/format oracle (RFC 3218).
-      return failure(FailInfo.badMessageCheck, ENVELOPE_FAILURE_TEXT);
-    }
     if (cipher === 'des') {
       this.stats.singleDesAccepted++;
       this.logger?.warn(

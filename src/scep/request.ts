@@ -13,6 +13,7 @@ import {
   CmsError,
   decryptEnvelopedData,
   findSignerCertificate,
+  openEnvelopedData,
   getAttribute,
   parseEnvelopedData,
   parseSignedData,
@@ -194,6 +195,41 @@ export function openEnvelope(
   } catch (e) {
     throw envelopeError(e);
   }
+}
+
+/**
+ * Opens the pkcsPKIEnvelope and parses its content with `parse`, doing the same work whatever
+ * happens after the public decisions (recipient, algorithms): the content is parsed even when
+ * decryption failed (it is then garbage and the parse fails too), and every failure from the
+ * RSA unpadding to the content parse ends in ONE prepared ScepError (badMessageCheck,
+ * ENVELOPE_FAILURE_TEXT). So neither the answer nor its timing tells a bad RSA padding, a bad
+ * CBC padding and an unparsable CSR apart (Bleichenbacher/Marvin, Vaudenay; bench/marvin.ts).
+ */
+export function openEnvelopeAs<T>(
+  req: PkiRequest,
+  ours: ScepRecipient[],
+  parse: (content: Buffer) => T,
+  opts?: { allowSingleDes?: boolean },
+): { value: T; cipher: CipherName } {
+  if (req.failure) throw ScepError.failure(req.failure.failInfo, req.failure.text);
+  if (!req.envelope) throw ScepError.failure(FailInfo.badRequest, 'the pkcsPKIEnvelope is missing');
+  let opened: { ok: boolean; content: Buffer; cipher: CipherName };
+  try {
+    opened = openEnvelopedData(parseEnvelopedData(req.envelope), ours, opts);
+  } catch (e) {
+    throw envelopeError(e);
+  }
+  const failed = ScepError.failure(FailInfo.badMessageCheck, ENVELOPE_FAILURE_TEXT);
+  let value: T | undefined;
+  let parsed = false;
+  try {
+    value = parse(opened.content);
+    parsed = true;
+  } catch {
+    parsed = false;
+  }
+  if (!opened.ok || !parsed) throw failed;
+  return { value: value as T, cipher: opened.cipher };
 }
 
 function envelopeError(e: unknown): ScepError {
