@@ -7,8 +7,11 @@ import type { KeyUsageName } from '../pkix/extensions.js';
 import { ekuOid } from '../pkix/extensions.js';
 
 export interface Profile {
-  /** Validity in days from issuance. */
-  validityDays: number;
+  /**
+   * Validity in seconds from issuance (notAfter = issuance time + this, clamped to the CA's
+   * notAfter), between MIN_VALIDITY_SECONDS (10 s) and MAX_VALIDITY_SECONDS (100 years).
+   */
+  validitySeconds: number;
   /** keyUsage bits; keyCertSign and cRLSign are refused (end entities only). */
   keyUsage: KeyUsageName[];
   /** EKU names (serverAuth, clientAuth, …) or dotted OIDs; may be empty. */
@@ -19,9 +22,14 @@ export interface Profile {
   copySubjectAltNames?: boolean;
 }
 
+/** Shortest validity of an issued certificate: 10 seconds (tests, very short-lived credentials). */
+export const MIN_VALIDITY_SECONDS = 10;
+/** Longest validity of an issued certificate: 100 years of 365 days. */
+export const MAX_VALIDITY_SECONDS = 36_500 * 86_400;
+
 /** Device/client certificates: digitalSignature + keyEncipherment, clientAuth, one year. */
 export const DEFAULT_CLIENT_PROFILE: Readonly<Profile> = Object.freeze<Profile>({
-  validityDays: 365,
+  validitySeconds: 365 * 86_400,
   keyUsage: ['digitalSignature', 'keyEncipherment'],
   extKeyUsage: ['clientAuth'],
 });
@@ -35,8 +43,14 @@ export class ProfileError extends Error {
 
 /** Throws `ProfileError` when a profile could issue something other than an end-entity cert. */
 export function validateProfile(p: Profile): void {
-  if (!Number.isInteger(p.validityDays) || p.validityDays < 1 || p.validityDays > 36500) {
-    throw new ProfileError('validityDays must be a whole number between 1 and 36500');
+  if (
+    !Number.isInteger(p.validitySeconds) ||
+    p.validitySeconds < MIN_VALIDITY_SECONDS ||
+    p.validitySeconds > MAX_VALIDITY_SECONDS
+  ) {
+    throw new ProfileError(
+      `validitySeconds must be a whole number between ${MIN_VALIDITY_SECONDS} and ${MAX_VALIDITY_SECONDS} (100 years)`,
+    );
   }
   for (const ku of p.keyUsage) {
     if (ku === 'keyCertSign' || ku === 'cRLSign')

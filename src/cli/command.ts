@@ -57,3 +57,44 @@ export function intOpt(p: Parsed, name: string, def: number, min = 0, max = Numb
   if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}`);
   return n;
 }
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/**
+ * Seconds of a duration written `30s`, `10m`, `12h`, `365d`, or a bare number of days
+ * (`365`, what the older `--…-days N` options take). Throws RangeError for anything else.
+ */
+export function parseDuration(text: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(text.trim());
+  if (!m) throw new RangeError(`'${text}' is not a duration (e.g. 30s, 10m, 12h, 365d, or days)`);
+  const n = Number(m[1]) * DURATION_UNITS[m[2] || 'd']!;
+  if (!Number.isSafeInteger(n)) throw new RangeError(`'${text}' is too long`);
+  return n;
+}
+
+/** The shortest exact spelling of a number of seconds: `365d`, `12h`, `10m`, `90s`. */
+export function formatDuration(seconds: number): string {
+  for (const [unit, n] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
+    if (seconds >= n && seconds % n === 0) return `${seconds / n}${unit}`;
+  }
+  return `${seconds}s`;
+}
+
+/** A duration option (parseDuration) in seconds within [min, max], or the default. */
+export function durationOpt(p: Parsed, name: string, def: number, min: number, max: number): number {
+  const v = str(p, name);
+  if (v === undefined) return def;
+  let n: number;
+  try {
+    n = parseDuration(v);
+  } catch (e) {
+    throw new UsageError(`--${name}: ${(e as Error).message}`);
+  }
+  if (n < min || n > max)
+    throw new UsageError(`--${name} must be between ${formatDuration(min)} and ${formatDuration(max)}`);
+  return n;
+}

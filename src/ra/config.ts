@@ -1,7 +1,12 @@
 /**
  * Enrollment configuration: what the RA accepts and how long issued certificates live.
  */
-import { DEFAULT_CLIENT_PROFILE, type Profile } from '../ca/profile.js';
+import {
+  DEFAULT_CLIENT_PROFILE,
+  MAX_VALIDITY_SECONDS,
+  MIN_VALIDITY_SECONDS,
+  type Profile,
+} from '../ca/profile.js';
 
 export interface EnrollmentConfig {
   /** Accepted challengePassword values (several allow rotation). Empty: every PKCSReq is refused. */
@@ -12,12 +17,33 @@ export interface EnrollmentConfig {
   minRsaBits?: number;
   /** Largest RSA key accepted (default 8192). */
   maxRsaBits?: number;
-  /** Validity of issued certificates in days (default: the profile's, 365). */
-  validityDays?: number;
+  /** Validity of issued certificates in seconds (default: the profile's, 365 days). */
+  validitySeconds?: number;
   /** Certificate profile (default DEFAULT_CLIENT_PROFILE). */
   profile?: Profile;
-  /** notBefore is set this many seconds in the past to absorb client clock skew (default 300). */
+  /**
+   * notBefore is set up to this many seconds in the past to absorb client clock skew (default
+   * 300), but never more than BACKDATE_SHARE of the validity: see `effectiveBackdateSeconds`.
+   */
   backdateSeconds?: number;
+}
+
+/** The largest share of a certificate's validity that its notBefore may be backdated by. */
+export const BACKDATE_SHARE = 0.1;
+
+/**
+ * How far notBefore goes into the past for a certificate valid `validitySeconds` from now:
+ * the configured backdating, but at most BACKDATE_SHARE (10%) of the validity, whole seconds.
+ *
+ * Why the cap: notAfter is counted from now, so backdating lengthens the certificate's
+ * nominal lifetime (notAfter − notBefore) into the past. Clients that renew after a share of
+ * that lifetime (our agent, certmonger) would find a 30 s certificate backdated 300 s already
+ * "93% used" on arrival and renew it at once, in a loop. With the cap, a certificate is at
+ * most ~9% into its nominal lifetime when issued; for validities of 50 minutes and more the
+ * default 300 s applies unchanged.
+ */
+export function effectiveBackdateSeconds(backdateSeconds: number, validitySeconds: number): number {
+  return Math.min(backdateSeconds, Math.floor(validitySeconds * BACKDATE_SHARE));
 }
 
 /** The configuration with every default filled in. */
@@ -37,8 +63,17 @@ export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollment
     ...base,
     keyUsage: [...base.keyUsage],
     extKeyUsage: [...base.extKeyUsage],
-    validityDays: c.validityDays ?? base.validityDays,
+    validitySeconds: c.validitySeconds ?? base.validitySeconds,
   };
+  if (
+    !Number.isInteger(profile.validitySeconds) ||
+    profile.validitySeconds < MIN_VALIDITY_SECONDS ||
+    profile.validitySeconds > MAX_VALIDITY_SECONDS
+  ) {
+    throw new RangeError(
+      `the validity must be a whole number of seconds between ${MIN_VALIDITY_SECONDS} and ${MAX_VALIDITY_SECONDS} (100 years)`,
+    );
+  }
   const minRsaBits = c.minRsaBits ?? 2048;
   const maxRsaBits = c.maxRsaBits ?? 8192;
   if (!Number.isInteger(minRsaBits) || minRsaBits < 1024)

@@ -22,6 +22,7 @@ import {
   type TransactionRecord,
 } from '../store/index.js';
 import { FailInfo } from '../scep/types.js';
+import { effectiveBackdateSeconds } from './config.js';
 import { failure, type Decision } from './decision.js';
 import type { EnrollmentRequest } from './policy.js';
 
@@ -32,7 +33,7 @@ export interface IssuanceOptions {
   ca: CertificateAuthority;
   store: Store;
   profile: Profile;
-  /** notBefore = now − backdateSeconds. */
+  /** notBefore = now − backdateSeconds, capped to a share of the validity (effectiveBackdateSeconds). */
   backdateSeconds: number;
   now: () => Date;
 }
@@ -173,6 +174,7 @@ export class TransactionIssuer {
   private async issueNew(er: EnrollmentRequest): Promise<Decision> {
     const { request: req, csr } = er;
     const { ca, store, profile } = this.o;
+    const backdateMs = effectiveBackdateSeconds(this.o.backdateSeconds, profile.validitySeconds) * 1000;
     for (let attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
       const now = this.o.now().getTime();
       let der: Buffer;
@@ -182,8 +184,8 @@ export class TransactionIssuer {
           spki: csr.spki,
           subjectAltNames: csr.subjectAltNames,
           serial: randomSerial(),
-          notBefore: new Date(now - this.o.backdateSeconds * 1000),
-          notAfter: new Date(now + profile.validityDays * 86_400_000),
+          notBefore: new Date(now - backdateMs),
+          notAfter: new Date(now + profile.validitySeconds * 1000),
           profile,
         });
       } catch (e) {

@@ -40,7 +40,7 @@ export interface StartServerOptions extends Omit<AppOptions, 'service'> {
   storeUrl?: string;
   /** An open store to use (not closed by `close()`). */
   store?: Store;
-  /** Enrollment settings other than the challenge (allowSingleDes, validityDays, key sizes...). */
+  /** Enrollment settings other than the challenge (allowSingleDes, validitySeconds, key sizes...). */
   enrollment?: Omit<EnrollmentConfig, 'challenges'>;
   /** Certificate lifecycle: approval mode, renewal policy, CRL validity, public URL (CRL DP). */
   lifecycle?: LifecycleSettings;

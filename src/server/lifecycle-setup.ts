@@ -46,7 +46,7 @@ export function withCrlDistributionPoint<T extends Omit<EnrollmentConfig, 'chall
       ...base,
       keyUsage: [...base.keyUsage],
       extKeyUsage: [...base.extKeyUsage],
-      ...(config.validityDays !== undefined ? { validityDays: config.validityDays } : {}),
+      ...(config.validitySeconds !== undefined ? { validitySeconds: config.validitySeconds } : {}),
       crlDistributionPoint: crlDistributionPoint(settings.publicUrl, ca.cert.fingerprint),
     },
   };

@@ -2,7 +2,8 @@
  * Smoke test of the built CLI: `npm run build`, then `node dist/cli/main.js serve` on an empty
  * data directory starts on embedded defaults (creates the CA and a challenge, printed once),
  * answers GetCACaps/GetCACert and an enrollment, and exits cleanly on SIGTERM/SIGINT. A second
- * start reuses the CA and the challenge without printing it.
+ * start reuses the CA and the challenge without printing it, and with `--validity 30s --workers
+ * 2` issues 30-second certificates.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -84,7 +85,11 @@ test('built CLI: serve creates CA + challenge, serves, shuts down cleanly, resta
   assert.equal(await first.exited, 0, `clean exit on SIGTERM:\n${first.output()}`);
   assert.match(first.output(), /SIGTERM: finishing in-flight requests[\s\S]*stopped/);
 
-  const second = await serve(['--data', data, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
+  // Restart with 30 s certificates issued by two worker threads (the setting must reach them).
+  const second = await serve([
+    ...['--data', data, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'],
+    ...['--validity', '30s', '--workers', '2'],
+  ]);
   t.after(() => second.proc.kill('SIGKILL'));
   const out2 = second.output();
   assert.match(out2, /CA loaded from/);
@@ -95,6 +100,15 @@ test('built CLI: serve creates CA + challenge, serves, shuts down cleanly, resta
   // The resend of the first request is answered from the store: same certificate.
   const resent = openCertRep((await postPki(second.url, req.der)).body, req, d, trusted);
   assert.ok(resent.certificates[0]!.der.equals(rep.certificates[0]!.der));
+  assert.match(out2, /issued certificates are valid for 30s/);
+  const d2 = device('CN=cli-dev-short', { pool: 2 });
+  const req2 = pkcsReq(d2, trusted[0]!, { content: csrOf(d2, { challengePassword: challenge }) });
+  const issuedAt = Math.floor(Date.now() / 1000) * 1000;
+  const rep2 = openCertRep((await postPki(second.url, req2.der)).body, req2, d2, trusted);
+  assert.equal(rep2.status, PkiStatus.SUCCESS, rep2.failInfoText);
+  const short = rep2.certificates[0]!;
+  assert.equal(short.notAfter.getTime() - short.notBefore.getTime(), 33_000, '30 s + 3 s backdating');
+  assert.ok(Math.abs(short.notAfter.getTime() - (issuedAt + 30_000)) <= 2000, 'valid 30 s from issuance');
   second.proc.kill('SIGINT');
   assert.equal(await second.exited, 0);
 });

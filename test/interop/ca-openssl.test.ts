@@ -72,7 +72,7 @@ function opensslCsr(cn: string): Buffer {
 function issueFrom(
   csrDer: Buffer,
   profile: Profile,
-  days = profile.validityDays,
+  days = profile.validitySeconds / 86_400,
 ): { der: Buffer; path: string } {
   const csr = parseCsr(csrDer);
   assert.ok(verifyCsrSignature(csr));
@@ -136,7 +136,7 @@ test('ca: many issues give distinct positive serials; notAfter is clamped to the
     seen.add(c.serialHex);
   }
   assert.equal(seen.size, 60);
-  const long = issueFrom(csrDer, { ...DEFAULT_CLIENT_PROFILE, validityDays: 36500 });
+  const long = issueFrom(csrDer, { ...DEFAULT_CLIENT_PROFILE, validitySeconds: 36500 * 86_400 });
   assert.equal(parseCertificate(long.der).notAfter.getTime(), loaded.caCert.notAfter.getTime());
   assert.equal(ossl(['verify', '-CAfile', loaded.paths.cert, long.path]).status, 0);
 });

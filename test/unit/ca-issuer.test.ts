@@ -10,7 +10,13 @@ import { Certificate as PCert, CertificateList } from '@peculiar/asn1-x509';
 import { OID } from '../../src/asn1/oids.js';
 import { CaError } from '../../src/ca/issuer.js';
 import { caExists, initCa, loadCa } from '../../src/ca/keystore.js';
-import { DEFAULT_CLIENT_PROFILE, ProfileError, validateProfile } from '../../src/ca/profile.js';
+import {
+  DEFAULT_CLIENT_PROFILE,
+  MAX_VALIDITY_SECONDS,
+  MIN_VALIDITY_SECONDS,
+  ProfileError,
+  validateProfile,
+} from '../../src/ca/profile.js';
 import { randomSerial } from '../../src/ca/serial.js';
 import { caCommand } from '../../src/cli/commands/ca.js';
 import { parseCertificate, verifyCertificateSignature } from '../../src/pkix/certificate.js';
@@ -40,7 +46,14 @@ test('profile: CA-only bits and bad values are refused', () => {
     ProfileError,
   );
   assert.throws(() => validateProfile({ ...DEFAULT_CLIENT_PROFILE, keyUsage: ['cRLSign'] }), ProfileError);
-  assert.throws(() => validateProfile({ ...DEFAULT_CLIENT_PROFILE, validityDays: 0 }), ProfileError);
+  assert.equal(DEFAULT_CLIENT_PROFILE.validitySeconds, 365 * 86_400);
+  validateProfile({ ...DEFAULT_CLIENT_PROFILE, validitySeconds: MIN_VALIDITY_SECONDS });
+  validateProfile({ ...DEFAULT_CLIENT_PROFILE, validitySeconds: MAX_VALIDITY_SECONDS });
+  assert.equal(MIN_VALIDITY_SECONDS, 10);
+  assert.equal(MAX_VALIDITY_SECONDS, 36_500 * 86_400);
+  for (const bad of [0, 9, 30.5, MAX_VALIDITY_SECONDS + 1, Number.NaN]) {
+    assert.throws(() => validateProfile({ ...DEFAULT_CLIENT_PROFILE, validitySeconds: bad }), ProfileError);
+  }
   assert.throws(() => validateProfile({ ...DEFAULT_CLIENT_PROFILE, extKeyUsage: ['bogus'] }));
   assert.throws(
     () => validateProfile({ ...DEFAULT_CLIENT_PROFILE, crlDistributionPoint: 'not a url' }),

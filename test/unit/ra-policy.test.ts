@@ -16,7 +16,7 @@ import {
   type EnrollmentRequest,
   type Policy,
 } from '../../src/ra/policy.js';
-import { resolveEnrollmentConfig } from '../../src/ra/config.js';
+import { effectiveBackdateSeconds, resolveEnrollmentConfig } from '../../src/ra/config.js';
 import { DEFAULT_CLIENT_PROFILE } from '../../src/ca/profile.js';
 import { buildCsr, parseCsr } from '../../src/pkix/csr.js';
 import { FailInfo } from '../../src/scep/types.js';
@@ -165,15 +165,31 @@ test('resolveEnrollmentConfig: defaults, validity override, bad values', () => {
   const c = resolveEnrollmentConfig({ challenges: ['a'] });
   assert.equal(c.allowSingleDes, false);
   assert.equal(c.minRsaBits, 2048);
-  assert.equal(c.profile.validityDays, DEFAULT_CLIENT_PROFILE.validityDays);
+  assert.equal(c.profile.validitySeconds, DEFAULT_CLIENT_PROFILE.validitySeconds);
   assert.deepEqual(c.profile.keyUsage, DEFAULT_CLIENT_PROFILE.keyUsage);
-  const v = resolveEnrollmentConfig({ challenges: [], validityDays: 30, allowSingleDes: true });
-  assert.equal(v.profile.validityDays, 30);
+  const v = resolveEnrollmentConfig({ challenges: [], validitySeconds: 30 * 86_400, allowSingleDes: true });
+  assert.equal(v.profile.validitySeconds, 30 * 86_400);
   assert.equal(v.allowSingleDes, true);
-  assert.equal(DEFAULT_CLIENT_PROFILE.validityDays, 365, 'the shared default profile is not mutated');
+  assert.equal(
+    DEFAULT_CLIENT_PROFILE.validitySeconds,
+    365 * 86_400,
+    'the shared default profile is not mutated',
+  );
   assert.throws(() => resolveEnrollmentConfig({ challenges: [], minRsaBits: 512 }), RangeError);
+  assert.equal(resolveEnrollmentConfig({ challenges: [], validitySeconds: 10 }).profile.validitySeconds, 10);
+  for (const bad of [9, 0, 1.5, 36_500 * 86_400 + 1])
+    assert.throws(() => resolveEnrollmentConfig({ challenges: [], validitySeconds: bad }), RangeError);
   assert.throws(
     () => resolveEnrollmentConfig({ challenges: [], minRsaBits: 4096, maxRsaBits: 2048 }),
     RangeError,
   );
+});
+
+test('effectiveBackdateSeconds: the configured backdating, at most 10% of the validity', () => {
+  assert.equal(effectiveBackdateSeconds(300, 365 * 86_400), 300);
+  assert.equal(effectiveBackdateSeconds(300, 3000), 300, 'from 50 minutes on the default applies unchanged');
+  assert.equal(effectiveBackdateSeconds(300, 600), 60);
+  assert.equal(effectiveBackdateSeconds(300, 30), 3);
+  assert.equal(effectiveBackdateSeconds(300, 15), 1, 'whole seconds, rounded down');
+  assert.equal(effectiveBackdateSeconds(0, 30), 0);
 });

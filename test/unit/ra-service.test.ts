@@ -328,3 +328,32 @@ test('RA mode: GetCACert is RA+CA (RA first); envelopes to RA or CA succeed; Cer
     assert.ok(rep.certificates[0]!.issuerRaw.equals(ca.subjectRaw));
   }
 });
+
+test('validitySeconds: a 30 s certificate (through two worker threads) is backdated 3 s, not 300 s; the default 365 d keeps 300 s', async (t) => {
+  for (const o of [
+    { validity: 30, workers: 2 },
+    { validity: undefined, workers: 1 },
+  ]) {
+    const server = await testServer(t, {
+      workers: o.workers,
+      ...(o.validity !== undefined ? { enrollment: { validitySeconds: o.validity } } : {}),
+    });
+    const a = server.service.getCaCert();
+    const certs = parseCaCertResponse(a.contentType, a.body);
+    const d = device(`CN=validity-${o.validity ?? 'default'},O=Test`, { pool: 1 });
+    const req = pkcsReq(d, certs[0]!);
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    // server.service is the worker pool when workers > 1: the setting must reach the workers.
+    const answer = await server.service.pkiOperation(req.der, { remoteAddress: '192.0.2.1' });
+    const after = Date.now();
+    const rep = openCertRep(answer.body, req, d, certs);
+    assert.equal(rep.status, PkiStatus.SUCCESS, rep.failInfoText);
+    const cert = rep.certificates[0]!;
+    const validity = (o.validity ?? 365 * 86_400) * 1000;
+    const backdate = o.validity !== undefined ? 3000 : 300_000;
+    const nb = cert.notBefore.getTime();
+    const na = cert.notAfter.getTime();
+    assert.equal(na - nb, validity + backdate, `lifetime ${(na - nb) / 1000} s`);
+    assert.ok(nb + backdate >= before - 1000 && nb + backdate <= after, 'notBefore = issuance − backdate');
+  }
+});

@@ -7,7 +7,18 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { LogLevel } from '../../server/app.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
-import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
+import {
+  durationOpt,
+  flag,
+  formatDuration,
+  intOpt,
+  parseOptions,
+  req,
+  str,
+  UsageError,
+  type Command,
+} from '../command.js';
+import { DEFAULT_CLIENT_PROFILE, MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS } from '../../ca/profile.js';
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
@@ -24,7 +35,11 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --challenge SECRET      challenge password (or env SCEPTER_CHALLENGE; default DIR/challenge)
   --ra                    create the CA with a separate RA certificate (first start only)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
-  --validity-days N       validity of issued certificates (default 365)
+  --validity DURATION     validity of issued certificates: 30s, 10m, 12h, 365d, or a bare
+                          number of days (default 365d; 10s to 100 years; never beyond the
+                          CA's own notAfter). notBefore is backdated 300 s for clock skew, at
+                          most 10% of the validity
+  --validity-days N       the same as --validity N (days)
   --approval MODE         auto (default: a valid challenge issues at once), manual (every
                           request waits for \`scepter pending approve\`; the challenge is only
                           shown to the operator) or challenge-or-manual
@@ -71,6 +86,24 @@ function shutdownSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** --validity DURATION, or its older spelling --validity-days N (days). */
+function validitySeconds(p: ReturnType<typeof parseOptions>): number {
+  const days = str(p, 'validity-days');
+  if (days !== undefined) {
+    if (str(p, 'validity') !== undefined)
+      throw new UsageError('give --validity or --validity-days, not both');
+    if (!/^\d+$/.test(days)) throw new UsageError('--validity-days must be a whole number');
+  }
+  const name = days !== undefined ? 'validity-days' : 'validity';
+  return durationOpt(
+    p,
+    name,
+    DEFAULT_CLIENT_PROFILE.validitySeconds,
+    MIN_VALIDITY_SECONDS,
+    MAX_VALIDITY_SECONDS,
+  );
+}
+
 /** The lifecycle options of `scepter serve` (approval, renewal, CRL, public URL). */
 function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSettings {
   const mode = str(p, 'approval') ?? 'auto';
@@ -112,6 +145,7 @@ export const serveCommand: Command = {
       challenge: { type: 'string' },
       ra: { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
+      validity: { type: 'string' },
       'validity-days': { type: 'string' },
       approval: { type: 'string' },
       'pending-ttl-hours': { type: 'string' },
@@ -144,6 +178,7 @@ export const serveCommand: Command = {
     const db = str(p, 'db') ?? process.env.SCEPTER_DB;
     const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
     const lifecycle = lifecycleSettings(p);
+    const validity = validitySeconds(p);
 
     const o: StartServerOptions = {
       dataDir: data,
@@ -154,7 +189,7 @@ export const serveCommand: Command = {
       workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
       enrollment: {
         allowSingleDes: flag(p, 'allow-single-des'),
-        validityDays: intOpt(p, 'validity-days', 365, 1, 36500),
+        validitySeconds: validity,
       },
       lifecycle,
       ...(flag(p, 'ra') ? { ra: true } : {}),
@@ -185,6 +220,7 @@ export const serveCommand: Command = {
     }
     const approval = lifecycle.approval?.mode ?? 'auto';
     if (approval !== 'auto') out(`approval: ${approval} (decide with \`scepter pending --data ${data}\`)`);
+    out(`issued certificates are valid for ${formatDuration(validity)}`);
     out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
