@@ -235,6 +235,25 @@ function jitter(ms: number): number {
   return ms * (0.5 + Math.random());
 }
 
+/**
+ * Resolves after `ms`, or as soon as `signal` aborts — including when it aborted already
+ * (e.g. SIGTERM while a renewal was in flight: the agent must stop after that pass, not sleep
+ * until the next check). The abort listener is removed again, so a long-running agent does
+ * not pile up one listener per sleep.
+ */
+function sleepUnlessAborted(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((res) => {
+    const done = () => {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      res();
+    };
+    const t = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 interface CertState {
   cfg: AgentCertificateConfig;
   failures: number;
@@ -280,10 +299,7 @@ export class Agent {
       }
       const next = Math.min(...this.states.map((s) => s.nextAt));
       const wait = Math.max(50, Math.min(next - this.now(), this.cfg.checkIntervalSeconds * 1000));
-      await new Promise<void>((res) => {
-        const t = setTimeout(res, wait);
-        signal.addEventListener('abort', () => (clearTimeout(t), res()), { once: true });
-      });
+      await sleepUnlessAborted(wait, signal);
     }
   }
 

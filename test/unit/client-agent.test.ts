@@ -17,12 +17,14 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import {
   Agent,
   installGeneration,
   keyMatchesCert,
   parseAgentConfig,
   readPair,
+  ScepClient,
   writeFileAtomic,
   type AgentOutcome,
 } from '../../src/client/index.js';
@@ -253,4 +255,45 @@ test('`scepter agent --once`: enrolls, then reports valid; a failing server give
     .find((e) => e.action === 'error');
   assert.equal(err?.errorKind, 'ScepFailureError');
   assert.ok(Date.parse(err!.nextCheck!) > Date.now(), 'the next attempt is scheduled later (backoff)');
+});
+
+test('agent.run: an abort during a pass stops it at once (no sleep to the next check); sleeps leave no abort listeners behind', async () => {
+  const d = tmp();
+  // Nothing listens on port 1: every pass is a quick connection error, then backoff.
+  const cfg = parseAgentConfig(
+    {
+      url: 'http://127.0.0.1:1/scep',
+      challenge: 'pw',
+      backoffSeconds: 0.1,
+      certificates: [{ subject: 'CN=abort-test', out: 'dev' }],
+    },
+    d,
+  );
+  cfg.maxBackoffSeconds = 0.1; // below what a config file may say: keeps the test short
+  const ac = new AbortController();
+  let listenersDuringPass = -1;
+  let errors = 0;
+  const agent = new Agent(cfg, {
+    client: (o) => new ScepClient({ ...o, retries: 0 }),
+    outcome: (o) => {
+      assert.equal(o.action, 'error');
+      if (++errors === 6) {
+        // Five sleeps are behind us: none of them may have left its listener on the signal.
+        listenersDuringPass = getEventListeners(ac.signal, 'abort').length;
+        // Now the next sleep would be long (a real agent: up to checkIntervalSeconds).
+        cfg.backoffSeconds = 20;
+        cfg.maxBackoffSeconds = 20;
+      }
+      if (errors === 7) ac.abort(); // like SIGTERM arriving while a certificate is processed
+    },
+  });
+  let stopped = false;
+  const running = agent.run(ac.signal).then(() => (stopped = true));
+  let guard: NodeJS.Timeout | undefined;
+  await Promise.race([running, new Promise((r) => (guard = setTimeout(r, 5000)))]);
+  clearTimeout(guard);
+  assert.equal(errors, 7);
+  assert.equal(listenersDuringPass, 0, 'abort listeners left behind by earlier sleeps');
+  assert.ok(stopped, 'run() still sleeping 5 s after the abort');
+  await running;
 });
