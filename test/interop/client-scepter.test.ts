@@ -2,8 +2,9 @@
  * The scepter client against scepter's own server (in-process `startServer`), in CA-only and
  * RA mode: getcaps, getca, enroll, renew with and without a new key, getcert, getcrl,
  * getnextca; polling through a manual approval (library and CLI, with its progress line);
- * an operator rejection (exit 3); and the agent renewing twice (with a simulated clock, since
- * the server issues whole days) while the pair on disk stays consistent.
+ * an operator rejection (exit 3); and the agent renewing twice with a simulated clock (year-long
+ * certificates) while the pair on disk stays consistent — the real-clock version with 20-second
+ * certificates is test/interop/agent-scepter.test.ts.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -288,7 +289,7 @@ test('agent against scepter serve: enroll, then two renewals as (simulated) time
   })();
   const actions: string[] = [];
   const serials: string[] = [];
-  // Certificates live 365 days (whole days only); renewAt 0.5 → due after ~182 days. The
+  // Certificates live 365 days (the default); renewAt 0.5 → due after ~182 days. The
   // simulated clock runs ahead of real time (the server issues at real time).
   const DAY = 86_400_000;
   for (const aheadDays of [0, 100, 200, 100, 200]) {
