@@ -19,6 +19,11 @@ export interface CaCertificates {
   ca: Certificate;
   /** The authenticated CA chain, issuing CA first. */
   caChain: Certificate[];
+  /**
+   * Every authenticated CA certificate of the answer: the chain plus any other CA that
+   * chains to the trust anchor (e.g. a previous CA the server still sends).
+   */
+  cas: Certificate[];
   /** Recipient of the pkcsPKIEnvelope. */
   encryption: Certificate;
   /** Certificates whose signature on a CertRep is accepted (RA signing certs and the CA). */
@@ -164,6 +169,7 @@ export function classifyCaCertificates(all: Certificate[], pin?: string): CaCert
     all,
     ca,
     caChain,
+    cas: [...caChain, ...cas.filter((c) => !caChain.includes(c))],
     encryption,
     signers: [...raSigners, ca],
     ra: ras.length > 0,

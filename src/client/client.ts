@@ -225,6 +225,20 @@ export function verifyCrlSignature(crl: Buffer, issuer: Certificate): boolean {
   }
 }
 
+/**
+ * The CAs whose signature is accepted on a certificate or CRL returned by GetCert/GetCRL:
+ * every authenticated CA of the GetCACert answer, plus the issuer the caller named.
+ */
+function issuersFor(ca: CaCertificates, issuer: Certificate | undefined): Certificate[] {
+  return issuer ? [issuer, ...ca.cas] : ca.cas;
+}
+
+function notSignedBy(issuer: Certificate | undefined): string {
+  return issuer
+    ? 'is signed neither by the CA nor by the given issuer'
+    : "is not signed by the CA (a retired CA's certificate or CRL needs that CA's certificate as issuer)";
+}
+
 /** The SCEP client. Safe to reuse for many operations against one server. */
 export class ScepClient {
   private readonly transport: Transport;
@@ -387,13 +401,19 @@ export class ScepClient {
   /**
    * GetCert: the certificate with this issuer and serial. Signed with `signer` when given,
    * else with a transient self-signed certificate of a fresh key.
+   *
+   * The CertRep must be signed by the current CA or RA, as every reply. The certificate in it
+   * must be signed by a CA of the GetCACert answer, or by `issuer`: the certificate of the CA
+   * that issued it, which the caller vouches for — e.g. a retired CA's certificate kept from
+   * before a rollover (the server no longer sends it). `issuer` also names the issuer in the
+   * request unless `issuerRaw` is given.
    */
   async getCert(
     serial: string | Buffer,
-    o: { issuerRaw?: Buffer; signer?: { cert: Certificate; key: KeyObject } } = {},
+    o: { issuerRaw?: Buffer; issuer?: Certificate; signer?: { cert: Certificate; key: KeyObject } } = {},
   ): Promise<Certificate> {
     const ca = await this.getCaCert();
-    const issuerRaw = o.issuerRaw ?? ca.ca.subjectRaw;
+    const issuerRaw = o.issuerRaw ?? o.issuer?.subjectRaw ?? ca.ca.subjectRaw;
     const serialOctets = serialBytes(serial);
     const signer = o.signer ?? (await this.transientSigner());
     const content = buildIssuerAndSerial({ issuerRaw, serial: serialOctets });
@@ -402,22 +422,25 @@ export class ScepClient {
     const want = BigInt('0x' + serialOctets.toString('hex'));
     const cert = rep.certificates.find((c) => BigInt('0x' + (c.serialHex || '0')) === want);
     if (!cert) throw new ScepProtocolError('the GetCert reply does not hold the requested certificate');
-    if (!ca.caChain.some((c) => verifyCertificateSignature(cert, c.publicKey()))) {
-      throw new ScepProtocolError('the certificate returned by GetCert is not signed by the CA');
+    if (!issuersFor(ca, o.issuer).some((c) => verifyCertificateSignature(cert, c.publicKey()))) {
+      throw new ScepProtocolError(`the certificate returned by GetCert ${notSignedBy(o.issuer)}`);
     }
     return cert;
   }
 
   /**
-   * GetCRL for the certificate named by issuer and serial (default issuer: the CA). Returns
-   * the CRL DER; its signature must verify under the CA.
+   * GetCRL for the certificate named by issuer and serial (default issuer: `o.issuer`, else
+   * the CA). Returns the CRL DER. The CertRep must be signed by the current CA or RA; the CRL
+   * must be signed by a CA of the GetCACert answer or by `o.issuer`, the certificate of the
+   * CA that issued the target, which the caller vouches for (e.g. a retired CA after a
+   * rollover, whose CRL the server still publishes).
    */
   async getCrl(
     target: { serial: string | Buffer; issuerRaw?: Buffer } | Certificate,
-    o: { signer?: { cert: Certificate; key: KeyObject } } = {},
+    o: { issuer?: Certificate; signer?: { cert: Certificate; key: KeyObject } } = {},
   ): Promise<{ crl: Buffer } & ReplyInfo> {
     const ca = await this.getCaCert();
-    const issuerRaw = target.issuerRaw ?? ca.ca.subjectRaw;
+    const issuerRaw = target.issuerRaw ?? o.issuer?.subjectRaw ?? ca.ca.subjectRaw;
     const serialOctets = 'der' in target ? target.serial : serialBytes(target.serial);
     const signer = o.signer ?? (await this.transientSigner());
     const content = buildIssuerAndSerial({ issuerRaw, serial: serialOctets });
@@ -425,8 +448,8 @@ export class ScepClient {
     this.throwUnlessSuccess(rep, info);
     const crl = rep.crls[0];
     if (!crl) throw new ScepProtocolError('the GetCRL reply holds no CRL');
-    if (!ca.caChain.some((c) => verifyCrlSignature(crl, c))) {
-      throw new ScepProtocolError('the CRL is not signed by the CA');
+    if (!issuersFor(ca, o.issuer).some((c) => verifyCrlSignature(crl, c))) {
+      throw new ScepProtocolError(`the CRL ${notSignedBy(o.issuer)}`);
     }
     return { crl, ...info };
   }

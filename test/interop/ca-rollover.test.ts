@@ -3,7 +3,8 @@
  * rollover` (CLI, another process) while a server runs → GetCACaps lists GetNextCACert within
  * a second, GetNextCACert verifies under the current CA (parseNextCaCertResponse, `openssl cms
  * -verify`, our client's getNextCaCert); `scepter ca activate` + restart → new certificates chain
- * to the new CA, old ones still verify under the old CA, GetCert still finds an old certificate,
+ * to the new CA, old ones still verify under the old CA, GetCert still finds an old certificate
+ * (also through ScepClient.getCert/getCrl naming the retired CA as `issuer`),
  * an old certificate renews into one from the new CA, and `scepter revoke` of an old certificate
  * lands in the old CA's CRL (/crl/<fp>.crl and GetCRL). CA-only mode runs with two worker
  * threads, RA mode in-process.
@@ -14,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ScepClient } from '../../src/client/index.js';
+import { ScepClient, ScepProtocolError, verifyCrlSignature } from '../../src/client/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { fromPem, parseCertificate, toPem, type Certificate } from '../../src/pkix/certificate.js';
 import {
@@ -226,6 +227,13 @@ for (const mode of ['CA-only', 'RA'] as const) {
     const got = await lookup(srv.url, devNew, MessageType.GetCert, oldCa.subjectRaw, oldCert.serialHex);
     assert.equal(got.status, PkiStatus.SUCCESS, got.failInfoText);
     assert.ok(got.certificates[0]!.der.equals(oldCert.der));
+    // Our client: the CertRep is signed by the current CA/RA, the certificate in it by the
+    // retired CA, which the client accepts only when the caller names that CA as issuer.
+    const current = new ScepClient({ url: srv.url, caFingerprint: nextCa.fingerprint });
+    const notByCa = (e: unknown) => e instanceof ScepProtocolError && /not signed by the CA/.test(e.message);
+    await assert.rejects(current.getCert(oldCert.serialHex, { issuerRaw: oldCa.subjectRaw }), notByCa);
+    const oldViaClient = await current.getCert(oldCert.serialHex, { issuer: oldCa });
+    assert.ok(oldViaClient.der.equals(oldCert.der));
 
     // An old certificate renews (no challenge) into one from the new CA.
     const renewed = await new ScepClient({ url: srv.url, caFingerprint: nextCa.fingerprint }).renew({
@@ -276,5 +284,23 @@ for (const mode of ['CA-only', 'RA'] as const) {
     const gcFile = join(tmp, 'getcrl.der');
     writeFileSync(gcFile, gc.crls[0]!);
     assert.match(openssl(['crl', '-inform', 'DER', '-in', gcFile, '-text', '-noout']).out, /Key Compromise/);
+    // The same through our client: the old CA's CRL with `issuer`, refused without it, and a
+    // named issuer that did not sign it is no help.
+    await assert.rejects(current.getCrl(oldCert), notByCa);
+    const crlViaClient = await current.getCrl(oldCert, { issuer: oldCa });
+    assert.ok(verifyCrlSignature(crlViaClient.crl, oldCa));
+    assert.ok(crlViaClient.crl.includes(oldCert.serial), 'the CRL lists the revoked serial');
+    // And from the command line (--issuer-cert).
+    const pin = ['--url', srv.url, '--ca-fingerprint', nextCa.fingerprint];
+    const cliCrl = await cli(['getcrl', ...pin, '--for', oldCertPem, '--issuer-cert', oldCaPem, '--json']);
+    assert.equal(cliCrl.status, 0, cliCrl.stderr + cliCrl.stdout);
+    const cliCert = await cli(['getcert', ...pin, '--serial', oldCert.serialHex, '--issuer-cert', oldCaPem]);
+    assert.equal(cliCert.status, 0, cliCert.stderr + cliCert.stdout);
+    assert.ok(fromPem(cliCert.stdout)[0]!.equals(oldCert.der));
+    await assert.rejects(
+      current.getCrl(oldCert, { issuer: newCert }),
+      (e: unknown) =>
+        e instanceof ScepProtocolError && /signed neither by the CA nor by the given issuer/.test(e.message),
+    );
   });
 }

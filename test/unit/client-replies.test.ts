@@ -242,6 +242,28 @@ test('getCert by serial and getCrl; unknown serial → badCertId', async () => {
   assert.ok(crl.crl.includes(r.certificate.serial), 'the CRL lists the revoked serial');
 });
 
+test('getCert/getCrl with a named issuer: the certificate may come from that CA, the CertRep must still be signed by the current CA', async () => {
+  const s = await server();
+  const c = new ScepClient({ url: s.url });
+  const r = issued(await c.enroll({ subject: 'CN=named-issuer', challenge: 'x', key: pooledRsaKey(0) }));
+  // Naming the CA that really issued it changes nothing for a current certificate.
+  assert.ok((await c.getCert(r.certificate.serialHex, { issuer: s.ca.cert })).der.equals(r.certificate.der));
+  const crl = await c.getCrl(r.certificate, { issuer: s.ca.cert });
+  assert.ok(verifyCrlSignature(crl.crl, s.ca.cert));
+  // A CertRep signed by another key is refused whatever issuer is named: `issuer` only widens
+  // what may sign the returned certificate or CRL, never who may sign the reply.
+  s.options.tamper = 'signer';
+  for (const op of [
+    () => c.getCert(r.certificate.serialHex, { issuer: s.ca.cert }),
+    () => c.getCrl(r.certificate, { issuer: s.ca.cert }),
+  ]) {
+    await assert.rejects(
+      op(),
+      (e: unknown) => e instanceof ScepProtocolError && /rejected the server's reply/.test(e.message),
+    );
+  }
+});
+
 test('getNextCaCert: accepted when signed by the current CA, rejected when foreign-signed or unsigned', async () => {
   const s = await server();
   const c = new ScepClient({ url: s.url });

@@ -422,6 +422,12 @@ function signerFrom(p: ReturnType<typeof parseOptions>) {
   return { cert: readCert(c, '--cert'), key: readKey(k, '--key') };
 }
 
+/** --issuer-cert FILE: the CA certificate that issued the certificate asked about. */
+function issuerCertFrom(p: ReturnType<typeof parseOptions>): Certificate | undefined {
+  const f = str(p, 'issuer-cert');
+  return f === undefined ? undefined : readCert(f, '--issuer-cert');
+}
+
 export const getcertCommand: Command = {
   name: 'getcert',
   summary: 'fetch an issued certificate by serial number (GetCert)',
@@ -429,6 +435,8 @@ export const getcertCommand: Command = {
 
   --serial HEX            serial number of the certificate (hex; required)
   --issuer DN             issuer name (default: the issuing CA)
+  --issuer-cert FILE      the CA certificate that issued it, e.g. a CA retired by a rollover:
+                          names the issuer, and the answer may be signed by it
   --out FILE              write the certificate as PEM (default: print it)
   --cert FILE --key FILE  sign the request with this certificate (default: a throwaway one)
 ${COMMON_USAGE}`,
@@ -438,6 +446,7 @@ ${COMMON_USAGE}`,
       ...SIGNER_OPTIONS,
       serial: { type: 'string' },
       issuer: { type: 'string' },
+      'issuer-cert': { type: 'string' },
       out: { type: 'string' },
     });
     const json = flag(p, 'json');
@@ -450,11 +459,13 @@ ${COMMON_USAGE}`,
     } catch (e) {
       throw new UsageError(`--issuer: ${(e as Error).message}`);
     }
+    const issuerCert = issuerCertFrom(p);
     const signer = signerFrom(p);
     const client = new ScepClient(clientOptions(p));
     try {
       const cert = await client.getCert(serial, {
         ...(issuerRaw ? { issuerRaw } : {}),
+        ...(issuerCert ? { issuer: issuerCert } : {}),
         ...(signer ? { signer } : {}),
       });
       const out = str(p, 'out');
@@ -489,10 +500,12 @@ export const getcrlCommand: Command = {
   usage: `Usage: scepter getcrl --url URL (--serial HEX | --for FILE) [options]
 
 Asks for the CRL covering a certificate (named by --for, or by --serial under the CA).
-The CRL's signature is verified under the CA.
+The CRL's signature is verified under the CA, or under --issuer-cert.
 
   --for FILE              the certificate whose revocation status is wanted
-  --serial HEX            ... or its serial number (issuer: the CA)
+  --serial HEX            ... or its serial number (issuer: the CA, or --issuer-cert)
+  --issuer-cert FILE      the CA certificate that issued it, e.g. a CA retired by a rollover
+                          (whose CRL the server still serves): the CRL may be signed by it
   --out FILE              where to write the CRL (default: print PEM)
   --form der|pem          format of --out (default der)
   --cert FILE --key FILE  sign the request with this certificate (default: a throwaway one)
@@ -503,6 +516,7 @@ ${COMMON_USAGE}`,
       ...SIGNER_OPTIONS,
       for: { type: 'string' },
       serial: { type: 'string' },
+      'issuer-cert': { type: 'string' },
       out: { type: 'string' },
       form: { type: 'string' },
     });
@@ -516,10 +530,14 @@ ${COMMON_USAGE}`,
     const form = str(p, 'form') ?? 'der';
     if (form !== 'der' && form !== 'pem') throw new UsageError('--form must be der or pem');
     const target = forFile !== undefined ? readCert(forFile, '--for') : { serial: serial! };
+    const issuerCert = issuerCertFrom(p);
     const signer = signerFrom(p);
     const client = new ScepClient(clientOptions(p));
     try {
-      const r = await client.getCrl(target, signer ? { signer } : {});
+      const r = await client.getCrl(target, {
+        ...(signer ? { signer } : {}),
+        ...(issuerCert ? { issuer: issuerCert } : {}),
+      });
       const out = str(p, 'out');
       const pem = toPem(r.crl, 'X509 CRL');
       if (out !== undefined) await writeFileAtomic(out, form === 'pem' ? pem : r.crl);
