@@ -1,6 +1,6 @@
 /**
  * The fastify application: limits, error mapping, the one-line request log, and the SCEP
- * routes plugin. Further concerns (admin API, metrics) register as their own plugins.
+ * routes plugin. Further concerns (admin API, health and metrics) register as their own plugins.
  */
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -9,6 +9,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerFactory
 import type { ScepService } from '../ra/types.js';
 import { crlRoutes, type CrlSource } from './crl-route.js';
 import { errorBody, handleClientError, HttpError, toHttpError } from './http-errors.js';
+import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
 import { scepRoutes } from './scep-routes.js';
 
 /** Default largest request body (a pkiMessage is a few KiB; RFC 8894 notes recommend 256 KiB). */
@@ -34,6 +35,11 @@ export interface AppOptions {
   requestTimeout?: number;
   /** Serve CRLs as DER at `/crl` and `/crl/<issuer fingerprint>.crl` (src/server/crl-route.ts). */
   crl?: CrlSource;
+  /**
+   * Health and metrics (src/server/ops-routes.ts): `/healthz`, `/readyz` (with `readiness`) and,
+   * when `metrics` is given, `/metrics`; every other request is counted into `metrics`.
+   */
+  ops?: OpsRoutesOptions;
 }
 
 /** Builds (but does not start) the HTTP application. */
@@ -82,6 +88,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return payload;
   });
 
+  const metrics = o.ops?.metrics;
   app.addHook('onResponse', async (req, reply) => {
     const s = req.scepLog;
     const status = reply.statusCode;
@@ -101,6 +108,9 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       ...(s?.replay ? { replay: true } : {}),
       ...(s?.detail ? { detail: s.detail } : {}),
     };
+    // Health checks and scrapes: debug only, not counted (src/server/ops-routes.ts).
+    if (s?.quiet) return void req.log.debug(line, 'request');
+    metrics?.observeRequest(s, status, reply.elapsedTime / 1000);
     if (status >= 500) req.log.error(line, 'request');
     else req.log.info(line, 'request');
   });
@@ -117,6 +127,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
   });
 
+  await app.register(opsRoutes, o.ops ?? {});
   if (o.crl) await app.register(crlRoutes, { source: o.crl });
   await app.register(scepRoutes, { service: o.service });
   return app;

@@ -12,6 +12,8 @@ import { EnrollmentService, type ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { buildApp, type AppOptions } from './app.js';
+import { ServerMetrics } from './metrics.js';
+import type { ReadinessCheck } from './ops-routes.js';
 import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
 import { setupLifecycle, withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
 import { WorkerPoolService } from './worker-pool.js';
@@ -19,7 +21,7 @@ import { WorkerPoolService } from './worker-pool.js';
 export { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_URL_LIMIT, type AppOptions, type LogLevel } from './app.js';
 export { prepareDataDir, loadOrCreateChallenge, CHALLENGE_FILE, type PreparedDataDir } from './data-dir.js';
 
-export interface StartServerOptions extends Omit<AppOptions, 'service'> {
+export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> {
   /** Interface to listen on (default 127.0.0.1). */
   host?: string;
   /** Port (default 0: any free port). */
@@ -51,6 +53,10 @@ export interface StartServerOptions extends Omit<AppOptions, 'service'> {
    * all sharing this process's one store. 1 (default) runs them in-process.
    */
   workers?: number;
+  /** Serve Prometheus metrics at `/metrics` (default true; `/healthz` and `/readyz` are always served). */
+  metrics?: boolean;
+  /** Bearer token `/metrics` requires (default: none, open to whoever reaches the port). */
+  metricsToken?: string;
 }
 
 export interface RunningServer {
@@ -67,6 +73,8 @@ export interface RunningServer {
   /** Approval, renewal, GetCert/GetCRL and CRLs (data-directory mode only). */
   lifecycle?: Lifecycle;
   app: FastifyInstance;
+  /** The server's metrics (absent with `metrics: false`). */
+  metrics?: ServerMetrics;
   /** Stops accepting connections, finishes in-flight requests, closes the store it opened. */
   close(): Promise<void>;
 }
@@ -140,12 +148,26 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     }
   }
 
+  let closing: Promise<void> | undefined;
+  const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
+    closing !== undefined ? 'shutting down' : undefined,
+  );
   let app: FastifyInstance;
   try {
-    app = await buildApp({ ...o, service, ...(lifecycle ? { crl: lifecycle.crls } : {}) });
+    app = await buildApp({
+      ...o,
+      service,
+      ...(lifecycle ? { crl: lifecycle.crls } : {}),
+      ops: {
+        readiness,
+        ...(metrics ? { metrics } : {}),
+        ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
+      },
+    });
     appRef = app;
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   } catch (e) {
+    metrics?.close();
     await pool?.close();
     await ownedStore?.close();
     throw e;
@@ -154,7 +176,6 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 0);
   const origin = `${o.tls ? 'https' : 'http'}://${hostForUrl(o.host ?? '127.0.0.1')}:${port}`;
   const stopMaintenance = lifecycle?.startMaintenance(o.maintenanceIntervalMs);
-  let closing: Promise<void> | undefined;
   const running: RunningServer = {
     url: `${origin}/scep`,
     origin,
@@ -164,6 +185,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     close() {
       closing ??= (async () => {
         stopMaintenance?.();
+        metrics?.close();
         try {
           await app.close();
         } finally {
@@ -174,8 +196,67 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       return closing;
     },
   };
+  if (metrics) running.metrics = metrics;
   if (enrollment) running.enrollment = enrollment;
   if (lifecycle) running.lifecycle = lifecycle;
   if (prepared) running.dataDir = prepared;
   return running;
+}
+
+/** Longest a readiness store query may take, ms. */
+const READY_STORE_TIMEOUT_MS = 1500;
+
+/**
+ * The metrics (unless `metrics: false`) and the readiness check of a server: ready while not
+ * shutting down, with an unexpired CA and a store that answers a one-row read in time.
+ */
+function observability(
+  o: StartServerOptions,
+  parts: {
+    enrollment: EnrollmentService | undefined;
+    prepared: PreparedDataDir | undefined;
+    lifecycle: Lifecycle | undefined;
+    pool: WorkerPoolService | undefined;
+  },
+  shuttingDown: () => string | undefined,
+): { metrics: ServerMetrics | undefined; readiness: ReadinessCheck } {
+  const { enrollment, prepared, lifecycle, pool } = parts;
+  const store = enrollment?.store;
+  const caCert = prepared?.loaded.ca.cert;
+  const readiness: ReadinessCheck = async () => {
+    const closing = shuttingDown();
+    if (closing) return closing;
+    if (caCert && caCert.notAfter.getTime() <= Date.now()) return 'the CA certificate has expired';
+    if (!store) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const answered = await Promise.race([
+        store.getSetting('scepter.readyz').then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), READY_STORE_TIMEOUT_MS))),
+      ]);
+      return answered ? undefined : `the store did not answer within ${READY_STORE_TIMEOUT_MS} ms`;
+    } catch {
+      return 'the store is not available';
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  if (o.metrics === false) return { metrics: undefined, readiness };
+  const metrics = new ServerMetrics({
+    sources: {
+      ...(enrollment ? { serviceStats: () => enrollment.stats } : {}),
+      ...(store ? { storeStats: () => store.stats() } : {}),
+      ...(enrollment ? { workers: () => pool?.size ?? 1 } : {}),
+      ...(caCert ? { caNotAfter: () => caCert.notAfter } : {}),
+      ...(store
+        ? {
+            pendingRequests: async () => (await store.listTransactions({ state: 'pending', limit: 1 })).total,
+          }
+        : {}),
+      ...(store && lifecycle
+        ? { crlNextUpdate: async () => (await store.latestCrl(lifecycle.crls.currentIssuer))?.nextUpdate }
+        : {}),
+    },
+  });
+  return { metrics, readiness };
 }

@@ -61,7 +61,10 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
                           default sqlite:DIR/scepter.db)
   --tls-cert F --tls-key F  serve HTTPS with this PEM certificate and key
   --passphrase-file F     CA key passphrase (or env SCEPTER_CA_PASSPHRASE)
-  --log-level L           fatal, error, warn, info (default), debug, trace or silent`;
+  --log-level L           fatal, error, warn, info (default), debug, trace or silent
+  --no-metrics            do not serve Prometheus metrics at /metrics (/healthz and /readyz
+                          are always served)
+  --metrics-token-file F  /metrics requires \`Authorization: Bearer <token>\` with the token in F`;
 
 const LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -84,6 +87,22 @@ function shutdownSignal(): Promise<NodeJS.Signals> {
     process.on('SIGINT', on);
     process.on('SIGTERM', on);
   });
+}
+
+/** The /metrics bearer token from --metrics-token-file (first line, trimmed). */
+function metricsTokenOf(p: ReturnType<typeof parseOptions>): string | undefined {
+  const file = str(p, 'metrics-token-file');
+  if (file === undefined) return undefined;
+  if (flag(p, 'no-metrics')) throw new UsageError('give --no-metrics or --metrics-token-file, not both');
+  let token: string;
+  try {
+    token = (readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '').trim();
+  } catch {
+    throw new UsageError(`cannot read --metrics-token-file ${file}`);
+  }
+  if (!/^[\x21-\x7e]{16,}$/.test(token))
+    throw new UsageError('the metrics token must be at least 16 printable characters without spaces');
+  return token;
 }
 
 /** --validity DURATION, or its older spelling --validity-days N (days). */
@@ -165,6 +184,8 @@ export const serveCommand: Command = {
       'tls-key': { type: 'string' },
       'passphrase-file': { type: 'string' },
       'log-level': { type: 'string' },
+      'no-metrics': { type: 'boolean' },
+      'metrics-token-file': { type: 'string' },
     });
     const data = req(p, 'data');
     const logLevel = (str(p, 'log-level') ?? 'info') as LogLevel;
@@ -179,6 +200,7 @@ export const serveCommand: Command = {
     const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
     const lifecycle = lifecycleSettings(p);
     const validity = validitySeconds(p);
+    const metricsToken = metricsTokenOf(p);
 
     const o: StartServerOptions = {
       dataDir: data,
@@ -196,6 +218,8 @@ export const serveCommand: Command = {
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
       ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
       ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),
+      ...(flag(p, 'no-metrics') ? { metrics: false } : {}),
+      ...(metricsToken !== undefined ? { metricsToken } : {}),
       ...(tlsCert !== undefined && tlsKey !== undefined
         ? { tls: { cert: readPem(tlsCert, '--tls-cert'), key: readPem(tlsKey, '--tls-key') } }
         : {}),
@@ -227,6 +251,11 @@ export const serveCommand: Command = {
     out(
       `enrollments: ${o.workers === 1 ? 'in the HTTP thread (--workers 1)' : `${o.workers} worker threads`}`,
     );
+    if (o.metrics === false) out('metrics: off (--no-metrics); health: /healthz, /readyz');
+    else
+      out(
+        `metrics: ${server.origin}/metrics (${metricsToken !== undefined ? 'bearer token required' : 'open: --metrics-token-file to protect, --no-metrics to disable'}); health: /healthz, /readyz`,
+      );
     const wildcard = o.host === '0.0.0.0' || o.host === '::';
     out(`SCEP server listening on ${server.url}${wildcard ? ` (all interfaces, port ${server.port})` : ''}`);
 
