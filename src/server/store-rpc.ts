@@ -98,6 +98,30 @@ export function revive<T>(v: T): T {
   return v;
 }
 
+/**
+ * Prepares a value for postMessage. Structured clone copies the WHOLE ArrayBuffer behind a
+ * Uint8Array, and most Buffers here are views into larger ones (Node's 8 KiB allocation pool,
+ * a socket read): so a copy of `v` is returned in which every Buffer that is a view is an
+ * exact copy whose ArrayBuffer is moved (`list`, the transferList), not cloned. Plain objects
+ * and arrays are copied, never changed: the caller's values stay intact and usable. Buffers
+ * that own their whole ArrayBuffer are left to the clone (never detached: others may hold them).
+ */
+export function transferable<T>(v: T, list: ArrayBuffer[]): T {
+  if (v instanceof Uint8Array) {
+    if (v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) return v;
+    const copy = new Uint8Array(v);
+    list.push(copy.buffer);
+    return copy as T;
+  }
+  if (Array.isArray(v)) return v.map((x: unknown) => transferable(x, list)) as T;
+  if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = transferable(x, list);
+    return out as T;
+  }
+  return v;
+}
+
 /** Serialises an error for postMessage, keeping what the store's error classes carry. */
 export function toWireError(e: unknown): WireError {
   if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
@@ -145,7 +169,7 @@ export async function runStoreCall(store: Store, call: StoreCall): Promise<Store
 
 /**
  * Worker side: a Store whose every call is a message to the main thread. `post` sends a
- * StoreCall; feed the main thread's replies to `settle`.
+ * StoreCall (with its transferList); feed the main thread's replies to `settle`.
  */
 export class RemoteStore implements Store {
   private nextId = 1;
@@ -153,7 +177,7 @@ export class RemoteStore implements Store {
 
   constructor(
     readonly kind: Store['kind'],
-    private readonly post: (call: StoreCall) => void,
+    private readonly post: (call: StoreCall, transfer: ArrayBuffer[]) => void,
   ) {}
 
   /** Delivers a StoreResult from the main thread. */
@@ -169,7 +193,8 @@ export class RemoteStore implements Store {
     return new Promise<T>((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.post({ type: 'store', id, method, args });
+      const transfer: ArrayBuffer[] = [];
+      this.post({ type: 'store', id, method, args: transferable(args, transfer) }, transfer);
     });
   }
 

@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads';
 import type { RequestContext, ScepAnswer, ScepService, HttpAnswer } from '../ra/types.js';
 import type { ServiceLogger, ServiceStats } from '../ra/service.js';
 import type { Store } from '../store/index.js';
-import { fromWireError, revive, runStoreCall } from './store-rpc.js';
+import { fromWireError, revive, runStoreCall, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 export interface WorkerPoolOptions {
@@ -131,7 +131,9 @@ export class WorkerPoolService implements ScepService {
           }
           case 'store':
             void runStoreCall(this.o.store, m).then((r) => {
-              if (this.slots[index] === slot) worker.postMessage(r satisfies ToWorker);
+              if (this.slots[index] !== slot) return;
+              const transfer: ArrayBuffer[] = [];
+              worker.postMessage(transferable(r, transfer) satisfies ToWorker, transfer);
             });
             break;
           case 'log':
@@ -179,7 +181,11 @@ export class WorkerPoolService implements ScepService {
     const id = this.nextId++;
     return new Promise<ScepAnswer>((resolve) => {
       slot.inflight.set(id, { resolve });
-      slot.worker.postMessage({ type: 'op', id, message, ctx } satisfies ToWorker);
+      const transfer: ArrayBuffer[] = [];
+      slot.worker.postMessage(
+        { type: 'op', id, message: transferable(message, transfer), ctx } satisfies ToWorker,
+        transfer,
+      );
     });
   }
 

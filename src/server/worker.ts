@@ -8,12 +8,12 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadCa } from '../ca/keystore.js';
 import { EnrollmentService, type ServiceLogger, type ServiceStats } from '../ra/service.js';
 import { setupLifecycle } from './lifecycle-setup.js';
-import { RemoteStore, revive, toWireError } from './store-rpc.js';
+import { RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 const port = parentPort;
 if (!port) throw new Error('src/server/worker.ts must run in a worker thread');
-const send = (m: FromWorker) => port.postMessage(m);
+const send = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
 
 /** Error objects may hold anything; logs get only their name, message and stack. */
 function plain(obj: object): Record<string, unknown> {
@@ -25,7 +25,7 @@ function plain(obj: object): Record<string, unknown> {
 }
 
 const init = workerData as WorkerInit;
-const store = new RemoteStore(init.storeKind, (call) => send(call));
+const store = new RemoteStore(init.storeKind, (call, transfer) => send(call, transfer));
 const logger: ServiceLogger = {
   warn: (obj, msg) => send({ type: 'log', level: 'warn', obj: plain(obj), msg }),
   error: (obj, msg) => send({ type: 'log', level: 'error', obj: plain(obj), msg }),
@@ -75,7 +75,10 @@ port.on('message', (m: ToWorker) => {
   }
   const message = revive(m.message) as Buffer;
   service.pkiOperation(message, m.ctx).then(
-    (answer) => send({ type: 'answer', id: m.id, answer, ...statDeltas() }),
+    (answer) => {
+      const transfer: ArrayBuffer[] = [];
+      send({ type: 'answer', id: m.id, answer: transferable(answer, transfer), ...statDeltas() }, transfer);
+    },
     // pkiOperation answers every failure itself; this is a last resort.
     (e: unknown) =>
       send({

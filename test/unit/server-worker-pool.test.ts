@@ -1,6 +1,6 @@
 /**
  * The worker pool (`--workers N`): store calls cross the thread boundary intact (Buffers,
- * Dates, bigints, the store's error classes), and a two-worker server enrolls, answers
+ * Dates, bigints, the store's error classes; Buffer views moved as exact copies), and a two-worker server enrolls, answers
  * resends and concurrent duplicates with one certificate, and keeps everything in one store.
  */
 import { test } from 'node:test';
@@ -11,7 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel, type Worker } from 'node:worker_threads';
 import { startServer } from '../../src/server/index.js';
-import { RemoteStore, runStoreCall, type StoreCall, type StoreResult } from '../../src/server/store-rpc.js';
+import {
+  RemoteStore,
+  revive,
+  runStoreCall,
+  transferable,
+  type StoreCall,
+  type StoreResult,
+} from '../../src/server/store-rpc.js';
 import {
   AlreadyIssuedError,
   SerialConflictError,
@@ -75,6 +82,34 @@ test('RemoteStore over a MessageChannel: values and store errors survive structu
   assert.equal(await remote.nextCrlNumber('ab'.repeat(32)), 1n);
   assert.equal(await remote.nextCrlNumber('ab'.repeat(32)), 2n);
   assert.deepEqual(await remote.integrityCheck(), { ok: true, problems: [] });
+});
+
+test('transferable: views become exact copies that are moved; the caller keeps its values', async () => {
+  const slab = Buffer.alloc(8192, 7);
+  const view = slab.subarray(100, 200);
+  const own = new Uint8Array(16).fill(3);
+  const arg = { der: view, nested: [{ csr: view }, own], when: new Date(5), n: 1n, s: 'x' };
+  const list: ArrayBuffer[] = [];
+  const out = transferable(arg, list);
+  assert.equal(list.length, 2, 'one moved copy per view');
+  assert.notEqual(out, arg);
+  assert.equal(out.der.byteLength, 100);
+  assert.equal(out.der.buffer.byteLength, 100, 'an exact copy, not the 8 KiB slab');
+  assert.equal(out.nested[1], own, 'a Buffer owning its ArrayBuffer is left to the clone');
+  const { port1, port2 } = new MessageChannel();
+  const got = new Promise<unknown>((resolve) => port2.once('message', resolve));
+  port1.postMessage(out, list);
+  const received = revive((await got) as typeof arg);
+  port1.close();
+  assert.ok(Buffer.isBuffer(received.der) && received.der.equals(view));
+  assert.ok((received.nested[0] as { csr: Buffer }).csr.equals(view));
+  assert.deepEqual(received.when, new Date(5));
+  assert.equal(received.n, 1n);
+  // The caller's own objects and Buffers are untouched (nothing of theirs was detached).
+  assert.equal(arg.der, view);
+  assert.equal(view.byteLength, 100);
+  assert.equal(view[0], 7);
+  assert.equal(list[0]!.byteLength, 0, 'the moved copies are detached on the sending side');
 });
 
 test('a two-worker server: concurrent enrollments, resends and duplicates share one store', async (t) => {
