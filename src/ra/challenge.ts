@@ -5,6 +5,13 @@
  * the candidate tells anything about a secret. The secrets themselves are not kept.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { FailInfo } from '../scep/types.js';
+import type { JsonObject, Store } from '../store/index.js';
+import type { Decision } from './decision.js';
+import { subjectText } from './issuance.js';
+import type { OneTimeChallenges } from './one-time-challenge.js';
+import { reject, rejectionDecision, type EnrollmentRequest, type Rejection } from './policy.js';
+import type { ServiceLogger } from './service.js';
 
 /** Longest challenge accepted (MDM challenges can be long opaque tokens). */
 export const MAX_CHALLENGE_LENGTH = 4096;
@@ -36,5 +43,128 @@ export class ChallengeVerifier {
     let ok = false;
     for (const s of this.macs) ok = timingSafeEqual(m, s) || ok;
     return ok;
+  }
+}
+
+/** What a challengePassword turned out to be (never the value). */
+export type ChallengeClass =
+  | { kind: 'static' }
+  | { kind: 'one-time'; hash: string }
+  | { kind: 'expired' }
+  | { kind: 'invalid' }
+  | { kind: 'absent' };
+
+/** Why an initial enrollment may go on: a challenge, or a transaction this key already holds. */
+export type ChallengeGrant = { kind: 'static' } | { kind: 'resend' } | { kind: 'one-time'; hash: string };
+
+/** failInfoText for a throttled source (it names no secret and no count). */
+export const THROTTLED_TEXT = 'too many failed attempts; retry later';
+
+export interface ChallengeGateOptions {
+  /** Static challenges (empty: none accepted, e.g. `--no-static-challenge`). */
+  verifier: ChallengeVerifier;
+  /** One-time challenges (absent: none accepted). */
+  oneTime?: OneTimeChallenges;
+  store: Store;
+  logger?: ServiceLogger;
+  now: () => Date;
+}
+
+/**
+ * The challenge step of an initial enrollment (rfc8894.md §5.1, cases 31–34, 39): static or
+ * one-time challenge, throttling, and the one-time consumption. Order of an auto enrollment:
+ * `authorize` (no store write) → other policies already passed → `redeem` (consumes a one-time
+ * challenge, exactly once across workers and instances) → issue. A resend of a transaction
+ * the same key already holds needs no challenge (its certificate is replayed).
+ */
+export class ChallengeGate {
+  constructor(private readonly o: ChallengeGateOptions) {}
+
+  /** Whether one-time challenges are accepted. */
+  get oneTimeEnabled(): boolean {
+    return this.o.oneTime !== undefined;
+  }
+
+  /** Classifies a challengePassword; constant-time against every static secret. */
+  classify(pw: string | undefined): ChallengeClass {
+    if (pw === undefined || pw === '') return { kind: 'absent' };
+    if (this.o.verifier.verify(pw)) return { kind: 'static' };
+    const ot = this.o.oneTime?.check(pw, this.o.now());
+    if (ot?.kind === 'one-time') return { kind: 'one-time', hash: ot.hash };
+    if (ot?.kind === 'expired') return { kind: 'expired' };
+    return { kind: 'invalid' };
+  }
+
+  /** Auto mode: may this initial enrollment proceed, and on what grounds? No store write. */
+  async authorize(er: EnrollmentRequest): Promise<{ grant: ChallengeGrant } | { rejection: Rejection }> {
+    if (er.ctx.challengeThrottled) return { rejection: reject(FailInfo.badRequest, THROTTLED_TEXT) };
+    const c = this.classify(er.csr.challengePassword);
+    if (c.kind === 'static') return { grant: c };
+    const tx = await this.o.store.getTransaction(er.request.transactionId);
+    if (tx) {
+      if (tx.signerKeyHash === er.signerKeyHash) return { grant: { kind: 'resend' } };
+      // Never burn a one-time challenge on a transactionID another key holds.
+      if (c.kind === 'one-time')
+        return {
+          rejection: reject(
+            FailInfo.badRequest,
+            'this transactionID is already in use by a request from another key',
+          ),
+        };
+    }
+    switch (c.kind) {
+      case 'one-time':
+        return { grant: c };
+      case 'absent':
+        return { rejection: reject(FailInfo.badRequest, 'the certificate request has no challengePassword') };
+      case 'expired':
+        return {
+          rejection: {
+            ...reject(FailInfo.badRequest, 'the one-time challengePassword has expired'),
+            challengeFailure: true,
+          },
+        };
+      default:
+        return {
+          rejection: {
+            ...reject(FailInfo.badRequest, 'the challengePassword is not valid'),
+            challengeFailure: true,
+          },
+        };
+    }
+  }
+
+  /**
+   * Consumes a one-time challenge for this request (other grants pass). Fails when it was
+   * used before — logged as a warning with the transactionID, never the value: a second use
+   * signals a leaked challenge. An identical resend racing its first request is let through
+   * (the issuer answers it with the one certificate).
+   */
+  async redeem(er: EnrollmentRequest, grant: ChallengeGrant): Promise<Rejection | undefined> {
+    if (grant.kind !== 'one-time') return undefined;
+    if (await this.o.store.consumeSecret(grant.hash, this.o.now())) return undefined;
+    const tx = await this.o.store.getTransaction(er.request.transactionId);
+    if (tx && tx.signerKeyHash === er.signerKeyHash) return undefined;
+    this.o.logger?.warn(
+      {
+        transactionId: er.request.transactionId,
+        remote: er.ctx.remoteAddress,
+        subject: subjectText(er.csr.subjectRaw),
+      },
+      'one-time challenge presented again (already used or unknown): possible compromise',
+    );
+    return {
+      ...reject(FailInfo.badRequest, 'the one-time challengePassword has already been used'),
+      challengeFailure: true,
+    };
+  }
+
+  /** Auto mode end to end: authorize → redeem → `issue` (with the transaction meta to record). */
+  async enroll(er: EnrollmentRequest, issue: (meta?: JsonObject) => Promise<Decision>): Promise<Decision> {
+    const a = await this.authorize(er);
+    if ('rejection' in a) return rejectionDecision(a.rejection);
+    const r = await this.redeem(er, a.grant);
+    if (r) return rejectionDecision(r);
+    return issue(a.grant.kind === 'resend' ? undefined : { challenge: a.grant.kind });
   }
 }

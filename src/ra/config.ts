@@ -11,6 +11,11 @@ import {
 export interface EnrollmentConfig {
   /** Accepted challengePassword values (several allow rotation). Empty: every PKCSReq is refused. */
   challenges: readonly string[];
+  /**
+   * Key (hex, ≥ 32 bytes) of the one-time challenges (src/ra/one-time-challenge.ts); absent:
+   * one-time challenges are not accepted. A secret: never log it.
+   */
+  oneTimeChallengeKey?: string;
   /** Accept requests encrypted with single DES (old clients; replies still use 3DES/AES). */
   allowSingleDes?: boolean;
   /** Smallest RSA key accepted (default 2048). */
@@ -49,6 +54,7 @@ export function effectiveBackdateSeconds(backdateSeconds: number, validitySecond
 /** The configuration with every default filled in. */
 export interface ResolvedEnrollmentConfig {
   challenges: readonly string[];
+  oneTimeChallengeKey: string | undefined;
   allowSingleDes: boolean;
   minRsaBits: number;
   maxRsaBits: number;
@@ -83,8 +89,11 @@ export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollment
   const backdateSeconds = c.backdateSeconds ?? 300;
   if (!Number.isInteger(backdateSeconds) || backdateSeconds < 0)
     throw new RangeError('backdateSeconds must be >= 0');
+  if (c.oneTimeChallengeKey !== undefined && !/^(?:[0-9a-f]{2}){32,}$/i.test(c.oneTimeChallengeKey))
+    throw new RangeError('the one-time challenge key must be at least 32 bytes of hex');
   return {
     challenges: [...c.challenges],
+    oneTimeChallengeKey: c.oneTimeChallengeKey,
     allowSingleDes: c.allowSingleDes ?? false,
     minRsaBits,
     maxRsaBits,

@@ -18,11 +18,19 @@ export type Decision =
       /** GetCRL: the CRL(s) for the reply (`certificates` is then empty). */
       crls?: Buffer[];
     }
-  | { status: 'FAILURE'; failInfo: FailInfo; text: string }
+  | {
+      status: 'FAILURE';
+      failInfo: FailInfo;
+      text: string;
+      /** The challenge was checked and failed (the throttle counts it). */
+      challengeFailure?: boolean;
+    }
   | {
       status: 'PENDING';
       /** HTTP `Retry-After` hint (seconds) sent with the PENDING CertRep. */
       retryAfterSeconds?: number;
+      /** Held although the challenge was wrong (challenge-or-manual: the throttle counts it). */
+      challengeFailure?: boolean;
     };
 
 /** A FAILURE decision. */

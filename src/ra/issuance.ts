@@ -17,6 +17,7 @@ import {
   AlreadyIssuedError,
   SerialConflictError,
   TransactionStateError,
+  type JsonObject,
   type NewCertificate,
   type Store,
   type TransactionRecord,
@@ -98,20 +99,21 @@ export class TransactionIssuer {
 
   /**
    * Answers an authorized PKCSReq: opens (or finds) its transaction and issues at most once.
-   * Throws only for internal faults (store unavailable, ...).
+   * Throws only for internal faults (store unavailable, ...). `meta` is recorded with a
+   * transaction opened now (e.g. `{ challenge: 'one-time' }`).
    */
-  issue(er: EnrollmentRequest): Promise<Decision> {
+  issue(er: EnrollmentRequest, meta?: JsonObject): Promise<Decision> {
     const key = `${er.request.transactionId}\0${er.signerKeyHash}`;
     const running = this.inflight.get(key);
     if (running) {
       return running.then((d) => (d.status === 'SUCCESS' ? { ...d, cipher: er.cipher, replay: true } : d));
     }
-    const p = this.run(er).finally(() => this.inflight.delete(key));
+    const p = this.run(er, meta).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
   }
 
-  private async run(er: EnrollmentRequest): Promise<Decision> {
+  private async run(er: EnrollmentRequest, meta: JsonObject | undefined): Promise<Decision> {
     const { request: req, csr } = er;
     const subject = subjectText(csr.subjectRaw);
     const begin = await this.o.store.beginTransaction({
@@ -122,6 +124,7 @@ export class TransactionIssuer {
       csr: csr.der,
       subject,
       requester: er.ctx.remoteAddress ?? null,
+      ...(meta ? { meta } : {}),
     });
     if (!begin.created) {
       const ex = begin.existing;

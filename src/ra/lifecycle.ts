@@ -19,14 +19,14 @@ import { namesEqual } from '../pkix/name.js';
 import { parseIssuerAndSerial, parseIssuerAndSubject } from '../scep/message-data.js';
 import { openEnvelopeAs, type PkiRequest } from '../scep/request.js';
 import { FailInfo, MessageType } from '../scep/types.js';
-import type { Store, TransactionRecord } from '../store/index.js';
+import type { JsonObject, Store, TransactionRecord } from '../store/index.js';
 import {
   pendingMeta,
   resolveApprovalConfig,
   type ApprovalConfig,
   type ChallengeVerdict,
 } from './approval.js';
-import { ChallengeVerifier } from './challenge.js';
+import { THROTTLED_TEXT } from './challenge.js';
 import { failure, type Decision } from './decision.js';
 import { TransactionIssuer, subjectText } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
@@ -34,6 +34,8 @@ import {
   csrPolicy,
   keyPolicy,
   proofOfPossession,
+  reject,
+  rejectionDecision,
   runPolicies,
   signerKeyIsCsrKey,
   type EnrollmentRequest,
@@ -62,7 +64,7 @@ export interface LifecycleOptions {
 /** What `installLifecycle` hands back to the server. */
 export interface Lifecycle {
   crls: CrlPublisher;
-  /** Expires overdue pending requests and refreshes stale CRLs. */
+  /** Expires overdue pending requests, prunes expired one-time challenges, refreshes stale CRLs. */
   maintain(): Promise<void>;
   /** Runs `maintain` every `intervalMs` (unref'd); returns a stop function. */
   startMaintenance(intervalMs?: number): () => void;
@@ -109,7 +111,6 @@ class LifecycleHandlers {
   private readonly store: Store;
   private readonly now: () => Date;
   private readonly issuer: TransactionIssuer;
-  private readonly challenge: ChallengeVerifier;
   /** Initial enrollment without the challenge (manual modes: the operator decides). */
   private readonly manualPolicies: Policy[];
   private readonly renewalChain: Policy[];
@@ -137,7 +138,6 @@ class LifecycleHandlers {
       backdateSeconds: cfg.backdateSeconds,
       now: this.now,
     });
-    this.challenge = new ChallengeVerifier(cfg.challenges);
     const key = keyPolicy({ minRsaBits: cfg.minRsaBits, maxRsaBits: cfg.maxRsaBits });
     this.manualPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy()];
     this.renewalChain = [
@@ -187,23 +187,52 @@ class LifecycleHandlers {
     return this.renew(this.openCsr(req, ctx));
   }
 
-  /** Initial enrollment: challenge (auto), or the pending queue (manual modes). */
+  /**
+   * Initial enrollment: challenge (auto), or the pending queue (manual modes). A one-time
+   * challenge is consumed when the request is issued (auto, challenge-or-manual) or accepted
+   * into the queue (manual: it is then bound to that pending transaction, recorded in its meta
+   * as `challengeKind: 'one-time'`, and used whatever the operator decides).
+   */
   private async initial(er: EnrollmentRequest): Promise<Decision> {
     const mode = this.approval.mode;
+    const gate = this.service.challenges;
     if (mode === 'auto') {
       const rejection = await runPolicies(this.service.pkcsReqPolicies, er);
-      if (rejection) return failure(rejection.failInfo, rejection.text);
-      return this.issuer.issue(er);
+      if (rejection) return rejectionDecision(rejection);
+      return gate.enroll(er, (meta) => this.issuer.issue(er, meta));
     }
     const rejection = await runPolicies(this.manualPolicies, er);
-    if (rejection) return failure(rejection.failInfo, rejection.text);
-    const pw = er.csr.challengePassword;
-    const verdict: ChallengeVerdict =
-      pw === undefined || pw === '' ? 'absent' : this.challenge.verify(pw) ? 'valid' : 'invalid';
+    if (rejection) return rejectionDecision(rejection);
 
     const existing = await this.store.getTransaction(er.request.transactionId);
     if (existing) return this.continueExisting(existing, er);
-    if (mode === 'challenge-or-manual' && verdict === 'valid') return this.issuer.issue(er);
+    // In manual mode a wrong challenge decides nothing (the operator does), so there is
+    // nothing to guess and nothing to throttle; challenge-or-manual issues on a valid one.
+    const guessable = mode === 'challenge-or-manual';
+    if (guessable && er.ctx.challengeThrottled)
+      return rejectionDecision(reject(FailInfo.badRequest, THROTTLED_TEXT));
+    const c = gate.classify(er.csr.challengePassword);
+    let verdict: ChallengeVerdict;
+    switch (c.kind) {
+      case 'absent':
+        verdict = 'absent';
+        break;
+      case 'invalid':
+      case 'expired':
+        verdict = 'invalid';
+        break;
+      case 'one-time': {
+        const r = await gate.redeem(er, c);
+        if (r) return rejectionDecision(r);
+        verdict = 'valid';
+        break;
+      }
+      default:
+        verdict = 'valid';
+    }
+    const kind: JsonObject = c.kind === 'one-time' || c.kind === 'static' ? { challengeKind: c.kind } : {};
+    if (mode === 'challenge-or-manual' && verdict === 'valid')
+      return this.issuer.issue(er, { challenge: c.kind });
     const begin = await this.store.beginTransaction({
       transactionId: er.request.transactionId,
       signerKeyHash: er.signerKeyHash,
@@ -213,14 +242,18 @@ class LifecycleHandlers {
       subject: subjectText(er.csr.subjectRaw),
       requester: er.ctx.remoteAddress ?? null,
       expiresAt: new Date(this.now().getTime() + this.approval.pendingTtlSeconds * 1000),
-      meta: pendingMeta(er, verdict),
+      meta: { ...pendingMeta(er, verdict), ...kind },
     });
     if (!begin.created) return this.continueExisting(begin.existing, er);
     this.o.logger?.warn(
       { transactionId: er.request.transactionId, subject: begin.record.subject },
       'certificate request waits for operator approval',
     );
-    return this.pending();
+    return {
+      status: 'PENDING',
+      retryAfterSeconds: this.approval.retryAfterSeconds,
+      ...(guessable && verdict === 'invalid' ? { challengeFailure: true } : {}),
+    };
   }
 
   private pending(): Decision {
@@ -296,6 +329,8 @@ class LifecycleHandlers {
   async maintain(): Promise<void> {
     const n = await this.store.expirePending(this.now());
     if (n > 0) this.o.logger?.warn({ expired: n }, 'pending certificate requests expired');
+    // Expired one-time challenges (used or not) are dead weight: their tokens carry the expiry.
+    await this.store.pruneSecrets(this.now());
     await this.crls.refreshAll();
   }
 }

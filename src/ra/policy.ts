@@ -13,6 +13,7 @@ import type { CipherName } from '../crypto/algorithms.js';
 import type { PkiRequest } from '../scep/request.js';
 import { FailInfo } from '../scep/types.js';
 import type { ChallengeVerifier } from './challenge.js';
+import type { Decision } from './decision.js';
 import type { RequestContext } from './types.js';
 
 /** A decrypted request as the policies see it. */
@@ -30,6 +31,18 @@ export interface EnrollmentRequest {
 export interface Rejection {
   failInfo: FailInfo;
   text: string;
+  /** The challenge was checked and failed (the throttle counts it). */
+  challengeFailure?: boolean;
+}
+
+/** The FAILURE decision for a rejection. */
+export function rejectionDecision(r: Rejection): Decision {
+  return {
+    status: 'FAILURE',
+    failInfo: r.failInfo,
+    text: r.text,
+    ...(r.challengeFailure ? { challengeFailure: true } : {}),
+  };
 }
 
 export type Policy = (req: EnrollmentRequest) => Rejection | undefined | Promise<Rejection | undefined>;

@@ -19,16 +19,17 @@ import { encodeCertRep } from '../scep/cert-rep.js';
 import { decodePkiRequest, openEnvelopeAs, type PkiRequest } from '../scep/request.js';
 import { FailInfo, MessageType, PkiStatus, ScepError, failInfoName, messageTypeName } from '../scep/types.js';
 import type { Store } from '../store/index.js';
-import { ChallengeVerifier } from './challenge.js';
+import { ChallengeGate, ChallengeVerifier } from './challenge.js';
 import { resolveEnrollmentConfig, type EnrollmentConfig, type ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
 import { scepIdentity, type ScepIdentity } from './identity.js';
 import { TransactionIssuer } from './issuance.js';
+import { OneTimeChallenges } from './one-time-challenge.js';
 import {
-  challengePolicy,
   csrPolicy,
   keyPolicy,
   proofOfPossession,
+  rejectionDecision,
   runPolicies,
   signerKeyIsCsrKey,
   type EnrollmentRequest,
@@ -88,8 +89,14 @@ export class EnrollmentService implements ScepService {
   readonly config: ResolvedEnrollmentConfig;
   readonly store: Store;
   readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
-  /** The PKCSReq authorization chain, in order; other handlers may reuse its members. */
+  /**
+   * The PKCSReq policy chain, in order; other handlers may reuse its members. The challenge is
+   * not one of them: `challenges` checks it after them (a one-time challenge is consumed only
+   * by a request that passed everything else).
+   */
   readonly pkcsReqPolicies: Policy[];
+  /** Static and one-time challenges, throttling (src/ra/challenge.ts). */
+  readonly challenges: ChallengeGate;
   private readonly handlers = new Map<number, MessageHandler>();
   private readonly caps: string[] = [...BASE_CAPABILITIES];
   private readonly issuer: TransactionIssuer;
@@ -116,9 +123,16 @@ export class EnrollmentService implements ScepService {
       // Before the key comparison, so an EC request gets the clear badAlg answer.
       keyPolicy({ minRsaBits: this.config.minRsaBits, maxRsaBits: this.config.maxRsaBits }),
       signerKeyIsCsrKey,
-      challengePolicy(new ChallengeVerifier(this.config.challenges)),
       csrPolicy(),
     ];
+    const oneTimeKey = this.config.oneTimeChallengeKey;
+    this.challenges = new ChallengeGate({
+      verifier: new ChallengeVerifier(this.config.challenges),
+      ...(oneTimeKey ? { oneTime: new OneTimeChallenges(Buffer.from(oneTimeKey, 'hex')) } : {}),
+      store: o.store,
+      ...(o.logger ? { logger: o.logger } : {}),
+      now: o.now ?? (() => new Date()),
+    });
     this.handlers.set(MessageType.PKCSReq, (req, ctx) => this.pkcsReq(req, ctx));
     for (const t of [MessageType.RenewalReq, MessageType.CertPoll, MessageType.GetCert, MessageType.GetCRL]) {
       this.handlers.set(t, async () =>
@@ -251,8 +265,8 @@ export class EnrollmentService implements ScepService {
       ctx,
     };
     const rejection = await runPolicies(this.pkcsReqPolicies, er);
-    if (rejection) return failure(rejection.failInfo, rejection.text);
-    return this.issuer.issue(er);
+    if (rejection) return rejectionDecision(rejection);
+    return this.challenges.enroll(er, (meta) => this.issuer.issue(er, meta));
   }
 
   private certRep(req: PkiRequest, d: Decision, log: OperationLog): ScepAnswer {
@@ -294,7 +308,7 @@ export class EnrollmentService implements ScepService {
         contentType: PKI_MESSAGE,
         body,
         ...(d.retryAfterSeconds ? { headers: { 'retry-after': String(d.retryAfterSeconds) } } : {}),
-        log: { ...log, outcome: 'PENDING' },
+        log: { ...log, outcome: 'PENDING', ...(d.challengeFailure ? { challengeFailure: true } : {}) },
       };
     }
     const f = d as Extract<Decision, { status: 'FAILURE' }>;
@@ -308,7 +322,13 @@ export class EnrollmentService implements ScepService {
       httpStatus: 200,
       contentType: PKI_MESSAGE,
       body,
-      log: { ...log, outcome: 'FAILURE', failInfo: failInfoName(f.failInfo), detail: f.text },
+      log: {
+        ...log,
+        outcome: 'FAILURE',
+        failInfo: failInfoName(f.failInfo),
+        detail: f.text,
+        ...(f.challengeFailure ? { challengeFailure: true } : {}),
+      },
     };
   }
 

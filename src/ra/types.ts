@@ -31,6 +31,8 @@ export interface OperationLog {
   serial?: string;
   /** True when the answer repeats an earlier issuance (a resend). */
   replay?: boolean;
+  /** True when the request's challenge was checked and failed (counted by the throttle). */
+  challengeFailure?: boolean;
 }
 
 /** A PKIOperation answer plus what to log about it. */
@@ -42,6 +44,11 @@ export interface ScepAnswer extends HttpAnswer {
 export interface RequestContext {
   remoteAddress?: string;
   userAgent?: string;
+  /**
+   * Set by the throttle (src/ra/throttle.ts) when this source failed the challenge too often:
+   * an initial enrollment is refused without its challenge being checked.
+   */
+  challengeThrottled?: boolean;
 }
 
 /**
