@@ -3,6 +3,7 @@
  *
  *   DIR/ca/          CA (and RA) keys and certificates (see src/ca/keystore.ts)
  *   DIR/challenge    the generated challenge password, mode 0600 (only when none is configured)
+ *   DIR/challenge-key  key of the one-time challenges (32 random bytes, hex), mode 0600
  *   DIR/scepter.db   the embedded SQLite store (default store URL)
  *
  * A missing CA is created; a missing challenge is generated once and kept.
@@ -21,14 +22,20 @@ export interface DataDirOptions {
   passphrase?: string;
   /** A configured challenge; when given nothing is generated or read from DIR. */
   challenge?: string;
+  /** False: no static challenge at all (`--no-static-challenge`); nothing is generated. */
+  staticChallenge?: boolean;
   /** Store URL; default `sqlite:DIR/scepter.db`. */
   storeUrl?: string;
 }
 
 export interface ChallengeInfo {
+  /** The static challenge ('' when disabled). */
   value: string;
-  /** 'configured': given by option/env; 'created': generated now; 'file': read from DIR. */
-  source: 'configured' | 'created' | 'file';
+  /**
+   * 'configured': given by option/env; 'created': generated now; 'file': read from DIR;
+   * 'disabled': no static challenge (only one-time challenges are accepted).
+   */
+  source: 'configured' | 'created' | 'file' | 'disabled';
   /** The file it lives in ('created'/'file'). */
   file?: string;
 }
@@ -39,6 +46,8 @@ export interface PreparedDataDir {
   /** True when the CA was created by this call. */
   createdCa: boolean;
   challenge: ChallengeInfo;
+  /** Key of the one-time challenges (DIR/challenge-key). */
+  challengeKey: Buffer;
   storeUrl: string;
 }
 
@@ -58,6 +67,34 @@ export function loadOrCreateChallenge(dataDir: string): ChallengeInfo {
   const value = randomBytes(24).toString('base64url');
   writeFileSync(file, value + '\n', { mode: 0o600, flag: 'wx' });
   return { value, source: 'created', file };
+}
+
+/** File name of the one-time challenge key inside the data directory. */
+export const CHALLENGE_KEY_FILE = 'challenge-key';
+
+/**
+ * Reads the one-time challenge key (DIR/challenge-key, 32 bytes as hex), or creates it (0600,
+ * never overwritten; a concurrent creator's key wins). Every instance serving one store needs
+ * the same key: copy the file along with DIR/ca/.
+ */
+export function loadOrCreateChallengeKey(dataDir: string): { key: Buffer; created: boolean; file: string } {
+  const file = join(dataDir, CHALLENGE_KEY_FILE);
+  const read = (): Buffer => {
+    if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    const text = readFileSync(file, 'utf8').trim();
+    if (!/^(?:[0-9a-f]{2}){32,}$/i.test(text))
+      throw new Error(`${file} does not hold a key of at least 32 bytes in hex`);
+    return Buffer.from(text, 'hex');
+  };
+  if (existsSync(file)) return { key: read(), created: false, file };
+  const key = randomBytes(32);
+  try {
+    writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return { key: read(), created: false, file };
+    throw e;
+  }
+  return { key, created: true, file };
 }
 
 /** Makes sure DIR holds a CA and a challenge; loads the CA. */
@@ -80,14 +117,17 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
     );
   }
   const challenge: ChallengeInfo =
-    o.challenge !== undefined && o.challenge !== ''
-      ? { value: o.challenge, source: 'configured' }
-      : loadOrCreateChallenge(dataDir);
+    o.staticChallenge === false
+      ? { value: '', source: 'disabled' }
+      : o.challenge !== undefined && o.challenge !== ''
+        ? { value: o.challenge, source: 'configured' }
+        : loadOrCreateChallenge(dataDir);
   return {
     dataDir,
     loaded,
     createdCa,
     challenge,
+    challengeKey: loadOrCreateChallengeKey(dataDir).key,
     storeUrl: o.storeUrl ?? `sqlite:${join(dataDir, 'scepter.db')}`,
   };
 }

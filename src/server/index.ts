@@ -15,6 +15,12 @@ import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
 import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
+import {
+  adminChallengeRoutes,
+  challengeConfig,
+  throttledService,
+  type ChallengeSettings,
+} from './challenges.js';
 import { setupLifecycle, withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
 import { WorkerPoolService } from './worker-pool.js';
 
@@ -32,6 +38,11 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   dataDir?: string;
   /** Challenge password (default: DIR/challenge, generated on first start). */
   challenge?: string;
+  /**
+   * Static challenge on/off, per-source throttling of challenge failures, the admin endpoint
+   * minting one-time challenges (src/server/challenges.ts; data-directory mode only).
+   */
+  challenges?: ChallengeSettings;
   /** Create the CA with an RA certificate when it does not exist yet. */
   ra?: boolean;
   /** Key size of a CA created now (default 3072; tests use 2048). */
@@ -105,6 +116,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       ...(o.keySize ? { keySize: o.keySize } : {}),
       ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
       ...(o.challenge !== undefined ? { challenge: o.challenge } : {}),
+      ...(o.challenges?.static === false ? { staticChallenge: false } : {}),
       ...(o.storeUrl !== undefined ? { storeUrl: o.storeUrl } : {}),
     });
     const store = o.store ?? (ownedStore = await openStore(prepared.storeUrl));
@@ -115,7 +127,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       chain: loaded.chain,
       ...(loaded.ra ? { ra: loaded.ra } : {}),
       store,
-      config: { ...enrollmentConfig, challenges: [prepared.challenge.value] },
+      config: { ...enrollmentConfig, ...challengeConfig(prepared) },
       logger,
     });
     lifecycle = setupLifecycle(enrollment, {
@@ -135,7 +147,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
           init: {
             dataDir: o.dataDir,
             ...(o.caPassphrase ? { caPassphrase: o.caPassphrase } : {}),
-            config: { ...enrollmentConfig, challenges: [prepared.challenge.value] },
+            config: { ...enrollmentConfig, ...challengeConfig(prepared) },
             ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
           },
           logger,
@@ -152,11 +164,13 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
     closing !== undefined ? 'shutting down' : undefined,
   );
+  // The challenge-failure throttle sits in this (HTTP) thread, in front of every worker.
+  const front = prepared ? throttledService(service, o.challenges?.throttle) : service;
   let app: FastifyInstance;
   try {
     app = await buildApp({
       ...o,
-      service,
+      service: front,
       ...(lifecycle ? { crl: lifecycle.crls } : {}),
       ops: {
         readiness,
@@ -165,6 +179,14 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       },
     });
     appRef = app;
+    if (prepared && enrollment) {
+      await app.register(adminChallengeRoutes, {
+        store: enrollment.store,
+        key: prepared.challengeKey,
+        ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
+        ...(o.challenges?.ttlSeconds !== undefined ? { ttlSeconds: o.challenges.ttlSeconds } : {}),
+      });
+    }
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   } catch (e) {
     metrics?.close();

@@ -6,6 +6,7 @@ import { clientCommands } from './client.js';
 import { agentCommand } from './agent.js';
 import { certsCommand } from './certs.js';
 import { pendingCommand } from './pending.js';
+import { challengeCommand } from './challenge.js';
 import { revokeCommand } from './revoke.js';
 
 /** Every CLI command, in the order `scepter --help` lists them. Add one line per command. */
@@ -13,6 +14,7 @@ export const commands: Command[] = [
   serveCommand,
   caCommand,
   pendingCommand,
+  challengeCommand,
   revokeCommand,
   certsCommand,
   inspectCommand,

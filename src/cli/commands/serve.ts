@@ -22,6 +22,8 @@ import { DEFAULT_CLIENT_PROFILE, MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS } fr
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
+import type { ChallengeSettings } from '../../server/challenges.js';
+import { MAX_ONE_TIME_TTL_SECONDS, MIN_ONE_TIME_TTL_SECONDS } from '../../ra/one-time-challenge.js';
 
 const USAGE = `Usage: scepter serve --data DIR [options]
 
@@ -33,6 +35,14 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --host H                interface to listen on (default 0.0.0.0)
   --port P                port (default 8080; 0 picks a free one)
   --challenge SECRET      challenge password (or env SCEPTER_CHALLENGE; default DIR/challenge)
+  --no-static-challenge   accept only one-time challenges (\`scepter challenge new\`, /admin/challenge)
+  --challenge-max-failures K  after K challenge failures from one address within the window,
+                          its enrollments are refused unchecked until the window passes
+                          (default 10; 0 disables; per process)
+  --challenge-window DURATION  throttling window: 30s, 15m, 1h ... (default 15m)
+  --admin-token-file F    enable POST /admin/challenge (one-time challenges for an MDM) with
+                          the bearer token in F (or env SCEPTER_ADMIN_TOKEN; ≥ 16 characters)
+  --challenge-ttl DURATION  lifetime of challenges minted by /admin/challenge (default 1h)
   --ra                    create the CA with a separate RA certificate (first start only)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
   --validity DURATION     validity of issued certificates: 30s, 10m, 12h, 365d, or a bare
@@ -105,6 +115,34 @@ function metricsTokenOf(p: ReturnType<typeof parseOptions>): string | undefined 
   return token;
 }
 
+/** The challenge options of `scepter serve` (static on/off, throttle, admin endpoint). */
+function challengeSettings(p: ReturnType<typeof parseOptions>): ChallengeSettings {
+  const noStatic = flag(p, 'no-static-challenge');
+  if (noStatic && str(p, 'challenge') !== undefined)
+    throw new UsageError('give --challenge or --no-static-challenge, not both');
+  const tokenFile = str(p, 'admin-token-file');
+  let adminToken = process.env.SCEPTER_ADMIN_TOKEN;
+  if (tokenFile !== undefined) {
+    try {
+      adminToken = (readFileSync(tokenFile, 'utf8').split(/\r?\n/)[0] ?? '').trim();
+    } catch {
+      throw new UsageError(`cannot read --admin-token-file ${tokenFile}`);
+    }
+  }
+  if (adminToken === '') adminToken = undefined;
+  if (adminToken !== undefined && !/^[\x21-\x7e]{16,}$/.test(adminToken))
+    throw new UsageError('the admin token must be at least 16 printable characters without spaces');
+  return {
+    ...(noStatic ? { static: false } : {}),
+    throttle: {
+      maxFailures: intOpt(p, 'challenge-max-failures', 10, 0, 1_000_000),
+      windowSeconds: durationOpt(p, 'challenge-window', 900, 1, 86_400),
+    },
+    ...(adminToken !== undefined ? { adminToken } : {}),
+    ttlSeconds: durationOpt(p, 'challenge-ttl', 3600, MIN_ONE_TIME_TTL_SECONDS, MAX_ONE_TIME_TTL_SECONDS),
+  };
+}
+
 /** --validity DURATION, or its older spelling --validity-days N (days). */
 function validitySeconds(p: ReturnType<typeof parseOptions>): number {
   const days = str(p, 'validity-days');
@@ -162,6 +200,11 @@ export const serveCommand: Command = {
       host: { type: 'string' },
       port: { type: 'string' },
       challenge: { type: 'string' },
+      'no-static-challenge': { type: 'boolean' },
+      'challenge-max-failures': { type: 'string' },
+      'challenge-window': { type: 'string' },
+      'admin-token-file': { type: 'string' },
+      'challenge-ttl': { type: 'string' },
       ra: { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
       validity: { type: 'string' },
@@ -200,6 +243,7 @@ export const serveCommand: Command = {
     const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
     const lifecycle = lifecycleSettings(p);
     const validity = validitySeconds(p);
+    const challenges = challengeSettings(p);
     const metricsToken = metricsTokenOf(p);
 
     const o: StartServerOptions = {
@@ -214,6 +258,7 @@ export const serveCommand: Command = {
         validitySeconds: validity,
       },
       lifecycle,
+      challenges,
       ...(flag(p, 'ra') ? { ra: true } : {}),
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
       ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
@@ -239,9 +284,21 @@ export const serveCommand: Command = {
       case 'file':
         out(`challenge loaded from ${d.challenge.file}`);
         break;
+      case 'disabled':
+        out('static challenge disabled (--no-static-challenge): one-time challenges only');
+        break;
       default:
         out('challenge password from configuration');
     }
+    out(
+      `one-time challenges: \`scepter challenge new --data ${data}\`${challenges.adminToken !== undefined ? `, POST ${server.origin}/admin/challenge (bearer token)` : ''}`,
+    );
+    const maxFailures = challenges.throttle?.maxFailures ?? 0;
+    out(
+      maxFailures > 0
+        ? `challenge failures throttled: ${maxFailures} per ${formatDuration(challenges.throttle?.windowSeconds ?? 900)} and address`
+        : 'challenge failures are not throttled (--challenge-max-failures 0)',
+    );
     const approval = lifecycle.approval?.mode ?? 'auto';
     if (approval !== 'auto') out(`approval: ${approval} (decide with \`scepter pending --data ${data}\`)`);
     out(`issued certificates are valid for ${formatDuration(validity)}`);

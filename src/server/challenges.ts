@@ -1,0 +1,136 @@
+/**
+ * Challenges on the server side (docs/server.md "Challenges"): which challenges the RA accepts
+ * (static and/or one-time), the per-source throttle in front of the SCEP service, and the
+ * admin endpoint `POST /admin/challenge` that mints one-time challenges for an MDM.
+ *
+ * The endpoint exists only with a bearer token (`--admin-token-file`, env
+ * SCEPTER_ADMIN_TOKEN); without one it answers 404 like any unknown path. The token is compared
+ * in constant time (HMAC of both sides under a random key, then `timingSafeEqual`). Minted
+ * values appear only in the response body: never in a log line (the log has the path only).
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { EnrollmentConfig } from '../ra/config.js';
+import {
+  MAX_ONE_TIME_TTL_SECONDS,
+  MIN_ONE_TIME_TTL_SECONDS,
+  OneTimeChallenges,
+} from '../ra/one-time-challenge.js';
+import { FailureThrottle, ThrottledScepService, type ThrottleOptions } from '../ra/throttle.js';
+import type { ScepService } from '../ra/types.js';
+import type { Store } from '../store/index.js';
+import type { PreparedDataDir } from './data-dir.js';
+
+/** Challenge settings of `startServer` / `scepter serve`. */
+export interface ChallengeSettings {
+  /** Accept the static challenge (default true; false: `--no-static-challenge`). */
+  static?: boolean;
+  /** Throttling of challenge failures per source address (default 10 per 15 minutes). */
+  throttle?: ThrottleOptions;
+  /** Bearer token that enables `POST /admin/challenge` (at least 16 characters). */
+  adminToken?: string;
+  /** Lifetime of a challenge minted by the admin endpoint, seconds (default 3600). */
+  ttlSeconds?: number;
+}
+
+/** Shortest admin token accepted. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+/** The challenge part of the enrollment configuration for a prepared data directory. */
+export function challengeConfig(
+  prepared: PreparedDataDir,
+): Pick<EnrollmentConfig, 'challenges' | 'oneTimeChallengeKey'> {
+  return {
+    challenges: prepared.challenge.source === 'disabled' ? [] : [prepared.challenge.value],
+    oneTimeChallengeKey: prepared.challengeKey.toString('hex'),
+  };
+}
+
+/** `service` behind the per-source throttle (src/ra/throttle.ts), or as is when disabled. */
+export function throttledService(service: ScepService, o: ThrottleOptions | undefined): ScepService {
+  const throttle = new FailureThrottle(o);
+  return throttle.enabled ? new ThrottledScepService(service, throttle) : service;
+}
+
+export interface AdminChallengeOptions {
+  /** The bearer token; absent: the endpoint answers 404. */
+  token?: string;
+  store: Store;
+  key: Buffer;
+  /** Default lifetime, seconds (default 3600). */
+  ttlSeconds?: number;
+}
+
+/** Compares bearer tokens in constant time whatever their lengths. */
+function tokenMatcher(token: string): (candidate: string) => boolean {
+  const k = randomBytes(32);
+  const mac = (s: string) => createHmac('sha256', k).update(s, 'utf8').digest();
+  const want = mac(token);
+  return (candidate) => timingSafeEqual(mac(candidate), want);
+}
+
+function text(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).header('content-type', 'text/plain; charset=utf-8').send(`${body}\n`);
+}
+
+/** `POST /admin/challenge[?ttl=SECONDS][&format=json]`: one fresh one-time challenge. */
+export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = async (app, o) => {
+  if (o.token !== undefined && o.token.length < MIN_ADMIN_TOKEN_LENGTH)
+    throw new RangeError(`the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  const matches = o.token !== undefined ? tokenMatcher(o.token) : undefined;
+  const challenges = new OneTimeChallenges(o.key);
+  const defaultTtl = o.ttlSeconds ?? 3600;
+
+  // Any request body is ignored (the root hook labels every POST body octet-stream).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (_r, body, done) =>
+    done(null, body),
+  );
+
+  app.post('/admin/challenge', async (req: FastifyRequest, reply: FastifyReply) => {
+    req.scepLog = { operation: 'AdminChallenge' };
+    if (!matches) {
+      req.scepLog = { outcome: 'rejected', detail: 'no such route' };
+      return text(reply, 404, 'not found');
+    }
+    const auth = req.headers.authorization;
+    const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
+    if (!m || !matches(m[1]!)) {
+      req.scepLog = {
+        operation: 'AdminChallenge',
+        outcome: 'rejected',
+        detail: 'missing or wrong bearer token',
+      };
+      reply.header('www-authenticate', 'Bearer realm="scepter admin"');
+      return text(reply, 401, 'unauthorized');
+    }
+    const q = (req.query ?? {}) as Record<string, string | string[] | undefined>;
+    const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+    const ttlText = one(q.ttl);
+    let ttl = defaultTtl;
+    if (ttlText !== undefined) {
+      ttl = /^\d{1,9}$/.test(ttlText) ? Number(ttlText) : NaN;
+      if (!(ttl >= MIN_ONE_TIME_TTL_SECONDS && ttl <= MAX_ONE_TIME_TTL_SECONDS)) {
+        req.scepLog = { operation: 'AdminChallenge', outcome: 'rejected', detail: 'bad ttl' };
+        return text(
+          reply,
+          400,
+          `ttl must be whole seconds between ${MIN_ONE_TIME_TTL_SECONDS} and ${MAX_ONE_TIME_TTL_SECONDS}`,
+        );
+      }
+    }
+    const [c] = await challenges.mint(o.store, {
+      ttlSeconds: ttl,
+      meta: { source: 'admin-api', ...(req.ip ? { requester: req.ip } : {}) },
+    });
+    req.scepLog = { operation: 'AdminChallenge', outcome: 'SUCCESS' };
+    const accept = req.headers.accept ?? '';
+    if (one(q.format) === 'json' || /\bapplication\/json\b/i.test(accept)) {
+      return reply
+        .code(200)
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(JSON.stringify({ challenge: c!.value, expiresAt: c!.expiresAt.toISOString() }));
+    }
+    return text(reply, 200, c!.value);
+  });
+};
