@@ -60,8 +60,9 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   /** How often pending requests are expired and stale CRLs refreshed, ms (default 60 000). */
   maintenanceIntervalMs?: number;
   /**
-   * Data-directory mode: PKIOperations run on this many worker threads (src/server/worker-pool.ts),
-   * all sharing this process's one store. 1 (default) runs them in-process.
+   * Data-directory mode: PKIOperations run on this many engines (src/server/worker-pool.ts): the
+   * HTTP thread and N − 1 worker threads, all sharing this process's one store. 1 (default) runs
+   * them in-process only.
    */
   workers?: number;
   /** Serve Prometheus metrics at `/metrics` (default true; `/healthz` and `/readyz` are always served). */
@@ -140,8 +141,10 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     service = enrollment;
     if ((o.workers ?? 1) > 1) {
       try {
+        // N engines: the HTTP thread enrolls too, next to N − 1 worker threads.
         pool = await WorkerPoolService.start({
-          workers: o.workers ?? 1,
+          workers: (o.workers ?? 1) - 1,
+          inProcess: true,
           local: enrollment,
           store,
           init: {
@@ -268,7 +271,7 @@ function observability(
     sources: {
       ...(enrollment ? { serviceStats: () => enrollment.stats } : {}),
       ...(store ? { storeStats: () => store.stats() } : {}),
-      ...(enrollment ? { workers: () => pool?.size ?? 1 } : {}),
+      ...(enrollment ? { workers: () => pool?.engines ?? 1 } : {}),
       ...(caCert ? { caNotAfter: () => caCert.notAfter } : {}),
       ...(store
         ? {

@@ -1,6 +1,7 @@
 /**
  * The worker pool (`--workers N`): store calls cross the thread boundary intact (Buffers,
- * Dates, bigints, the store's error classes; Buffer views moved as exact copies), and a two-worker server enrolls, answers
+ * Dates, bigints, the store's error classes; Buffer views moved as exact copies), and a server
+ * with two engines (the HTTP thread + one worker thread) enrolls, answers
  * resends and concurrent duplicates with one certificate, and keeps everything in one store.
  */
 import { test } from 'node:test';
@@ -19,6 +20,7 @@ import {
   type StoreCall,
   type StoreResult,
 } from '../../src/server/store-rpc.js';
+import type { WorkerPoolService } from '../../src/server/worker-pool.js';
 import {
   AlreadyIssuedError,
   SerialConflictError,
@@ -127,6 +129,8 @@ test('a two-worker server: concurrent enrollments, resends and duplicates share 
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  // Two engines: the HTTP thread and one worker thread.
+  assert.equal((server.service as WorkerPoolService).size, 1);
   const ca = server.dataDir!.loaded.caCert;
   const keys = await generateRsaKeys(4);
   const reqs = Array.from({ length: 16 }, (_, i) =>

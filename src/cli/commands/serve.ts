@@ -65,8 +65,8 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --public-url URL        this server's public base URL: issued certificates get a CRL
                           distribution point URL/crl/<CA fingerprint>.crl
   --body-limit N          largest request body in bytes (default ${DEFAULT_BODY_LIMIT})
-  --workers N             worker threads for enrollments (default: number of cores, ${availableParallelism()}
-                          here; 1 runs them in the HTTP thread)
+  --workers N             threads doing enrollments: the HTTP thread + N-1 workers (default:
+                          number of cores, ${availableParallelism()} here; 1: the HTTP thread only)
   --db URL                store: sqlite:PATH or postgres://... (or env SCEPTER_DB;
                           default sqlite:DIR/scepter.db)
   --tls-cert F --tls-key F  serve HTTPS with this PEM certificate and key
@@ -306,7 +306,7 @@ export const serveCommand: Command = {
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
     out(
-      `enrollments: ${o.workers === 1 ? 'in the HTTP thread (--workers 1)' : `${o.workers} worker threads`}`,
+      `enrollments: ${o.workers === 1 ? 'in the HTTP thread (--workers 1)' : `the HTTP thread + ${(o.workers ?? 1) - 1} worker thread${(o.workers ?? 1) > 2 ? 's' : ''}`}`,
     );
     if (o.metrics === false) out('metrics: off (--no-metrics); health: /healthz, /readyz');
     else
