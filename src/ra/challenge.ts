@@ -10,8 +10,9 @@ import type { JsonObject, Store } from '../store/index.js';
 import type { Decision } from './decision.js';
 import { subjectText } from './issuance.js';
 import type { OneTimeChallenges } from './one-time-challenge.js';
-import { reject, rejectionDecision, type EnrollmentRequest, type Rejection } from './policy.js';
+import { reject, rejectionDecision, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
 import type { ServiceLogger } from './service.js';
+import { unlessKnownTransaction, type ValidationMode } from './validation.js';
 
 /** Longest challenge accepted (MDM challenges can be long opaque tokens). */
 export const MAX_CHALLENGE_LENGTH = 4096;
@@ -54,8 +55,12 @@ export type ChallengeClass =
   | { kind: 'invalid' }
   | { kind: 'absent' };
 
-/** Why an initial enrollment may go on: a challenge, or a transaction this key already holds. */
-export type ChallengeGrant = { kind: 'static' } | { kind: 'resend' } | { kind: 'one-time'; hash: string };
+/**
+ * Why an initial enrollment may go on: a challenge, the external validator (mode `challenge`),
+ * or a transaction this key already holds.
+ */
+export type ChallengeGrant =
+  { kind: 'static' } | { kind: 'resend' } | { kind: 'one-time'; hash: string } | { kind: 'external' };
 
 /** failInfoText for a throttled source (it names no secret and no count). */
 export const THROTTLED_TEXT = 'too many failed attempts; retry later';
@@ -68,6 +73,12 @@ export interface ChallengeGateOptions {
   store: Store;
   logger?: ServiceLogger;
   now: () => Date;
+  /**
+   * External validation webhook (src/ra/validation.ts): mode `challenge` replaces the local
+   * challenge check with it, mode `always` runs it after the local check passed. Never called
+   * for a transaction the same key already holds.
+   */
+  validation?: { policy: Policy; mode: ValidationMode };
 }
 
 /**
@@ -78,7 +89,22 @@ export interface ChallengeGateOptions {
  * the same key already holds needs no challenge (its certificate is replayed).
  */
 export class ChallengeGate {
-  constructor(private readonly o: ChallengeGateOptions) {}
+  /** The webhook, skipped for resends of a transaction this key holds. */
+  private readonly external: Policy | undefined;
+
+  constructor(private readonly o: ChallengeGateOptions) {
+    this.external = o.validation ? unlessKnownTransaction(o.store, o.validation.policy) : undefined;
+  }
+
+  /** The external validation mode, or undefined without a webhook. */
+  get validationMode(): ValidationMode | undefined {
+    return this.o.validation?.mode;
+  }
+
+  /** Asks the external validator about a new transaction (passes without a webhook or for a resend). */
+  async validate(er: EnrollmentRequest): Promise<Rejection | undefined> {
+    return this.external ? this.external(er) : undefined;
+  }
 
   /** Whether one-time challenges are accepted. */
   get oneTimeEnabled(): boolean {
@@ -98,6 +124,7 @@ export class ChallengeGate {
   /** Auto mode: may this initial enrollment proceed, and on what grounds? No store write. */
   async authorize(er: EnrollmentRequest): Promise<{ grant: ChallengeGrant } | { rejection: Rejection }> {
     if (er.ctx.challengeThrottled) return { rejection: reject(FailInfo.badRequest, THROTTLED_TEXT) };
+    if (this.o.validation?.mode === 'challenge') return this.authorizeExternally(er);
     const c = this.classify(er.csr.challengePassword);
     if (c.kind === 'static') return { grant: c };
     const tx = await this.o.store.getTransaction(er.request.transactionId);
@@ -134,6 +161,24 @@ export class ChallengeGate {
     }
   }
 
+  /** Mode `challenge`: the validator decides instead of the local challenge check. */
+  private async authorizeExternally(
+    er: EnrollmentRequest,
+  ): Promise<{ grant: ChallengeGrant } | { rejection: Rejection }> {
+    const tx = await this.o.store.getTransaction(er.request.transactionId);
+    if (tx) {
+      if (tx.signerKeyHash === er.signerKeyHash) return { grant: { kind: 'resend' } };
+      return {
+        rejection: reject(
+          FailInfo.badRequest,
+          'this transactionID is already in use by a request from another key',
+        ),
+      };
+    }
+    const r = await this.o.validation!.policy(er);
+    return r ? { rejection: r } : { grant: { kind: 'external' } };
+  }
+
   /**
    * Consumes a one-time challenge for this request (other grants pass). Fails when it was
    * used before — logged as a warning with the transactionID, never the value: a second use
@@ -159,10 +204,18 @@ export class ChallengeGate {
     };
   }
 
-  /** Auto mode end to end: authorize → redeem → `issue` (with the transaction meta to record). */
+  /**
+   * Auto mode end to end: authorize → (mode `always`: the external validator) → redeem →
+   * `issue` (with the transaction meta to record). The validator runs before a one-time
+   * challenge is consumed, so a refusal does not burn it.
+   */
   async enroll(er: EnrollmentRequest, issue: (meta?: JsonObject) => Promise<Decision>): Promise<Decision> {
     const a = await this.authorize(er);
     if ('rejection' in a) return rejectionDecision(a.rejection);
+    if (this.o.validation?.mode === 'always' && a.grant.kind !== 'resend') {
+      const v = await this.validate(er);
+      if (v) return rejectionDecision(v);
+    }
     const r = await this.redeem(er, a.grant);
     if (r) return rejectionDecision(r);
     return issue(a.grant.kind === 'resend' ? undefined : { challenge: a.grant.kind });

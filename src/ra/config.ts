@@ -7,6 +7,11 @@ import {
   MIN_VALIDITY_SECONDS,
   type Profile,
 } from '../ca/profile.js';
+import {
+  resolveValidationConfig,
+  type ResolvedValidationConfig,
+  type ValidationConfig,
+} from './validation.js';
 
 export interface EnrollmentConfig {
   /** Accepted challengePassword values (several allow rotation). Empty: every PKCSReq is refused. */
@@ -31,6 +36,8 @@ export interface EnrollmentConfig {
    * 300), but never more than BACKDATE_SHARE of the validity: see `effectiveBackdateSeconds`.
    */
   backdateSeconds?: number;
+  /** External validation webhook (src/ra/validation.ts); absent: none. Holds a secret token. */
+  validation?: ValidationConfig;
 }
 
 /** The largest share of a certificate's validity that its notBefore may be backdated by. */
@@ -60,6 +67,7 @@ export interface ResolvedEnrollmentConfig {
   maxRsaBits: number;
   profile: Profile;
   backdateSeconds: number;
+  validation: ResolvedValidationConfig | undefined;
 }
 
 /** Fills in defaults; throws RangeError for values that make no sense. */
@@ -99,5 +107,6 @@ export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollment
     maxRsaBits,
     profile,
     backdateSeconds,
+    validation: c.validation ? resolveValidationConfig(c.validation) : undefined,
   };
 }

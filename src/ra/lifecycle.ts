@@ -49,6 +49,7 @@ import {
 } from './renewal.js';
 import type { EnrollmentService, ServiceLogger } from './service.js';
 import type { RequestContext } from './types.js';
+import { unlessKnownTransaction, validationPolicy } from './validation.js';
 
 export interface LifecycleOptions {
   approval?: ApprovalConfig;
@@ -146,6 +147,20 @@ class LifecycleHandlers {
       ...renewalPolicies({ config: this.renewal, store: this.store, cas: o.cas, now: this.now }),
       csrPolicy(),
     ];
+    // --validate-renewals: the webhook last, once per renewal transaction (not for resends).
+    if (cfg.validation?.renewals) {
+      this.renewalChain.push(
+        unlessKnownTransaction(
+          this.store,
+          validationPolicy({
+            config: cfg.validation,
+            renewal: true,
+            ...(o.logger ? { logger: o.logger } : {}),
+          }),
+          (er) => renewalTransactionId(er.request.signerCert.serialHex, er.request.transactionId),
+        ),
+      );
+    }
   }
 
   /**
@@ -206,12 +221,21 @@ class LifecycleHandlers {
 
     const existing = await this.store.getTransaction(er.request.transactionId);
     if (existing) return this.continueExisting(existing, er);
+    // External validation first (a new transaction only): a refusal fails, an allow goes on
+    // to the queue; in mode `challenge` it stands for a valid challenge (its refusals count
+    // for the throttle, so a throttled source is not sent to it).
+    const external = gate.validationMode;
+    if (external === 'challenge' && er.ctx.challengeThrottled)
+      return rejectionDecision(reject(FailInfo.badRequest, THROTTLED_TEXT));
+    const refused = await gate.validate(er);
+    if (refused) return rejectionDecision(refused);
     // In manual mode a wrong challenge decides nothing (the operator does), so there is
     // nothing to guess and nothing to throttle; challenge-or-manual issues on a valid one.
     const guessable = mode === 'challenge-or-manual';
     if (guessable && er.ctx.challengeThrottled)
       return rejectionDecision(reject(FailInfo.badRequest, THROTTLED_TEXT));
-    const c = gate.classify(er.csr.challengePassword);
+    const c =
+      external === 'challenge' ? ({ kind: 'external' } as const) : gate.classify(er.csr.challengePassword);
     let verdict: ChallengeVerdict;
     switch (c.kind) {
       case 'absent':
@@ -230,7 +254,8 @@ class LifecycleHandlers {
       default:
         verdict = 'valid';
     }
-    const kind: JsonObject = c.kind === 'one-time' || c.kind === 'static' ? { challengeKind: c.kind } : {};
+    const kind: JsonObject =
+      c.kind === 'one-time' || c.kind === 'static' || c.kind === 'external' ? { challengeKind: c.kind } : {};
     if (mode === 'challenge-or-manual' && verdict === 'valid')
       return this.issuer.issue(er, { challenge: c.kind });
     const begin = await this.store.beginTransaction({

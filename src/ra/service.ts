@@ -36,6 +36,7 @@ import {
   type Policy,
 } from './policy.js';
 import type { HttpAnswer, OperationLog, RequestContext, ScepAnswer, ScepService } from './types.js';
+import { validationPolicy } from './validation.js';
 
 /** The subset of a pino logger the service uses (server-side detail only, never sent to clients). */
 export interface ServiceLogger {
@@ -126,12 +127,26 @@ export class EnrollmentService implements ScepService {
       csrPolicy(),
     ];
     const oneTimeKey = this.config.oneTimeChallengeKey;
+    const validation = this.config.validation;
     this.challenges = new ChallengeGate({
       verifier: new ChallengeVerifier(this.config.challenges),
       ...(oneTimeKey ? { oneTime: new OneTimeChallenges(Buffer.from(oneTimeKey, 'hex')) } : {}),
       store: o.store,
       ...(o.logger ? { logger: o.logger } : {}),
       now: o.now ?? (() => new Date()),
+      ...(validation
+        ? {
+            validation: {
+              mode: validation.mode,
+              policy: validationPolicy({
+                config: validation,
+                ...(o.logger ? { logger: o.logger } : {}),
+                // In mode `challenge` the validator is the challenge check: its refusals count.
+                denialIsChallengeFailure: validation.mode === 'challenge',
+              }),
+            },
+          }
+        : {}),
     });
     this.handlers.set(MessageType.PKCSReq, (req, ctx) => this.pkcsReq(req, ctx));
     for (const t of [MessageType.RenewalReq, MessageType.CertPoll, MessageType.GetCert, MessageType.GetCRL]) {

@@ -24,6 +24,7 @@ import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
 import type { ChallengeSettings } from '../../server/challenges.js';
 import { MAX_ONE_TIME_TTL_SECONDS, MIN_ONE_TIME_TTL_SECONDS } from '../../ra/one-time-challenge.js';
+import { VALIDATION_MODES, type ValidationConfig, type ValidationMode } from '../../ra/validation.js';
 
 const USAGE = `Usage: scepter serve --data DIR [options]
 
@@ -43,6 +44,15 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --admin-token-file F    enable POST /admin/challenge (one-time challenges for an MDM) with
                           the bearer token in F (or env SCEPTER_ADMIN_TOKEN; ≥ 16 characters)
   --challenge-ttl DURATION  lifetime of challenges minted by /admin/challenge (default 1h)
+  --validate-url URL      external validation webhook: before an initial enrollment is issued,
+                          POST its details (the challenge included: use HTTPS) to URL and issue
+                          only on 200 {"allow": true}; fails closed (docs/server.md)
+  --validate-token-file F send \`Authorization: Bearer <token>\` with the token in F
+                          (or env SCEPTER_VALIDATE_TOKEN)
+  --validate-timeout DURATION  longest wait for the validator (default 5s)
+  --validate-mode M       challenge (default: the validator replaces the local challenge
+                          check) or always (local challenge first, then the validator)
+  --validate-renewals     send renewals to the validator too (default: not)
   --ra                    create the CA with a separate RA certificate (first start only)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
   --validity DURATION     validity of issued certificates: 30s, 10m, 12h, 365d, or a bare
@@ -143,6 +153,42 @@ function challengeSettings(p: ReturnType<typeof parseOptions>): ChallengeSetting
   };
 }
 
+/** The external validation webhook options (--validate-*), or undefined without --validate-url. */
+function validationSettings(p: ReturnType<typeof parseOptions>): ValidationConfig | undefined {
+  const url = str(p, 'validate-url');
+  const others = ['validate-token-file', 'validate-timeout', 'validate-mode'].filter(
+    (n) => str(p, n) !== undefined,
+  );
+  if (url === undefined) {
+    if (others.length > 0 || flag(p, 'validate-renewals'))
+      throw new UsageError('the --validate-* options need --validate-url');
+    return undefined;
+  }
+  if (!/^https?:\/\/\S+$/.test(url)) throw new UsageError('--validate-url must be an http(s) URL');
+  const mode = str(p, 'validate-mode') ?? 'challenge';
+  if (!VALIDATION_MODES.includes(mode as ValidationMode))
+    throw new UsageError(`--validate-mode must be one of ${VALIDATION_MODES.join(', ')}`);
+  const file = str(p, 'validate-token-file');
+  let token = process.env.SCEPTER_VALIDATE_TOKEN;
+  if (file !== undefined) {
+    try {
+      token = (readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '').trim();
+    } catch {
+      throw new UsageError(`cannot read --validate-token-file ${file}`);
+    }
+  }
+  if (token === '') token = undefined;
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token))
+    throw new UsageError('the validation token must be printable characters without spaces');
+  return {
+    url,
+    mode: mode as ValidationMode,
+    timeoutMs: durationOpt(p, 'validate-timeout', 5, 1, 300) * 1000,
+    ...(token !== undefined ? { token } : {}),
+    ...(flag(p, 'validate-renewals') ? { renewals: true } : {}),
+  };
+}
+
 /** --validity DURATION, or its older spelling --validity-days N (days). */
 function validitySeconds(p: ReturnType<typeof parseOptions>): number {
   const days = str(p, 'validity-days');
@@ -205,6 +251,11 @@ export const serveCommand: Command = {
       'challenge-window': { type: 'string' },
       'admin-token-file': { type: 'string' },
       'challenge-ttl': { type: 'string' },
+      'validate-url': { type: 'string' },
+      'validate-token-file': { type: 'string' },
+      'validate-timeout': { type: 'string' },
+      'validate-mode': { type: 'string' },
+      'validate-renewals': { type: 'boolean' },
       ra: { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
       validity: { type: 'string' },
@@ -245,6 +296,7 @@ export const serveCommand: Command = {
     const validity = validitySeconds(p);
     const challenges = challengeSettings(p);
     const metricsToken = metricsTokenOf(p);
+    const validation = validationSettings(p);
 
     const o: StartServerOptions = {
       dataDir: data,
@@ -256,6 +308,7 @@ export const serveCommand: Command = {
       enrollment: {
         allowSingleDes: flag(p, 'allow-single-des'),
         validitySeconds: validity,
+        ...(validation ? { validation } : {}),
       },
       lifecycle,
       challenges,
@@ -301,6 +354,14 @@ export const serveCommand: Command = {
     );
     const approval = lifecycle.approval?.mode ?? 'auto';
     if (approval !== 'auto') out(`approval: ${approval} (decide with \`scepter pending --data ${data}\`)`);
+    if (validation) {
+      const where = new URL(validation.url);
+      out(
+        `external validation: ${where.origin}${where.pathname} (mode ${validation.mode ?? 'challenge'}, ${validation.token !== undefined ? 'bearer token' : 'no token'}, renewals ${validation.renewals ? 'included' : 'not sent'})`,
+      );
+      if (where.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(where.hostname))
+        out('warning: --validate-url is plain HTTP: challenges cross the network unencrypted');
+    }
     out(`issued certificates are valid for ${formatDuration(validity)}`);
     out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
