@@ -221,19 +221,17 @@ class LifecycleHandlers {
 
     const existing = await this.store.getTransaction(er.request.transactionId);
     if (existing) return this.continueExisting(existing, er);
-    // External validation first (a new transaction only): a refusal fails, an allow goes on
-    // to the queue; in mode `challenge` it stands for a valid challenge (its refusals count
-    // for the throttle, so a throttled source is not sent to it).
-    const external = gate.validationMode;
-    if (external === 'challenge' && er.ctx.challengeThrottled)
-      return rejectionDecision(reject(FailInfo.badRequest, THROTTLED_TEXT));
-    const refused = await gate.validate(er);
-    if (refused) return rejectionDecision(refused);
     // In manual mode a wrong challenge decides nothing (the operator does), so there is
     // nothing to guess and nothing to throttle; challenge-or-manual issues on a valid one.
-    const guessable = mode === 'challenge-or-manual';
+    // An external validator in mode `challenge` is the challenge check: its refusals count.
+    const external = gate.validationMode;
+    const guessable = mode === 'challenge-or-manual' || external === 'challenge';
     if (guessable && er.ctx.challengeThrottled)
       return rejectionDecision(reject(FailInfo.badRequest, THROTTLED_TEXT));
+    // External validation first (a new transaction only): a refusal fails, an allow goes on
+    // (to the queue in manual mode); in mode `challenge` it stands for a valid challenge.
+    const refused = await gate.validate(er);
+    if (refused) return rejectionDecision(refused);
     const c =
       external === 'challenge' ? ({ kind: 'external' } as const) : gate.classify(er.csr.challengePassword);
     let verdict: ChallengeVerdict;
