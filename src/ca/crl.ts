@@ -70,6 +70,11 @@ export class CrlPublisher {
     this.now = o.now ?? (() => new Date());
   }
 
+  /** Every CA this publisher signs CRLs for (current and retired). */
+  get cas(): CaSet {
+    return this.o.cas;
+  }
+
   /** Fingerprint of the current CA (the issuer of `/crl`). */
   get currentIssuer(): string {
     return this.o.cas.current.cert.fingerprint;

@@ -3,8 +3,13 @@
  * src/store/types.ts) as a table or JSON. Read-only; works while the server runs.
  */
 import { toPem } from '../../pkix/certificate.js';
-import { revocationReasonName } from '../../ca/crl.js';
-import { normalizeSerial, type CertificateQuery, type CertificateRecord } from '../../store/index.js';
+import {
+  certificateView,
+  getCertificate,
+  OperatorError,
+  searchCertificates,
+  type CertificateFilters,
+} from '../../ra/operator.js';
 import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
 import { table, withStore } from './data-store.js';
 
@@ -23,23 +28,6 @@ Filters (all must match):
 
   --data DIR          the server's data directory (required)
   --db URL            store URL (or env SCEPTER_DB; default sqlite:DIR/scepter.db)`;
-
-function view(c: CertificateRecord): Record<string, unknown> {
-  return {
-    serial: c.serial,
-    subject: c.subject,
-    commonName: c.commonName,
-    sans: c.sans,
-    status: c.status,
-    notBefore: c.notBefore.toISOString(),
-    notAfter: c.notAfter.toISOString(),
-    revokedAt: c.revokedAt?.toISOString() ?? null,
-    revocationReason: c.status === 'revoked' ? revocationReasonName(c.revocationReason) : null,
-    issuer: c.issuer,
-    keyHash: c.keyHash,
-    transactionId: c.transactionId,
-  };
-}
 
 export const certsCommand: Command = {
   name: 'certs',
@@ -67,52 +55,49 @@ export const certsCommand: Command = {
     if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]!}`);
     const data = req(p, 'data');
     const out = (s: string) => process.stdout.write(s + '\n');
-    const hex = (s: string): string => {
-      try {
-        return normalizeSerial(s);
-      } catch {
-        throw new UsageError('the serial must be hexadecimal');
-      }
-    };
     if (sub === 'show') {
       if (!arg) throw new UsageError('show needs a serial');
-      const serial = hex(arg);
       return withStore(data, str(p, 'db'), async (store) => {
-        const c = await store.getCertificate(serial);
-        if (!c) {
-          process.stderr.write(`scepter certs: no certificate with serial ${serial}\n`);
+        let c;
+        try {
+          c = await getCertificate(store, arg);
+        } catch (e) {
+          if (!(e instanceof OperatorError)) throw e;
+          if (e.kind === 'invalid') throw new UsageError(e.message);
+          process.stderr.write(`scepter certs: ${e.message}\n`);
           return 1;
         }
         if (flag(p, 'pem')) process.stdout.write(toPem(c.der));
-        else if (flag(p, 'json')) out(JSON.stringify(view(c), null, 2));
+        else if (flag(p, 'json')) out(JSON.stringify(certificateView(c), null, 2));
         else
-          for (const [k, v] of Object.entries(view(c)))
+          for (const [k, v] of Object.entries(certificateView(c)))
             out(`${k.padEnd(17)} ${Array.isArray(v) ? v.join(', ') : String(v ?? '-')}`);
         return 0;
       });
     }
     if (sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'missing subcommand');
-    const q: CertificateQuery = { limit: intOpt(p, 'limit', 100, 1, 10_000) };
-    const subject = str(p, 'subject');
-    if (subject !== undefined) q.subject = subject;
-    const cn = str(p, 'cn');
-    if (cn !== undefined) q.commonName = cn;
-    const san = str(p, 'san');
-    if (san !== undefined) q.san = san;
-    const serial = str(p, 'serial');
-    if (serial !== undefined) q.serial = hex(serial);
-    const status = str(p, 'status');
-    if (status !== undefined) {
-      if (status !== 'valid' && status !== 'revoked')
-        throw new UsageError('--status must be valid or revoked');
-      q.status = status;
+    const f: CertificateFilters = { limit: intOpt(p, 'limit', 100, 1, 10_000) };
+    for (const [key, opt] of [
+      ['subject', 'subject'],
+      ['cn', 'cn'],
+      ['san', 'san'],
+      ['serial', 'serial'],
+      ['status', 'status'],
+    ] as const) {
+      const v = str(p, opt);
+      if (v !== undefined) f[key] = v;
     }
-    if (str(p, 'expiring-days') !== undefined)
-      q.expiringWithinDays = intOpt(p, 'expiring-days', 30, 0, 36500);
+    if (str(p, 'expiring-days') !== undefined) f.expiringDays = intOpt(p, 'expiring-days', 30, 0, 36500);
     return withStore(data, str(p, 'db'), async (store) => {
-      const page = await store.searchCertificates(q);
+      let page;
+      try {
+        page = await searchCertificates(store, f);
+      } catch (e) {
+        if (e instanceof OperatorError) throw new UsageError(e.message);
+        throw e;
+      }
       if (flag(p, 'json')) {
-        out(JSON.stringify({ total: page.total, items: page.items.map(view) }, null, 2));
+        out(JSON.stringify({ total: page.total, items: page.items }, null, 2));
         return 0;
       }
       if (page.items.length === 0) {
@@ -122,7 +107,7 @@ export const certsCommand: Command = {
       out(
         table(
           ['SERIAL', 'STATUS', 'NOT AFTER', 'SUBJECT'],
-          page.items.map((c) => [c.serial, c.status, c.notAfter.toISOString().slice(0, 10), c.subject]),
+          page.items.map((c) => [c.serial, c.status, c.notAfter.slice(0, 10), c.subject]),
         ),
       );
       if (page.total > page.items.length) out(`(${page.items.length} of ${page.total}; use --limit)`);

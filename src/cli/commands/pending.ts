@@ -3,10 +3,7 @@
  * Works while the server runs: decisions go to the shared store and the server answers the
  * device's next CertPoll or resent PKCSReq accordingly (the certificate is issued then).
  */
-import { nameToString } from '../../pkix/name.js';
-import { parseCsr } from '../../pkix/csr.js';
-import { sanText } from '../../ra/issuance.js';
-import type { Store, TransactionRecord, TransactionState } from '../../store/index.js';
+import { decideRequest, getRequest, listRequests, OperatorError, requestView } from '../../ra/operator.js';
 import { flag, parseOptions, req, str, UsageError, type Command } from '../command.js';
 import { table, withStore } from './data-store.js';
 
@@ -23,38 +20,15 @@ Certificate requests held for an operator (scepter serve --approval manual).
   --data DIR        the server's data directory (required)
   --db URL          store URL (or env SCEPTER_DB; default sqlite:DIR/scepter.db)`;
 
-function view(t: TransactionRecord): Record<string, unknown> {
-  let sans: unknown = t.meta?.sans ?? [];
-  let key = t.meta?.keyType !== undefined ? `${String(t.meta.keyType)} ${String(t.meta.keyBits)}` : undefined;
-  if (t.csr && (!t.meta || key === undefined)) {
-    try {
-      const csr = parseCsr(t.csr);
-      key = `${csr.keyType} ${csr.keyBits}`;
-      sans = csr.subjectAltNames.map(sanText);
-      if (!t.subject) t.subject = nameToString(csr.subjectRaw);
-    } catch {
-      /* shown without CSR details */
-    }
+/** Operator errors: bad input is a usage error; unknown or not pending prints and exits 1. */
+async function operator<T>(fn: () => Promise<T>, onError: (e: OperatorError) => number): Promise<T | number> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof OperatorError)) throw e;
+    if (e.kind === 'invalid') throw new UsageError(e.message);
+    return onError(e);
   }
-  return {
-    transactionId: t.transactionId,
-    state: t.state,
-    subject: t.subject,
-    sans,
-    key: key ?? null,
-    challenge: t.meta?.challenge ?? null,
-    requester: t.requester,
-    createdAt: t.createdAt.toISOString(),
-    expiresAt: t.expiresAt?.toISOString() ?? null,
-    certSerial: t.certSerial,
-    failText: t.failText,
-  };
-}
-
-async function find(store: Store, id: string): Promise<TransactionRecord> {
-  const t = await store.getTransaction(id);
-  if (!t) throw new UsageError(`no request with transactionID ${JSON.stringify(id)}`);
-  return t;
 }
 
 export const pendingCommand: Command = {
@@ -77,16 +51,19 @@ export const pendingCommand: Command = {
     if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]!}`);
     const data = req(p, 'data');
     const out = (s: string) => process.stdout.write(s + '\n');
+    const fail = (e: OperatorError) => {
+      process.stderr.write(`scepter pending ${sub ?? ''}: ${e.message}\n`);
+      return 1;
+    };
     return withStore(data, str(p, 'db'), async (store) => {
-      // Overdue requests become 'expired' first, so nobody approves an expired one.
-      await store.expirePending(new Date());
+      // listRequests/getRequest expire overdue requests first, so nobody approves an expired one.
       switch (sub) {
         case 'list': {
-          const state: TransactionState | undefined = flag(p, 'all') ? undefined : 'pending';
-          const page = await store.listTransactions({ ...(state ? { state } : {}), limit: 10_000 });
-          const rows = page.items.map(view);
+          const all = flag(p, 'all');
+          const page = await listRequests(store, { all, limit: 10_000 });
+          const rows = page.items;
           if (flag(p, 'json')) out(JSON.stringify(rows, null, 2));
-          else if (rows.length === 0) out(state ? 'no pending requests' : 'no requests');
+          else if (rows.length === 0) out(all ? 'no requests' : 'no pending requests');
           else
             out(
               table(
@@ -105,7 +82,9 @@ export const pendingCommand: Command = {
         }
         case 'show': {
           if (!id) throw new UsageError('show needs a transactionID');
-          const v = view(await find(store, id));
+          const t = await operator(() => getRequest(store, id), fail);
+          if (typeof t === 'number') return t;
+          const v = requestView(t);
           if (flag(p, 'json')) out(JSON.stringify(v, null, 2));
           else
             for (const [k, val] of Object.entries(v))
@@ -115,14 +94,10 @@ export const pendingCommand: Command = {
         case 'approve':
         case 'reject': {
           if (!id) throw new UsageError(`${sub} needs a transactionID`);
-          const t = await find(store, id);
           const reason = str(p, 'reason');
           if (reason !== undefined && sub === 'approve') throw new UsageError('--reason goes with reject');
-          const ok = await store.decide(id, sub === 'approve' ? 'approved' : 'rejected', reason);
-          if (!ok) {
-            process.stderr.write(`scepter pending ${sub}: ${id} is ${t.state}, not pending\n`);
-            return 1;
-          }
+          const t = await operator(() => decideRequest(store, id, sub, reason), fail);
+          if (typeof t === 'number') return t;
           out(`${sub === 'approve' ? 'approved' : 'rejected'} ${id} (${t.subject ?? 'no subject'})`);
           if (sub === 'approve')
             out('the certificate is issued when the device polls or resends the request');

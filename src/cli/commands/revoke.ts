@@ -3,13 +3,8 @@
  * store and, in the same run, signs and stores a new CRL for its issuer (current or retired
  * CA). A running server serves that CRL from the store at once (GetCRL and /crl).
  */
-import {
-  CrlPublisher,
-  parseRevocationReason,
-  REVOCATION_REASONS,
-  revocationReasonName,
-} from '../../ca/crl.js';
-import { normalizeSerial } from '../../store/index.js';
+import { CrlPublisher, REVOCATION_REASONS, revocationReasonName } from '../../ca/crl.js';
+import { OperatorError, parseReason, parseSerial, revokeCertificate } from '../../ra/operator.js';
 import { parseOptions, req, str, UsageError, type Command } from '../command.js';
 import { resolvePassphrase } from './ca.js';
 import { loadCaSet, withStore } from './data-store.js';
@@ -41,45 +36,36 @@ export const revokeCommand: Command = {
     });
     const data = req(p, 'data');
     let serial: string;
+    let reason: ReturnType<typeof parseReason>;
     try {
-      serial = normalizeSerial(req(p, 'serial'));
-    } catch {
-      throw new UsageError('--serial must be hexadecimal');
+      serial = parseSerial(req(p, 'serial'));
+      reason = parseReason(str(p, 'reason'));
+    } catch (e) {
+      if (e instanceof OperatorError) throw new UsageError(e.message);
+      throw e;
     }
-    const reasonText = str(p, 'reason');
-    const reason = reasonText === undefined ? 0 : parseRevocationReason(reasonText);
-    if (reason === undefined) throw new UsageError(`unknown --reason ${JSON.stringify(reasonText)}`);
     const hours = str(p, 'crl-validity-hours');
     if (hours !== undefined && !/^\d+$/.test(hours))
       throw new UsageError('--crl-validity-hours must be a whole number');
     const cas = loadCaSet(data, resolvePassphrase(str(p, 'passphrase-file')));
     return withStore(data, str(p, 'db'), async (store) => {
-      const cert = await store.getCertificate(serial);
-      if (!cert) {
-        process.stderr.write(`scepter revoke: no certificate with serial ${serial}\n`);
-        return 1;
-      }
-      const issuer = cas.byFingerprint(cert.issuer);
-      if (!issuer) {
-        process.stderr.write(
-          `scepter revoke: the issuer of ${serial} (${cert.issuer}) is not a CA of ${data}\n`,
-        );
-        return 1;
-      }
-      const changed = await store.revoke(serial, reason, new Date());
       const crls = new CrlPublisher({
         store,
         cas,
         ...(hours !== undefined ? { validitySeconds: Number(hours) * 3600 } : {}),
       });
-      const crl = await crls.regenerate(issuer.cert.fingerprint);
-      const out = (s: string) => process.stdout.write(s + '\n');
-      if (changed) out(`revoked ${serial} (${cert.subject}), reason ${revocationReasonName(reason)}`);
-      else {
-        const now = await store.getCertificate(serial);
-        out(`${serial} was already revoked (reason ${revocationReasonName(now?.revocationReason ?? null)})`);
+      let r;
+      try {
+        r = await revokeCertificate({ store, crls }, serial, reason);
+      } catch (e) {
+        if (!(e instanceof OperatorError)) throw e;
+        process.stderr.write(`scepter revoke: ${e.message}\n`);
+        return 1;
       }
-      out(`CRL #${crl.crlNumber.toString()} published, next update ${crl.nextUpdate.toISOString()}`);
+      const out = (s: string) => process.stdout.write(s + '\n');
+      if (r.changed) out(`revoked ${serial} (${r.cert.subject}), reason ${revocationReasonName(reason)}`);
+      else out(`${serial} was already revoked (reason ${revocationReasonName(r.cert.revocationReason)})`);
+      out(`CRL #${r.crl.crlNumber.toString()} published, next update ${r.crl.nextUpdate.toISOString()}`);
       return 0;
     });
   },
