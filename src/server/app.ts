@@ -71,7 +71,9 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     clientErrorHandler: handleClientError,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    routerOptions: { ignoreDuplicateSlashes: true },
+    // maxParamLength: admin path parameters (src/server/admin-routes.ts) such as renewal
+    // transactionIDs `renewal:<serial>:<id>` exceed find-my-way's default of 100.
+    routerOptions: { ignoreDuplicateSlashes: true, maxParamLength: 512 },
   });
 
   app.decorateRequest('scepLog', null);

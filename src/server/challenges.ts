@@ -69,15 +69,36 @@ function tokenMatcher(token: string): (candidate: string) => boolean {
   return (candidate) => timingSafeEqual(mac(candidate), want);
 }
 
+/**
+ * The admin bearer-token check shared by every `/admin/*` route (this file's challenge endpoint
+ * and src/server/admin-routes.ts): `disabled` when no token is configured (answer 404),
+ * `unauthorized` for a missing or wrong `Authorization: Bearer` header (answer 401), else `ok`.
+ * Throws RangeError for a token shorter than MIN_ADMIN_TOKEN_LENGTH.
+ */
+export type AdminAuth = (req: FastifyRequest) => 'disabled' | 'unauthorized' | 'ok';
+
+export function adminAuth(token: string | undefined): AdminAuth {
+  if (token !== undefined && token.length < MIN_ADMIN_TOKEN_LENGTH)
+    throw new RangeError(`the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  const matches = token !== undefined ? tokenMatcher(token) : undefined;
+  return (req) => {
+    if (!matches) return 'disabled';
+    const auth = req.headers.authorization;
+    const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
+    return m && matches(m[1]!) ? 'ok' : 'unauthorized';
+  };
+}
+
+/** The `WWW-Authenticate` value of an admin 401. */
+export const ADMIN_AUTH_CHALLENGE = 'Bearer realm="scepter admin"';
+
 function text(reply: FastifyReply, status: number, body: string): FastifyReply {
   return reply.code(status).header('content-type', 'text/plain; charset=utf-8').send(`${body}\n`);
 }
 
 /** `POST /admin/challenge[?ttl=SECONDS][&format=json]`: one fresh one-time challenge. */
 export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = async (app, o) => {
-  if (o.token !== undefined && o.token.length < MIN_ADMIN_TOKEN_LENGTH)
-    throw new RangeError(`the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
-  const matches = o.token !== undefined ? tokenMatcher(o.token) : undefined;
+  const auth = adminAuth(o.token);
   const challenges = new OneTimeChallenges(o.key);
   const defaultTtl = o.ttlSeconds ?? 3600;
 
@@ -89,19 +110,18 @@ export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = a
 
   app.post('/admin/challenge', async (req: FastifyRequest, reply: FastifyReply) => {
     req.scepLog = { operation: 'AdminChallenge' };
-    if (!matches) {
+    const verdict = auth(req);
+    if (verdict === 'disabled') {
       req.scepLog = { outcome: 'rejected', detail: 'no such route' };
       return text(reply, 404, 'not found');
     }
-    const auth = req.headers.authorization;
-    const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
-    if (!m || !matches(m[1]!)) {
+    if (verdict === 'unauthorized') {
       req.scepLog = {
         operation: 'AdminChallenge',
         outcome: 'rejected',
         detail: 'missing or wrong bearer token',
       };
-      reply.header('www-authenticate', 'Bearer realm="scepter admin"');
+      reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
       return text(reply, 401, 'unauthorized');
     }
     const q = (req.query ?? {}) as Record<string, string | string[] | undefined>;

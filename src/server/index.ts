@@ -11,6 +11,7 @@ import type { Lifecycle } from '../ra/lifecycle.js';
 import { EnrollmentService, type ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
+import { adminRoutes } from './admin-routes.js';
 import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
@@ -188,6 +189,14 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
         key: prepared.challengeKey,
         ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
         ...(o.challenges?.ttlSeconds !== undefined ? { ttlSeconds: o.challenges.ttlSeconds } : {}),
+      });
+    }
+    // Operator API (src/server/admin-routes.ts): same admin token; runs here, on the main store.
+    if (enrollment && lifecycle) {
+      await app.register(adminRoutes, {
+        store: enrollment.store,
+        crls: lifecycle.crls,
+        ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
       });
     }
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });

@@ -1,0 +1,270 @@
+/**
+ * The operator HTTP API under `/admin/` (docs/server.md "Admin API") as a fastify plugin:
+ * the pending queue (list, show, approve, reject), certificate search and lookup, and
+ * revocation with an immediate CRL. Every action goes through src/ra/operator.ts, the same
+ * code the CLI runs, against the HTTP thread's store (the main store also with `--workers N`).
+ *
+ * Authentication is the admin bearer token of `POST /admin/challenge` (`adminAuth` in
+ * src/server/challenges.ts, compared in constant time): without a configured token every
+ * `/admin/*` path answers 404 like an unknown path; a missing or wrong token gets 401. Errors
+ * are JSON `{ "error": "<one line>" }` (400 bad input, 401, 404 unknown, 409 wrong state, 413
+ * body too large). Each request is one log line (app.ts) with the action, the transactionID or
+ * serial and the outcome — never the token or a request body.
+ */
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { CrlPublisher } from '../ca/crl.js';
+import { toPem } from '../pkix/certificate.js';
+import {
+  certificateView,
+  decideRequest,
+  getCertificate,
+  getRequest,
+  listRequests,
+  OperatorError,
+  parseReason,
+  parseSerial,
+  parseTransactionState,
+  requestView,
+  revokeCertificate,
+  searchCertificates,
+  type CertificateFilters,
+} from '../ra/operator.js';
+import type { Store, TransactionState } from '../store/index.js';
+import { ADMIN_AUTH_CHALLENGE, adminAuth } from './challenges.js';
+import { HttpError, toHttpError } from './http-errors.js';
+import type { ScepRequestLog } from './scep-routes.js';
+
+export interface AdminRoutesOptions {
+  /** The admin bearer token; absent: every `/admin/*` path answers 404. */
+  token?: string;
+  /** The main store (never a worker's proxy). */
+  store: Store;
+  /** The server's CRL publisher: a revocation signs a new CRL at once. */
+  crls: CrlPublisher;
+}
+
+/** Largest admin request body (a JSON object with a reason). */
+export const ADMIN_BODY_LIMIT = 16 * 1024;
+/** Largest page of a list. */
+export const MAX_PAGE_LIMIT = 1000;
+const MAX_OFFSET = 1_000_000;
+const MAX_QUERY_VALUE_LENGTH = 256;
+/** SCEP transactionIDs are printable strings (renewals: `renewal:<serial>:<id>`). */
+const TRANSACTION_ID = /^[\x21-\x7e]{1,256}$/;
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+function send(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return reply.code(status).header('content-type', JSON_TYPE).send(JSON.stringify(body));
+}
+
+/** One line, bounded: error texts may quote client input. */
+function oneLine(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').slice(0, 300);
+}
+
+const STATUS_OF: Readonly<Record<OperatorError['kind'], number>> = {
+  invalid: 400,
+  'not-found': 404,
+  conflict: 409,
+};
+
+type Query = Record<string, string | string[] | undefined>;
+
+/** The query parameters, each at most once, only `allowed` ones, bounded lengths. */
+function queryOf(req: FastifyRequest, allowed: readonly string[]): Record<string, string> {
+  const q = (req.query ?? {}) as Query;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(q)) {
+    if (!allowed.includes(k)) throw new HttpError(400, `unknown parameter ${JSON.stringify(k.slice(0, 40))}`);
+    if (v === undefined) continue;
+    if (Array.isArray(v)) throw new HttpError(400, `parameter ${k} given more than once`);
+    if (v.length > MAX_QUERY_VALUE_LENGTH)
+      throw new HttpError(400, `parameter ${k} longer than ${MAX_QUERY_VALUE_LENGTH} characters`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function intParam(q: Record<string, string>, name: string, def: number, min: number, max: number): number {
+  const v = q[name];
+  if (v === undefined || v === '') return def;
+  const n = /^\d{1,9}$/.test(v) ? Number(v) : NaN;
+  if (!(n >= min && n <= max))
+    throw new HttpError(400, `${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** The JSON object body (empty body: `{}`), with only `allowed` keys. */
+function bodyOf(req: FastifyRequest, allowed: readonly string[]): Record<string, unknown> {
+  const raw = req.body;
+  const text = Buffer.isBuffer(raw) ? raw.toString('utf8').trim() : '';
+  if (text === '') return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'the body must be a JSON object');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new HttpError(400, 'the body must be a JSON object');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k)) throw new HttpError(400, `unknown field ${JSON.stringify(k.slice(0, 40))}`);
+  return o;
+}
+
+/** The optional string field `reason` (a number is accepted for revocation reasons). */
+function reasonOf(body: Record<string, unknown>, numbers: boolean): string | undefined {
+  const r = body.reason;
+  if (r === undefined || r === null) return undefined;
+  if (typeof r === 'string') return r;
+  if (numbers && typeof r === 'number' && Number.isInteger(r)) return String(r);
+  throw new HttpError(400, numbers ? 'reason must be a reason name or number' : 'reason must be a string');
+}
+
+function transactionIdOf(req: FastifyRequest): string {
+  const id = (req.params as { transactionId?: string }).transactionId ?? '';
+  if (!TRANSACTION_ID.test(id))
+    throw new HttpError(400, 'the transactionID must be 1 to 256 printable ASCII characters');
+  return id;
+}
+
+function serialOf(req: FastifyRequest): string {
+  return parseSerial((req.params as { serial?: string }).serial ?? '');
+}
+
+/** Registers the `/admin/*` operator routes (the challenge endpoint is src/server/challenges.ts). */
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o) => {
+  const auth = adminAuth(o.token);
+  const { store, crls } = o;
+
+  // Bodies are small JSON objects; the root hook labels every POST body octet-stream.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ADMIN_BODY_LIMIT }, (_r, body, done) =>
+    done(null, body),
+  );
+
+  // Before the body is read: 404 when the API is off, 401 without the right token.
+  app.addHook('onRequest', async (req, reply) => {
+    const verdict = auth(req);
+    if (verdict === 'ok') return;
+    if (verdict === 'disabled') {
+      req.scepLog = { outcome: 'rejected', detail: 'no such route' };
+      return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
+    }
+    req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong bearer token' };
+    reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
+    return send(reply, 401, { error: 'unauthorized' });
+  });
+
+  app.setErrorHandler(async (err, req, reply) => {
+    let status: number;
+    let message: string;
+    if (err instanceof OperatorError) {
+      status = STATUS_OF[err.kind];
+      message = err.message;
+    } else {
+      const he = toHttpError(err, { bodyLimit: ADMIN_BODY_LIMIT });
+      if (he.status >= 500) req.log.error({ err }, 'internal error while serving an admin request');
+      status = he.status;
+      message = he.message;
+    }
+    message = oneLine(message);
+    req.scepLog = { ...req.scepLog, outcome: 'rejected', detail: message };
+    return send(reply, status, { error: message });
+  });
+
+  /** Sets the request's log line: action plus transactionID/serial; outcome filled in later. */
+  const log = (req: FastifyRequest, action: string, ids: Partial<ScepRequestLog> = {}) => {
+    req.scepLog = { operation: `admin.${action}`, outcome: 'rejected', ...ids };
+  };
+  const ok = (req: FastifyRequest, detail: string) => {
+    req.scepLog = { ...req.scepLog, outcome: 'SUCCESS', detail };
+  };
+
+  app.get('/admin/pending', async (req, reply) => {
+    log(req, 'pending.list');
+    const q = queryOf(req, ['state', 'limit', 'offset']);
+    const limit = intParam(q, 'limit', 100, 1, MAX_PAGE_LIMIT);
+    const offset = intParam(q, 'offset', 0, 0, MAX_OFFSET);
+    const all = q.state === 'all';
+    const state: TransactionState | undefined =
+      q.state === undefined || all ? undefined : parseTransactionState(q.state);
+    const page = await listRequests(store, { all, ...(state ? { state } : {}), limit, offset });
+    ok(req, `${page.items.length} of ${page.total}`);
+    return send(reply, 200, { total: page.total, limit, offset, items: page.items });
+  });
+
+  app.get('/admin/pending/:transactionId', async (req, reply) => {
+    log(req, 'pending.show');
+    queryOf(req, []);
+    const id = transactionIdOf(req);
+    req.scepLog = { ...req.scepLog, transactionId: id };
+    const v = requestView(await getRequest(store, id));
+    ok(req, v.state);
+    return send(reply, 200, v);
+  });
+
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post(`/admin/pending/:transactionId/${decision}`, async (req, reply) => {
+      log(req, `pending.${decision}`);
+      queryOf(req, []);
+      const id = transactionIdOf(req);
+      req.scepLog = { ...req.scepLog, transactionId: id };
+      const reason = reasonOf(bodyOf(req, ['reason']), false);
+      const v = await decideRequest(store, id, decision, reason);
+      ok(req, v.state);
+      return send(reply, 200, v);
+    });
+  }
+
+  app.get('/admin/certificates', async (req, reply) => {
+    log(req, 'certificates.search');
+    const q = queryOf(req, ['subject', 'cn', 'san', 'serial', 'status', 'expiringDays', 'limit', 'offset']);
+    const limit = intParam(q, 'limit', 100, 1, MAX_PAGE_LIMIT);
+    const offset = intParam(q, 'offset', 0, 0, MAX_OFFSET);
+    const f: CertificateFilters = { limit, offset };
+    for (const k of ['subject', 'cn', 'san', 'serial', 'status'] as const)
+      if (q[k] !== undefined) f[k] = q[k];
+    if (q.expiringDays !== undefined) f.expiringDays = intParam(q, 'expiringDays', 0, 0, 36_500);
+    const page = await searchCertificates(store, f);
+    ok(req, `${page.items.length} of ${page.total}`);
+    return send(reply, 200, { total: page.total, limit, offset, items: page.items });
+  });
+
+  app.get('/admin/certificates/:serial', async (req, reply) => {
+    log(req, 'certificates.show');
+    queryOf(req, []);
+    const serial = serialOf(req);
+    req.scepLog = { ...req.scepLog, serial };
+    const c = await getCertificate(store, serial);
+    ok(req, c.status);
+    return send(reply, 200, { ...certificateView(c), pem: toPem(c.der) });
+  });
+
+  app.post('/admin/certificates/:serial/revoke', async (req, reply) => {
+    log(req, 'certificates.revoke');
+    queryOf(req, []);
+    const serial = serialOf(req);
+    req.scepLog = { ...req.scepLog, serial };
+    const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
+    const r = await revokeCertificate({ store, crls }, serial, reason);
+    if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
+    ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
+    return send(reply, 200, {
+      ...certificateView(r.cert),
+      crl: {
+        crlNumber: r.crl.crlNumber.toString(),
+        thisUpdate: r.crl.thisUpdate.toISOString(),
+        nextUpdate: r.crl.nextUpdate.toISOString(),
+      },
+    });
+  });
+
+  // Anything else under /admin/ (after authentication): a JSON 404, never the SCEP route.
+  app.all('/admin/*', async (req, reply) => {
+    log(req, 'unknown');
+    return send(reply, 404, { error: 'no such admin endpoint' });
+  });
+};
