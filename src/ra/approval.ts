@@ -13,7 +13,7 @@
  * rejection or expiry it gets FAILURE badRequest.
  */
 import type { JsonObject } from '../store/index.js';
-import { subjectText, sanText } from './issuance.js';
+import { sanText, subjectText } from './names.js';
 import type { EnrollmentRequest } from './policy.js';
 
 export type ApprovalMode = 'auto' | 'manual' | 'challenge-or-manual';

@@ -8,10 +8,10 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { FailInfo } from '../scep/types.js';
 import type { JsonObject, Store } from '../store/index.js';
 import type { Decision } from './decision.js';
-import { subjectText } from './issuance.js';
+import { subjectText } from './names.js';
 import type { OneTimeChallenges } from './one-time-challenge.js';
 import { reject, rejectionDecision, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
-import type { ServiceLogger } from './service.js';
+import type { ServiceLogger } from './types.js';
 import { unlessKnownTransaction, type ValidationMode } from './validation.js';
 
 /** Longest challenge accepted (MDM challenges can be long opaque tokens). */

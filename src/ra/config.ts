@@ -33,29 +33,11 @@ export interface EnrollmentConfig {
   profile?: Profile;
   /**
    * notBefore is set up to this many seconds in the past to absorb client clock skew (default
-   * 300), but never more than BACKDATE_SHARE of the validity: see `effectiveBackdateSeconds`.
+   * 300), but never more than BACKDATE_SHARE of the validity: see `effectiveBackdateSeconds` (src/ra/issuance.ts).
    */
   backdateSeconds?: number;
   /** External validation webhook (src/ra/validation.ts); absent: none. Holds a secret token. */
   validation?: ValidationConfig;
-}
-
-/** The largest share of a certificate's validity that its notBefore may be backdated by. */
-export const BACKDATE_SHARE = 0.1;
-
-/**
- * How far notBefore goes into the past for a certificate valid `validitySeconds` from now:
- * the configured backdating, but at most BACKDATE_SHARE (10%) of the validity, whole seconds.
- *
- * Why the cap: notAfter is counted from now, so backdating lengthens the certificate's
- * nominal lifetime (notAfter − notBefore) into the past. Clients that renew after a share of
- * that lifetime (our agent, certmonger) would find a 30 s certificate backdated 300 s already
- * "93% used" on arrival and renew it at once, in a loop. With the cap, a certificate is at
- * most ~9% into its nominal lifetime when issued; for validities of 50 minutes and more the
- * default 300 s applies unchanged.
- */
-export function effectiveBackdateSeconds(backdateSeconds: number, validitySeconds: number): number {
-  return Math.min(backdateSeconds, Math.floor(validitySeconds * BACKDATE_SHARE));
 }
 
 /** The configuration with every default filled in. */

@@ -10,9 +10,9 @@ import type { Profile } from '../ca/profile.js';
 import { randomSerial } from '../ca/serial.js';
 import { spkiHash } from '../crypto/keys.js';
 import { parseCertificate, type Certificate } from '../pkix/certificate.js';
-import { parseSubjectAltName, type GeneralName } from '../pkix/extensions.js';
+import { parseSubjectAltName } from '../pkix/extensions.js';
 import { OID } from '../asn1/oids.js';
-import { commonName, nameToString } from '../pkix/name.js';
+import { commonName } from '../pkix/name.js';
 import {
   AlreadyIssuedError,
   SerialConflictError,
@@ -23,12 +23,33 @@ import {
   type TransactionRecord,
 } from '../store/index.js';
 import { FailInfo } from '../scep/types.js';
-import { effectiveBackdateSeconds } from './config.js';
 import { failure, type Decision } from './decision.js';
+import { sanText, subjectText } from './names.js';
 import type { EnrollmentRequest } from './policy.js';
+
+// Formatters other modules (src/ra/operator.ts, approval.ts) import from here.
+export { sanText, subjectText } from './names.js';
 
 /** How many fresh serials are tried before giving up (a collision of 127-bit serials is ~never). */
 const SERIAL_ATTEMPTS = 8;
+
+/** The largest share of a certificate's validity that its notBefore may be backdated by. */
+export const BACKDATE_SHARE = 0.1;
+
+/**
+ * How far notBefore goes into the past for a certificate valid `validitySeconds` from now:
+ * the configured backdating, but at most BACKDATE_SHARE (10%) of the validity, whole seconds.
+ *
+ * Why the cap: notAfter is counted from now, so backdating lengthens the certificate's
+ * nominal lifetime (notAfter − notBefore) into the past. Clients that renew after a share of
+ * that lifetime (our agent, certmonger) would find a 30 s certificate backdated 300 s already
+ * "93% used" on arrival and renew it at once, in a loop. With the cap, a certificate is at
+ * most ~9% into its nominal lifetime when issued; for validities of 50 minutes and more the
+ * default 300 s applies unchanged.
+ */
+export function effectiveBackdateSeconds(backdateSeconds: number, validitySeconds: number): number {
+  return Math.min(backdateSeconds, Math.floor(validitySeconds * BACKDATE_SHARE));
+}
 
 export interface IssuanceOptions {
   ca: CertificateAuthority;
@@ -37,30 +58,6 @@ export interface IssuanceOptions {
   /** notBefore = now − backdateSeconds, capped to a share of the validity (effectiveBackdateSeconds). */
   backdateSeconds: number;
   now: () => Date;
-}
-
-/** RFC 4514 text of a Name, or a hex fallback when it cannot be rendered. */
-export function subjectText(raw: Buffer): string {
-  try {
-    return nameToString(raw);
-  } catch {
-    return `#${raw.toString('hex')}`;
-  }
-}
-
-/** A GeneralName in the store's `type:value` form. */
-export function sanText(n: GeneralName): string {
-  switch (n.type) {
-    case 'dns':
-    case 'email':
-    case 'ip':
-    case 'uri':
-      return `${n.type}:${n.value}`;
-    case 'dirName':
-      return `dn:${subjectText(n.raw)}`;
-    default:
-      return `other:${n.raw.toString('hex')}`;
-  }
 }
 
 /** The store record for a certificate we issued. */

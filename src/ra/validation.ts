@@ -19,9 +19,9 @@
 import { messageTypeName, FailInfo } from '../scep/types.js';
 import { spkiHash } from '../crypto/keys.js';
 import type { Store } from '../store/index.js';
-import { subjectText } from './issuance.js';
+import { subjectText } from './names.js';
 import { reject, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
-import type { ServiceLogger } from './service.js';
+import type { ServiceLogger } from './types.js';
 
 export type ValidationMode = 'challenge' | 'always';
 export const VALIDATION_MODES: readonly ValidationMode[] = ['challenge', 'always'];
