@@ -30,7 +30,7 @@ import {
 import { ChallengeGate, ChallengeVerifier, THROTTLED_TEXT } from './challenge.js';
 import type { ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
-import { TransactionIssuer } from './issuance.js';
+import { CSR_CHANGED_TEXT, TransactionIssuer } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
 import { subjectText } from './names.js';
 import { OneTimeChallenges } from './one-time-challenge.js';
@@ -53,6 +53,9 @@ import {
 } from './renewal.js';
 import type { RequestContext, ServiceLogger } from './types.js';
 import { unlessKnownTransaction, validationPolicy } from './validation.js';
+
+/** failText of an approved request the device did not collect within the pending TTL. */
+export const UNCOLLECTED_TEXT = 'the approved request was not collected in time';
 
 /** Lifecycle settings of an enrollment service (plain data). */
 export interface LifecycleOptions {
@@ -130,6 +133,7 @@ export class EnrollmentHandlers implements Lifecycle {
       profile: cfg.profile,
       backdateSeconds: cfg.backdateSeconds,
       now: this.now,
+      ...(o.logger ? { logger: o.logger } : {}),
     });
     const oneTimeKey = cfg.oneTimeChallengeKey;
     const validation = cfg.validation;
@@ -295,13 +299,22 @@ export class EnrollmentHandlers implements Lifecycle {
   }
 
   /**
-   * A message for a transaction we already hold (PKCSReq resend or CertPoll): same key only;
-   * expired → FAILURE; pending → PENDING; otherwise the issuer answers (issues once after
-   * approval, replays an issued certificate, or reports the rejection).
+   * A message for a transaction we already hold (PKCSReq resend or CertPoll): same key and the
+   * same CSR (DER) only; expired → FAILURE; pending → PENDING; otherwise the issuer answers
+   * (issues the STORED request once after approval, replays an issued certificate, or reports
+   * the rejection). An approved request not collected within the pending TTL of its approval
+   * expires (recorded as failed with UNCOLLECTED_TEXT).
    */
   private async continueExisting(tx: TransactionRecord, er: EnrollmentRequest): Promise<Decision> {
     if (tx.signerKeyHash !== er.signerKeyHash) {
       return failure(FailInfo.badRequest, 'this transactionID belongs to a request signed by another key');
+    }
+    if (tx.csr !== null && !tx.csr.equals(er.csr.der)) {
+      this.o.logger?.warn(
+        { transactionId: tx.transactionId, state: tx.state, remote: er.ctx.remoteAddress },
+        'a request under an existing transactionID carries another CSR than the stored one; refused',
+      );
+      return failure(FailInfo.badRequest, CSR_CHANGED_TEXT);
     }
     if (tx.state === 'pending') {
       if (tx.expiresAt && tx.expiresAt.getTime() <= this.now().getTime()) {
@@ -315,9 +328,31 @@ export class EnrollmentHandlers implements Lifecycle {
     if (tx.state === 'rejected') {
       return failure(FailInfo.badRequest, `the request was rejected${tx.failText ? `: ${tx.failText}` : ''}`);
     }
-    const d = await this.issuer.issue({ ...er, request: { ...er.request, transactionId: tx.transactionId } });
+    if (this.uncollected(tx)) {
+      await this.store.fail(tx.transactionId, 'failed', FailInfo.badRequest, UNCOLLECTED_TEXT);
+      return failure(FailInfo.badRequest, UNCOLLECTED_TEXT);
+    }
+    // Issue what was stored (and approved), never what this message carries.
+    const stored = tx.csr !== null ? parseCsr(tx.csr) : er.csr;
+    const d = await this.issuer.issue({
+      ...er,
+      csr: stored,
+      request: { ...er.request, transactionId: tx.transactionId },
+    });
     if (d.status === 'PENDING') return this.pending();
     return d;
+  }
+
+  /**
+   * An operator-approved request (it went through the queue: it has an expiry) whose device did
+   * not collect it within the pending TTL of the approval (`updatedAt`).
+   */
+  private uncollected(tx: TransactionRecord): boolean {
+    return (
+      tx.state === 'approved' &&
+      tx.expiresAt !== null &&
+      tx.updatedAt.getTime() + this.approval.pendingTtlSeconds * 1000 <= this.now().getTime()
+    );
   }
 
   /** CertPoll: the state of an earlier PKCSReq/RenewalReq, signed by the same key. */
@@ -363,6 +398,18 @@ export class EnrollmentHandlers implements Lifecycle {
   async maintain(): Promise<void> {
     const n = await this.store.expirePending(this.now());
     if (n > 0) this.o.logger?.warn({ expired: n }, 'pending certificate requests expired');
+    const stale: string[] = [];
+    const PAGE = 1000;
+    for (let offset = 0; ; offset += PAGE) {
+      const page = await this.store.listTransactions({ state: 'approved', limit: PAGE, offset });
+      for (const tx of page.items) if (this.uncollected(tx)) stale.push(tx.transactionId);
+      if (page.items.length < PAGE) break;
+    }
+    let failed = 0;
+    for (const id of stale)
+      if (await this.store.fail(id, 'failed', FailInfo.badRequest, UNCOLLECTED_TEXT)) failed++;
+    if (failed > 0)
+      this.o.logger?.warn({ expired: failed }, 'approved certificate requests were not collected');
     // Expired one-time challenges (used or not) are dead weight: their tokens carry the expiry.
     await this.store.pruneSecrets(this.now());
     await this.crls.refreshAll();

@@ -28,3 +28,24 @@ export function sanText(n: GeneralName): string {
       return `other:${n.raw.toString('hex')}`;
   }
 }
+
+/** Longest client-supplied name quoted into a failInfoText or log line. */
+const MAX_QUOTED = 200;
+
+/**
+ * A client-supplied name for a failInfoText or a log line: in double quotes, with quotes,
+ * backslashes, control and non-ASCII characters escaped (\xNN, \u{N}), at most MAX_QUOTED
+ * characters (then ...), so it cannot forge lines or terminal sequences.
+ */
+export function quotedName(s: string): string {
+  const cut = s.length > MAX_QUOTED ? s.slice(0, MAX_QUOTED) : s;
+  let out = '';
+  for (const ch of cut) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"' || ch === '\\') out += `\\${ch}`;
+    else if (c >= 0x20 && c < 0x7f) out += ch;
+    else if (c <= 0xff) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else out += `\\u{${c.toString(16)}}`;
+  }
+  return `"${out}"${cut.length < s.length ? '...' : ''}`;
+}

@@ -70,6 +70,7 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --renewal-window P      renew only in the last P% of a certificate's lifetime (default 100)
   --renewal-grace-days N  accept renewals signed by a certificate expired up to N days (default 0)
   --renewal-any-subject   allow a renewal to request another subject than the old certificate
+  --renewal-any-san       allow a renewal to request subjectAltNames the old certificate lacks
   --renewal-revoke-old    revoke the old certificate (superseded) once renewed
   --crl-validity-hours N  CRL nextUpdate (default 168); CRLs are re-signed at half-life
   --public-url URL        this server's public base URL: issued certificates get a CRL
@@ -229,6 +230,7 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
       windowPercent: intOpt(p, 'renewal-window', 100, 1, 100),
       graceSeconds: intOpt(p, 'renewal-grace-days', 0, 0, 3650) * 86_400,
       sameSubject: !flag(p, 'renewal-any-subject'),
+      sameSubjectAltNames: !flag(p, 'renewal-any-san'),
       revokeOld: flag(p, 'renewal-revoke-old'),
     },
     crlValiditySeconds: intOpt(p, 'crl-validity-hours', 168, 1, 24 * 3650) * 3600,
@@ -268,6 +270,7 @@ export const serveCommand: Command = {
       'renewal-window': { type: 'string' },
       'renewal-grace-days': { type: 'string' },
       'renewal-any-subject': { type: 'boolean' },
+      'renewal-any-san': { type: 'boolean' },
       'renewal-revoke-old': { type: 'boolean' },
       'crl-validity-hours': { type: 'string' },
       'public-url': { type: 'string' },
