@@ -17,6 +17,7 @@ import {
 } from '../../src/ra/policy.js';
 import { resolveEnrollmentConfig } from '../../src/ra/config.js';
 import { effectiveBackdateSeconds } from '../../src/ra/issuance.js';
+import { quotedName } from '../../src/ra/names.js';
 import { DEFAULT_CLIENT_PROFILE } from '../../src/ca/profile.js';
 import { buildCsr, parseCsr } from '../../src/pkix/csr.js';
 import { FailInfo } from '../../src/scep/types.js';
@@ -181,4 +182,12 @@ test('effectiveBackdateSeconds: the configured backdating, at most 10% of the va
   assert.equal(effectiveBackdateSeconds(300, 30), 3);
   assert.equal(effectiveBackdateSeconds(300, 15), 1, 'whole seconds, rounded down');
   assert.equal(effectiveBackdateSeconds(0, 30), 0);
+});
+
+test('quotedName: client-supplied names are quoted, escaped and bounded for failInfoText and logs', () => {
+  assert.equal(quotedName('dns:a.example'), '"dns:a.example"');
+  assert.equal(quotedName('dns:x\n\u001b[31m"\\'), '"dns:x\\x0a\\x1b[31m\\"\\\\"');
+  assert.equal(quotedName('dns:\u202ea'), '"dns:\\u{202e}a"');
+  const long = quotedName(`dns:${'a'.repeat(500)}`);
+  assert.ok(long.length < 220 && long.endsWith('"...'));
 });
