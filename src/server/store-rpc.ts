@@ -44,6 +44,9 @@ export const STORE_METHODS = [
   'pruneSecrets',
   'getSetting',
   'setSetting',
+  'incrementCounter',
+  'readCounters',
+  'pruneCounters',
   'integrityCheck',
 ] as const satisfies readonly Exclude<keyof Store, LocalMember>[];
 

@@ -152,7 +152,7 @@ export class PostgresStore implements Store {
           return { rows: r.rows, changes: r.rowCount ?? 0 };
         }),
       );
-      return o.result(out, dialect);
+      return o.result(out, dialect, args);
     } catch (e) {
       if (o.unique && isUnique(e, o.unique.key)) throw o.unique.error();
       throw e;

@@ -174,6 +174,7 @@ export class SqliteStore implements Store {
         return o.result(
           stmts.map(([sql, params]) => this.exec(sql, params)),
           dialect,
+          args,
         );
       } catch (e) {
         if (o.unique && isUnique(e, o.unique.key)) throw o.unique.error();

@@ -81,7 +81,8 @@ export type Statement = readonly [sql: string, params: readonly unknown[]];
 export interface Op<A extends unknown[], R> {
   kind: 'read' | 'write';
   statements(d: Dialect, ...args: A): Statement[];
-  result(out: Outcome[], d: Dialect): R;
+  /** Maps the statements' outcomes (in order) to the method's result. */
+  result(out: Outcome[], d: Dialect, args: A): R;
   /** A violation of this unique key is reported as `error()` instead of the driver's error. */
   unique?: { key: UniqueKey; error(): Error };
 }
@@ -114,7 +115,10 @@ export type OpMethod =
   | 'consumeSecret'
   | 'pruneSecrets'
   | 'getSetting'
-  | 'setSetting';
+  | 'setSetting'
+  | 'incrementCounter'
+  | 'readCounters'
+  | 'pruneCounters';
 
 /** Store methods each adapter writes by hand (what really differs between the dialects). */
 export type AdapterMethod = Exclude<keyof Store, OpMethod>;
@@ -331,7 +335,54 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
     ],
     result: () => undefined,
   },
+
+  incrementCounter: {
+    kind: 'write',
+    statements: (_d, scope: string, windowStart: number, by = 1) => [
+      [
+        `INSERT INTO rate_counters (scope, window_start, count) VALUES (?, ?, ?)
+         ON CONFLICT (scope, window_start) DO UPDATE SET count = rate_counters.count + excluded.count
+         RETURNING count`,
+        [scope, Math.trunc(windowStart), Math.trunc(by)],
+      ],
+    ],
+    result: (out) => Number(first(out)?.count ?? 0),
+  },
+
+  readCounters: {
+    kind: 'read',
+    statements: (_d, scopes: readonly string[], windowStart: number) => {
+      const list = counterScopes(scopes);
+      return [
+        [
+          `SELECT scope, count FROM rate_counters WHERE window_start = ? AND scope IN (${list.map(() => '?').join(', ')})`,
+          [Math.trunc(windowStart), ...list],
+        ],
+      ];
+    },
+    result: (out, _d, [scopes]) => {
+      const found = new Map((out[0]?.rows ?? []).map((r) => [r.scope as string, Number(r.count)]));
+      return scopes.map((s) => found.get(s) ?? 0);
+    },
+  },
+
+  pruneCounters: {
+    kind: 'write',
+    statements: (_d, before: number) => [
+      ['DELETE FROM rate_counters WHERE window_start < ?', [Math.trunc(before)]],
+    ],
+    result: changes,
+  },
 };
+
+/** Most scopes one readCounters call may ask for. */
+export const MAX_COUNTER_SCOPES = 16;
+
+function counterScopes(scopes: readonly string[]): readonly string[] {
+  if (scopes.length === 0 || scopes.length > MAX_COUNTER_SCOPES)
+    throw new RangeError(`readCounters takes 1 to ${MAX_COUNTER_SCOPES} scopes`);
+  return scopes;
+}
 
 /** Runs one op on an adapter's connection(s). */
 export type OpRunner = <A extends unknown[], R>(o: Op<A, R>, args: A) => Promise<R>;
