@@ -181,7 +181,14 @@ export class SqliteStore implements Store {
         throw e;
       }
     };
-    return o.kind === 'read' ? this.read(job) : this.write(job);
+    if (o.kind === 'write') return this.write(job, o.volatile !== true);
+    if (!o.volatile) return this.read(job);
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    try {
+      return Promise.resolve(job());
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Prepared statement cache keyed by SQL text. */

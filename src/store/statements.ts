@@ -83,6 +83,12 @@ export interface Op<A extends unknown[], R> {
   statements(d: Dialect, ...args: A): Statement[];
   /** Maps the statements' outcomes (in order) to the method's result. */
   result(out: Outcome[], d: Dialect, args: A): R;
+  /**
+   * No reply's correctness depends on this being durable (counters): SQLite then releases a
+   * read without waiting for pending WAL syncs and settles a write at COMMIT (a later durable
+   * write's sync covers it). PostgreSQL ignores it.
+   */
+  volatile?: boolean;
   /** A violation of this unique key is reported as `error()` instead of the driver's error. */
   unique?: { key: UniqueKey; error(): Error };
 }
@@ -337,6 +343,7 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
   },
 
   incrementCounter: {
+    volatile: true,
     kind: 'write',
     statements: (_d, scope: string, windowStart: number, by = 1) => [
       [
@@ -350,6 +357,7 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
   },
 
   readCounters: {
+    volatile: true,
     kind: 'read',
     statements: (_d, scopes: readonly string[], windowStart: number) => {
       const list = counterScopes(scopes);
@@ -367,6 +375,7 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
   },
 
   pruneCounters: {
+    volatile: true,
     kind: 'write',
     statements: (_d, before: number) => [
       ['DELETE FROM rate_counters WHERE window_start < ?', [Math.trunc(before)]],

@@ -368,7 +368,7 @@ export const serveCommand: Command = {
     const maxFailures = challenges.throttle?.maxFailures ?? 0;
     out(
       maxFailures > 0
-        ? `challenge failures throttled: ${maxFailures} per ${formatDuration(challenges.throttle?.windowSeconds ?? 900)} and address, ${challenges.throttle?.maxGlobalFailures ?? 0} overall`
+        ? `challenge failures throttled: ${maxFailures} per ${formatDuration(challenges.throttle?.windowSeconds ?? 900)} and address${challenges.throttle?.maxGlobalFailures ? `, ${challenges.throttle.maxGlobalFailures} overall` : ''}`
         : 'challenge failures are not throttled (--challenge-max-failures 0)',
     );
     const approval = lifecycle.approval?.mode ?? 'auto';
