@@ -16,7 +16,13 @@ import {
   MIN_ONE_TIME_TTL_SECONDS,
   OneTimeChallenges,
 } from '../ra/one-time-challenge.js';
-import { FailureThrottle, ThrottledScepService, type ThrottleOptions } from '../ra/throttle.js';
+import {
+  FailureThrottle,
+  storeCounter,
+  ThrottledScepService,
+  type ThrottleLogger,
+  type ThrottleOptions,
+} from '../ra/throttle.js';
 import type { ScepService } from '../ra/types.js';
 import type { Store } from '../store/index.js';
 import type { PreparedDataDir } from './data-dir.js';
@@ -25,7 +31,7 @@ import type { PreparedDataDir } from './data-dir.js';
 export interface ChallengeSettings {
   /** Accept the static challenge (default true; false: `--no-static-challenge`). */
   static?: boolean;
-  /** Throttling of challenge failures per source address (default 10 per 15 minutes). */
+  /** Throttling of challenge failures (default 10 per source and 200 overall per 15 minutes). */
   throttle?: ThrottleOptions;
   /** Bearer token that enables `POST /admin/challenge` (at least 16 characters). */
   adminToken?: string;
@@ -46,9 +52,17 @@ export function challengeConfig(
   };
 }
 
-/** `service` behind the per-source throttle (src/ra/throttle.ts), or as is when disabled. */
-export function throttledService(service: ScepService, o: ThrottleOptions | undefined): ScepService {
-  const throttle = new FailureThrottle(o);
+/**
+ * `service` behind the challenge-failure throttle (src/ra/throttle.ts), or as is when disabled.
+ * With `store` the counters are kept there (shared by every worker and instance on it).
+ */
+export function throttledService(
+  service: ScepService,
+  o: ThrottleOptions | undefined,
+  store?: Store,
+  logger?: ThrottleLogger,
+): ScepService {
+  const throttle = new FailureThrottle(o, store ? storeCounter(store) : undefined, logger);
   return throttle.enabled ? new ThrottledScepService(service, throttle) : service;
 }
 

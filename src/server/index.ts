@@ -165,7 +165,9 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     closing !== undefined ? 'shutting down' : undefined,
   );
   // The challenge-failure throttle sits in this (HTTP) thread, in front of every worker.
-  const front = prepared ? throttledService(service, o.challenges?.throttle) : service;
+  const front = prepared
+    ? throttledService(service, o.challenges?.throttle, enrollment?.store, logger)
+    : service;
   let app: FastifyInstance;
   try {
     app = await buildApp({

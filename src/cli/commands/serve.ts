@@ -23,6 +23,7 @@ import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
 import type { ChallengeSettings } from '../../server/challenges.js';
+import { TrustedProxies } from '../../server/client-address.js';
 import { MAX_ONE_TIME_TTL_SECONDS, MIN_ONE_TIME_TTL_SECONDS } from '../../ra/one-time-challenge.js';
 import { VALIDATION_MODES, type ValidationConfig, type ValidationMode } from '../../ra/validation.js';
 
@@ -37,10 +38,15 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --port P                port (default 8080; 0 picks a free one)
   --challenge SECRET      challenge password (or env SCEPTER_CHALLENGE; default DIR/challenge)
   --no-static-challenge   accept only one-time challenges (\`scepter challenge new\`, /admin/challenge)
-  --challenge-max-failures K  after K challenge failures from one address within the window,
-                          its enrollments are refused unchecked until the window passes
-                          (default 10; 0 disables; per process)
+  --challenge-max-failures K  after K challenge failures from one address (IPv6: its /64) within
+                          the window, its enrollments are refused unchecked until the window
+                          ends (default 10; 0 disables; counted in the store, so shared by all
+                          workers and instances)
+  --challenge-max-global-failures G  after G failures from all addresses within the window,
+                          every initial enrollment is refused until it ends (default 200; 0: none)
   --challenge-window DURATION  throttling window: 30s, 15m, 1h ... (default 15m)
+  --trusted-proxy ADDR|CIDR  a reverse proxy whose Forwarded / X-Forwarded-For header gives the
+                          client address (right-most untrusted hop); repeatable
   --admin-token-file F    enable POST /admin/challenge (one-time challenges for an MDM) with
                           the bearer token in F (or env SCEPTER_ADMIN_TOKEN; ≥ 16 characters)
   --challenge-ttl DURATION  lifetime of challenges minted by /admin/challenge (default 1h)
@@ -147,6 +153,7 @@ function challengeSettings(p: ReturnType<typeof parseOptions>): ChallengeSetting
     ...(noStatic ? { static: false } : {}),
     throttle: {
       maxFailures: intOpt(p, 'challenge-max-failures', 10, 0, 1_000_000),
+      maxGlobalFailures: intOpt(p, 'challenge-max-global-failures', 200, 0, 100_000_000),
       windowSeconds: durationOpt(p, 'challenge-window', 900, 1, 86_400),
     },
     ...(adminToken !== undefined ? { adminToken } : {}),
@@ -251,6 +258,8 @@ export const serveCommand: Command = {
       'no-static-challenge': { type: 'boolean' },
       'challenge-max-failures': { type: 'string' },
       'challenge-window': { type: 'string' },
+      'challenge-max-global-failures': { type: 'string' },
+      'trusted-proxy': { type: 'string', multiple: true },
       'admin-token-file': { type: 'string' },
       'challenge-ttl': { type: 'string' },
       'validate-url': { type: 'string' },
@@ -300,6 +309,15 @@ export const serveCommand: Command = {
     const challenges = challengeSettings(p);
     const metricsToken = metricsTokenOf(p);
     const validation = validationSettings(p);
+    const tp = p.values['trusted-proxy'];
+    const trustedProxies = Array.isArray(tp) ? tp.filter((x): x is string => typeof x === 'string') : [];
+    if (trustedProxies.length) {
+      try {
+        new TrustedProxies(trustedProxies);
+      } catch (e) {
+        throw new UsageError(`--trusted-proxy: ${(e as Error).message}`);
+      }
+    }
 
     const o: StartServerOptions = {
       dataDir: data,
@@ -315,6 +333,7 @@ export const serveCommand: Command = {
       },
       lifecycle,
       challenges,
+      ...(trustedProxies.length ? { trustedProxies } : {}),
       ...(flag(p, 'ra') ? { ra: true } : {}),
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
       ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
@@ -352,7 +371,7 @@ export const serveCommand: Command = {
     const maxFailures = challenges.throttle?.maxFailures ?? 0;
     out(
       maxFailures > 0
-        ? `challenge failures throttled: ${maxFailures} per ${formatDuration(challenges.throttle?.windowSeconds ?? 900)} and address`
+        ? `challenge failures throttled: ${maxFailures} per ${formatDuration(challenges.throttle?.windowSeconds ?? 900)} and address${challenges.throttle?.maxGlobalFailures ? `, ${challenges.throttle.maxGlobalFailures} overall` : ''}`
         : 'challenge failures are not throttled (--challenge-max-failures 0)',
     );
     const approval = lifecycle.approval?.mode ?? 'auto';
