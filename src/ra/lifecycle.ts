@@ -50,6 +50,7 @@ import {
 import type { EnrollmentService, ServiceLogger } from './service.js';
 import type { RequestContext } from './types.js';
 import { unlessKnownTransaction, validationPolicy } from './validation.js';
+import { csrChecks, subjectsOf } from './csr-checks.js';
 
 export interface LifecycleOptions {
   approval?: ApprovalConfig;
@@ -140,12 +141,17 @@ class LifecycleHandlers {
       now: this.now,
     });
     const key = keyPolicy({ minRsaBits: cfg.minRsaBits, maxRsaBits: cfg.maxRsaBits });
-    this.manualPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy()];
+    const checks = csrChecks(
+      cfg.csrChecks,
+      subjectsOf([...o.cas.all.map((c) => c.cert), service.identity.signer.cert]),
+    );
+    this.manualPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy(), checks];
     this.renewalChain = [
       proofOfPossession,
       key,
       ...renewalPolicies({ config: this.renewal, store: this.store, cas: o.cas, now: this.now }),
       csrPolicy(),
+      checks,
     ];
     // --validate-renewals: the webhook last, once per renewal transaction (not for resends).
     if (cfg.validation?.renewals) {

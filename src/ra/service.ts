@@ -37,6 +37,7 @@ import {
 } from './policy.js';
 import type { HttpAnswer, OperationLog, RequestContext, ScepAnswer, ScepService } from './types.js';
 import { validationPolicy } from './validation.js';
+import { csrChecks, subjectsOf } from './csr-checks.js';
 
 /** The subset of a pino logger the service uses (server-side detail only, never sent to clients). */
 export interface ServiceLogger {
@@ -125,6 +126,10 @@ export class EnrollmentService implements ScepService {
       keyPolicy({ minRsaBits: this.config.minRsaBits, maxRsaBits: this.config.maxRsaBits }),
       signerKeyIsCsrKey,
       csrPolicy(),
+      csrChecks(
+        this.config.csrChecks,
+        subjectsOf([o.ca.cert, o.ra?.cert], () => this.nextCa?.()),
+      ),
     ];
     const oneTimeKey = this.config.oneTimeChallengeKey;
     const validation = this.config.validation;
