@@ -73,7 +73,6 @@ export function escapeValue(v: string | Buffer): string {
 // Characters
 
 /** C0, DEL, C1 controls and bidirectional overrides/isolates (spoofing in displays). */
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]/u;
 const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]*$/;
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
@@ -219,7 +218,6 @@ export function dnsNameProblem(name: string, allowWildcards = false): string | u
   const shown = `SAN dNSName '${escapeValue(name)}'`;
   if (name.length === 0) return 'SAN dNSName is empty';
   if (name.length > 253) return `${shown} is longer than 253 characters`;
-  // eslint-disable-next-line no-control-regex
   if (/[^\x21-\x7e]/.test(name))
     return `${shown} contains characters other than letters, digits, '-' and '.'`;
   if (name.endsWith('.')) return `${shown} ends with a dot`;
@@ -256,7 +254,6 @@ export function emailProblem(addr: string): string | undefined {
 /** A uniformResourceIdentifier: scheme ":" rest, visible ASCII without RFC 3986-excluded characters. */
 export function uriProblem(uri: string): string | undefined {
   const shown = `SAN URI '${escapeValue(uri)}'`;
-  // eslint-disable-next-line no-control-regex
   if (/[^\x21-\x7e]|[<>"{}|\\^`]/.test(uri)) return `${shown} contains characters not allowed in a URI`;
   if (!/^[A-Za-z][A-Za-z0-9+.-]*:./.test(uri)) return `${shown} has no scheme`;
   if (/%(?![0-9A-Fa-f]{2})/.test(uri)) return `${shown} has a bad percent-escape`;
@@ -348,6 +345,7 @@ export function subjectAltNameProblem(
     if (top.tag !== 0x30 || top.indefinite) return 'subjectAltName is not a SEQUENCE OF GeneralName';
     const names = r.children(top, { ...r.DEFAULT_LIMITS, maxChildren: maxSans + 1 });
     if (names.length === 0) return 'subjectAltName is empty';
+    if (names.length > maxSans) return `more than ${maxSans} subjectAltNames requested`;
     for (const n of names) {
       const p = generalNameProblem(n, o);
       if (p) return p;
