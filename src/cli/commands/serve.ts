@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { LogLevel } from '../../server/app.js';
+import { permissionWarnings } from '../../server/data-dir.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
 import {
   durationOpt,
@@ -371,6 +372,12 @@ export const serveCommand: Command = {
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
     if (o.enrollment?.csrChecks?.allowWildcards)
       out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
+    const tokenFile = str(p, 'admin-token-file');
+    for (const w of permissionWarnings({
+      dataDir: data,
+      ...(tokenFile ? { adminTokenFile: tokenFile } : {}),
+    }))
+      out(`warning: ${w}`);
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
     out(
       `enrollments: ${o.workers === 1 ? 'in the HTTP thread (--workers 1)' : `the HTTP thread + ${(o.workers ?? 1) - 1} worker thread${(o.workers ?? 1) > 2 ? 's' : ''}`}`,
