@@ -128,7 +128,7 @@ export class EnrollmentService implements ScepService {
       csrPolicy(),
       csrChecks(
         this.config.csrChecks,
-        subjectsOf([o.ca.cert, o.ra?.cert], () => this.nextCa?.()),
+        subjectsOf([o.ca.cert, o.ra?.cert, ...(o.chain ?? [])], () => this.nextCa?.()),
       ),
     ];
     const oneTimeKey = this.config.oneTimeChallengeKey;
