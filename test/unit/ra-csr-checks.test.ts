@@ -4,7 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as der from '../../src/asn1/writer.js';
 import { OID } from '../../src/asn1/oids.js';
 import { CaError, CertificateAuthority } from '../../src/ca/issuer.js';
@@ -17,6 +21,7 @@ import { CSR_CHECK_DEFAULTS, csrChecks, csrProblem, subjectsOf } from '../../src
 import type { EnrollmentRequest } from '../../src/ra/policy.js';
 import { resolveEnrollmentConfig } from '../../src/ra/config.js';
 import { FailInfo } from '../../src/scep/types.js';
+import { hasCommand, needPeer } from '../helpers/peers.js';
 import { makeSelfSigned, pooledRsaKey } from '../helpers/pki.js';
 
 const key = pooledRsaKey(0);
@@ -156,4 +161,55 @@ test('issuer: a SAN it cannot encode and its own name are CaErrors, never untype
     (e: unknown) => e instanceof CaError && /own name/.test(e.message),
   );
   assert.ok(ca.issue({ ...base, subjectRaw: buildName('CN=leaf'), serial: randomSerial() }).length > 0);
+});
+
+test('CSRs made by openssl req: ordinary ones pass, a wildcard or e=3 key is refused', (t) => {
+  if (!needPeer(t, hasCommand('openssl'), 'openssl')) return;
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-csrchk-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, 'k.pem');
+  writeFileSync(keyFile, key.export({ type: 'pkcs8', format: 'pem' }));
+  const opensslCsr = (subj: string, san?: string, k = keyFile): Pick<EnrollmentRequest, 'csr'> => {
+    const args = ['req', '-new', '-key', k, '-subj', subj, '-utf8', '-outform', 'DER'];
+    if (san) args.push('-addext', `subjectAltName=${san}`);
+    const r = spawnSync('openssl', args, { encoding: 'buffer' });
+    assert.equal(r.status, 0, r.stderr.toString());
+    return { csr: parseCsr(r.stdout) };
+  };
+  const subj = '/C=DE/ST=Berlin/L=Berlin/O=Acme GmbH/OU=IT/CN=Jürgen Müller/emailAddress=j@acme.example';
+  assert.equal(
+    csrProblem(
+      opensslCsr(
+        subj,
+        'DNS:host.acme.example,IP:10.0.0.1,IP:2001:db8::1,email:j@acme.example,URI:https://acme.example/x',
+      ),
+    ),
+    undefined,
+  );
+  assert.equal(
+    csrProblem(opensslCsr('/CN=x', 'DNS:*.acme.example')),
+    "SAN dNSName '*.acme.example': wildcards are not allowed",
+  );
+  // (openssl itself refuses a CN over 64 characters.)
+  assert.match(
+    csrProblem(opensslCsr('/CN=x', 'DNS:a_b.example'))!,
+    /^SAN dNSName 'a_b\.example' has a label/,
+  );
+  const e3 = join(dir, 'e3.pem');
+  const g = spawnSync('openssl', [
+    'genpkey',
+    '-algorithm',
+    'RSA',
+    '-pkeyopt',
+    'rsa_keygen_bits:1024',
+    '-pkeyopt',
+    'rsa_keygen_pubexp:3',
+    '-out',
+    e3,
+  ]);
+  assert.equal(g.status, 0, g.stderr.toString());
+  assert.equal(
+    csrProblem(opensslCsr('/CN=e3', undefined, e3)),
+    'the RSA public exponent 3 is smaller than 65537',
+  );
 });
