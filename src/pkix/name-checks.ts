@@ -178,7 +178,7 @@ function attrProblem(oid: string, v: r.Tlv): string | undefined {
 /**
  * Checks a Name DER (a subject, or a directoryName): SEQUENCE OF non-empty SET OF
  * { OID, one string value }, definite lengths, each value of a type and length allowed for its
- * attribute and without control characters. `what` prefixes problems (default 'subject').
+ * attribute and without control characters. Never throws.
  */
 export function subjectProblem(raw: Buffer, o: SubjectCheckOptions = {}): string | undefined {
   const maxBytes = o.maxBytes ?? NAME_CHECK_DEFAULTS.maxSubjectBytes;
@@ -271,8 +271,16 @@ const IA5_TYPES: ReadonlyArray<readonly [number, string]> = [
   [0x86, 'URI'],
 ];
 
-/** Checks one GeneralName element. */
+/** Checks one GeneralName element. Never throws. */
 export function generalNameProblem(t: r.Tlv, o: GeneralNameCheckOptions = {}): string | undefined {
+  try {
+    return generalNameProblemUnchecked(t, o);
+  } catch (e) {
+    return `SAN entry is malformed${e instanceof r.Asn1Error ? `: ${e.message}` : ''}`;
+  }
+}
+
+function generalNameProblemUnchecked(t: r.Tlv, o: GeneralNameCheckOptions): string | undefined {
   const maxLen = o.maxNameLength ?? NAME_CHECK_DEFAULTS.maxNameLength;
   if (t.indefinite) return 'SAN entry has an indefinite length';
   const len = t.valueEnd - t.valueStart;

@@ -277,3 +277,11 @@ test('escapeValue: controls, quotes and non-ASCII escaped, long values cut', () 
   assert.equal(escapeValue(Buffer.from([0x41, 0xff])), 'A\\xff');
   assert.equal(escapeValue('x'.repeat(100)), 'x'.repeat(80) + '…');
 });
+
+test('generalNameProblem never throws on malformed constructed entries', () => {
+  // [0] constructed whose content is a truncated element.
+  const t = r.parse(Buffer.from([0xa0, 0x02, 0x06, 0x05]));
+  assert.match(generalNameProblem(t)!, /^SAN entry is malformed/);
+  const d = r.parse(Buffer.from([0xa4, 0x02, 0x30, 0x05]));
+  assert.match(generalNameProblem(d)!, /^SAN entry is malformed/);
+});
