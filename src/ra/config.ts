@@ -12,6 +12,7 @@ import {
   type ResolvedValidationConfig,
   type ValidationConfig,
 } from './validation.js';
+import type { CsrCheckOptions } from './csr-checks.js';
 
 export interface EnrollmentConfig {
   /** Accepted challengePassword values (several allow rotation). Empty: every PKCSReq is refused. */
@@ -38,6 +39,8 @@ export interface EnrollmentConfig {
   backdateSeconds?: number;
   /** External validation webhook (src/ra/validation.ts); absent: none. Holds a secret token. */
   validation?: ValidationConfig;
+  /** Checks of the subject, subjectAltNames and key before issuance (src/ra/csr-checks.ts). */
+  csrChecks?: CsrCheckOptions;
 }
 
 /** The configuration with every default filled in. */
@@ -50,6 +53,7 @@ export interface ResolvedEnrollmentConfig {
   profile: Profile;
   backdateSeconds: number;
   validation: ResolvedValidationConfig | undefined;
+  csrChecks: CsrCheckOptions;
 }
 
 /** Fills in defaults; throws RangeError for values that make no sense. */
@@ -90,5 +94,6 @@ export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollment
     profile,
     backdateSeconds,
     validation: c.validation ? resolveValidationConfig(c.validation) : undefined,
+    csrChecks: { ...c.csrChecks },
   };
 }

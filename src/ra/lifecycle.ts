@@ -53,6 +53,7 @@ import {
 } from './renewal.js';
 import type { RequestContext, ServiceLogger } from './types.js';
 import { unlessKnownTransaction, validationPolicy } from './validation.js';
+import { csrChecks, type ReservedSubjects } from './csr-checks.js';
 
 /** failText of an approved request the device did not collect within the pending TTL. */
 export const UNCOLLECTED_TEXT = 'the approved request was not collected in time';
@@ -91,6 +92,8 @@ export interface EnrollmentHandlersOptions extends LifecycleOptions {
   /** Every CA this server has had (current first); certificates of retired CAs stay usable. */
   cas: CaSet;
   open: EnvelopeOpener;
+  /** Names no certificate may get: every CA, RA and chain certificate's subject. */
+  reservedSubjects?: ReservedSubjects;
   logger?: ServiceLogger;
   now: () => Date;
 }
@@ -159,12 +162,16 @@ export class EnrollmentHandlers implements Lifecycle {
     });
     // Before the key comparison, so an EC request gets the clear badAlg answer.
     const key = keyPolicy({ minRsaBits: cfg.minRsaBits, maxRsaBits: cfg.maxRsaBits });
-    this.initialPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy()];
+    // What the CA refuses to sign (src/ra/csr-checks.ts): every chain, before the challenge gate
+    // or the operator, so a refused CSR never spends a one-time challenge.
+    const checks = csrChecks(cfg.csrChecks, o.reservedSubjects);
+    this.initialPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy(), checks];
     this.renewalChain = [
       proofOfPossession,
       key,
       ...renewalPolicies({ config: this.renewal, store: this.store, cas: o.cas, now: this.now }),
       csrPolicy(),
+      checks,
     ];
     // --validate-renewals: the webhook last, once per renewal transaction (not for resends).
     if (cfg.validation?.renewals) {

@@ -21,6 +21,7 @@ import { FailInfo, MessageType, PkiStatus, ScepError, failInfoName, messageTypeN
 import type { Store } from '../store/index.js';
 import { resolveEnrollmentConfig, type EnrollmentConfig, type ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
+import { subjectsOf } from './csr-checks.js';
 import { scepIdentity, type ScepIdentity } from './identity.js';
 import {
   EnrollmentHandlers,
@@ -113,6 +114,10 @@ export class EnrollmentService implements ScepService {
       store: o.store,
       cas: new CaSet(o.ca, o.previousCas ?? []),
       open: this.open,
+      reservedSubjects: subjectsOf(
+        [o.ca.cert, o.ra?.cert, ...(o.chain ?? []), ...(o.previousCas ?? []).map((c) => c.cert)],
+        () => this.nextCa?.(),
+      ),
       ...(o.logger ? { logger: o.logger } : {}),
       now: o.now ?? (() => new Date()),
     });

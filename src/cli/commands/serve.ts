@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { LogLevel } from '../../server/app.js';
+import { permissionWarnings } from '../../server/data-dir.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
 import {
   durationOpt,
@@ -61,6 +62,8 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --validate-renewals     send renewals to the validator too (default: not)
   --ra                    create the CA with a separate RA certificate (first start only)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
+  --allow-wildcard-san    certify wildcard dNSNames (*.example.com) requested in a CSR (default:
+                          refused, see docs/security.md "What the CA refuses to sign")
   --validity DURATION     validity of issued certificates: 30s, 10m, 12h, 365d, or a bare
                           number of days (default 365d; 10s to 100 years; never beyond the
                           CA's own notAfter). notBefore is backdated 300 s for clock skew, at
@@ -269,6 +272,7 @@ export const serveCommand: Command = {
       'validate-renewals': { type: 'boolean' },
       ra: { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
+      'allow-wildcard-san': { type: 'boolean' },
       validity: { type: 'string' },
       'validity-days': { type: 'string' },
       approval: { type: 'string' },
@@ -328,6 +332,7 @@ export const serveCommand: Command = {
       workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
       enrollment: {
         allowSingleDes: flag(p, 'allow-single-des'),
+        ...(flag(p, 'allow-wildcard-san') ? { csrChecks: { allowWildcards: true } } : {}),
         validitySeconds: validity,
         ...(validation ? { validation } : {}),
       },
@@ -387,6 +392,14 @@ export const serveCommand: Command = {
     out(`issued certificates are valid for ${formatDuration(validity)}`);
     out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
+    if (o.enrollment?.csrChecks?.allowWildcards)
+      out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
+    const tokenFile = str(p, 'admin-token-file');
+    for (const w of permissionWarnings({
+      dataDir: data,
+      ...(tokenFile ? { adminTokenFile: tokenFile } : {}),
+    }))
+      out(`warning: ${w}`);
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
     out(
       `enrollments: ${o.workers === 1 ? 'in the HTTP thread (--workers 1)' : `the HTTP thread + ${(o.workers ?? 1) - 1} worker thread${(o.workers ?? 1) > 2 ? 's' : ''}`}`,
