@@ -237,12 +237,16 @@ export class EnrollmentHandlers implements Lifecycle {
   private async initial(er: EnrollmentRequest): Promise<Decision> {
     const mode = this.approval.mode;
     const gate = this.gate;
+    if (mode !== 'auto') {
+      // A transaction we hold already is answered from the store, first: the request stored
+      // (and shown to the operator) is the one issued, and another CSR under its
+      // transactionID is refused as such, whatever else is wrong with it.
+      const existing = await this.store.getTransaction(er.request.transactionId);
+      if (existing) return this.continueExisting(existing, er);
+    }
     const rejection = await runPolicies(this.initialPolicies, er);
     if (rejection) return rejectionDecision(rejection);
     if (mode === 'auto') return gate.enroll(er, (meta) => this.issuer.issue(er, meta));
-
-    const existing = await this.store.getTransaction(er.request.transactionId);
-    if (existing) return this.continueExisting(existing, er);
     // In manual mode a wrong challenge decides nothing (the operator does), so there is
     // nothing to guess and nothing to throttle; challenge-or-manual issues on a valid one.
     // An external validator in mode `challenge` is the challenge check: its refusals count.
