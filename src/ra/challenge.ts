@@ -8,7 +8,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { FailInfo } from '../scep/types.js';
 import type { JsonObject, Store } from '../store/index.js';
 import type { Decision } from './decision.js';
-import { subjectText } from './issuance.js';
+import { nameText } from '../pkix/name.js';
 import type { OneTimeChallenges } from './one-time-challenge.js';
 import { reject, rejectionDecision, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
 import type { ServiceLogger } from './service.js';
@@ -194,7 +194,7 @@ export class ChallengeGate {
       {
         transactionId: er.request.transactionId,
         remote: er.ctx.remoteAddress,
-        subject: subjectText(er.csr.subjectRaw),
+        subject: nameText(er.csr.subjectRaw),
       },
       'one-time challenge presented again (already used or unknown): possible compromise',
     );

@@ -12,7 +12,7 @@ import { spkiHash } from '../crypto/keys.js';
 import { parseCertificate, type Certificate } from '../pkix/certificate.js';
 import { parseSubjectAltName, type GeneralName } from '../pkix/extensions.js';
 import { OID } from '../asn1/oids.js';
-import { commonName, nameToString } from '../pkix/name.js';
+import { commonName, nameText } from '../pkix/name.js';
 import {
   AlreadyIssuedError,
   SerialConflictError,
@@ -39,15 +39,6 @@ export interface IssuanceOptions {
   now: () => Date;
 }
 
-/** RFC 4514 text of a Name, or a hex fallback when it cannot be rendered. */
-export function subjectText(raw: Buffer): string {
-  try {
-    return nameToString(raw);
-  } catch {
-    return `#${raw.toString('hex')}`;
-  }
-}
-
 /** A GeneralName in the store's `type:value` form. */
 export function sanText(n: GeneralName): string {
   switch (n.type) {
@@ -57,7 +48,7 @@ export function sanText(n: GeneralName): string {
     case 'uri':
       return `${n.type}:${n.value}`;
     case 'dirName':
-      return `dn:${subjectText(n.raw)}`;
+      return `dn:${nameText(n.raw)}`;
     default:
       return `other:${n.raw.toString('hex')}`;
   }
@@ -81,7 +72,7 @@ export function certificateRecord(
   return {
     serial: cert.serialHex,
     issuer: issuerFingerprint,
-    subject: subjectText(cert.subjectRaw),
+    subject: nameText(cert.subjectRaw),
     commonName: commonName(cert.subjectRaw) ?? null,
     sans,
     der: cert.der,
@@ -115,7 +106,7 @@ export class TransactionIssuer {
 
   private async run(er: EnrollmentRequest, meta: JsonObject | undefined): Promise<Decision> {
     const { request: req, csr } = er;
-    const subject = subjectText(csr.subjectRaw);
+    const subject = nameText(csr.subjectRaw);
     const begin = await this.o.store.beginTransaction({
       transactionId: req.transactionId,
       signerKeyHash: er.signerKeyHash,

@@ -15,7 +15,7 @@ import { CrlPublisher } from '../ca/crl.js';
 import type { CipherName } from '../crypto/algorithms.js';
 import { spkiHash } from '../crypto/keys.js';
 import { parseCsr } from '../pkix/csr.js';
-import { namesEqual } from '../pkix/name.js';
+import { namesEqual, nameText } from '../pkix/name.js';
 import { parseIssuerAndSerial, parseIssuerAndSubject } from '../scep/message-data.js';
 import { openEnvelopeAs, type PkiRequest } from '../scep/request.js';
 import { FailInfo, MessageType } from '../scep/types.js';
@@ -28,7 +28,7 @@ import {
 } from './approval.js';
 import { THROTTLED_TEXT } from './challenge.js';
 import { failure, type Decision } from './decision.js';
-import { TransactionIssuer, subjectText } from './issuance.js';
+import { TransactionIssuer } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
 import {
   csrPolicy,
@@ -262,7 +262,7 @@ class LifecycleHandlers {
       messageType: er.request.messageType,
       state: 'pending',
       csr: er.csr.der,
-      subject: subjectText(er.csr.subjectRaw),
+      subject: nameText(er.csr.subjectRaw),
       requester: er.ctx.remoteAddress ?? null,
       expiresAt: new Date(this.now().getTime() + this.approval.pendingTtlSeconds * 1000),
       meta: { ...pendingMeta(er, verdict), ...kind },

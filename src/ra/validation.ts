@@ -19,7 +19,7 @@
 import { messageTypeName, FailInfo } from '../scep/types.js';
 import { spkiHash } from '../crypto/keys.js';
 import type { Store } from '../store/index.js';
-import { subjectText } from './issuance.js';
+import { nameText } from '../pkix/name.js';
 import { reject, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
 import type { ServiceLogger } from './service.js';
 
@@ -115,11 +115,11 @@ export function validationRequest(er: EnrollmentRequest, renewal = false): Valid
     transactionId: er.request.transactionId,
     messageType: messageTypeName(er.request.messageType),
     renewal,
-    subject: subjectText(csr.subjectRaw),
+    subject: nameText(csr.subjectRaw),
     subjectAltNames: csr.subjectAltNames.map((n) => {
       switch (n.type) {
         case 'dirName':
-          return { type: 'dirName', value: subjectText(n.raw) };
+          return { type: 'dirName', value: nameText(n.raw) };
         case 'other':
           return { type: 'other', value: n.raw.toString('hex') };
         default:
@@ -190,7 +190,7 @@ export function validationPolicy(o: ValidationPolicyOptions): Policy {
         {
           transactionId: er.request.transactionId,
           remote: er.ctx.remoteAddress,
-          subject: subjectText(er.csr.subjectRaw),
+          subject: nameText(er.csr.subjectRaw),
           problem: v.unavailable,
         },
         'validation service unavailable: request refused (fail closed)',

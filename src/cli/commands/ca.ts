@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { caExists, initCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
 import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
-import { nameToString } from '../../pkix/name.js';
+import { nameText } from '../../pkix/name.js';
 import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
 
 export interface Subcommand {
@@ -93,13 +93,13 @@ async function init(argv: string[]): Promise<number> {
   }
   const res = await initCa(data, o);
   const out = process.stdout;
-  out.write(`${res.imported ? 'imported' : 'created'} CA ${nameToString(res.caCert.subjectRaw)}\n`);
+  out.write(`${res.imported ? 'imported' : 'created'} CA ${nameText(res.caCert.subjectRaw)}\n`);
   out.write(`  certificate  ${res.paths.cert} (valid until ${res.caCert.notAfter.toISOString()})\n`);
   out.write(`  key          ${res.paths.key} (mode 0600${res.encrypted ? ', encrypted' : ''})\n`);
   if (res.chain.length > 0)
     out.write(`  chain        ${res.paths.chain} (${res.chain.length} certificate(s))\n`);
   if (res.raCert) {
-    out.write(`  RA cert      ${res.paths.raCert} (${nameToString(res.raCert.subjectRaw)})\n`);
+    out.write(`  RA cert      ${res.paths.raCert} (${nameText(res.raCert.subjectRaw)})\n`);
     out.write(`  RA key       ${res.paths.raKey}\n`);
   }
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
@@ -158,10 +158,10 @@ async function rollover(argv: string[]): Promise<number> {
   }
   const res = await stageRollover(data, o);
   const out = process.stdout;
-  out.write(`staged next CA ${nameToString(res.caCert.subjectRaw)}\n`);
+  out.write(`staged next CA ${nameText(res.caCert.subjectRaw)}\n`);
   out.write(`  certificate  ${res.paths.cert} (valid until ${res.caCert.notAfter.toISOString()})\n`);
   out.write(`  key          ${res.paths.key} (mode 0600${res.encrypted ? ', encrypted' : ''})\n`);
-  if (res.raCert) out.write(`  RA cert      ${res.paths.raCert} (${nameToString(res.raCert.subjectRaw)})\n`);
+  if (res.raCert) out.write(`  RA cert      ${res.paths.raCert} (${nameText(res.raCert.subjectRaw)})\n`);
   if (res.crossCert) out.write(`  cross cert   ${res.paths.cross} (issued by the current CA)\n`);
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
   out.write(
@@ -192,11 +192,11 @@ async function activate(argv: string[]): Promise<number> {
   }
   const res = activateRollover(data, passphrase);
   const out = process.stdout;
-  out.write(`activated CA ${nameToString(res.caCert.subjectRaw)}\n`);
+  out.write(`activated CA ${nameText(res.caCert.subjectRaw)}\n`);
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
-  if (res.raCert) out.write(`  RA cert      ${nameToString(res.raCert.subjectRaw)}\n`);
+  if (res.raCert) out.write(`  RA cert      ${nameText(res.raCert.subjectRaw)}\n`);
   out.write(
-    `retired CA ${nameToString(res.previous.caCert.subjectRaw)} (sha256:${res.previous.caCert.fingerprint})\n`,
+    `retired CA ${nameText(res.previous.caCert.subjectRaw)} (sha256:${res.previous.caCert.fingerprint})\n`,
   );
   out.write(`  kept in      ${res.previous.dir}\n`);
   out.write('Restart the server to issue under the new CA.\n');
