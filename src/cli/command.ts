@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-type Parsed = {
+export type Parsed = {
   values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   positionals: string[];
 };
@@ -97,4 +97,32 @@ export function durationOpt(p: Parsed, name: string, def: number, min: number, m
   if (n < min || n > max)
     throw new UsageError(`--${name} must be between ${formatDuration(min)} and ${formatDuration(max)}`);
   return n;
+}
+
+/**
+ * A duration option with an older whole-number alias in a fixed unit (`--pending-ttl 72h` or
+ * `--pending-ttl-hours 72`): seconds within [min, max], or the default. Giving both is an error.
+ */
+export function durationOrAlias(
+  p: Parsed,
+  name: string,
+  alias: string,
+  aliasUnitSeconds: number,
+  def: number,
+  min: number,
+  max: number,
+): number {
+  const old = str(p, alias);
+  if (old === undefined) return durationOpt(p, name, def, min, max);
+  if (str(p, name) !== undefined) throw new UsageError(`give --${name} or --${alias}, not both`);
+  if (!/^\d{1,12}$/.test(old)) throw new UsageError(`--${alias} must be a whole number`);
+  const n = Number(old) * aliasUnitSeconds;
+  if (n < min || n > max)
+    throw new UsageError(`--${alias} must be between ${formatDuration(min)} and ${formatDuration(max)}`);
+  return n;
+}
+
+/** The first positional argument that is not expected, as a usage error. */
+export function noExtra(extra: readonly string[]): void {
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]!}'`);
 }

@@ -12,6 +12,7 @@ import {
   REQUIRED_UNIQUE_INDEXES,
   certificateFromRow,
   certificateWhere,
+  transactionWhere,
   pageBounds,
   sanRows,
   prepareCertificate,
@@ -340,14 +341,13 @@ export class PostgresStore implements Store {
   }
 
   async listTransactions(query: TransactionQuery): Promise<Page<TransactionRecord>> {
-    const where = query.state !== undefined ? 'state = ?' : '1=1';
-    const params: unknown[] = query.state !== undefined ? [query.state] : [];
+    const { sql: where, params, order } = transactionWhere(query, dialect);
     const { limit, offset } = pageBounds(query);
     const [count, rows] = await Promise.all([
       this.q<{ n: number }>(this.pool, `SELECT count(*)::int AS n FROM transactions WHERE ${where}`, params),
       this.q<TransactionRow>(
         this.pool,
-        `SELECT * FROM transactions WHERE ${where} ORDER BY created_at, transaction_id LIMIT ? OFFSET ?`,
+        `SELECT * FROM transactions WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
         [...params, limit, offset],
       ),
     ]);

@@ -13,6 +13,7 @@ import {
   REQUIRED_UNIQUE_INDEXES,
   certificateFromRow,
   certificateWhere,
+  transactionWhere,
   pageBounds,
   sanRows,
   prepareCertificate,
@@ -325,14 +326,13 @@ export class SqliteStore implements Store {
 
   listTransactions(q: TransactionQuery): Promise<Page<TransactionRecord>> {
     return this.read(() => {
-      const where = q.state !== undefined ? 'state = ?' : '1=1';
-      const params = q.state !== undefined ? [q.state] : [];
+      const { sql: where, params, order } = transactionWhere(q, dialect);
       const { limit, offset } = pageBounds(q);
       const total = (
         this.st(`SELECT count(*) AS n FROM transactions WHERE ${where}`).get(...params) as { n: number }
       ).n;
       const rows = this.st(
-        `SELECT * FROM transactions WHERE ${where} ORDER BY created_at, transaction_id LIMIT ? OFFSET ?`,
+        `SELECT * FROM transactions WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
       ).all(...params, limit, offset) as TransactionRow[];
       return { items: rows.map((r) => transactionFromRow(r, toDate)), total };
     });

@@ -77,6 +77,10 @@ export interface CertificateQuery {
   expiringWithinDays?: number;
   /** Reference time for `expiringWithinDays` (default: now). */
   now?: Date;
+  /** Recorded (issued) at or after this time. */
+  since?: Date;
+  /** Recorded (issued) before this time. */
+  until?: Date;
   /** Default 100, max 10000. */
   limit?: number;
   offset?: number;
@@ -146,6 +150,14 @@ export type BeginResult =
 
 export interface TransactionQuery {
   state?: TransactionState;
+  /** Case-insensitive substring of the subject. */
+  subject?: string;
+  /** Created at or after this time. */
+  since?: Date;
+  /** Created before this time. */
+  until?: Date;
+  /** By creation time: `oldest` first (default) or `newest` first. */
+  order?: 'oldest' | 'newest';
   /** Default 100, max 10000. */
   limit?: number;
   offset?: number;
