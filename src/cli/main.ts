@@ -21,7 +21,10 @@ function help(): string {
     'Commands:',
   ];
   for (const c of commands) lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
-  lines.push('', 'Run `scepter <command> --help` (or `scepter help <command>`) for the options of one command.');
+  lines.push(
+    '',
+    'Run `scepter <command> --help` (or `scepter help <command>`) for the options of one command.',
+  );
   return lines.join('\n');
 }
 
@@ -62,7 +65,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
-    process.stderr.write(`scepter: unknown command '${escapeText(name)}'\nrun 'scepter --help' for the list\n`);
+    process.stderr.write(
+      `scepter: unknown command '${escapeText(name)}'\nrun 'scepter --help' for the list\n`,
+    );
     return 2;
   }
   if (helpOnly || wantsHelp(rest)) {

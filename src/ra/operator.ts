@@ -89,10 +89,9 @@ function listPage<T>(items: T[], total: number, offset: number): ListPage<T> {
 
 /** A time filter (`since`/`until`): an ISO 8601 date or date-time, or `invalid`. */
 export function parseTime(name: string, text: string): Date {
-  const d =
-    /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)
-      ? new Date(text)
-      : new Date(NaN);
+  const d = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)
+    ? new Date(text)
+    : new Date(NaN);
   if (Number.isNaN(d.getTime()))
     throw new OperatorError('invalid', `${name} must be an ISO 8601 date or date-time (2026-01-31T12:00Z)`);
   return d;

@@ -149,8 +149,7 @@ export function transactionWhere(
     parts.push('created_at < ?');
     params.push(d.ts(q.until));
   }
-  const order =
-    q.order === 'newest' ? 'created_at DESC, transaction_id DESC' : 'created_at, transaction_id';
+  const order = q.order === 'newest' ? 'created_at DESC, transaction_id DESC' : 'created_at, transaction_id';
   return { sql: parts.length ? parts.join(' AND ') : '1=1', params, order };
 }
 

@@ -27,7 +27,6 @@ import {
   warn,
 } from './client-common.js';
 
-
 function certSummary(c: Certificate): Record<string, unknown> {
   return {
     subject: nameText(c.subjectRaw),

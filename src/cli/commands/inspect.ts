@@ -68,7 +68,6 @@ function hex(b: Buffer | undefined): string | undefined {
   return b?.toString('hex');
 }
 
-
 function sanText(n: GeneralName): string {
   return 'value' in n ? `${n.type}:${n.value}` : `${n.type}:${n.raw.toString('hex')}`;
 }
