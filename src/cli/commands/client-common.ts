@@ -32,7 +32,7 @@ export const COMMON_OPTIONS = {
 } as const;
 
 export const COMMON_USAGE = `  --url URL               SCEP endpoint, e.g. http://ca.example/scep (required)
-  --ca-fingerprint FP     pin the CA: SHA-256 of its certificate (sha256:AB:CD… or hex)
+  --ca-fingerprint FP     pin the CA: SHA-256 of its certificate (sha256:abcd… as printed; colons allowed)
   --ca-identifier ID      CA identifier sent as message= with GetCACert/GetCACaps
   --timeout S             HTTP timeout per attempt in seconds (default 30)
   --retries N             retries of transport errors (default 2)
