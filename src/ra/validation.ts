@@ -20,6 +20,7 @@ import { messageTypeName, FailInfo } from '../scep/types.js';
 import { spkiHash } from '../crypto/keys.js';
 import type { Store } from '../store/index.js';
 import { nameText } from '../pkix/name.js';
+import { readBoundedBody } from '../scep/bounded-body.js';
 import { reject, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
 import type { ServiceLogger } from './service.js';
 
@@ -135,30 +136,6 @@ export function validationRequest(er: EnrollmentRequest, renewal = false): Valid
   };
 }
 
-/** Reads at most `max` bytes of a response body; undefined when it is larger. */
-async function readBounded(res: Response, max: number): Promise<Buffer | undefined> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    return undefined;
-  }
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
-}
-
 /** The validator's reason if it is short printable text (and does not echo the challenge). */
 function safeReason(reason: unknown, challenge: string | undefined): string | undefined {
   if (typeof reason !== 'string') return undefined;
@@ -230,7 +207,7 @@ async function callValidator(config: ResolvedValidationConfig, body: ValidationR
     }
     let raw: Buffer | undefined;
     try {
-      raw = await readBounded(res, config.maxResponseBytes);
+      raw = await readBoundedBody(res, config.maxResponseBytes);
     } catch {
       return {
         unavailable: ac.signal.aborted
