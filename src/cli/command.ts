@@ -9,6 +9,8 @@ export interface Command {
   name: string;
   summary: string;
   usage: string;
+  /** The help of one subcommand (`scepter ca rollover --help`), when it has its own. */
+  helpFor?(sub: string): string | undefined;
   /** Returns the process exit code. Throw `UsageError` for bad arguments. */
   run(argv: string[]): Promise<number>;
 }

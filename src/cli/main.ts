@@ -60,7 +60,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     name = after[0]!;
-    rest = [];
+    rest = after.slice(1);
     helpOnly = true;
   }
   const cmd = commands.find((c) => c.name === name);
@@ -71,7 +71,8 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (helpOnly || wantsHelp(rest)) {
-    process.stdout.write(cmd.usage + '\n');
+    const sub = rest[0] !== undefined && !rest[0].startsWith('-') ? cmd.helpFor?.(rest[0]) : undefined;
+    process.stdout.write((sub ?? cmd.usage) + '\n');
     return 0;
   }
   try {

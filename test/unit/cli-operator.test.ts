@@ -171,6 +171,10 @@ test('--help on every subcommand, scepter help CMD, one-line usage errors', asyn
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
     assert.match(r.out, /^Usage: scepter /, args.join(' '));
   }
+  const sub = await cli(['ca', 'rollover', '--help']);
+  assert.equal(sub.code, 0);
+  assert.match(sub.out, /^Usage: scepter ca rollover/, 'a subcommand with its own help shows it');
+  assert.match((await cli(['help', 'ca', 'activate'])).out, /^Usage: scepter ca activate/);
   const bad = await cli(['pending', 'list', '--bogus']);
   assert.equal(bad.code, 2);
   const lines = bad.err.trim().split('\n');

@@ -223,15 +223,14 @@ export const caCommand: Command = {
   get usage() {
     return usage();
   },
+  helpFor(sub: string): string | undefined {
+    return Object.hasOwn(caSubcommands, sub) ? caSubcommands[sub]?.usage : undefined;
+  },
   async run(argv: string[]): Promise<number> {
     const [sub, ...rest] = argv;
     if (sub === undefined) throw new UsageError('missing subcommand');
-    const s = caSubcommands[sub];
+    const s = Object.hasOwn(caSubcommands, sub) ? caSubcommands[sub] : undefined;
     if (!s) throw new UsageError(`unknown subcommand '${sub}'`);
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(s.usage + '\n');
-      return 0;
-    }
     return s.run(rest);
   },
 };
