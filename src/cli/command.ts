@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 export type Parsed = {
@@ -127,4 +128,40 @@ export function durationOrAlias(
 /** The first positional argument that is not expected, as a usage error. */
 export function noExtra(extra: readonly string[]): void {
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]!}'`);
+}
+
+/**
+ * THE reader of secrets given as `--<option> FILE` (else env `envName`): the file's first line
+ * (an empty one is a usage error), else the variable (empty: undefined). With `token`, the value
+ * is trimmed and must be printable ASCII without spaces, at least `token.minLength` characters.
+ * The secret never appears in an error message.
+ */
+export function secretOption(
+  p: Parsed,
+  option: string,
+  envName: string | undefined,
+  o: { what: string; token?: { minLength: number } },
+): string | undefined {
+  const file = str(p, option);
+  let secret: string | undefined;
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      throw new UsageError(`cannot read --${option} ${file}`);
+    }
+    secret = text.split(/\r?\n/)[0] ?? '';
+    if (o.token) secret = secret.trim();
+    if (secret === '') throw new UsageError(`--${option} is empty`);
+  } else {
+    const env = envName !== undefined ? process.env[envName] : undefined;
+    if (env === undefined || env === '') return undefined;
+    secret = o.token ? env.trim() : env;
+  }
+  if (o.token && (!/^[\x21-\x7e]+$/.test(secret) || secret.length < o.token.minLength))
+    throw new UsageError(
+      `the ${o.what} must be ${o.token.minLength > 1 ? `at least ${o.token.minLength} ` : ''}printable characters without spaces`,
+    );
+  return secret;
 }

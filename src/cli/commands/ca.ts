@@ -2,11 +2,10 @@
  * `scepter ca <subcommand>`: CA key material (init, rollover, activate). Subcommands live in
  * `caSubcommands`; add one entry per subcommand.
  */
-import { readFileSync } from 'node:fs';
 import { caExists, initCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
 import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
 import { nameText } from '../../pkix/name.js';
-import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
+import { flag, intOpt, parseOptions, req, secretOption, str, UsageError, type Command } from '../command.js';
 
 export interface Subcommand {
   summary: string;
@@ -19,19 +18,12 @@ export interface Subcommand {
  * SCEPTER_CA_PASSPHRASE, else undefined.
  */
 export function resolvePassphrase(file: string | undefined): string | undefined {
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      throw new UsageError(`cannot read --passphrase-file ${file}`);
-    }
-    const first = text.split(/\r?\n/)[0] ?? '';
-    if (first === '') throw new UsageError('--passphrase-file is empty');
-    return first;
-  }
-  const env = process.env.SCEPTER_CA_PASSPHRASE;
-  return env !== undefined && env !== '' ? env : undefined;
+  return secretOption(
+    { values: file !== undefined ? { 'passphrase-file': file } : {}, positionals: [] },
+    'passphrase-file',
+    'SCEPTER_CA_PASSPHRASE',
+    { what: 'passphrase' },
+  );
 }
 
 const INIT_USAGE = `Usage: scepter ca init --data DIR [options]

@@ -15,6 +15,7 @@ import {
   intOpt,
   parseOptions,
   req,
+  secretOption,
   str,
   UsageError,
   type Command,
@@ -115,42 +116,14 @@ function shutdownSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/**
- * A secret from `--<option> FILE` (its first line, trimmed), else from env `envName`; undefined
- * when neither is set or it is empty. The value must be printable ASCII without spaces, at least
- * `minLength` characters. The secret is never part of an error message.
- */
-function secretOf(
-  p: ReturnType<typeof parseOptions>,
-  option: string,
-  envName: string | undefined,
-  what: string,
-  minLength: number,
-): string | undefined {
-  const file = str(p, option);
-  let secret = envName !== undefined ? process.env[envName] : undefined;
-  if (file !== undefined) {
-    try {
-      secret = (readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '').trim();
-    } catch {
-      throw new UsageError(`cannot read --${option} ${file}`);
-    }
-  }
-  if (secret === undefined || secret === '') return undefined;
-  if (!/^[\x21-\x7e]+$/.test(secret) || secret.length < minLength)
-    throw new UsageError(
-      `the ${what} must be ${minLength > 1 ? `at least ${minLength} ` : ''}printable characters without spaces`,
-    );
-  return secret;
-}
-
 /** The /metrics bearer token from --metrics-token-file (first line, trimmed). */
 function metricsTokenOf(p: ReturnType<typeof parseOptions>): string | undefined {
   if (str(p, 'metrics-token-file') === undefined) return undefined;
   if (flag(p, 'no-metrics')) throw new UsageError('give --no-metrics or --metrics-token-file, not both');
-  const token = secretOf(p, 'metrics-token-file', undefined, 'metrics token', 16);
-  if (token === undefined) throw new UsageError('the metrics token file is empty');
-  return token;
+  return secretOption(p, 'metrics-token-file', undefined, {
+    what: 'metrics token',
+    token: { minLength: 16 },
+  });
 }
 
 /** The challenge options of `scepter serve` (static on/off, throttle, admin endpoint). */
@@ -158,7 +131,10 @@ function challengeSettings(p: ReturnType<typeof parseOptions>): ChallengeSetting
   const noStatic = flag(p, 'no-static-challenge');
   if (noStatic && str(p, 'challenge') !== undefined)
     throw new UsageError('give --challenge or --no-static-challenge, not both');
-  const adminToken = secretOf(p, 'admin-token-file', 'SCEPTER_ADMIN_TOKEN', 'admin token', 16);
+  const adminToken = secretOption(p, 'admin-token-file', 'SCEPTER_ADMIN_TOKEN', {
+    what: 'admin token',
+    token: { minLength: 16 },
+  });
   return {
     ...(noStatic ? { static: false } : {}),
     throttle: {
@@ -185,7 +161,10 @@ function validationSettings(p: ReturnType<typeof parseOptions>): ValidationConfi
   const mode = str(p, 'validate-mode') ?? 'challenge';
   if (!VALIDATION_MODES.includes(mode as ValidationMode))
     throw new UsageError(`--validate-mode must be one of ${VALIDATION_MODES.join(', ')}`);
-  const token = secretOf(p, 'validate-token-file', 'SCEPTER_VALIDATE_TOKEN', 'validation token', 1);
+  const token = secretOption(p, 'validate-token-file', 'SCEPTER_VALIDATE_TOKEN', {
+    what: 'validation token',
+    token: { minLength: 1 },
+  });
   return {
     url,
     mode: mode as ValidationMode,
