@@ -13,10 +13,3 @@ export function randomSerial(): Buffer {
     if (b.some((x) => x !== 0)) return b;
   }
 }
-
-/** Lower-case hex of a serial magnitude without leading zero octets (matches `Certificate.serialHex`). */
-export function serialHex(serial: Buffer): string {
-  let i = 0;
-  while (i < serial.length - 1 && serial[i] === 0) i++;
-  return serial.subarray(i).toString('hex');
-}

@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-type Parsed = {
+export type Parsed = {
   values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   positionals: string[];
 };
@@ -9,6 +10,8 @@ export interface Command {
   name: string;
   summary: string;
   usage: string;
+  /** The help of one subcommand (`scepter ca rollover --help`), when it has its own. */
+  helpFor?(sub: string): string | undefined;
   /** Returns the process exit code. Throw `UsageError` for bad arguments. */
   run(argv: string[]): Promise<number>;
 }
@@ -97,4 +100,68 @@ export function durationOpt(p: Parsed, name: string, def: number, min: number, m
   if (n < min || n > max)
     throw new UsageError(`--${name} must be between ${formatDuration(min)} and ${formatDuration(max)}`);
   return n;
+}
+
+/**
+ * A duration option with an older whole-number alias in a fixed unit (`--pending-ttl 72h` or
+ * `--pending-ttl-hours 72`): seconds within [min, max], or the default. Giving both is an error.
+ */
+export function durationOrAlias(
+  p: Parsed,
+  name: string,
+  alias: string,
+  aliasUnitSeconds: number,
+  def: number,
+  min: number,
+  max: number,
+): number {
+  const old = str(p, alias);
+  if (old === undefined) return durationOpt(p, name, def, min, max);
+  if (str(p, name) !== undefined) throw new UsageError(`give --${name} or --${alias}, not both`);
+  if (!/^\d{1,12}$/.test(old)) throw new UsageError(`--${alias} must be a whole number`);
+  const n = Number(old) * aliasUnitSeconds;
+  if (n < min || n > max)
+    throw new UsageError(`--${alias} must be between ${formatDuration(min)} and ${formatDuration(max)}`);
+  return n;
+}
+
+/** The first positional argument that is not expected, as a usage error. */
+export function noExtra(extra: readonly string[]): void {
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]!}'`);
+}
+
+/**
+ * THE reader of secrets given as `--<option> FILE` (else env `envName`): the file's first line
+ * (an empty one is a usage error), else the variable (empty: undefined). With `token`, the value
+ * is trimmed and must be printable ASCII without spaces, at least `token.minLength` characters.
+ * The secret never appears in an error message.
+ */
+export function secretOption(
+  p: Parsed,
+  option: string,
+  envName: string | undefined,
+  o: { what: string; token?: { minLength: number } },
+): string | undefined {
+  const file = str(p, option);
+  let secret: string | undefined;
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      throw new UsageError(`cannot read --${option} ${file}`);
+    }
+    secret = text.split(/\r?\n/)[0] ?? '';
+    if (o.token) secret = secret.trim();
+    if (secret === '') throw new UsageError(`--${option} is empty`);
+  } else {
+    const env = envName !== undefined ? process.env[envName] : undefined;
+    if (env === undefined || env === '') return undefined;
+    secret = o.token ? env.trim() : env;
+  }
+  if (o.token && (!/^[\x21-\x7e]+$/.test(secret) || secret.length < o.token.minLength))
+    throw new UsageError(
+      `the ${o.what} must be ${o.token.minLength > 1 ? `at least ${o.token.minLength} ` : ''}printable characters without spaces`,
+    );
+  return secret;
 }

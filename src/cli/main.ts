@@ -3,9 +3,14 @@
  * `scepter` command-line entry point. Each command lives in `src/cli/commands/<name>.ts` and
  * exports a `Command`; this file only dispatches. Commands return an exit code and print
  * one-line reasons on failure (never a stack trace for a user error).
+ *
+ * Exit codes: 0 success, 1 failure (not found, wrong state, I/O, server trouble), 2 usage error.
+ * `--help`/`-h` anywhere (before `--`), `scepter help CMD` and `scepter CMD SUB --help` print the
+ * command's help; a usage error prints one line and a hint to run `--help`.
  */
 import { commands } from './commands/index.js';
 import { UsageError } from './command.js';
+import { escapeText } from '../pkix/text.js';
 
 function help(): string {
   const lines = [
@@ -16,17 +21,29 @@ function help(): string {
     'Commands:',
   ];
   for (const c of commands) lines.push(`  ${c.name.padEnd(12)} ${c.summary}`);
-  lines.push('', 'Run `scepter <command> --help` for the options of one command.');
+  lines.push(
+    '',
+    'Run `scepter <command> --help` (or `scepter help <command>`) for the options of one command.',
+  );
   return lines.join('\n');
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(help() + '\n');
-    return name ? 0 : 0;
+/** True when `--help` or `-h` appears as an option (not after `--`). */
+function wantsHelp(args: readonly string[]): boolean {
+  for (const a of args) {
+    if (a === '--') return false;
+    if (a === '--help' || a === '-h') return true;
   }
-  if (name === '--version' || name === '-v') {
+  return false;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...after] = argv;
+  if (!first || first === '--help' || first === '-h') {
+    process.stdout.write(help() + '\n');
+    return 0;
+  }
+  if (first === '--version' || first === '-v') {
     const { readFileSync } = await import('node:fs');
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
       version: string;
@@ -34,27 +51,41 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(pkg.version + '\n');
     return 0;
   }
+  let name = first;
+  let rest = after;
+  let helpOnly = false;
+  if (first === 'help') {
+    if (after.length === 0) {
+      process.stdout.write(help() + '\n');
+      return 0;
+    }
+    name = after[0]!;
+    rest = after.slice(1);
+    helpOnly = true;
+  }
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
-    process.stderr.write(`scepter: unknown command '${name}'\n\n${help()}\n`);
+    process.stderr.write(
+      `scepter: unknown command '${escapeText(name)}'\nrun 'scepter --help' for the list\n`,
+    );
     return 2;
   }
-  // `scepter cmd --help` is answered here; `scepter cmd sub --help` goes to the command,
-  // which knows its subcommands.
-  const wantsHelp = rest.includes('--help') || rest.includes('-h');
-  if (wantsHelp && (rest.length === 0 || rest[0]!.startsWith('-'))) {
-    process.stdout.write(cmd.usage + '\n');
+  if (helpOnly || wantsHelp(rest)) {
+    const sub = rest[0] !== undefined && !rest[0].startsWith('-') ? cmd.helpFor?.(rest[0]) : undefined;
+    process.stdout.write((sub ?? cmd.usage) + '\n');
     return 0;
   }
   try {
     return await cmd.run(rest);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`scepter ${name}: ${e.message}\n\n${cmd.usage}\n`);
+      process.stderr.write(
+        `scepter ${name}: ${escapeText(e.message)}\nrun 'scepter ${name} --help' for usage\n`,
+      );
       return 2;
     }
     const msg = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`scepter ${name}: ${msg}\n`);
+    process.stderr.write(`scepter ${name}: ${escapeText(msg)}\n`);
     if (process.env.SCEPTER_DEBUG) console.error(e);
     return 1;
   }
@@ -65,7 +96,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
-    process.stderr.write(`scepter: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`scepter: ${escapeText(e instanceof Error ? e.message : String(e))}\n`);
     process.exitCode = 1;
   },
 );

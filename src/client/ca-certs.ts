@@ -47,9 +47,13 @@ export function parseFingerprint(text: string): string {
   return hex;
 }
 
-/** `sha256:AB:CD:…` display form of a hex fingerprint. */
+/**
+ * The one display form of a fingerprint everywhere (CLI, logs, docs): `sha256:` + 64 lower-case
+ * hex digits, no colons — the same hex the store, CRL URLs and `DIR/ca/previous/` use.
+ * `parseFingerprint` also accepts colons, spaces and upper case.
+ */
 export function formatFingerprint(hex: string): string {
-  return 'sha256:' + (hex.toUpperCase().match(/../g) ?? []).join(':');
+  return 'sha256:' + hex.replace(/[\s:]/g, '').toLowerCase();
 }
 
 function isCa(c: Certificate): boolean {

@@ -17,7 +17,12 @@ import * as r from '../asn1/reader.js';
 import { OID } from '../asn1/oids.js';
 import type { CipherName, DigestName } from '../crypto/algorithms.js';
 import type { KeyTransport } from '../cms/index.js';
-import { parseCertificate, verifyCertificateSignature, type Certificate } from '../pkix/certificate.js';
+import {
+  normalizeSerial,
+  parseCertificate,
+  verifyCertificateSignature,
+  type Certificate,
+} from '../pkix/certificate.js';
 import { buildCsr } from '../pkix/csr.js';
 import { parseSanSpec, parseSubjectAltName, type GeneralName } from '../pkix/extensions.js';
 import { buildName } from '../pkix/name.js';
@@ -177,14 +182,15 @@ function sansOf(cert: Certificate): GeneralName[] {
 
 function serialBytes(serial: string | Buffer): Buffer {
   if (Buffer.isBuffer(serial)) return serial;
-  const hex = serial.replace(/^0x/i, '').replace(/[:\s]/g, '');
-  if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length > 80) throw new Error('a serial number must be hex digits');
-  let b = Buffer.from(hex.length % 2 ? '0' + hex : hex, 'hex');
-  // Minimal INTEGER content octets of a positive number: no redundant leading zeros, and a
-  // 0x00 in front when the top bit is set.
-  let i = 0;
-  while (i < b.length - 1 && b[i] === 0) i++;
-  b = b.subarray(i);
+  let hex: string;
+  try {
+    hex = serial.length <= 100 ? normalizeSerial(serial) : '';
+  } catch {
+    hex = '';
+  }
+  if (hex === '' || hex.length > 80) throw new Error('a serial number must be hex digits');
+  // Minimal INTEGER content octets of a positive number: a 0x00 in front when the top bit is set.
+  const b = Buffer.from(hex, 'hex');
   return b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b;
 }
 

@@ -5,6 +5,7 @@
  * timeouts, 429/502/503/504). A server that answers anything else is never retried.
  */
 import { ScepTransportError, sanitize } from './errors.js';
+import { readBoundedBody } from '../scep/bounded-body.js';
 
 /** The `fetch` signature the client needs (node's global fetch by default). */
 export type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -41,28 +42,10 @@ export function operationUrl(base: string, operation: string, escapedMessage?: s
 }
 
 async function readLimited(res: Response, max: number): Promise<Buffer> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    throw new ScepTransportError(`response body of ${declared} bytes exceeds the limit of ${max}`, {
-      status: res.status,
-    });
-  }
-  if (!res.body) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new ScepTransportError(`response body exceeds the limit of ${max} bytes`, { status: res.status });
-    }
-    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
-  }
-  return Buffer.concat(chunks, total);
+  const body = await readBoundedBody(res, max);
+  if (body === undefined)
+    throw new ScepTransportError(`response body exceeds the limit of ${max} bytes`, { status: res.status });
+  return body;
 }
 
 /** Sends SCEP HTTP requests with timeouts, limits and retries. */

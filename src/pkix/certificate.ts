@@ -51,11 +51,26 @@ export class CertificateError extends Error {
   }
 }
 
-/** Hex of an INTEGER's content octets with redundant leading zero octets removed. */
+/**
+ * THE canonical serial form (stores, logs, CLI, admin API): lower-case hex of an INTEGER's
+ * content octets (or a serial magnitude) with redundant leading zero octets removed.
+ */
 export function serialToHex(content: Uint8Array): string {
   let i = 0;
   while (i < content.length - 1 && content[i] === 0) i++;
   return Buffer.from(content.subarray(i)).toString('hex');
+}
+
+/**
+ * Serial text as a person or another tool writes it → the canonical form of `serialToHex`:
+ * `0x`, colons and spaces are ignored, any case (`"00:AB"` → `"ab"`, `"ABC"` → `"0abc"`,
+ * `"0"` → `"00"`). Throws TypeError on non-hex input.
+ */
+export function normalizeSerial(serial: string): string {
+  let s = serial.trim().toLowerCase().replace(/[:\s]/g, '');
+  if (s.startsWith('0x')) s = s.slice(2);
+  if (!/^[0-9a-f]+$/.test(s)) throw new TypeError(`not a hex serial: ${JSON.stringify(serial)}`);
+  return serialToHex(Buffer.from(s.length % 2 === 1 ? '0' + s : s, 'hex'));
 }
 
 /** Parses a DER (or BER) certificate. Throws `CertificateError` or `Asn1Error` on bad input. */

@@ -8,6 +8,7 @@
 import * as r from '../asn1/reader.js';
 import * as der from '../asn1/writer.js';
 import { OID } from '../asn1/oids.js';
+import { escapeText } from './text.js';
 
 export interface NameAttribute {
   /** Attribute type, dotted. */
@@ -127,6 +128,19 @@ export function formatName(name: ParsedName): string {
 /** RFC 4514 text of a DER Name. Throws on malformed input. */
 export function nameToString(raw: Buffer): string {
   return formatName(parseName(raw));
+}
+
+/**
+ * The safe display form of a DER Name (the one used for stores, logs, pages and terminals):
+ * its RFC 4514 text, or `#` + the DER in hex when it cannot be decoded, with control, bidi and
+ * other invisible characters escaped by `escapeText`. Never throws.
+ */
+export function nameText(raw: Buffer): string {
+  try {
+    return escapeText(nameToString(raw));
+  } catch {
+    return `#${raw.toString('hex')}`;
+  }
 }
 
 /** The last (most specific) commonName of a DER Name, or undefined (also for malformed input). */

@@ -13,7 +13,8 @@
  * rejection or expiry it gets FAILURE badRequest.
  */
 import type { JsonObject } from '../store/index.js';
-import { sanText, subjectText } from './names.js';
+import { nameText } from '../pkix/name.js';
+import { sanText } from './names.js';
 import type { EnrollmentRequest } from './policy.js';
 
 export type ApprovalMode = 'auto' | 'manual' | 'challenge-or-manual';
@@ -56,7 +57,7 @@ export function pendingMeta(er: EnrollmentRequest, challenge: ChallengeVerdict):
     keyType: er.csr.keyType,
     keyBits: er.csr.keyBits,
     sans: er.csr.subjectAltNames.map(sanText),
-    signerSubject: subjectText(er.request.signerCert.subjectRaw),
+    signerSubject: nameText(er.request.signerCert.subjectRaw),
     ...(er.ctx.userAgent ? { userAgent: er.ctx.userAgent } : {}),
   };
 }

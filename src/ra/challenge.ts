@@ -4,11 +4,11 @@
  * MACs compared with `crypto.timingSafeEqual`, so neither the comparison time nor the length of
  * the candidate tells anything about a secret. The secrets themselves are not kept.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { SecretMatcher } from '../crypto/secret-match.js';
 import { FailInfo } from '../scep/types.js';
 import type { JsonObject, Store } from '../store/index.js';
 import type { Decision } from './decision.js';
-import { subjectText } from './names.js';
+import { nameText } from '../pkix/name.js';
 import type { OneTimeChallenges } from './one-time-challenge.js';
 import { reject, rejectionDecision, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
 import type { ServiceLogger } from './types.js';
@@ -18,21 +18,16 @@ import { unlessKnownTransaction, type ValidationMode } from './validation.js';
 export const MAX_CHALLENGE_LENGTH = 4096;
 
 export class ChallengeVerifier {
-  private readonly key = randomBytes(32);
-  private readonly macs: Buffer[];
+  private readonly secrets: SecretMatcher;
 
   /** `secrets`: every accepted challenge (several allow rotation); empty strings are ignored. */
   constructor(secrets: readonly string[]) {
-    this.macs = secrets.filter((s) => s.length > 0).map((s) => this.mac(s));
-  }
-
-  private mac(s: string): Buffer {
-    return createHmac('sha256', this.key).update(s, 'utf8').digest();
+    this.secrets = new SecretMatcher(secrets);
   }
 
   /** How many secrets are configured (0: every challenge is refused). */
   get count(): number {
-    return this.macs.length;
+    return this.secrets.count;
   }
 
   /** True when `candidate` equals one of the secrets. Checks every secret, whatever matches. */
@@ -40,10 +35,7 @@ export class ChallengeVerifier {
     if (candidate === undefined || candidate.length === 0 || candidate.length > MAX_CHALLENGE_LENGTH) {
       return false;
     }
-    const m = this.mac(candidate);
-    let ok = false;
-    for (const s of this.macs) ok = timingSafeEqual(m, s) || ok;
-    return ok;
+    return this.secrets.matches(candidate);
   }
 }
 
@@ -194,7 +186,7 @@ export class ChallengeGate {
       {
         transactionId: er.request.transactionId,
         remote: er.ctx.remoteAddress,
-        subject: subjectText(er.csr.subjectRaw),
+        subject: nameText(er.csr.subjectRaw),
       },
       'one-time challenge presented again (already used or unknown): possible compromise',
     );

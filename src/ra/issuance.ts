@@ -13,7 +13,7 @@ import { spkiHash } from '../crypto/keys.js';
 import { parseCertificate, type Certificate } from '../pkix/certificate.js';
 import { parseSubjectAltName } from '../pkix/extensions.js';
 import { OID } from '../asn1/oids.js';
-import { commonName } from '../pkix/name.js';
+import { commonName, nameText } from '../pkix/name.js';
 import {
   AlreadyIssuedError,
   SerialConflictError,
@@ -25,12 +25,12 @@ import {
 } from '../store/index.js';
 import { FailInfo } from '../scep/types.js';
 import { failure, type Decision } from './decision.js';
-import { sanText, subjectText } from './names.js';
+import { sanText } from './names.js';
 import type { EnrollmentRequest } from './policy.js';
 import type { ServiceLogger } from './types.js';
 
 // Formatters other modules (src/ra/operator.ts, approval.ts) import from here.
-export { sanText, subjectText } from './names.js';
+export { sanText } from './names.js';
 
 /** failInfoText for a message whose CSR differs from the one stored for its transactionID. */
 export const CSR_CHANGED_TEXT =
@@ -89,7 +89,7 @@ export function certificateRecord(
   return {
     serial: cert.serialHex,
     issuer: issuerFingerprint,
-    subject: subjectText(cert.subjectRaw),
+    subject: nameText(cert.subjectRaw),
     commonName: commonName(cert.subjectRaw) ?? null,
     sans,
     der: cert.der,
@@ -126,7 +126,7 @@ export class TransactionIssuer {
 
   private async run(er: EnrollmentRequest, meta: JsonObject | undefined): Promise<Decision> {
     const { request: req, csr } = er;
-    const subject = subjectText(csr.subjectRaw);
+    const subject = nameText(csr.subjectRaw);
     const begin = await this.o.store.beginTransaction({
       transactionId: req.transactionId,
       signerKeyHash: er.signerKeyHash,

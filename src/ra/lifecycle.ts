@@ -16,7 +16,7 @@ import { CrlPublisher } from '../ca/crl.js';
 import type { CipherName } from '../crypto/algorithms.js';
 import { spkiHash } from '../crypto/keys.js';
 import { parseCsr } from '../pkix/csr.js';
-import { namesEqual } from '../pkix/name.js';
+import { namesEqual, nameText } from '../pkix/name.js';
 import { parseIssuerAndSerial, parseIssuerAndSubject } from '../scep/message-data.js';
 import type { PkiRequest } from '../scep/request.js';
 import { FailInfo } from '../scep/types.js';
@@ -32,7 +32,6 @@ import type { ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
 import { CSR_CHANGED_TEXT, TransactionIssuer } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
-import { subjectText } from './names.js';
 import { OneTimeChallenges } from './one-time-challenge.js';
 import {
   csrPolicy,
@@ -288,7 +287,7 @@ export class EnrollmentHandlers implements Lifecycle {
       messageType: er.request.messageType,
       state: 'pending',
       csr: er.csr.der,
-      subject: subjectText(er.csr.subjectRaw),
+      subject: nameText(er.csr.subjectRaw),
       requester: er.ctx.remoteAddress ?? null,
       expiresAt: new Date(this.now().getTime() + this.approval.pendingTtlSeconds * 1000),
       meta: { ...pendingMeta(er, verdict), ...kind },

@@ -6,9 +6,8 @@
  */
 import type { CaSet } from '../ca/authorities.js';
 import type { CrlPublisher } from '../ca/crl.js';
-import { serialHex } from '../ca/serial.js';
 import type { CipherName } from '../crypto/algorithms.js';
-import { parseCertificate } from '../pkix/certificate.js';
+import { parseCertificate, serialToHex } from '../pkix/certificate.js';
 import { namesEqual } from '../pkix/name.js';
 import type { IssuerAndSerial } from '../scep/message-data.js';
 import { FailInfo } from '../scep/types.js';
@@ -23,7 +22,7 @@ export interface LookupContext {
 
 /** GetCert: the stored certificate with this issuer and serial. */
 export async function getCert(c: LookupContext, ias: IssuerAndSerial, cipher: CipherName): Promise<Decision> {
-  const hex = serialHex(ias.serial);
+  const hex = serialToHex(ias.serial);
   const rec = await c.store.getCertificate(hex);
   if (!rec || !namesEqual(parseCertificate(rec.der).issuerRaw, ias.issuerRaw)) {
     return failure(FailInfo.badCertId, 'no certificate with this issuer and serial number');

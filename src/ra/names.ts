@@ -1,18 +1,9 @@
 /**
- * Text forms of names for the store, logs and operator output: RFC 4514 subjects and the
- * store's `type:value` subjectAltNames. Pure formatters on src/pkix; no RA state.
+ * Text forms of names for the store, logs and operator output: the store's `type:value`
+ * subjectAltNames (subjects: `nameText` in src/pkix/name.ts) and quoted names for failInfoTexts. Pure formatters on src/pkix; no RA state.
  */
 import type { GeneralName } from '../pkix/extensions.js';
-import { nameToString } from '../pkix/name.js';
-
-/** RFC 4514 text of a Name, or a hex fallback when it cannot be rendered. */
-export function subjectText(raw: Buffer): string {
-  try {
-    return nameToString(raw);
-  } catch {
-    return `#${raw.toString('hex')}`;
-  }
-}
+import { nameText } from '../pkix/name.js';
 
 /** A GeneralName in the store's `type:value` form. */
 export function sanText(n: GeneralName): string {
@@ -23,7 +14,7 @@ export function sanText(n: GeneralName): string {
     case 'uri':
       return `${n.type}:${n.value}`;
     case 'dirName':
-      return `dn:${subjectText(n.raw)}`;
+      return `dn:${nameText(n.raw)}`;
     default:
       return `other:${n.raw.toString('hex')}`;
   }

@@ -12,20 +12,19 @@ import {
   revocationReasonName,
   type CrlPublisher,
 } from '../ca/crl.js';
-import { nameToString } from '../pkix/name.js';
+import { nameText } from '../pkix/name.js';
 import { parseCsr } from '../pkix/csr.js';
 import {
   normalizeSerial,
   type CertificateQuery,
   type CertificateRecord,
   type CrlRecord,
-  type Page,
   type RevocationReason,
   type Store,
   type TransactionRecord,
   type TransactionState,
 } from '../store/index.js';
-import { sanText } from './issuance.js';
+import { sanText } from './names.js';
 
 /** `invalid`: bad input; `not-found`: no such request/certificate; `conflict`: wrong state. */
 export type OperatorErrorKind = 'invalid' | 'not-found' | 'conflict';
@@ -46,6 +45,64 @@ export const MAX_REASON_LENGTH = 512;
 export const MAX_FILTER_LENGTH = 256;
 /** Longest serial accepted as input (20 octets with colons is 59). */
 export const MAX_SERIAL_INPUT_LENGTH = 128;
+/** Page size of a listing when none is given. */
+export const DEFAULT_PAGE_LIMIT = 100;
+/** Hard maximum page size of a listing: a larger `limit` is refused (`invalid`). */
+export const MAX_PAGE_LIMIT = 500;
+/** Largest position a cursor may point at. */
+const MAX_CURSOR = 10_000_000;
+
+/**
+ * One page of a listing, the same shape in the CLI (`--json`) and the admin API: the total
+ * number of matches, this page's items, and `nextCursor` when more follow (pass it back as
+ * `cursor` for the next page). A cursor is opaque text.
+ */
+export interface ListPage<T> {
+  total: number;
+  items: T[];
+  nextCursor?: string;
+}
+
+/** Paging input of a listing: `limit` (1..MAX_PAGE_LIMIT, default 100) and a `cursor`. */
+export interface Paging {
+  limit?: number;
+  cursor?: string;
+}
+
+function pageOf(p: Paging): { limit: number; offset: number } {
+  const limit = p.limit ?? DEFAULT_PAGE_LIMIT;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT)
+    throw new OperatorError('invalid', `limit must be a whole number from 1 to ${MAX_PAGE_LIMIT}`);
+  let offset = 0;
+  if (p.cursor !== undefined) {
+    const m = /^o(\d{1,8})$/.exec(p.cursor);
+    offset = m ? Number(m[1]) : NaN;
+    if (!(offset >= 0 && offset <= MAX_CURSOR)) throw new OperatorError('invalid', 'cursor is not valid');
+  }
+  return { limit, offset };
+}
+
+function listPage<T>(items: T[], total: number, offset: number): ListPage<T> {
+  const next = offset + items.length;
+  return next < total && items.length > 0 ? { total, items, nextCursor: `o${next}` } : { total, items };
+}
+
+/** A time filter (`since`/`until`): an ISO 8601 date or date-time, or `invalid`. */
+export function parseTime(name: string, text: string): Date {
+  const d = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)
+    ? new Date(text)
+    : new Date(NaN);
+  if (Number.isNaN(d.getTime()))
+    throw new OperatorError('invalid', `${name} must be an ISO 8601 date or date-time (2026-01-31T12:00Z)`);
+  return d;
+}
+
+function textFilter(name: string, v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  if (v.length === 0 || v.length > MAX_FILTER_LENGTH)
+    throw new OperatorError('invalid', `${name} must be 1 to ${MAX_FILTER_LENGTH} characters`);
+  return v;
+}
 
 const TRANSACTION_STATES: readonly TransactionState[] = [
   'pending',
@@ -99,7 +156,7 @@ export function requestView(t: TransactionRecord): RequestView {
       keyType = csr.keyType;
       keyBits = csr.keyBits;
       sans = csr.subjectAltNames.map(sanText);
-      subject ??= nameToString(csr.subjectRaw);
+      subject ??= nameText(csr.subjectRaw);
     } catch {
       /* shown without CSR details */
     }
@@ -128,22 +185,43 @@ export function parseTransactionState(s: string): TransactionState {
   return st;
 }
 
+/** Filters of the request listing (`scepter pending list`, `GET /admin/pending`). */
+export interface RequestFilters extends Paging {
+  /** Only this state (default `pending`); ignored with `all`. */
+  state?: TransactionState;
+  /** Every state. */
+  all?: boolean;
+  /** Case-insensitive substring of the subject (CN included). */
+  subject?: string;
+  /** Created at or after / before (ISO 8601 text). */
+  since?: string;
+  until?: string;
+  /** `newest` first (default) or `oldest` first. */
+  order?: 'newest' | 'oldest';
+}
+
 /**
- * Requests in `state` (default pending; undefined in `opts.state` with `all`: every state),
- * oldest first. Overdue pending requests become `expired` first, so nobody approves one.
+ * Requests matching the filters as summaries (never the CSR; `getRequest` shows one), newest
+ * first by default so a flood of requests does not bury the real ones. Overdue pending
+ * requests become `expired` first, so nobody approves one.
  */
-export async function listRequests(
-  store: Store,
-  o: { state?: TransactionState; all?: boolean; limit: number; offset?: number },
-): Promise<Page<RequestView>> {
+export async function listRequests(store: Store, f: RequestFilters): Promise<ListPage<RequestView>> {
+  const { limit, offset } = pageOf(f);
+  const state = f.all ? undefined : (f.state ?? 'pending');
+  const subject = textFilter('subject', f.subject);
+  const since = f.since !== undefined ? parseTime('since', f.since) : undefined;
+  const until = f.until !== undefined ? parseTime('until', f.until) : undefined;
   await store.expirePending(new Date());
-  const state = o.all ? undefined : (o.state ?? 'pending');
   const page = await store.listTransactions({
     ...(state ? { state } : {}),
-    limit: o.limit,
-    ...(o.offset ? { offset: o.offset } : {}),
+    ...(subject !== undefined ? { subject } : {}),
+    ...(since ? { since } : {}),
+    ...(until ? { until } : {}),
+    order: f.order ?? 'newest',
+    limit,
+    offset,
   });
-  return { total: page.total, items: page.items.map(requestView) };
+  return listPage(page.items.map(requestView), page.total, offset);
 }
 
 /** One request (any state); `not-found` when unknown. */
@@ -235,32 +313,27 @@ export function parseSerial(s: string): string {
 }
 
 /** Search filters as an operator gives them (`scepter certs list`, `GET /admin/certificates`). */
-export interface CertificateFilters {
+export interface CertificateFilters extends Paging {
   subject?: string;
   cn?: string;
   san?: string;
   serial?: string;
   status?: string;
   expiringDays?: number;
-  limit: number;
-  offset?: number;
+  /** Issued at or after / before (ISO 8601 text). */
+  since?: string;
+  until?: string;
 }
 
 /** Validates the filters into a store query (`invalid` OperatorError on bad values). */
 export function certificateQuery(f: CertificateFilters): CertificateQuery {
-  const q: CertificateQuery = { limit: f.limit };
-  if (f.offset) q.offset = f.offset;
-  const text = (name: string, v: string | undefined): string | undefined => {
-    if (v === undefined) return undefined;
-    if (v.length === 0 || v.length > MAX_FILTER_LENGTH)
-      throw new OperatorError('invalid', `${name} must be 1 to ${MAX_FILTER_LENGTH} characters`);
-    return v;
-  };
-  const subject = text('subject', f.subject);
+  const { limit, offset } = pageOf(f);
+  const q: CertificateQuery = { limit, offset };
+  const subject = textFilter('subject', f.subject);
   if (subject !== undefined) q.subject = subject;
-  const cn = text('cn', f.cn);
+  const cn = textFilter('cn', f.cn);
   if (cn !== undefined) q.commonName = cn;
-  const san = text('san', f.san);
+  const san = textFilter('san', f.san);
   if (san !== undefined) q.san = san;
   if (f.serial !== undefined) q.serial = parseSerial(f.serial);
   if (f.status !== undefined) {
@@ -269,16 +342,19 @@ export function certificateQuery(f: CertificateFilters): CertificateQuery {
     q.status = f.status;
   }
   if (f.expiringDays !== undefined) q.expiringWithinDays = f.expiringDays;
+  if (f.since !== undefined) q.since = parseTime('since', f.since);
+  if (f.until !== undefined) q.until = parseTime('until', f.until);
   return q;
 }
 
-/** Certificates matching the filters, newest first, views plus the total. */
+/** Certificates matching the filters, newest first, as views. */
 export async function searchCertificates(
   store: Store,
   f: CertificateFilters,
-): Promise<Page<CertificateView>> {
-  const page = await store.searchCertificates(certificateQuery(f));
-  return { total: page.total, items: page.items.map(certificateView) };
+): Promise<ListPage<CertificateView>> {
+  const q = certificateQuery(f);
+  const page = await store.searchCertificates(q);
+  return listPage(page.items.map(certificateView), page.total, q.offset ?? 0);
 }
 
 /** One certificate by serial (any input form); `not-found` when unknown. */

@@ -19,7 +19,8 @@
 import { messageTypeName, FailInfo } from '../scep/types.js';
 import { spkiHash } from '../crypto/keys.js';
 import type { Store } from '../store/index.js';
-import { subjectText } from './names.js';
+import { nameText } from '../pkix/name.js';
+import { readBoundedBody } from '../scep/bounded-body.js';
 import { reject, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
 import type { ServiceLogger } from './types.js';
 
@@ -115,11 +116,11 @@ export function validationRequest(er: EnrollmentRequest, renewal = false): Valid
     transactionId: er.request.transactionId,
     messageType: messageTypeName(er.request.messageType),
     renewal,
-    subject: subjectText(csr.subjectRaw),
+    subject: nameText(csr.subjectRaw),
     subjectAltNames: csr.subjectAltNames.map((n) => {
       switch (n.type) {
         case 'dirName':
-          return { type: 'dirName', value: subjectText(n.raw) };
+          return { type: 'dirName', value: nameText(n.raw) };
         case 'other':
           return { type: 'other', value: n.raw.toString('hex') };
         default:
@@ -133,30 +134,6 @@ export function validationRequest(er: EnrollmentRequest, renewal = false): Valid
     remoteAddress: er.ctx.remoteAddress ?? null,
     csr: csr.der.toString('base64'),
   };
-}
-
-/** Reads at most `max` bytes of a response body; undefined when it is larger. */
-async function readBounded(res: Response, max: number): Promise<Buffer | undefined> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel().catch(() => undefined);
-    return undefined;
-  }
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** The validator's reason if it is short printable text (and does not echo the challenge). */
@@ -190,7 +167,7 @@ export function validationPolicy(o: ValidationPolicyOptions): Policy {
         {
           transactionId: er.request.transactionId,
           remote: er.ctx.remoteAddress,
-          subject: subjectText(er.csr.subjectRaw),
+          subject: nameText(er.csr.subjectRaw),
           problem: v.unavailable,
         },
         'validation service unavailable: request refused (fail closed)',
@@ -230,7 +207,7 @@ async function callValidator(config: ResolvedValidationConfig, body: ValidationR
     }
     let raw: Buffer | undefined;
     try {
-      raw = await readBounded(res, config.maxResponseBytes);
+      raw = await readBoundedBody(res, config.maxResponseBytes);
     } catch {
       return {
         unavailable: ac.signal.aborted

@@ -14,9 +14,12 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CrlPublisher } from '../ca/crl.js';
 import { toPem } from '../pkix/certificate.js';
+import { escapeText } from '../pkix/text.js';
 import {
   certificateView,
   decideRequest,
+  DEFAULT_PAGE_LIMIT,
+  MAX_PAGE_LIMIT,
   getCertificate,
   getRequest,
   listRequests,
@@ -28,6 +31,8 @@ import {
   revokeCertificate,
   searchCertificates,
   type CertificateFilters,
+  type Paging,
+  type RequestFilters,
 } from '../ra/operator.js';
 import type { Store, TransactionState } from '../store/index.js';
 import { ADMIN_AUTH_CHALLENGE, adminAuth } from './challenges.js';
@@ -45,9 +50,6 @@ export interface AdminRoutesOptions {
 
 /** Largest admin request body (a JSON object with a reason). */
 export const ADMIN_BODY_LIMIT = 16 * 1024;
-/** Largest page of a list. */
-export const MAX_PAGE_LIMIT = 1000;
-const MAX_OFFSET = 1_000_000;
 const MAX_QUERY_VALUE_LENGTH = 256;
 /** SCEP transactionIDs are printable strings (renewals: `renewal:<serial>:<id>`). */
 const TRANSACTION_ID = /^[\x21-\x7e]{1,256}$/;
@@ -58,9 +60,9 @@ function send(reply: FastifyReply, status: number, body: unknown): FastifyReply 
   return reply.code(status).header('content-type', JSON_TYPE).send(JSON.stringify(body));
 }
 
-/** One line, bounded: error texts may quote client input. */
+/** One line, bounded, escaped: error texts may quote client input. */
 function oneLine(s: string): string {
-  return s.replace(/[\r\n]+/g, ' ').slice(0, 300);
+  return escapeText(s).slice(0, 300);
 }
 
 const STATUS_OF: Readonly<Record<OperatorError['kind'], number>> = {
@@ -93,6 +95,17 @@ function intParam(q: Record<string, string>, name: string, def: number, min: num
   if (!(n >= min && n <= max))
     throw new HttpError(400, `${name} must be a whole number from ${min} to ${max}`);
   return n;
+}
+
+/**
+ * `limit` (1 to MAX_PAGE_LIMIT, default DEFAULT_PAGE_LIMIT; larger is a 400, never silently
+ * clamped) and `cursor` (the previous page's `nextCursor`).
+ */
+function paging(q: Record<string, string>): Paging {
+  return {
+    limit: intParam(q, 'limit', DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT),
+    ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+  };
 }
 
 /** The JSON object body (empty body: `{}`), with only `allowed` keys. */
@@ -185,15 +198,18 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
 
   app.get('/admin/pending', async (req, reply) => {
     log(req, 'pending.list');
-    const q = queryOf(req, ['state', 'limit', 'offset']);
-    const limit = intParam(q, 'limit', 100, 1, MAX_PAGE_LIMIT);
-    const offset = intParam(q, 'offset', 0, 0, MAX_OFFSET);
+    const q = queryOf(req, ['state', 'subject', 'since', 'until', 'order', 'limit', 'cursor']);
     const all = q.state === 'all';
     const state: TransactionState | undefined =
       q.state === undefined || all ? undefined : parseTransactionState(q.state);
-    const page = await listRequests(store, { all, ...(state ? { state } : {}), limit, offset });
+    if (q.order !== undefined && q.order !== 'newest' && q.order !== 'oldest')
+      throw new HttpError(400, 'order must be newest or oldest');
+    const f: RequestFilters = { all, ...(state ? { state } : {}), ...paging(q) };
+    for (const k of ['subject', 'since', 'until'] as const) if (q[k] !== undefined) f[k] = q[k];
+    if (q.order !== undefined) f.order = q.order;
+    const page = await listRequests(store, f);
     ok(req, `${page.items.length} of ${page.total}`);
-    return send(reply, 200, { total: page.total, limit, offset, items: page.items });
+    return send(reply, 200, page);
   });
 
   app.get('/admin/pending/:transactionId', async (req, reply) => {
@@ -221,16 +237,25 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
 
   app.get('/admin/certificates', async (req, reply) => {
     log(req, 'certificates.search');
-    const q = queryOf(req, ['subject', 'cn', 'san', 'serial', 'status', 'expiringDays', 'limit', 'offset']);
-    const limit = intParam(q, 'limit', 100, 1, MAX_PAGE_LIMIT);
-    const offset = intParam(q, 'offset', 0, 0, MAX_OFFSET);
-    const f: CertificateFilters = { limit, offset };
-    for (const k of ['subject', 'cn', 'san', 'serial', 'status'] as const)
+    const q = queryOf(req, [
+      'subject',
+      'cn',
+      'san',
+      'serial',
+      'status',
+      'expiringDays',
+      'since',
+      'until',
+      'limit',
+      'cursor',
+    ]);
+    const f: CertificateFilters = paging(q);
+    for (const k of ['subject', 'cn', 'san', 'serial', 'status', 'since', 'until'] as const)
       if (q[k] !== undefined) f[k] = q[k];
     if (q.expiringDays !== undefined) f.expiringDays = intParam(q, 'expiringDays', 0, 0, 36_500);
     const page = await searchCertificates(store, f);
     ok(req, `${page.items.length} of ${page.total}`);
-    return send(reply, 200, { total: page.total, limit, offset, items: page.items });
+    return send(reply, 200, page);
   });
 
   app.get('/admin/certificates/:serial', async (req, reply) => {

@@ -8,7 +8,7 @@
  * in constant time (HMAC of both sides under a random key, then `timingSafeEqual`). Minted
  * values appear only in the response body: never in a log line (the log has the path only).
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { SecretMatcher } from '../crypto/secret-match.js';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { EnrollmentConfig } from '../ra/config.js';
 import {
@@ -81,10 +81,8 @@ export interface AdminChallengeOptions {
 
 /** Compares bearer tokens in constant time whatever their lengths. */
 function tokenMatcher(token: string): (candidate: string) => boolean {
-  const k = randomBytes(32);
-  const mac = (s: string) => createHmac('sha256', k).update(s, 'utf8').digest();
-  const want = mac(token);
-  return (candidate) => timingSafeEqual(mac(candidate), want);
+  const m = new SecretMatcher([token]);
+  return (candidate) => m.matches(candidate);
 }
 
 /**

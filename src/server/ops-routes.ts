@@ -10,7 +10,7 @@
  * log) and are not counted in the request metrics. Static routes take precedence over the SCEP
  * routes' `/*`, so these three paths are the only ones not answered as SCEP.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { SecretMatcher } from '../crypto/secret-match.js';
 import type { FastifyPluginAsync } from 'fastify';
 import { METRICS_CONTENT_TYPE, type ServerMetrics } from './metrics.js';
 import type { ScepRequestLog } from './scep-routes.js';
@@ -38,8 +38,6 @@ const HEALTH_NOT_READY: ScepRequestLog = Object.freeze({
   quiet: true,
 });
 const METRICS_OK: ScepRequestLog = Object.freeze({ operation: 'metrics', outcome: 'SUCCESS', quiet: true });
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Runs `check` with a time limit; a throw or a timeout is a reason, never an exception. */
 async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<string | undefined> {
@@ -94,12 +92,12 @@ export const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (app, o) =>
 
   const metrics = o.metrics;
   if (!metrics) return;
-  const expected = o.metricsToken !== undefined ? digest(o.metricsToken) : undefined;
+  const expected = o.metricsToken !== undefined ? new SecretMatcher([o.metricsToken]) : undefined;
   app.get('/metrics', async (req, reply) => {
     if (expected) {
       const h = req.headers.authorization;
       const m = typeof h === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
-      if (!m || !timingSafeEqual(digest(m[1] ?? ''), expected)) {
+      if (!m || !expected.matches(m[1] ?? '')) {
         // Not quiet: failed authentication is worth an info line.
         req.scepLog = { operation: 'metrics', outcome: 'rejected', detail: 'metrics token missing or wrong' };
         return reply

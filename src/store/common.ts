@@ -11,6 +11,7 @@ import type {
   NewCertificate,
   RevocationReason,
   TransactionRecord,
+  TransactionQuery,
   TransactionState,
 } from './types.js';
 import { normalizeSerial } from './types.js';
@@ -120,7 +121,42 @@ export function certificateWhere(q: CertificateQuery, d: Dialect): { sql: string
     parts.push('not_after >= ? AND not_after <= ?');
     params.push(d.ts(now), d.ts(until));
   }
+  if (q.since !== undefined) {
+    parts.push('created_at >= ?');
+    params.push(d.ts(q.since));
+  }
+  if (q.until !== undefined) {
+    parts.push('created_at < ?');
+    params.push(d.ts(q.until));
+  }
   return { sql: parts.length ? parts.join(' AND ') : '1=1', params };
+}
+
+/** WHERE clause (`1=1` when empty), parameters and ORDER BY of a transaction listing. */
+export function transactionWhere(
+  q: TransactionQuery,
+  d: Dialect,
+): { sql: string; params: unknown[]; order: string } {
+  const parts: string[] = [];
+  const params: unknown[] = [];
+  if (q.state !== undefined) {
+    parts.push('state = ?');
+    params.push(q.state);
+  }
+  if (q.subject !== undefined && q.subject !== '') {
+    parts.push(`subject ${d.ilike} ? ESCAPE '\\'`);
+    params.push(likeContains(q.subject));
+  }
+  if (q.since !== undefined) {
+    parts.push('created_at >= ?');
+    params.push(d.ts(q.since));
+  }
+  if (q.until !== undefined) {
+    parts.push('created_at < ?');
+    params.push(d.ts(q.until));
+  }
+  const order = q.order === 'newest' ? 'created_at DESC, transaction_id DESC' : 'created_at, transaction_id';
+  return { sql: parts.length ? parts.join(' AND ') : '1=1', params, order };
 }
 
 /** Fills defaults and normalises a certificate for insertion. */

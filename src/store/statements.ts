@@ -20,6 +20,7 @@ import {
   certificateFromRow,
   certificateWhere,
   pageBounds,
+  transactionWhere,
   transactionFromRow,
   type CertificateRow,
   type Dialect,
@@ -198,14 +199,13 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
 
   listTransactions: {
     kind: 'read',
-    statements: (_d, q) => {
-      const where = q.state !== undefined ? 'state = ?' : '1=1';
-      const params: unknown[] = q.state !== undefined ? [q.state] : [];
+    statements: (d, q) => {
+      const { sql: where, params, order } = transactionWhere(q, d);
       const { limit, offset } = pageBounds(q);
       return [
         [`SELECT count(*) AS n FROM transactions WHERE ${where}`, params],
         [
-          `SELECT * FROM transactions WHERE ${where} ORDER BY created_at, transaction_id LIMIT ? OFFSET ?`,
+          `SELECT * FROM transactions WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
           [...params, limit, offset],
         ],
       ];

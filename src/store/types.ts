@@ -77,6 +77,10 @@ export interface CertificateQuery {
   expiringWithinDays?: number;
   /** Reference time for `expiringWithinDays` (default: now). */
   now?: Date;
+  /** Recorded (issued) at or after this time. */
+  since?: Date;
+  /** Recorded (issued) before this time. */
+  until?: Date;
   /** Default 100, max 10000. */
   limit?: number;
   offset?: number;
@@ -146,6 +150,14 @@ export type BeginResult =
 
 export interface TransactionQuery {
   state?: TransactionState;
+  /** Case-insensitive substring of the subject. */
+  subject?: string;
+  /** Created at or after this time. */
+  since?: Date;
+  /** Created before this time. */
+  until?: Date;
+  /** By creation time: `oldest` first (default) or `newest` first. */
+  order?: 'oldest' | 'newest';
   /** Default 100, max 10000. */
   limit?: number;
   offset?: number;
@@ -281,17 +293,5 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/**
- * Canonical serial form, the same as `serialToHex` in src/pkix/certificate.ts: lower-case
- * hex of whole octets with redundant leading zero octets removed; `0x`, colons and spaces are
- * ignored (`"00:AB"` → `"ab"`, `"ABC"` → `"0abc"`, `"0"` → `"00"`). Throws on non-hex input.
- */
-export function normalizeSerial(serial: string): string {
-  let s = serial.trim().toLowerCase().replace(/[:\s]/g, '');
-  if (s.startsWith('0x')) s = s.slice(2);
-  if (!/^[0-9a-f]+$/.test(s)) throw new TypeError(`not a hex serial: ${JSON.stringify(serial)}`);
-  if (s.length % 2 === 1) s = '0' + s;
-  let i = 0;
-  while (i < s.length - 2 && s.startsWith('00', i)) i += 2;
-  return s.slice(i);
-}
+/** Canonical serial form: one implementation, in src/pkix/certificate.ts. */
+export { normalizeSerial } from '../pkix/certificate.js';

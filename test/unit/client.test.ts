@@ -56,7 +56,7 @@ test('fingerprints: sha256: prefix, colons, spaces, case; other lengths and algo
   assert.equal(parseFingerprint(`SHA-256:${hex}`), hex);
   assert.throws(() => parseFingerprint('ab'.repeat(20)), /64 hex/);
   assert.throws(() => parseFingerprint(`md5:${'ab'.repeat(16)}`), /unsupported fingerprint algorithm/);
-  assert.match(formatFingerprint(hex), /^sha256:AB:AB(:AB){30}$/);
+  assert.match(formatFingerprint(hex), /^sha256:(ab){32}$/);
 });
 
 const root = makeSelfSigned({ subject: 'CN=Root,O=T', ca: true, key: pooledRsaKey(20) });

@@ -101,7 +101,7 @@ test('auth: every /admin/* is 404 without a configured token; 401 with a missing
   assert.equal(unknown.status, 401);
   const ok = await call(s, 'GET', '/admin/pending');
   assert.equal(ok.status, 200);
-  assert.deepEqual(ok.json, { total: 0, limit: 100, offset: 0, items: [] });
+  assert.deepEqual(ok.json, { total: 0, items: [] });
   const other = await call(s, 'GET', '/admin/nope');
   assert.equal(other.status, 404);
   assert.deepEqual(other.json, { error: 'no such admin endpoint' });
@@ -196,12 +196,39 @@ for (const workers of [1, 2]) {
     assert.equal(big.status, 413);
     assert.match(String(big.json.error), /larger than/);
     assert.equal((await call(s, 'GET', '/admin/pending?state=bogus')).status, 400);
-    assert.equal((await call(s, 'GET', '/admin/pending?limit=1001')).status, 400);
+    assert.equal((await call(s, 'GET', '/admin/pending?limit=501')).status, 400, 'hard page limit');
+    assert.equal((await call(s, 'GET', '/admin/pending?limit=500')).status, 200);
+    assert.equal((await call(s, 'GET', '/admin/pending?cursor=bogus')).status, 400);
+    assert.equal((await call(s, 'GET', '/admin/pending?since=yesterday')).status, 400);
+    assert.equal((await call(s, 'GET', '/admin/pending?order=random')).status, 400);
     assert.equal((await call(s, 'GET', '/admin/pending?limit=1&limit=2')).status, 400);
     assert.equal((await call(s, 'GET', '/admin/pending?foo=1')).status, 400);
     const all = await call(s, 'GET', '/admin/pending?state=all&limit=1');
     assert.equal(all.json.total, 2);
-    assert.equal((all.json.items as unknown[]).length, 1);
+    const first = all.json.items as { transactionId: string }[];
+    assert.equal(first.length, 1);
+    assert.equal(first[0]!.transactionId, b.transactionId, 'newest first');
+    assert.equal(typeof all.json.nextCursor, 'string');
+    const second = await call(
+      s,
+      'GET',
+      `/admin/pending?state=all&limit=1&cursor=${encodeURIComponent(String(all.json.nextCursor))}`,
+    );
+    assert.deepEqual(
+      (second.json.items as { transactionId: string }[]).map((x) => x.transactionId),
+      [a.transactionId],
+    );
+    assert.equal(second.json.nextCursor, undefined, 'last page has no cursor');
+    const oldest = await call(s, 'GET', '/admin/pending?state=all&limit=1&order=oldest');
+    assert.equal((oldest.json.items as { transactionId: string }[])[0]!.transactionId, a.transactionId);
+    const bySubject = await call(s, 'GET', '/admin/pending?state=all&subject=REJECT-me');
+    assert.equal(bySubject.json.total, 1);
+    const future = await call(s, 'GET', '/admin/pending?state=all&since=2999-01-01');
+    assert.equal(future.json.total, 0);
+    const past = await call(s, 'GET', '/admin/pending?state=all&until=2000-01-01T00:00Z');
+    assert.equal(past.json.total, 0);
+    for (const it of [...(list.json.items as Record<string, unknown>[])])
+      assert.ok(!('csr' in it), 'summaries carry no CSR');
 
     // One line per action with the transactionID and outcome; never the token.
     const lines = log.lines();
@@ -262,9 +289,19 @@ test('certificates: search filters, show with PEM, revoke publishes the CRL at o
   );
   assert.equal((await q('?expiringDays=36500')).total, 3);
   assert.equal((await q('?expiringDays=0')).total, 0);
-  const page = await q('?limit=2&offset=2');
+  const page1 = (await q('?limit=2')) as { total: number; items: unknown[]; nextCursor?: string };
+  assert.equal(page1.items.length, 2);
+  assert.ok(page1.nextCursor);
+  const page = (await q(`?limit=2&cursor=${page1.nextCursor}`)) as {
+    total: number;
+    items: unknown[];
+    nextCursor?: string;
+  };
   assert.equal(page.total, 3);
   assert.equal(page.items.length, 1);
+  assert.equal(page.nextCursor, undefined);
+  assert.equal((await q('?since=2999-01-01')).total, 0);
+  assert.equal((await q('?until=2999-01-01')).total, 3);
   for (const bad of [
     '?status=maybe',
     '?serial=xyz',
@@ -272,7 +309,10 @@ test('certificates: search filters, show with PEM, revoke publishes the CRL at o
     '?limit=5000',
     '?expiringDays=-1',
     `?subject=${'s'.repeat(300)}`,
-    '?offset=abc',
+    '?offset=2',
+    '?cursor=2',
+    '?limit=501',
+    '?since=tomorrow',
   ])
     assert.equal((await call(s, 'GET', `/admin/certificates${bad}`)).status, 400, bad);
 

@@ -2,11 +2,10 @@
  * `scepter ca <subcommand>`: CA key material (init, rollover, activate). Subcommands live in
  * `caSubcommands`; add one entry per subcommand.
  */
-import { readFileSync } from 'node:fs';
 import { caExists, initCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
 import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
-import { nameToString } from '../../pkix/name.js';
-import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
+import { nameText } from '../../pkix/name.js';
+import { flag, intOpt, parseOptions, req, secretOption, str, UsageError, type Command } from '../command.js';
 
 export interface Subcommand {
   summary: string;
@@ -19,19 +18,12 @@ export interface Subcommand {
  * SCEPTER_CA_PASSPHRASE, else undefined.
  */
 export function resolvePassphrase(file: string | undefined): string | undefined {
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      throw new UsageError(`cannot read --passphrase-file ${file}`);
-    }
-    const first = text.split(/\r?\n/)[0] ?? '';
-    if (first === '') throw new UsageError('--passphrase-file is empty');
-    return first;
-  }
-  const env = process.env.SCEPTER_CA_PASSPHRASE;
-  return env !== undefined && env !== '' ? env : undefined;
+  return secretOption(
+    { values: file !== undefined ? { 'passphrase-file': file } : {}, positionals: [] },
+    'passphrase-file',
+    'SCEPTER_CA_PASSPHRASE',
+    { what: 'passphrase' },
+  );
 }
 
 const INIT_USAGE = `Usage: scepter ca init --data DIR [options]
@@ -93,13 +85,13 @@ async function init(argv: string[]): Promise<number> {
   }
   const res = await initCa(data, o);
   const out = process.stdout;
-  out.write(`${res.imported ? 'imported' : 'created'} CA ${nameToString(res.caCert.subjectRaw)}\n`);
+  out.write(`${res.imported ? 'imported' : 'created'} CA ${nameText(res.caCert.subjectRaw)}\n`);
   out.write(`  certificate  ${res.paths.cert} (valid until ${res.caCert.notAfter.toISOString()})\n`);
   out.write(`  key          ${res.paths.key} (mode 0600${res.encrypted ? ', encrypted' : ''})\n`);
   if (res.chain.length > 0)
     out.write(`  chain        ${res.paths.chain} (${res.chain.length} certificate(s))\n`);
   if (res.raCert) {
-    out.write(`  RA cert      ${res.paths.raCert} (${nameToString(res.raCert.subjectRaw)})\n`);
+    out.write(`  RA cert      ${res.paths.raCert} (${nameText(res.raCert.subjectRaw)})\n`);
     out.write(`  RA key       ${res.paths.raKey}\n`);
   }
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
@@ -158,10 +150,10 @@ async function rollover(argv: string[]): Promise<number> {
   }
   const res = await stageRollover(data, o);
   const out = process.stdout;
-  out.write(`staged next CA ${nameToString(res.caCert.subjectRaw)}\n`);
+  out.write(`staged next CA ${nameText(res.caCert.subjectRaw)}\n`);
   out.write(`  certificate  ${res.paths.cert} (valid until ${res.caCert.notAfter.toISOString()})\n`);
   out.write(`  key          ${res.paths.key} (mode 0600${res.encrypted ? ', encrypted' : ''})\n`);
-  if (res.raCert) out.write(`  RA cert      ${res.paths.raCert} (${nameToString(res.raCert.subjectRaw)})\n`);
+  if (res.raCert) out.write(`  RA cert      ${res.paths.raCert} (${nameText(res.raCert.subjectRaw)})\n`);
   if (res.crossCert) out.write(`  cross cert   ${res.paths.cross} (issued by the current CA)\n`);
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
   out.write(
@@ -192,11 +184,11 @@ async function activate(argv: string[]): Promise<number> {
   }
   const res = activateRollover(data, passphrase);
   const out = process.stdout;
-  out.write(`activated CA ${nameToString(res.caCert.subjectRaw)}\n`);
+  out.write(`activated CA ${nameText(res.caCert.subjectRaw)}\n`);
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
-  if (res.raCert) out.write(`  RA cert      ${nameToString(res.raCert.subjectRaw)}\n`);
+  if (res.raCert) out.write(`  RA cert      ${nameText(res.raCert.subjectRaw)}\n`);
   out.write(
-    `retired CA ${nameToString(res.previous.caCert.subjectRaw)} (sha256:${res.previous.caCert.fingerprint})\n`,
+    `retired CA ${nameText(res.previous.caCert.subjectRaw)} (sha256:${res.previous.caCert.fingerprint})\n`,
   );
   out.write(`  kept in      ${res.previous.dir}\n`);
   out.write('Restart the server to issue under the new CA.\n');
@@ -223,15 +215,14 @@ export const caCommand: Command = {
   get usage() {
     return usage();
   },
+  helpFor(sub: string): string | undefined {
+    return Object.hasOwn(caSubcommands, sub) ? caSubcommands[sub]?.usage : undefined;
+  },
   async run(argv: string[]): Promise<number> {
     const [sub, ...rest] = argv;
     if (sub === undefined) throw new UsageError('missing subcommand');
-    const s = caSubcommands[sub];
+    const s = Object.hasOwn(caSubcommands, sub) ? caSubcommands[sub] : undefined;
     if (!s) throw new UsageError(`unknown subcommand '${sub}'`);
-    if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(s.usage + '\n');
-      return 0;
-    }
     return s.run(rest);
   },
 };

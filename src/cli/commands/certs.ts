@@ -1,33 +1,56 @@
 /**
  * `scepter certs list|show`: search the issued certificates (see CertificateQuery in
- * src/store/types.ts) as a table or JSON. Read-only; works while the server runs.
+ * src/store/types.ts) as a table or JSON. Read-only; works while the server runs. Subjects and
+ * SANs (chosen by the devices) are escaped before they are printed.
  */
 import { toPem } from '../../pkix/certificate.js';
 import {
   certificateView,
+  DEFAULT_PAGE_LIMIT,
   getCertificate,
+  MAX_PAGE_LIMIT,
   OperatorError,
   searchCertificates,
   type CertificateFilters,
 } from '../../ra/operator.js';
-import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
-import { table, withStore } from './data-store.js';
+import {
+  durationOrAlias,
+  flag,
+  intOpt,
+  noExtra,
+  parseOptions,
+  str,
+  UsageError,
+  type Command,
+} from '../command.js';
+import {
+  cell,
+  keyValues,
+  OPERATOR_OPTIONS,
+  OPERATOR_USAGE,
+  safeJson,
+  storeOptions,
+  table,
+  withStore,
+} from './data-store.js';
 
 const USAGE = `Usage: scepter certs <list|show> --data DIR [options]
 
-  list [filters] [--json] [--limit N]   certificates, newest first
+  list [filters] [--json]               certificates, newest first
   show <serial> [--json | --pem]        one certificate
 
-Filters (all must match):
+Filters (all must match) and paging:
   --subject TEXT      substring of the subject DN (case-insensitive)
   --cn TEXT           substring of the common name
   --san VALUE         subjectAltName, exact: dns:host.example or just host.example
   --serial HEX        exact serial
   --status S          valid or revoked
-  --expiring-days N   valid until within the next N days
+  --expiring DURATION valid until within the next DURATION (30d, 12h; --expiring-days N too)
+  --since T, --until T  issued at/after, before T (ISO 8601: 2026-01-31 or 2026-01-31T12:00Z)
+  --limit N           page size (default ${DEFAULT_PAGE_LIMIT}, at most ${MAX_PAGE_LIMIT})
+  --cursor C          the next page (the "nextCursor" of the previous one)
 
-  --data DIR          the server's data directory (required)
-  --db URL            store URL (or env SCEPTER_DB; default sqlite:DIR/scepter.db)`;
+${OPERATOR_USAGE}`;
 
 export const certsCommand: Command = {
   name: 'certs',
@@ -37,58 +60,58 @@ export const certsCommand: Command = {
     const p = parseOptions(
       argv,
       {
-        data: { type: 'string' },
-        db: { type: 'string' },
-        json: { type: 'boolean' },
+        ...OPERATOR_OPTIONS,
         pem: { type: 'boolean' },
         subject: { type: 'string' },
         cn: { type: 'string' },
         san: { type: 'string' },
         serial: { type: 'string' },
         status: { type: 'string' },
+        expiring: { type: 'string' },
         'expiring-days': { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
         limit: { type: 'string' },
+        cursor: { type: 'string' },
       },
       true,
     );
     const [sub, arg, ...extra] = p.positionals;
-    if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]!}`);
-    const data = req(p, 'data');
+    noExtra(extra);
+    if (sub !== 'list' && sub !== 'show')
+      throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'missing subcommand (list or show)');
+    const { data, db } = storeOptions(p);
     const out = (s: string) => process.stdout.write(s + '\n');
     if (sub === 'show') {
       if (!arg) throw new UsageError('show needs a serial');
-      return withStore(data, str(p, 'db'), async (store) => {
+      if (flag(p, 'pem') && flag(p, 'json')) throw new UsageError('give --json or --pem, not both');
+      return withStore(data, db, async (store) => {
         let c;
         try {
           c = await getCertificate(store, arg);
         } catch (e) {
           if (!(e instanceof OperatorError)) throw e;
           if (e.kind === 'invalid') throw new UsageError(e.message);
-          process.stderr.write(`scepter certs: ${e.message}\n`);
+          process.stderr.write(`scepter certs show: ${cell(e.message)}\n`);
           return 1;
         }
         if (flag(p, 'pem')) process.stdout.write(toPem(c.der));
-        else if (flag(p, 'json')) out(JSON.stringify(certificateView(c), null, 2));
-        else
-          for (const [k, v] of Object.entries(certificateView(c)))
-            out(`${k.padEnd(17)} ${Array.isArray(v) ? v.join(', ') : String(v ?? '-')}`);
+        else if (flag(p, 'json')) out(safeJson(certificateView(c)));
+        else out(keyValues({ ...certificateView(c) }, 17));
         return 0;
       });
     }
-    if (sub !== 'list') throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'missing subcommand');
-    const f: CertificateFilters = { limit: intOpt(p, 'limit', 100, 1, 10_000) };
-    for (const [key, opt] of [
-      ['subject', 'subject'],
-      ['cn', 'cn'],
-      ['san', 'san'],
-      ['serial', 'serial'],
-      ['status', 'status'],
-    ] as const) {
-      const v = str(p, opt);
-      if (v !== undefined) f[key] = v;
+    if (arg !== undefined) noExtra([arg]);
+    const f: CertificateFilters = { limit: intOpt(p, 'limit', DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT) };
+    for (const k of ['subject', 'cn', 'san', 'serial', 'status', 'since', 'until', 'cursor'] as const) {
+      const v = str(p, k);
+      if (v !== undefined) f[k] = v;
     }
-    if (str(p, 'expiring-days') !== undefined) f.expiringDays = intOpt(p, 'expiring-days', 30, 0, 36500);
-    return withStore(data, str(p, 'db'), async (store) => {
+    if (str(p, 'expiring') !== undefined || str(p, 'expiring-days') !== undefined)
+      f.expiringDays = Math.ceil(
+        durationOrAlias(p, 'expiring', 'expiring-days', 86_400, 0, 0, 36_500 * 86_400) / 86_400,
+      );
+    return withStore(data, db, async (store) => {
       let page;
       try {
         page = await searchCertificates(store, f);
@@ -97,7 +120,7 @@ export const certsCommand: Command = {
         throw e;
       }
       if (flag(p, 'json')) {
-        out(JSON.stringify({ total: page.total, items: page.items }, null, 2));
+        out(safeJson(page));
         return 0;
       }
       if (page.items.length === 0) {
@@ -110,7 +133,8 @@ export const certsCommand: Command = {
           page.items.map((c) => [c.serial, c.status, c.notAfter.slice(0, 10), c.subject]),
         ),
       );
-      if (page.total > page.items.length) out(`(${page.items.length} of ${page.total}; use --limit)`);
+      if (page.nextCursor !== undefined)
+        out(`(${page.items.length} of ${page.total}; next page: --cursor ${page.nextCursor})`);
       return 0;
     });
   },

@@ -3,7 +3,6 @@
  * for devices or an MDM. Only a keyed hash of each is stored (with its expiry); the values are
  * printed once. Works while the server runs (same data directory and store).
  */
-import { existsSync } from 'node:fs';
 import {
   MAX_ONE_TIME_TTL_SECONDS,
   MIN_ONE_TIME_TTL_SECONDS,
@@ -15,13 +14,12 @@ import {
   flag,
   formatDuration,
   intOpt,
+  noExtra,
   parseOptions,
-  req,
-  str,
   UsageError,
   type Command,
 } from '../command.js';
-import { withStore } from './data-store.js';
+import { OPERATOR_OPTIONS, OPERATOR_USAGE, storeOptions, storeUrlOf, withStore } from './data-store.js';
 
 const USAGE = `Usage: scepter challenge new --data DIR [options]
 
@@ -29,11 +27,13 @@ Mints one-time challenge passwords: each enrolls exactly one device (the certifi
 challengePassword), until it expires. A resend of that device's request gets the same
 certificate again; any other use is refused and logged as a possible compromise.
 
-  --data DIR        the server's data directory (required; holds DIR/challenge-key)
-  --db URL          store URL (or env SCEPTER_DB; default sqlite:DIR/scepter.db)
   --ttl DURATION    lifetime: 30s, 10m, 1h, 7d ... (default 1h; ${MIN_ONE_TIME_TTL_SECONDS}s to ${formatDuration(MAX_ONE_TIME_TTL_SECONDS)})
   --count N         how many (default 1, at most 10000)
-  --json            {"expiresAt": "...", "challenges": ["...", ...]}`;
+  --json            {"expiresAt": "...", "challenges": ["...", ...]}
+
+The data directory holds DIR/challenge-key (the server's key for one-time challenges).
+
+${OPERATOR_USAGE}`;
 
 export const challengeCommand: Command = {
   name: 'challenge',
@@ -43,29 +43,28 @@ export const challengeCommand: Command = {
     const p = parseOptions(
       argv,
       {
-        data: { type: 'string' },
-        db: { type: 'string' },
+        ...OPERATOR_OPTIONS,
         ttl: { type: 'string' },
         count: { type: 'string' },
-        json: { type: 'boolean' },
       },
       true,
     );
     const [sub, ...extra] = p.positionals;
     if (sub !== 'new')
-      throw new UsageError(sub === undefined ? 'missing subcommand (new)' : `unknown subcommand ${sub}`);
-    if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]!}`);
-    const data = req(p, 'data');
-    if (!existsSync(data)) throw new UsageError(`no data directory ${data}`);
+      throw new UsageError(sub === undefined ? 'missing subcommand (new)' : `unknown subcommand '${sub}'`);
+    noExtra(extra);
+    const { data, db } = storeOptions(p);
     const ttlSeconds = durationOpt(p, 'ttl', 3600, MIN_ONE_TIME_TTL_SECONDS, MAX_ONE_TIME_TTL_SECONDS);
     const count = intOpt(p, 'count', 1, 1, 10_000);
+    // Resolve the store first: a missing data directory or store fails before a key is created.
+    const url = storeUrlOf(data, db);
     const { key, created, file } = loadOrCreateChallengeKey(data);
     if (created) {
       process.stderr.write(
         `created ${file}; a server already running on ${data} must be restarted to accept these challenges\n`,
       );
     }
-    const minted = await withStore(data, str(p, 'db'), (store) =>
+    const minted = await withStore(data, url, (store) =>
       new OneTimeChallenges(key).mint(store, { ttlSeconds, count, meta: { source: 'cli' } }),
     );
     const expiresAt = minted[0]!.expiresAt.toISOString();

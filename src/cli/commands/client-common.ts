@@ -6,7 +6,6 @@
  * · 4 still pending when the poll timeout passed · 5 transport error (connect, timeout, HTTP
  * status) · 6 the server's answer was rejected (bad signature, wrong signer/nonce, wrong CA).
  */
-import { readFileSync } from 'node:fs';
 import {
   ScepFailureError,
   ScepPendingTimeoutError,
@@ -15,7 +14,7 @@ import {
 } from '../../client/errors.js';
 import type { ScepClientOptions } from '../../client/client.js';
 import { parseFingerprint } from '../../client/ca-certs.js';
-import { intOpt, str, UsageError, type parseOptions } from '../command.js';
+import { intOpt, secretOption, str, UsageError, type parseOptions } from '../command.js';
 
 export const EXIT = { ok: 0, other: 1, usage: 2, failure: 3, pending: 4, transport: 5, protocol: 6 } as const;
 
@@ -32,7 +31,7 @@ export const COMMON_OPTIONS = {
 } as const;
 
 export const COMMON_USAGE = `  --url URL               SCEP endpoint, e.g. http://ca.example/scep (required)
-  --ca-fingerprint FP     pin the CA: SHA-256 of its certificate (sha256:AB:CD… or hex)
+  --ca-fingerprint FP     pin the CA: SHA-256 of its certificate (sha256:abcd… as printed; colons allowed)
   --ca-identifier ID      CA identifier sent as message= with GetCACert/GetCACaps
   --timeout S             HTTP timeout per attempt in seconds (default 30)
   --retries N             retries of transport errors (default 2)
@@ -72,20 +71,7 @@ export function clientOptions(p: Parsed): ScepClientOptions {
 export function challengeFrom(p: Parsed): string | undefined {
   const direct = str(p, 'challenge');
   if (direct !== undefined) return direct;
-  const file = str(p, 'challenge-file');
-  if (file !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      throw new UsageError(`cannot read --challenge-file ${file}`);
-    }
-    const first = text.split(/\r?\n/)[0] ?? '';
-    if (first === '') throw new UsageError('--challenge-file is empty');
-    return first;
-  }
-  const env = process.env.SCEPTER_CHALLENGE;
-  return env !== undefined && env !== '' ? env : undefined;
+  return secretOption(p, 'challenge-file', 'SCEPTER_CHALLENGE', { what: 'challenge' });
 }
 
 /** Writes human text (stdout). */

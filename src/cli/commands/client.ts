@@ -11,7 +11,7 @@ import { negotiate } from '../../client/negotiate.js';
 import { certsToPem, writeFileAtomic, writePairFiles } from '../../client/files.js';
 import { privateKeyFrom } from '../../crypto/keys.js';
 import { fromPem, parseCertificate, toPem, type Certificate } from '../../pkix/certificate.js';
-import { buildName, nameToString } from '../../pkix/name.js';
+import { buildName, nameText } from '../../pkix/name.js';
 import { parseSanSpec } from '../../pkix/extensions.js';
 import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
 import {
@@ -27,18 +27,10 @@ import {
   warn,
 } from './client-common.js';
 
-function safeName(raw: Buffer): string {
-  try {
-    return nameToString(raw);
-  } catch {
-    return '(unreadable name)';
-  }
-}
-
 function certSummary(c: Certificate): Record<string, unknown> {
   return {
-    subject: safeName(c.subjectRaw),
-    issuer: safeName(c.issuerRaw),
+    subject: nameText(c.subjectRaw),
+    issuer: nameText(c.issuerRaw),
     serial: c.serialHex,
     notBefore: c.notBefore,
     notAfter: c.notAfter,
@@ -152,8 +144,8 @@ async function issuedOutput(
   if (r.insecureCipher) warn(DES_WARNING);
   const note = pinNote(ca, pinned);
   if (note) warn(note);
-  say(`${verb} certificate ${r.certificate.serialHex} for ${safeName(r.certificate.subjectRaw)} (${r.via})`);
-  say(`  issuer   ${safeName(r.certificate.issuerRaw)}`);
+  say(`${verb} certificate ${r.certificate.serialHex} for ${nameText(r.certificate.subjectRaw)} (${r.via})`);
+  say(`  issuer   ${nameText(r.certificate.issuerRaw)}`);
   say(`  valid    ${r.certificate.notBefore.toISOString()} → ${r.certificate.notAfter.toISOString()}`);
   say(
     `  sent     ${r.negotiated.cipher}/${r.negotiated.digest} via ${r.negotiated.post ? 'POST' : 'GET'}; reply ${r.replyCipher ?? '?'}`,
@@ -364,7 +356,7 @@ ${COMMON_USAGE}`,
         return EXIT.ok;
       }
       for (const c of ca.all) {
-        say(`${roleOf(c, ca).join(', ')}: ${safeName(c.subjectRaw)}`);
+        say(`${roleOf(c, ca).join(', ')}: ${nameText(c.subjectRaw)}`);
         say(`  fingerprint ${formatFingerprint(c.fingerprint)}`);
         say(`  serial ${c.serialHex}, valid until ${c.notAfter.toISOString()}`);
       }
@@ -400,7 +392,7 @@ ${COMMON_USAGE}`,
         return EXIT.ok;
       }
       for (const c of certs) {
-        say(`next CA: ${safeName(c.subjectRaw)}`);
+        say(`next CA: ${nameText(c.subjectRaw)}`);
         say(`  fingerprint ${formatFingerprint(c.fingerprint)}`);
         say(`  valid ${c.notBefore.toISOString()} → ${c.notAfter.toISOString()}`);
       }
@@ -481,7 +473,7 @@ ${COMMON_USAGE}`,
       }
       if (out !== undefined) {
         say(
-          `certificate ${cert.serialHex}: ${safeName(cert.subjectRaw)}, valid until ${cert.notAfter.toISOString()}`,
+          `certificate ${cert.serialHex}: ${nameText(cert.subjectRaw)}, valid until ${cert.notAfter.toISOString()}`,
         );
         say(`wrote ${out}`);
       } else {

@@ -19,7 +19,7 @@ import { RsaKeyTransport } from '../../crypto/key-transport.js';
 import { parseCertificate, type Certificate } from '../../pkix/certificate.js';
 import { parseCsr, verifyCsrSignature } from '../../pkix/csr.js';
 import type { GeneralName } from '../../pkix/extensions.js';
-import { nameToString } from '../../pkix/name.js';
+import { nameText } from '../../pkix/name.js';
 import { buildSelfSignedCertificate } from '../../pkix/self-signed.js';
 import {
   decodeGetMessage,
@@ -68,14 +68,6 @@ function hex(b: Buffer | undefined): string | undefined {
   return b?.toString('hex');
 }
 
-function safeName(raw: Buffer): string {
-  try {
-    return nameToString(raw);
-  } catch {
-    return `(undecodable name, ${raw.length} bytes)`;
-  }
-}
-
 function sanText(n: GeneralName): string {
   return 'value' in n ? `${n.type}:${n.value}` : `${n.type}:${n.raw.toString('hex')}`;
 }
@@ -83,7 +75,7 @@ function sanText(n: GeneralName): string {
 function ridText(id: SignerId): string {
   return 'subjectKeyId' in id
     ? `subjectKeyId ${id.subjectKeyId.toString('hex')}`
-    : `${safeName(id.issuerRaw)} serial ${id.serial.toString('hex')}`;
+    : `${nameText(id.issuerRaw)} serial ${id.serial.toString('hex')}`;
 }
 
 function keyTransportName(oid: string, hash: string | undefined): string {
@@ -120,8 +112,8 @@ function decryptWithKey(env: EnvelopedData, key: KeyObject): { content: Buffer; 
 
 function certSummary(c: Certificate): Record<string, string> {
   return {
-    subject: safeName(c.subjectRaw),
-    issuer: safeName(c.issuerRaw),
+    subject: nameText(c.subjectRaw),
+    issuer: nameText(c.issuerRaw),
     serial: c.serialHex,
     notAfter: c.notAfter.toISOString(),
   };
@@ -153,8 +145,8 @@ export function inspectMessage(input: Buffer, key?: KeyObject): Record<string, u
   const signer = findSignerCertificate(sd, si);
   if (signer) {
     out.signer = {
-      subject: safeName(signer.subjectRaw),
-      issuer: safeName(signer.issuerRaw),
+      subject: nameText(signer.subjectRaw),
+      issuer: nameText(signer.issuerRaw),
       serial: signer.serialHex,
     };
     try {
@@ -190,7 +182,7 @@ export function inspectMessage(input: Buffer, key?: KeyObject): Record<string, u
   if (mt === MessageType.PKCSReq || mt === MessageType.RenewalReq) {
     const csr = parseCsr(content);
     out.csr = {
-      subject: safeName(csr.subjectRaw),
+      subject: nameText(csr.subjectRaw),
       subjectAltNames: csr.subjectAltNames.map(sanText),
       key: `${csr.keyType} ${csr.keyBits}`,
       challenge: csr.challengePassword !== undefined ? 'present' : 'absent',
@@ -198,10 +190,10 @@ export function inspectMessage(input: Buffer, key?: KeyObject): Record<string, u
     };
   } else if (mt === MessageType.CertPoll) {
     const p = parseIssuerAndSubject(content);
-    out.issuerAndSubject = { issuer: safeName(p.issuerRaw), subject: safeName(p.subjectRaw) };
+    out.issuerAndSubject = { issuer: nameText(p.issuerRaw), subject: nameText(p.subjectRaw) };
   } else if (mt === MessageType.GetCert || mt === MessageType.GetCRL) {
     const p = parseIssuerAndSerial(content);
-    out.issuerAndSerial = { issuer: safeName(p.issuerRaw), serial: p.serial.toString('hex') };
+    out.issuerAndSerial = { issuer: nameText(p.issuerRaw), serial: p.serial.toString('hex') };
   } else if (mt === MessageType.CertRep) {
     const d = parseDegenerate(content);
     out.issued = d.certificates.map(certSummary);

@@ -2,23 +2,51 @@
  * `scepter pending list|show|approve|reject`: the manual-approval queue (see docs/server.md).
  * Works while the server runs: decisions go to the shared store and the server answers the
  * device's next CertPoll or resent PKCSReq accordingly (the certificate is issued then).
+ * Every value a device supplied (subject, SANs, transactionID) is escaped before it is printed.
  */
-import { decideRequest, getRequest, listRequests, OperatorError, requestView } from '../../ra/operator.js';
-import { flag, parseOptions, req, str, UsageError, type Command } from '../command.js';
-import { table, withStore } from './data-store.js';
+import {
+  decideRequest,
+  DEFAULT_PAGE_LIMIT,
+  getRequest,
+  listRequests,
+  MAX_PAGE_LIMIT,
+  OperatorError,
+  parseTransactionState,
+  requestView,
+  type RequestFilters,
+} from '../../ra/operator.js';
+import { flag, intOpt, noExtra, parseOptions, str, UsageError, type Command } from '../command.js';
+import {
+  cell,
+  keyValues,
+  OPERATOR_OPTIONS,
+  OPERATOR_USAGE,
+  safeJson,
+  storeOptions,
+  table,
+  withStore,
+} from './data-store.js';
 
 const USAGE = `Usage: scepter pending <list|show|approve|reject> --data DIR [options]
 
 Certificate requests held for an operator (scepter serve --approval manual).
 
-  list [--all] [--json]              pending requests (--all: every state)
+  list [filters] [--json]            requests as summaries, newest first
   show <transactionID> [--json]      one request in detail (subject, SANs, key, challenge verdict)
   approve <transactionID>            approve: the device's next poll or resend gets the certificate
   reject <transactionID> [--reason TEXT]
                                      reject: the device gets FAILURE badRequest (reason included)
 
-  --data DIR        the server's data directory (required)
-  --db URL          store URL (or env SCEPTER_DB; default sqlite:DIR/scepter.db)`;
+List filters and paging:
+  --state S         pending (default), approved, issued, rejected, failed or expired
+  --all             every state
+  --subject TEXT    substring of the subject (case-insensitive)
+  --since T, --until T  created at/after, before T (ISO 8601: 2026-01-31 or 2026-01-31T12:00Z)
+  --oldest          oldest first
+  --limit N         page size (default ${DEFAULT_PAGE_LIMIT}, at most ${MAX_PAGE_LIMIT})
+  --cursor C        the next page (the "nextCursor" of the previous one)
+
+${OPERATOR_USAGE}`;
 
 /** Operator errors: bad input is a usage error; unknown or not pending prints and exits 1. */
 async function operator<T>(fn: () => Promise<T>, onError: (e: OperatorError) => number): Promise<T | number> {
@@ -39,72 +67,106 @@ export const pendingCommand: Command = {
     const p = parseOptions(
       argv,
       {
-        data: { type: 'string' },
-        db: { type: 'string' },
-        json: { type: 'boolean' },
+        ...OPERATOR_OPTIONS,
         all: { type: 'boolean' },
+        state: { type: 'string' },
+        subject: { type: 'string' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        oldest: { type: 'boolean' },
+        limit: { type: 'string' },
+        cursor: { type: 'string' },
         reason: { type: 'string' },
       },
       true,
     );
     const [sub, id, ...extra] = p.positionals;
-    if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]!}`);
-    const data = req(p, 'data');
+    noExtra(extra);
+    if (sub === undefined) throw new UsageError('missing subcommand (list, show, approve or reject)');
+    if (!['list', 'show', 'approve', 'reject'].includes(sub))
+      throw new UsageError(`unknown subcommand '${sub}'`);
+    const { data, db } = storeOptions(p);
     const out = (s: string) => process.stdout.write(s + '\n');
     const fail = (e: OperatorError) => {
-      process.stderr.write(`scepter pending ${sub ?? ''}: ${e.message}\n`);
+      process.stderr.write(`scepter pending ${sub}: ${cell(e.message)}\n`);
       return 1;
     };
-    return withStore(data, str(p, 'db'), async (store) => {
+    let filters: RequestFilters | undefined;
+    if (sub === 'list') {
+      if (id !== undefined) noExtra([id]);
+      if (flag(p, 'all') && str(p, 'state') !== undefined)
+        throw new UsageError('give --all or --state, not both');
+      filters = { all: flag(p, 'all'), limit: intOpt(p, 'limit', DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT) };
+      const state = str(p, 'state');
+      try {
+        if (state !== undefined) filters.state = parseTransactionState(state);
+      } catch (e) {
+        throw new UsageError(`--state: ${(e as Error).message}`);
+      }
+      for (const k of ['subject', 'since', 'until', 'cursor'] as const) {
+        const v = str(p, k);
+        if (v !== undefined) filters[k] = v;
+      }
+      if (flag(p, 'oldest')) filters.order = 'oldest';
+    } else {
+      for (const o of ['all', 'state', 'subject', 'since', 'until', 'oldest', 'limit', 'cursor'])
+        if (p.values[o] !== undefined) throw new UsageError(`--${o} goes with list`);
+      if (!id) throw new UsageError(`${sub} needs a transactionID`);
+      if (str(p, 'reason') !== undefined && sub !== 'reject')
+        throw new UsageError('--reason goes with reject');
+    }
+    return withStore(data, db, async (store) => {
       // listRequests/getRequest expire overdue requests first, so nobody approves an expired one.
       switch (sub) {
         case 'list': {
-          const all = flag(p, 'all');
-          const page = await listRequests(store, { all, limit: 10_000 });
-          const rows = page.items;
-          if (flag(p, 'json')) out(JSON.stringify(rows, null, 2));
-          else if (rows.length === 0) out(all ? 'no requests' : 'no pending requests');
+          const page = await operator(() => listRequests(store, filters!), fail);
+          if (typeof page === 'number') return page;
+          if (flag(p, 'json')) {
+            out(safeJson(page));
+            return 0;
+          }
+          if (page.items.length === 0) out(filters!.all ? 'no requests' : 'no matching requests');
           else
             out(
               table(
                 ['TRANSACTION', 'STATE', 'CHALLENGE', 'CREATED', 'EXPIRES', 'SUBJECT'],
-                rows.map((r) => [
-                  String(r.transactionId),
-                  String(r.state),
-                  String(r.challenge ?? '-'),
-                  String(r.createdAt).slice(0, 19),
-                  r.expiresAt ? String(r.expiresAt).slice(0, 19) : '-',
-                  String(r.subject ?? ''),
+                page.items.map((r) => [
+                  r.transactionId,
+                  r.state,
+                  r.challenge ?? '-',
+                  r.createdAt.slice(0, 19),
+                  r.expiresAt ? r.expiresAt.slice(0, 19) : '-',
+                  r.subject ?? '-',
                 ]),
               ),
             );
+          if (page.nextCursor !== undefined)
+            out(`(${page.items.length} of ${page.total}; next page: --cursor ${page.nextCursor})`);
           return 0;
         }
         case 'show': {
-          if (!id) throw new UsageError('show needs a transactionID');
-          const t = await operator(() => getRequest(store, id), fail);
+          const t = await operator(() => getRequest(store, id!), fail);
           if (typeof t === 'number') return t;
           const v = requestView(t);
-          if (flag(p, 'json')) out(JSON.stringify(v, null, 2));
-          else
-            for (const [k, val] of Object.entries(v))
-              out(`${k.padEnd(14)} ${Array.isArray(val) ? val.join(', ') : String(val ?? '-')}`);
+          out(flag(p, 'json') ? safeJson(v) : keyValues({ ...v }, 14));
           return 0;
         }
-        case 'approve':
-        case 'reject': {
-          if (!id) throw new UsageError(`${sub} needs a transactionID`);
+        default: {
+          const decision = sub as 'approve' | 'reject';
           const reason = str(p, 'reason');
-          if (reason !== undefined && sub === 'approve') throw new UsageError('--reason goes with reject');
-          const t = await operator(() => decideRequest(store, id, sub, reason), fail);
+          const t = await operator(() => decideRequest(store, id!, decision, reason), fail);
           if (typeof t === 'number') return t;
-          out(`${sub === 'approve' ? 'approved' : 'rejected'} ${id} (${t.subject ?? 'no subject'})`);
-          if (sub === 'approve')
+          if (flag(p, 'json')) {
+            out(safeJson(t));
+            return 0;
+          }
+          out(
+            `${decision === 'approve' ? 'approved' : 'rejected'} ${cell(id)} (${cell(t.subject ?? 'no subject')})`,
+          );
+          if (decision === 'approve')
             out('the certificate is issued when the device polls or resends the request');
           return 0;
         }
-        default:
-          throw new UsageError(sub ? `unknown subcommand '${sub}'` : 'missing subcommand');
       }
     });
   },

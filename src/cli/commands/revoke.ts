@@ -4,37 +4,67 @@
  * CA). A running server serves that CRL from the store at once (GetCRL and /crl).
  */
 import { CrlPublisher, REVOCATION_REASONS, revocationReasonName } from '../../ca/crl.js';
-import { OperatorError, parseReason, parseSerial, revokeCertificate } from '../../ra/operator.js';
-import { parseOptions, req, str, UsageError, type Command } from '../command.js';
+import {
+  certificateView,
+  OperatorError,
+  parseReason,
+  parseSerial,
+  revokeCertificate,
+} from '../../ra/operator.js';
+import {
+  durationOrAlias,
+  flag,
+  noExtra,
+  parseOptions,
+  req,
+  str,
+  UsageError,
+  type Command,
+} from '../command.js';
 import { resolvePassphrase } from './ca.js';
-import { loadCaSet, withStore } from './data-store.js';
+import {
+  cell,
+  loadCaSet,
+  OPERATOR_OPTIONS,
+  OPERATOR_USAGE,
+  safeJson,
+  storeOptions,
+  storeUrlOf,
+  withStore,
+} from './data-store.js';
 
 const USAGE = `Usage: scepter revoke --data DIR --serial SERIAL [--reason REASON]
 
 Revokes a certificate issued by this CA and publishes a new CRL for its issuer.
 
-  --data DIR              the server's data directory (required)
   --serial SERIAL         certificate serial in hex (colons, 0x and leading zeros are ignored)
   --reason REASON         RFC 5280 reason: ${Object.keys(REVOCATION_REASONS).join(', ')}
                           (or its number; default unspecified)
-  --crl-validity-hours N  nextUpdate of the new CRL (default 168)
-  --db URL                store URL (or env SCEPTER_DB; default sqlite:DIR/scepter.db)
-  --passphrase-file F     CA key passphrase (or env SCEPTER_CA_PASSPHRASE)`;
+  --crl-validity DURATION nextUpdate of the new CRL: 12h, 7d ... (default 7d;
+                          --crl-validity-hours N still works)
+  --passphrase-file F     CA key passphrase (or env SCEPTER_CA_PASSPHRASE)
+
+${OPERATOR_USAGE}`;
 
 export const revokeCommand: Command = {
   name: 'revoke',
   summary: 'revoke a certificate and publish a new CRL',
   usage: USAGE,
   async run(argv) {
-    const p = parseOptions(argv, {
-      data: { type: 'string' },
-      serial: { type: 'string' },
-      reason: { type: 'string' },
-      'crl-validity-hours': { type: 'string' },
-      db: { type: 'string' },
-      'passphrase-file': { type: 'string' },
-    });
-    const data = req(p, 'data');
+    const p = parseOptions(
+      argv,
+      {
+        ...OPERATOR_OPTIONS,
+        serial: { type: 'string' },
+        reason: { type: 'string' },
+        'crl-validity': { type: 'string' },
+        'crl-validity-hours': { type: 'string' },
+        'passphrase-file': { type: 'string' },
+      },
+      true,
+    );
+    noExtra(p.positionals);
+    const { data, db } = storeOptions(p);
     let serial: string;
     let reason: ReturnType<typeof parseReason>;
     try {
@@ -44,26 +74,44 @@ export const revokeCommand: Command = {
       if (e instanceof OperatorError) throw new UsageError(e.message);
       throw e;
     }
-    const hours = str(p, 'crl-validity-hours');
-    if (hours !== undefined && !/^\d+$/.test(hours))
-      throw new UsageError('--crl-validity-hours must be a whole number');
+    const validitySeconds = durationOrAlias(
+      p,
+      'crl-validity',
+      'crl-validity-hours',
+      3600,
+      7 * 86_400,
+      3600,
+      3650 * 86_400,
+    );
+    const url = storeUrlOf(data, db);
     const cas = loadCaSet(data, resolvePassphrase(str(p, 'passphrase-file')));
-    return withStore(data, str(p, 'db'), async (store) => {
-      const crls = new CrlPublisher({
-        store,
-        cas,
-        ...(hours !== undefined ? { validitySeconds: Number(hours) * 3600 } : {}),
-      });
+    return withStore(data, url, async (store) => {
+      const crls = new CrlPublisher({ store, cas, validitySeconds });
       let r;
       try {
         r = await revokeCertificate({ store, crls }, serial, reason);
       } catch (e) {
         if (!(e instanceof OperatorError)) throw e;
-        process.stderr.write(`scepter revoke: ${e.message}\n`);
+        process.stderr.write(`scepter revoke: ${cell(e.message)}\n`);
         return 1;
       }
       const out = (s: string) => process.stdout.write(s + '\n');
-      if (r.changed) out(`revoked ${serial} (${r.cert.subject}), reason ${revocationReasonName(reason)}`);
+      if (flag(p, 'json')) {
+        out(
+          safeJson({
+            ...certificateView(r.cert),
+            changed: r.changed,
+            crl: {
+              crlNumber: r.crl.crlNumber.toString(),
+              thisUpdate: r.crl.thisUpdate.toISOString(),
+              nextUpdate: r.crl.nextUpdate.toISOString(),
+            },
+          }),
+        );
+        return 0;
+      }
+      if (r.changed)
+        out(`revoked ${serial} (${cell(r.cert.subject)}), reason ${revocationReasonName(reason)}`);
       else out(`${serial} was already revoked (reason ${revocationReasonName(r.cert.revocationReason)})`);
       out(`CRL #${r.crl.crlNumber.toString()} published, next update ${r.crl.nextUpdate.toISOString()}`);
       return 0;

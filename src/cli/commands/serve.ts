@@ -10,11 +10,13 @@ import { permissionWarnings } from '../../server/data-dir.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
 import {
   durationOpt,
+  durationOrAlias,
   flag,
   formatDuration,
   intOpt,
   parseOptions,
   req,
+  secretOption,
   str,
   UsageError,
   type Command,
@@ -23,6 +25,7 @@ import { DEFAULT_CLIENT_PROFILE, MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS } fr
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
+import { recordStoreUrl, STORE_FILE } from './data-store.js';
 import type { ChallengeSettings } from '../../server/challenges.js';
 import { TrustedProxies } from '../../server/client-address.js';
 import { MAX_ONE_TIME_TTL_SECONDS, MIN_ONE_TIME_TTL_SECONDS } from '../../ra/one-time-challenge.js';
@@ -72,23 +75,27 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --approval MODE         auto (default: a valid challenge issues at once), manual (every
                           request waits for \`scepter pending approve\`; the challenge is only
                           shown to the operator) or challenge-or-manual
-  --pending-ttl-hours N   a pending request expires after N hours (default 168)
+  --pending-ttl DURATION  a pending request expires after DURATION (default 7d;
+                          --pending-ttl-hours N still works)
   --retry-after N         Retry-After hint in seconds sent with PENDING (default 60)
   --no-renewal            refuse renewals (and do not advertise Renewal)
   --renewal-key K         new: refuse renewals that keep the old key; any (default)
   --renewal-window P      renew only in the last P% of a certificate's lifetime (default 100)
-  --renewal-grace-days N  accept renewals signed by a certificate expired up to N days (default 0)
+  --renewal-grace DURATION  accept renewals signed by a certificate expired up to DURATION
+                          ago (default 0; --renewal-grace-days N still works)
   --renewal-any-subject   allow a renewal to request another subject than the old certificate
   --renewal-any-san       allow a renewal to request subjectAltNames the old certificate lacks
   --renewal-revoke-old    revoke the old certificate (superseded) once renewed
-  --crl-validity-hours N  CRL nextUpdate (default 168); CRLs are re-signed at half-life
+  --crl-validity DURATION CRL nextUpdate (default 7d; --crl-validity-hours N still works);
+                          CRLs are re-signed at half-life
   --public-url URL        this server's public base URL: issued certificates get a CRL
                           distribution point URL/crl/<CA fingerprint>.crl
   --body-limit N          largest request body in bytes (default ${DEFAULT_BODY_LIMIT})
   --workers N             threads doing enrollments: the HTTP thread + N-1 workers (default:
                           number of cores, ${availableParallelism()} here; 1: the HTTP thread only)
   --db URL                store: sqlite:PATH or postgres://... (or env SCEPTER_DB;
-                          default sqlite:DIR/scepter.db)
+                          default sqlite:DIR/scepter.db). Recorded in DIR/store.json (without
+                          a password) so the operator commands find the same store
   --tls-cert F --tls-key F  serve HTTPS with this PEM certificate and key
   --passphrase-file F     CA key passphrase (or env SCEPTER_CA_PASSPHRASE)
   --log-level L           fatal, error, warn, info (default), debug, trace or silent
@@ -121,18 +128,12 @@ function shutdownSignal(): Promise<NodeJS.Signals> {
 
 /** The /metrics bearer token from --metrics-token-file (first line, trimmed). */
 function metricsTokenOf(p: ReturnType<typeof parseOptions>): string | undefined {
-  const file = str(p, 'metrics-token-file');
-  if (file === undefined) return undefined;
+  if (str(p, 'metrics-token-file') === undefined) return undefined;
   if (flag(p, 'no-metrics')) throw new UsageError('give --no-metrics or --metrics-token-file, not both');
-  let token: string;
-  try {
-    token = (readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '').trim();
-  } catch {
-    throw new UsageError(`cannot read --metrics-token-file ${file}`);
-  }
-  if (!/^[\x21-\x7e]{16,}$/.test(token))
-    throw new UsageError('the metrics token must be at least 16 printable characters without spaces');
-  return token;
+  return secretOption(p, 'metrics-token-file', undefined, {
+    what: 'metrics token',
+    token: { minLength: 16 },
+  });
 }
 
 /** The challenge options of `scepter serve` (static on/off, throttle, admin endpoint). */
@@ -140,18 +141,10 @@ function challengeSettings(p: ReturnType<typeof parseOptions>): ChallengeSetting
   const noStatic = flag(p, 'no-static-challenge');
   if (noStatic && str(p, 'challenge') !== undefined)
     throw new UsageError('give --challenge or --no-static-challenge, not both');
-  const tokenFile = str(p, 'admin-token-file');
-  let adminToken = process.env.SCEPTER_ADMIN_TOKEN;
-  if (tokenFile !== undefined) {
-    try {
-      adminToken = (readFileSync(tokenFile, 'utf8').split(/\r?\n/)[0] ?? '').trim();
-    } catch {
-      throw new UsageError(`cannot read --admin-token-file ${tokenFile}`);
-    }
-  }
-  if (adminToken === '') adminToken = undefined;
-  if (adminToken !== undefined && !/^[\x21-\x7e]{16,}$/.test(adminToken))
-    throw new UsageError('the admin token must be at least 16 printable characters without spaces');
+  const adminToken = secretOption(p, 'admin-token-file', 'SCEPTER_ADMIN_TOKEN', {
+    what: 'admin token',
+    token: { minLength: 16 },
+  });
   return {
     ...(noStatic ? { static: false } : {}),
     throttle: {
@@ -179,18 +172,10 @@ function validationSettings(p: ReturnType<typeof parseOptions>): ValidationConfi
   const mode = str(p, 'validate-mode') ?? 'challenge';
   if (!VALIDATION_MODES.includes(mode as ValidationMode))
     throw new UsageError(`--validate-mode must be one of ${VALIDATION_MODES.join(', ')}`);
-  const file = str(p, 'validate-token-file');
-  let token = process.env.SCEPTER_VALIDATE_TOKEN;
-  if (file !== undefined) {
-    try {
-      token = (readFileSync(file, 'utf8').split(/\r?\n/)[0] ?? '').trim();
-    } catch {
-      throw new UsageError(`cannot read --validate-token-file ${file}`);
-    }
-  }
-  if (token === '') token = undefined;
-  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token))
-    throw new UsageError('the validation token must be printable characters without spaces');
+  const token = secretOption(p, 'validate-token-file', 'SCEPTER_VALIDATE_TOKEN', {
+    what: 'validation token',
+    token: { minLength: 1 },
+  });
   return {
     url,
     mode: mode as ValidationMode,
@@ -231,19 +216,35 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
   return {
     approval: {
       mode: mode as ApprovalMode,
-      pendingTtlSeconds: intOpt(p, 'pending-ttl-hours', 168, 1, 24 * 3650) * 3600,
+      pendingTtlSeconds: durationOrAlias(
+        p,
+        'pending-ttl',
+        'pending-ttl-hours',
+        3600,
+        7 * 86_400,
+        3600,
+        3650 * 86_400,
+      ),
       retryAfterSeconds: intOpt(p, 'retry-after', 60, 1, 86_400),
     },
     renewal: {
       enabled: !flag(p, 'no-renewal'),
       key,
       windowPercent: intOpt(p, 'renewal-window', 100, 1, 100),
-      graceSeconds: intOpt(p, 'renewal-grace-days', 0, 0, 3650) * 86_400,
+      graceSeconds: durationOrAlias(p, 'renewal-grace', 'renewal-grace-days', 86_400, 0, 0, 3650 * 86_400),
       sameSubject: !flag(p, 'renewal-any-subject'),
       sameSubjectAltNames: !flag(p, 'renewal-any-san'),
       revokeOld: flag(p, 'renewal-revoke-old'),
     },
-    crlValiditySeconds: intOpt(p, 'crl-validity-hours', 168, 1, 24 * 3650) * 3600,
+    crlValiditySeconds: durationOrAlias(
+      p,
+      'crl-validity',
+      'crl-validity-hours',
+      3600,
+      7 * 86_400,
+      3600,
+      3650 * 86_400,
+    ),
     ...(publicUrl !== undefined ? { publicUrl } : {}),
   };
 }
@@ -276,15 +277,18 @@ export const serveCommand: Command = {
       validity: { type: 'string' },
       'validity-days': { type: 'string' },
       approval: { type: 'string' },
+      'pending-ttl': { type: 'string' },
       'pending-ttl-hours': { type: 'string' },
       'retry-after': { type: 'string' },
       'no-renewal': { type: 'boolean' },
       'renewal-key': { type: 'string' },
       'renewal-window': { type: 'string' },
+      'renewal-grace': { type: 'string' },
       'renewal-grace-days': { type: 'string' },
       'renewal-any-subject': { type: 'boolean' },
       'renewal-any-san': { type: 'boolean' },
       'renewal-revoke-old': { type: 'boolean' },
+      'crl-validity': { type: 'string' },
       'crl-validity-hours': { type: 'string' },
       'public-url': { type: 'string' },
       'body-limit': { type: 'string' },
@@ -353,6 +357,12 @@ export const serveCommand: Command = {
     const server = await startServer(o);
     const out = (s: string) => process.stdout.write(s + '\n');
     const d = server.dataDir!;
+    // So `scepter pending/certs/challenge/revoke --data DIR` open this store without --db.
+    try {
+      recordStoreUrl(data, d.storeUrl);
+    } catch (e) {
+      out(`warning: cannot record the store URL in ${data}/${STORE_FILE}: ${(e as Error).message}`);
+    }
     const mode = d.loaded.ra ? 'RA mode: the RA certificate signs and decrypts' : 'CA-only mode';
     if (d.createdCa) out(`created a new CA in ${d.loaded.paths.dir} (${mode})`);
     else out(`CA loaded from ${d.loaded.paths.dir} (${mode})`);

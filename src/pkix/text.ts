@@ -1,0 +1,18 @@
+/**
+ * Safe display of text that came from a client (subjects, SANs, transactionIDs, reasons):
+ * the ONE escaping function for terminals, logs and operator output. Control characters (C0,
+ * DEL, C1), line and paragraph separators, bidi overrides/isolates and other invisible format
+ * characters, and lone surrogates become visible escapes: `\x1b`, `\x0a`, `\u202e`. Everything
+ * else (printable Unicode) is kept; a backslash is kept as is, so the result of escaping is
+ * unchanged by escaping again.
+ */
+
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/** `s` with every unsafe character replaced by `\xNN` (below U+0100) or `\uNNNN`. */
+export function escapeText(s: string): string {
+  return s.replace(UNSAFE, (ch) => {
+    const c = ch.charCodeAt(0);
+    return c < 0x100 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`;
+  });
+}
