@@ -1,7 +1,7 @@
 /**
  * The operator CLI (`scepter pending|certs|challenge|revoke`, `scepter help`): a request whose
- * subject and SAN carry ESC, newline and bidi characters (stored by a real enrollment in manual
- * mode, no challenge) is printed escaped by `pending list/show` and `certs list` (table and
+ * subject and SAN carry ESC, newline and bidi characters (refused by the CA today, so put in the
+ * store as an older version would have queued it) is printed escaped by `pending list/show` and `certs list` (table and
  * JSON); listings share one JSON shape {total, items, nextCursor?} with a hard page limit;
  * `--help` works on every subcommand; usage errors are one line plus a hint; a missing data
  * directory or store is an error and nothing is created; DIR/store.json points the commands at
@@ -13,6 +13,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PkiStatus } from '../../src/scep/index.js';
+import { spkiHash } from '../../src/crypto/keys.js';
+import { parseCsr } from '../../src/pkix/csr.js';
 import { recordStoreUrl, redactStoreUrl } from '../../src/cli/commands/data-store.js';
 import { escapeText } from '../../src/pkix/text.js';
 import {
@@ -74,13 +76,25 @@ test('pending list/show and certs list escape client-supplied subject and SANs',
   const s = await testServer(t, { dataDir: data, lifecycle: { approval: { mode: 'manual' } } });
   const certs = await caCerts(s.url);
   const d = device(`CN=${EVIL_CN},O=Test`, { pool: 3 });
-  const r = pkcsReq(d, recipientOf(certs), {
-    content: csrOf(d, { challengePassword: '', subjectAltNames: [{ type: 'dns', value: EVIL_SAN }] }),
+  const evilCsr = csrOf(d, { challengePassword: '', subjectAltNames: [{ type: 'dns', value: EVIL_SAN }] });
+  const r = pkcsReq(d, recipientOf(certs), { content: evilCsr });
+  // The CA refuses such names today (src/ra/csr-checks.ts) ...
+  const refused = openCertRep((await postPki(s.url, r.der)).body, r, d, certs);
+  assert.equal(refused.status, PkiStatus.FAILURE);
+  assert.equal(await s.enrollment!.store.getTransaction(r.transactionId), null);
+  // ... but a store may hold them (written by an older version, or imported): put the same
+  // request there as the queue would, its subject unescaped, and check every output escapes it.
+  const signer = d.signer.cert;
+  await s.enrollment!.store.beginTransaction({
+    transactionId: r.transactionId,
+    signerKeyHash: spkiHash(signer.spki),
+    messageType: 19,
+    state: 'pending',
+    csr: parseCsr(evilCsr).der,
+    subject: `CN=${EVIL_CN},O=Test`,
+    requester: '127.0.0.1',
+    expiresAt: new Date(Date.now() + 3_600_000),
   });
-  const rep = openCertRep((await postPki(s.url, r.der)).body, r, d, certs);
-  assert.equal(rep.status, PkiStatus.PENDING);
-  const stored = await s.enrollment!.store.getTransaction(r.transactionId);
-  assert.ok(stored, 'the request is stored');
 
   const list = await cli(['pending', 'list', '--data', data]);
   assert.equal(list.code, 0, list.err);
@@ -101,10 +115,23 @@ test('pending list/show and certs list escape client-supplied subject and SANs',
   assert.ok(!('nextCursor' in page));
   assert.ok(page.items[0]!.subject.includes('evil'));
 
-  // Approve, let the device poll by resending: the certificate is issued with that subject.
+  // Approved, the CA still refuses to put such names in a certificate (the device gets FAILURE);
+  // a certificate with them can only come from elsewhere: store the device's own self-signed one.
   assert.equal((await cli(['pending', 'approve', r.transactionId, '--data', data])).code, 0);
   const again = openCertRep((await postPki(s.url, r.der)).body, r, d, certs);
-  assert.equal(again.status, PkiStatus.SUCCESS);
+  assert.equal(again.status, PkiStatus.FAILURE);
+  await s.enrollment!.store.insertCertificate({
+    serial: signer.serialHex,
+    issuer: signer.fingerprint,
+    subject: `CN=${EVIL_CN},O=Test`,
+    commonName: EVIL_CN,
+    sans: [`dns:${EVIL_SAN}`],
+    der: signer.der,
+    notBefore: signer.notBefore,
+    notAfter: signer.notAfter,
+    keyHash: spkiHash(signer.spki),
+    transactionId: r.transactionId,
+  });
   const cl = await cli(['certs', 'list', '--data', data]);
   assert.equal(cl.code, 0, cl.err);
   assertSafe(cl.out, 'certs list');
