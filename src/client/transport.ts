@@ -44,9 +44,13 @@ async function readLimited(res: Response, max: number): Promise<Buffer> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
     await res.body?.cancel().catch(() => undefined);
-    throw new ScepTransportError(`response body of ${declared} bytes exceeds the limit of ${max}`, {
-      status: res.status,
-    });
+    throw new ScepTransportError(
+      'body-too-large',
+      `response body of ${declared} bytes exceeds the limit of ${max}`,
+      {
+        status: res.status,
+      },
+    );
   }
   if (!res.body) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
@@ -58,7 +62,9 @@ async function readLimited(res: Response, max: number): Promise<Buffer> {
     total += value.byteLength;
     if (total > max) {
       await reader.cancel().catch(() => undefined);
-      throw new ScepTransportError(`response body exceeds the limit of ${max} bytes`, { status: res.status });
+      throw new ScepTransportError('body-too-large', `response body exceeds the limit of ${max} bytes`, {
+        status: res.status,
+      });
     }
     chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
   }
@@ -104,11 +110,15 @@ export class Transport {
       }
     }
     if (last instanceof ScepTransportError) {
-      throw new ScepTransportError(`${operation}: ${last.message} (after ${this.o.retries + 1} attempts)`, {
-        ...(last.status === undefined ? {} : { status: last.status }),
-        timedOut: last.timedOut,
-        cause: last,
-      });
+      throw new ScepTransportError(
+        last.code,
+        `${operation}: ${last.message} (after ${this.o.retries + 1} attempts)`,
+        {
+          ...(last.status === undefined ? {} : { status: last.status }),
+          timedOut: last.timedOut,
+          cause: last,
+        },
+      );
     }
     throw last;
   }
@@ -123,7 +133,11 @@ export class Transport {
       const why = timedOut
         ? `no answer within ${this.o.timeoutMs} ms`
         : sanitize(((e as Error & { cause?: Error }).cause ?? (e as Error)).message ?? String(e));
-      throw new ScepTransportError(`cannot reach ${safeUrl(this.o.url)}: ${why}`, { timedOut, cause: e });
+      throw new ScepTransportError(
+        timedOut ? 'timeout' : 'unreachable',
+        `cannot reach ${safeUrl(this.o.url)}: ${why}`,
+        { timedOut, cause: e },
+      );
     }
     let body: Buffer;
     try {
@@ -132,6 +146,7 @@ export class Transport {
       if (e instanceof ScepTransportError) throw e;
       const timedOut = (e as Error)?.name === 'TimeoutError' || (e as Error)?.name === 'AbortError';
       throw new ScepTransportError(
+        timedOut ? 'timeout' : 'connection-broken',
         timedOut
           ? `the answer did not complete within ${this.o.timeoutMs} ms`
           : 'the connection broke while reading the answer',
@@ -142,7 +157,7 @@ export class Transport {
       const hint = (res.headers.get('content-type') ?? '').startsWith('text/')
         ? `: ${sanitize(body.toString('utf8'), 120)}`
         : '';
-      throw new ScepTransportError(`HTTP ${res.status}${hint}`, { status: res.status });
+      throw new ScepTransportError('http-status', `HTTP ${res.status}${hint}`, { status: res.status });
     }
     return { status: res.status, contentType: res.headers.get('content-type') ?? '', body };
   }
