@@ -1,5 +1,5 @@
 /**
- * Making sense of a GetCACert answer on the client side (RFC 8894 §4.2.1, rfc8894.md §1):
+ * Making sense of a GetCACert answer on the client side (RFC 8894 §4.2.1, docs/conformance.md §1):
  * authenticate the CA (pinned SHA-256 fingerprint over the whole certificate DER, or trust on
  * first use with the fingerprint reported), keep only certificates that chain to it, and pick
  * - the encryption recipient: a non-CA (RA) certificate with keyEncipherment, else the CA;

@@ -1,5 +1,5 @@
 /**
- * Throttling of challenge failures per source address (rfc8894.md §5.1, case 31).
+ * Throttling of challenge failures per source address (docs/conformance.md §5.1, case 31).
  *
  * `FailureThrottle` remembers, per key, the times of the last `maxFailures` failures: a key is
  * blocked while `maxFailures` of them lie within the last `windowSeconds` (sliding window), so a
