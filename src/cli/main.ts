@@ -24,7 +24,7 @@ async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(help() + '\n');
-    return name ? 0 : 0;
+    return 0;
   }
   if (name === '--version' || name === '-v') {
     const { readFileSync } = await import('node:fs');
