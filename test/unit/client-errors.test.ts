@@ -5,6 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   ScepClient,
   ScepClientError,
@@ -140,4 +145,32 @@ test('agent config errors carry a code', () => {
     codeOf({ url: 'http://x/scep', challengeFile: '/nonexistent/dir/file', certificates: [cert] }),
     'unreadable-file',
   );
+});
+
+test("CLI renew: a key that is not the certificate's is a usage error (exit 2), found by code", async (t) => {
+  // GetCACert gets a CA certificate, anything else an empty 200 (GetCACaps: no capabilities).
+  const ca = makeSelfSigned({ subject: 'CN=ca', key: pooledRsaKey(2), ca: true });
+  const srv = createServer((req, res) => {
+    if (!req.url?.includes('GetCACert')) return res.end();
+    res.setHeader('content-type', 'application/x-x509-ca-cert');
+    res.end(ca.certDer);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.after(() => srv.close());
+  const port = (srv.address() as { port: number }).port;
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-renew-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const a = makeSelfSigned({ subject: 'CN=a', key: pooledRsaKey(0) });
+  writeFileSync(join(dir, 'cert.pem'), a.certPem);
+  writeFileSync(join(dir, 'key.pem'), pooledRsaKey(1).export({ format: 'pem', type: 'pkcs8' }));
+  const args = ['renew', '--url', `http://127.0.0.1:${port}/scep`, '--cert', join(dir, 'cert.pem')];
+  args.push('--key', join(dir, 'key.pem'), '--out', join(dir, 'out'));
+  const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args]);
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.on('close', (status) => resolve({ status, stderr }));
+  });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /--key is not the private key of --cert/);
 });
