@@ -2,11 +2,11 @@
  * The public way to run a scepter server in-process (exported from the package root as
  * `startScepServer`). It is a small, plain-data facade over `startServer` (src/server/index.ts):
  * the options a program embedding the server needs, and a handle with the URL and `close`.
- * The wider `startServer` options and its `RunningServer` (service, fastify app, metrics,
- * lifecycle) are internal and may change in any release.
+ * The server modules (fastify, SQLite, PostgreSQL) are loaded only when it is called. The wider
+ * `startServer` options and its `RunningServer` (service, fastify app, metrics, lifecycle) are
+ * internal and may change in any release.
  */
 import type { LogLevel } from './app.js';
-import { startServer } from './index.js';
 
 /** Options of {@link startScepServer}. Everything not listed here keeps the `scepter serve` defaults. */
 export interface ScepServerOptions {
@@ -52,6 +52,9 @@ export interface ScepServer {
 
 /** Starts a SCEP server on a data directory and resolves once the port is bound. */
 export async function startScepServer(o: ScepServerOptions): Promise<ScepServer> {
+  // Loaded on first use: importing the package (say, for the client) must not load fastify,
+  // the SQLite native module or the PostgreSQL driver.
+  const { startServer } = await import('./index.js');
   const logLevel: LogLevel | undefined = o.logLevel;
   const s = await startServer({
     dataDir: o.dataDir,

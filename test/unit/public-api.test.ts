@@ -4,9 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as api from '../../src/index.js';
 
 test('startScepServer + ScepClient: GetCACaps and GetCACert through the public API only', async (t) => {
@@ -34,4 +36,39 @@ test('the entry point exports no codec internals', () => {
     assert.ok(!names.includes(internal), `${internal} must not be exported`);
   }
   assert.ok(names.includes('ScepArgumentError') && names.includes('AgentConfigError'));
+});
+
+test('importing the package loads no server dependency (fastify, better-sqlite3, pg)', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'scepter-api-hooks-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const hooks = join(dir, 'hooks.mjs');
+  writeFileSync(
+    hooks,
+    `export async function resolve(s, c, next) {
+      const r = await next(s, c);
+      if (/fastify|better-sqlite3|\\/pg\\//.test(r.url)) process.stdout.write('LOADED ' + r.url + '\\n');
+      return r;
+    }`,
+  );
+  const register = join(dir, 'register.mjs');
+  writeFileSync(
+    register,
+    `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(hooks).href)});`,
+  );
+  const entry = pathToFileURL(join(process.cwd(), 'src/index.ts')).href;
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--import',
+      register,
+      '-e',
+      `await import(${JSON.stringify(entry)}); console.log('ok')`,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^ok$/m);
+  assert.doesNotMatch(r.stdout, /LOADED/);
 });
