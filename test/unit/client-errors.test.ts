@@ -91,6 +91,26 @@ test('transport errors: unreachable, timeout, HTTP status, oversize body', async
   );
 });
 
+test('a transport error keeps its code through retries', async () => {
+  let calls = 0;
+  const c = new ScepClient({
+    url: 'http://scep.invalid/scep',
+    retries: 2,
+    backoffMs: 1,
+    fetch: async () => {
+      calls++;
+      return new Response('busy', { status: 503 });
+    },
+  });
+  await assert.rejects(c.getCaCert(), (e: unknown) => {
+    assert.ok(e instanceof ScepTransportError);
+    assert.equal(e.code, 'http-status');
+    assert.equal(e.status, 503);
+    return true;
+  });
+  assert.equal(calls, 3);
+});
+
 test('protocol errors: undecodable or unpinned GetCACert', async () => {
   await rejectsWith(
     client(
