@@ -1,7 +1,7 @@
 /**
  * ScepClient against a loopback SCEP server built from our codec: the happy paths (CA-only
  * and NDES-style RA, POST and GET, pending → CertPoll, renewal both ways, GetCert, GetCRL,
- * GetNextCACert) and every reply the client must refuse (rfc8894.md §6 case 46): wrong
+ * GetNextCACert) and every reply the client must refuse (docs/conformance.md §6 case 46): wrong
  * recipientNonce, foreign signer, tampered signature, wrong transactionID, unsigned
  * GetNextCACert, pinned-fingerprint mismatch. Plus transport behaviour (timeouts, retries).
  */

@@ -1,5 +1,5 @@
 /**
- * One-time challenges and challenge-failure throttling (rfc8894.md §5.1, cases 31–34, 39):
+ * One-time challenges and challenge-failure throttling (docs/conformance.md §5.1, cases 31–34, 39):
  * a one-time challenge enrolls exactly one device (also under concurrency, across workers and
  * across two instances on one SQLite file), a resend of that transaction gets the same
  * certificate, reuse and expiry fail badRequest, manual approval binds the challenge to the
