@@ -34,7 +34,7 @@ import {
 import { startServer } from '../../src/server/index.js';
 import { fromPem, parseCertificate, toPem, verifyCertificateSignature } from '../../src/pkix/certificate.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
-import { tempDir, TEST_CHALLENGE } from '../helpers/scep-server.js';
+import { seeded, tempDir, TEST_CHALLENGE } from '../helpers/scep-server.js';
 
 const run = promisify(execFile);
 const VALIDITY = 20;
@@ -42,15 +42,17 @@ const VALIDITY = 20;
 test('agent with a real clock renews 20 s certificates from scepter serve twice; the pair on disk always matches', async (t) => {
   if (!needPeer(t, hasCommand('openssl'), 'openssl')) return;
   const dir = tempDir(t, 'scepter-agent-real-');
-  const srv = await startServer({
-    dataDir: join(dir, 'data'),
-    keySize: 2048,
-    challenge: TEST_CHALLENGE,
-    logLevel: 'silent',
-    enrollment: { validitySeconds: VALIDITY },
-    // Nothing else to configure: renewal is on by default and the default window (100%)
-    // accepts a renewal at any point of the lifetime.
-  });
+  const srv = await startServer(
+    seeded({
+      dataDir: join(dir, 'data'),
+      keySize: 2048,
+      challenge: TEST_CHALLENGE,
+      logLevel: 'silent',
+      enrollment: { validitySeconds: VALIDITY },
+      // Nothing else to configure: renewal is on by default and the default window (100%)
+      // accepts a renewal at any point of the lifetime.
+    }),
+  );
   t.after(() => srv.close());
   const ca = srv.dataDir!.loaded.caCert;
   const caPem = join(dir, 'ca.pem');
