@@ -167,13 +167,18 @@ test('manual approval: the library polls (CertPoll, same transactionID) until an
   if (first.status !== 'pending') return;
   const again = await c.poll(first);
   assert.equal(again.status, 'pending');
-  setTimeout(() => void store.decide(first.transactionId, 'approved'), 300);
+  // The operator approves once the library has started polling (event-driven, no timer race).
   const polls: number[] = [];
+  let decided: Promise<unknown> | undefined;
   const r = await c.waitForCertificate(first, {
     intervalMs: 200,
     timeoutMs: 20_000,
-    onPoll: (n) => polls.push(n),
+    onPoll: (n) => {
+      polls.push(n);
+      decided ??= store.decide(first.transactionId, 'approved');
+    },
   });
+  await decided;
   assert.ok(polls.length >= 1);
   assert.equal(r.transactionId, first.transactionId);
   assert.ok(keyMatchesCert(first.key, r.certificate));
