@@ -23,6 +23,7 @@ import { THROTTLED_TEXT } from '../../src/ra/challenge.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import {
+  seedCa,
   caCerts,
   device,
   openCertRep,
@@ -371,6 +372,7 @@ test('CLI: `scepter serve --no-static-challenge --admin-token-file` and `scepter
   const tokenFile = join(data, '..', `${data.split('/').pop()}-token`);
   writeFileSync(tokenFile, ADMIN_TOKEN + '\n', { mode: 0o600 });
   t.after(() => rmSync(tokenFile, { force: true }));
+  seedCa(data); // a fixture CA: serve would otherwise generate a 3072-bit key first
   const cli = ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
   const proc = spawn(
     process.execPath,
