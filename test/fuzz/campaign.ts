@@ -1,5 +1,6 @@
 /**
- * `npm run fuzz -- [--count N] [--seed S] [--only I] [--http-every K]`: the big campaign on
+ * `npm run fuzz -- [--count N] [--seed S] [--only I] [--http-every K] [--approval manual]`: the
+ * big campaign on
  * the production PKIOperation path (test/fuzz/production.ts). Prints progress every 10,000
  * messages, then one summary line (messages, crashes, hangs, HTTP 5xx, answers by
  * status/failInfo, seed, elapsed) and the first findings with their case index and input
@@ -18,12 +19,14 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     only: { type: 'string' },
     'http-every': { type: 'string', default: '20' },
+    approval: { type: 'string', default: 'auto' },
   },
 });
 const seed = values.seed !== undefined ? Number(values.seed) : randomBytes(4).readUInt32BE(0);
 const count = Number(values.count);
 const dir = mkdtempSync(join(tmpdir(), 'scepter-fuzz-'));
-const target = await setupTarget(dir);
+if (values.approval !== 'auto' && values.approval !== 'manual') throw new Error('--approval auto|manual');
+const target = await setupTarget(dir, { approval: values.approval });
 try {
   console.log(
     `fuzz: seed ${seed}, ${values.only !== undefined ? `case ${values.only}` : `${count} messages`}`,

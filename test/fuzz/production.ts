@@ -353,8 +353,15 @@ function selfSigned(key: KeyObject, subject: string): Certificate {
   return parseCertificate(buildSelfSignedCertificate({ subject, key, publicKey: createPublicKey(key) }));
 }
 
-/** Starts an in-process server (fixture CA and RA, in-memory store) and enrolls the device once. */
-export async function setupTarget(dataDir: string): Promise<FuzzTarget> {
+/**
+ * Starts an in-process server (fixture CA and RA, in-memory store) and enrolls the device once.
+ * `approval: 'manual'` puts every PKCSReq in the pending queue (PENDING answers, CertPoll of
+ * pending transactions); the device's own request is approved through the store.
+ */
+export async function setupTarget(
+  dataDir: string,
+  o: { approval?: 'auto' | 'manual' } = {},
+): Promise<FuzzTarget> {
   const store: Store = await openStore(':memory:');
   const server = await startServer(
     seeded({
@@ -366,6 +373,7 @@ export async function setupTarget(dataDir: string): Promise<FuzzTarget> {
       logLevel: (process.env.SCEPTER_FUZZ_LOG ?? 'silent') as LogLevel,
       store,
       metrics: false,
+      ...(o.approval === 'manual' ? { lifecycle: { approval: { mode: 'manual' as const } } } : {}),
     }),
   );
   const service = server.service;
@@ -389,7 +397,26 @@ export async function setupTarget(dataDir: string): Promise<FuzzTarget> {
     env,
     standardAttrs(env, { messageType: MessageType.PKCSReq, transactionId: issuedTransactionId, senderNonce }),
   );
-  const a = await service.pkiOperation(msg, {});
+  let a = await service.pkiOperation(msg, {});
+  if (o.approval === 'manual') {
+    // PENDING; the operator approves, and the device's CertPoll fetches the certificate.
+    await store.decide(issuedTransactionId, 'approved');
+    const poll = buildIssuerAndSubject({
+      issuerRaw: server.dataDir!.loaded.caCert.subjectRaw,
+      subjectRaw: device.cert.subjectRaw,
+    });
+    const penv = buildEnvelopedData({ content: poll, recipient, cipher: 'aes128' });
+    const pmsg = signRaw(
+      device,
+      penv,
+      standardAttrs(penv, {
+        messageType: MessageType.CertPoll,
+        transactionId: issuedTransactionId,
+        senderNonce,
+      }),
+    );
+    a = await service.pkiOperation(pmsg, {});
+  }
   const rep = decodeCertRep(a.body, {
     transactionId: issuedTransactionId,
     senderNonce,

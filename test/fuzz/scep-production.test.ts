@@ -51,3 +51,23 @@ test('production PKIOperation path: mutated requests never crash, hang, 5xx or g
   assert.ok(answers.includes('200 SUCCESS'), 'valid and benign mutations still enroll');
   assert.ok(s.viaHttp > 0);
 });
+
+test('production PKIOperation path with manual approval: PENDING answers and CertPoll of pending requests', async (t) => {
+  const seed = process.env.SCEPTER_FUZZ_SEED
+    ? Number(process.env.SCEPTER_FUZZ_SEED)
+    : randomBytes(4).readUInt32BE(0);
+  const count = Math.ceil(Number(process.env.SCEPTER_FUZZ_COUNT ?? 2_000) / 4);
+  t.diagnostic(
+    `fuzz seed ${seed} (reproduce with SCEPTER_FUZZ_SEED=${seed}), ${count} messages, manual approval`,
+  );
+  const target = await setupTarget(tempDir(t, 'scepter-fuzz-manual-'), { approval: 'manual' });
+  t.after(() => target.close());
+  const s = await campaign(target, { seed, count });
+  t.diagnostic(summaryLine(s));
+  assert.deepEqual(
+    s.findings.map((f) => `#${f.index} ${f.kind}/${f.layer} ${f.verdict} ${f.answer} ${f.detail ?? ''}`),
+    [],
+    `seed ${seed}`,
+  );
+  assert.ok(s.answers.has('200 PENDING'), 'mutated but valid PKCSReqs wait for approval');
+});
