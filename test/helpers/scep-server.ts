@@ -40,9 +40,18 @@ export function tempDir(t: TestContext, prefix = 'scepter-srv-'): string {
   return dir;
 }
 
-/** Fixture-pool indices of the test CA and RA keys (device keys use low indices). */
-export const CA_KEY_INDEX = 40;
-export const RA_KEY_INDEX = 41;
+/**
+ * Fixture-pool indices of test CA and RA keys (device keys use low indices): 40–47, handed out
+ * in turn, so the servers of one test file (up to four CA+RA pairs) never share a key.
+ */
+const CA_KEYS_FROM = 40;
+const CA_KEYS = 8;
+let nextCaKey = 0;
+function takeCaKey(): number {
+  const n = CA_KEYS_FROM + (nextCaKey % CA_KEYS);
+  nextCaKey++;
+  return n;
+}
 
 export interface SeedCaOptions {
   /** Also write an RA key and certificate. */
@@ -51,7 +60,7 @@ export interface SeedCaOptions {
   passphrase?: string;
   /** RSA size of the fixture keys (2048 default; 3072 has 4 fixture keys). */
   keySize?: 2048 | 3072;
-  /** Fixture-pool indices of the CA and RA keys (default CA_KEY_INDEX, RA_KEY_INDEX). */
+  /** Fixture-pool indices of the CA and RA keys (default: the next unused of 40–47). */
   caKey?: number;
   raKey?: number;
   subject?: string;
@@ -66,14 +75,14 @@ export function seedCa(dataDir: string, o: SeedCaOptions = {}): void {
   if (caExists(dataDir)) return;
   const paths = caPaths(dataDir);
   const bits = o.keySize ?? 2048;
-  const key = pooledRsaKey(o.caKey ?? (bits === 2048 ? CA_KEY_INDEX : 0), bits);
+  const key = pooledRsaKey(o.caKey ?? (bits === 2048 ? takeCaKey() : 0), bits);
   const tag = Math.random().toString(16).slice(2, 10);
   const caDer = buildRootCertificate(key, o.subject ?? `CN=scepter CA ${tag},O=scepter`, 3650);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   writeSecret(paths.key, exportKey(key, o.passphrase));
   writePublic(paths.cert, toPem(caDer));
   if (o.ra) {
-    const raKey = pooledRsaKey(o.raKey ?? (bits === 2048 ? RA_KEY_INDEX : 1), bits);
+    const raKey = pooledRsaKey(o.raKey ?? (bits === 2048 ? takeCaKey() : 1), bits);
     const ca = new CertificateAuthority({ cert: parseCertificate(caDer), key, chain: [] });
     const raDer = buildRaCertificate(ca, raKey, `CN=scepter RA ${tag},O=scepter`, 730);
     writeSecret(paths.raKey, exportKey(raKey, o.passphrase));
