@@ -4,7 +4,8 @@
  * challenge, validation, issuance, CertRep) and, for a sample, through the real fastify app
  * with `app.inject` (routing, body handling, error mapping; no socket traffic).
  *
- * Every case starts from a VALID encrypted and signed PKCSReq, RenewalReq or CertPoll and
+ * Every case starts from a VALID encrypted and signed PKCSReq, RenewalReq, CertPoll, GetCert or
+ * GetCRL and
  * mutates one layer:
  *   outer     the whole pkiMessage DER (bit flips, lengths, truncation, insertion, …)
  *   attrs     the signed attributes (values, types, duplicates, drops, unknown ones, raw
@@ -13,7 +14,8 @@
  *   csr       the CSR: odd subjects, SANs and extensions built and signed properly, or the
  *             certificationRequestInfo mutated and re-signed — then encrypted and signed
  *             correctly, so the CSR parser and the validation behind it see it
- *   content   the CertPoll IssuerAndSubject, then encrypted and signed correctly
+ *   content   the CertPoll IssuerAndSubject or GetCert/GetCRL IssuerAndSerialNumber (odd
+ *             serials, bytes), then encrypted and signed correctly
  *
  * Oracle per call: no throw, no HTTP 5xx, no hang (a call not settled within `hangMs` — a
  * hang detector, not a timing assertion), and every answer either a 4xx one-line text/plain
@@ -35,6 +37,7 @@ import type { GeneralName } from '../../src/pkix/extensions.js';
 import { buildSelfSignedCertificate } from '../../src/pkix/self-signed.js';
 import { parseCertificate } from '../../src/pkix/certificate.js';
 import {
+  buildIssuerAndSerial,
   buildIssuerAndSubject,
   decodeCertRep,
   decodePkiRequest,
@@ -445,7 +448,7 @@ export async function setupTarget(
 
 /** One generated input. */
 export interface FuzzCase {
-  kind: 'PKCSReq' | 'RenewalReq' | 'CertPoll';
+  kind: 'PKCSReq' | 'RenewalReq' | 'CertPoll' | 'GetCert' | 'GetCRL';
   layer: 'outer' | 'attrs' | 'envelope' | 'csr' | 'content' | 'none';
   der: Buffer;
   /** Who signed it (the CertRep of a SUCCESS is encrypted to this certificate). */
@@ -465,7 +468,7 @@ export const KNOWN_BUGS: ReadonlyArray<{ id: string; what: string; matches: (c: 
       'CSR subjectAltName iPAddress of a length other than 4 or 16: parseCsr keeps it as hex text, ' +
       'CertificateAuthority.issue re-encodes the SANs and throws ExtensionError "bad IP address" → HTTP 500',
     matches: (c) => {
-      if (c.kind === 'CertPoll') return false;
+      if (c.kind !== 'PKCSReq' && c.kind !== 'RenewalReq') return false;
       try {
         return parseCsr(c.content).subjectAltNames.some((g) => g.type === 'ip' && !/[.:]/.test(g.value));
       } catch {
@@ -478,18 +481,23 @@ export const KNOWN_BUGS: ReadonlyArray<{ id: string; what: string; matches: (c: 
 /** Builds case `i` of a campaign (deterministic in (seed, i)). */
 export function makeCase(t: FuzzTarget, seed: number, i: number): FuzzCase {
   const next = prng(caseSeed(seed, i));
-  const kind = pick(next, ['PKCSReq', 'PKCSReq', 'RenewalReq', 'CertPoll'] as const);
-  const inner: FuzzCase['layer'] = kind === 'CertPoll' ? 'content' : 'csr';
+  const kind = pick(next, [
+    'PKCSReq',
+    'PKCSReq',
+    'PKCSReq',
+    'RenewalReq',
+    'RenewalReq',
+    'CertPoll',
+    'GetCert',
+    'GetCRL',
+  ] as const);
+  const hasCsr = kind === 'PKCSReq' || kind === 'RenewalReq';
+  const inner: FuzzCase['layer'] = hasCsr ? 'csr' : 'content';
   const layers: Array<FuzzCase['layer']> = ['outer', 'attrs', 'envelope', inner, inner];
   // 1 in 50 is left valid: the oracle also checks the happy path under the same load.
   const layer: FuzzCase['layer'] = below(next, 50) === 0 ? 'none' : pick(next, layers);
-  const signer: Signer = kind === 'RenewalReq' ? t.issued : t.device;
-  const messageType =
-    kind === 'PKCSReq'
-      ? MessageType.PKCSReq
-      : kind === 'RenewalReq'
-        ? MessageType.RenewalReq
-        : MessageType.CertPoll;
+  const signer: Signer = kind === 'PKCSReq' || kind === 'CertPoll' ? t.device : t.issued;
+  const messageType = MessageType[kind];
   const transactionId = kind === 'CertPoll' ? t.issuedTransactionId : `fz-${seed}-${i}`;
   const senderNonce = randomBytesFrom(next, 16);
 
@@ -501,6 +509,21 @@ export function makeCase(t: FuzzTarget, seed: number, i: number): FuzzCase {
       subjectRaw: t.device.cert.subjectRaw,
     });
     if (layer === 'content') content = mutateBytes(content, next);
+  } else if (kind === 'GetCert' || kind === 'GetCRL') {
+    const serial = t.issued.cert.serial;
+    const serials = [
+      serial,
+      Buffer.concat([Buffer.alloc(1), serial]), // redundant leading zero (tolerated)
+      Buffer.alloc(0),
+      Buffer.from([0x80]), // negative
+      Buffer.alloc(1, 0),
+      randomBytesFrom(next, 1 + below(next, 40)),
+    ];
+    content = buildIssuerAndSerial({
+      issuerRaw: pick(next, [t.server.dataDir!.loaded.caCert.subjectRaw, t.device.cert.subjectRaw]),
+      serial: layer === 'content' && below(next, 2) === 0 ? pick(next, serials) : serial,
+    });
+    if (layer === 'content' && below(next, 2) === 0) content = mutateBytes(content, next);
   } else {
     const csrKey = kind === 'RenewalReq' ? t.renewalKey : t.device.key;
     const base: BuildCsrOptions = {
@@ -708,8 +731,15 @@ export async function runCase(
       decrypt: { cert: q.signerCert, key: c.signer.key },
     });
     const status = PkiStatus[rep.status] ?? String(rep.status);
-    if (rep.status === PkiStatus.SUCCESS && rep.certificates.length === 0)
-      return { verdict: 'bad-reply', answer: '200 SUCCESS', detail: 'SUCCESS without a certificate' };
+    if (rep.status === PkiStatus.SUCCESS) {
+      const crl = q.messageType === MessageType.GetCRL;
+      if (crl ? rep.crls.length === 0 : rep.certificates.length === 0)
+        return {
+          verdict: 'bad-reply',
+          answer: '200 SUCCESS',
+          detail: `SUCCESS without a ${crl ? 'CRL' : 'certificate'}`,
+        };
+    }
     const fi = rep.failInfo !== undefined ? ` ${FailInfo[rep.failInfo] ?? rep.failInfo}` : '';
     return { verdict: 'ok', answer: `200 ${status}${fi}` };
   } catch (e) {
