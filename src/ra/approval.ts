@@ -15,6 +15,7 @@
 import type { JsonObject } from '../store/index.js';
 import { nameText } from '../pkix/name.js';
 import { sanText } from './names.js';
+import { DEFAULT_MAX_OPEN_PENDING, DEFAULT_MAX_PENDING_PER_ADDRESS } from './pending-limits.js';
 import type { EnrollmentRequest } from './policy.js';
 
 export type ApprovalMode = 'auto' | 'manual' | 'challenge-or-manual';
@@ -28,6 +29,13 @@ export interface ApprovalConfig {
   pendingTtlSeconds?: number;
   /** HTTP Retry-After hint sent with PENDING (default 60 s). */
   retryAfterSeconds?: number;
+  /**
+   * New pending requests one client address may queue per minute (default 100; 0: no limit).
+   * More get FAILURE badRequest until the minute ends (src/ra/pending-limits.ts).
+   */
+  maxPendingPerAddress?: number;
+  /** Open pending requests at most (default 10 000; 0: no cap). A new one over it gets HTTP 503. */
+  maxOpenPending?: number;
 }
 
 export type ResolvedApprovalConfig = Required<ApprovalConfig>;
@@ -38,6 +46,8 @@ export function resolveApprovalConfig(c: ApprovalConfig = {}): ResolvedApprovalC
     mode: c.mode ?? 'auto',
     pendingTtlSeconds: c.pendingTtlSeconds ?? 7 * 86_400,
     retryAfterSeconds: c.retryAfterSeconds ?? 60,
+    maxPendingPerAddress: c.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
+    maxOpenPending: c.maxOpenPending ?? DEFAULT_MAX_OPEN_PENDING,
   };
   if (!APPROVAL_MODES.includes(r.mode))
     throw new RangeError(`approval mode must be one of ${APPROVAL_MODES.join(', ')}`);
@@ -45,6 +55,10 @@ export function resolveApprovalConfig(c: ApprovalConfig = {}): ResolvedApprovalC
     throw new RangeError('the pending lifetime must be a positive number of seconds');
   if (!Number.isInteger(r.retryAfterSeconds) || r.retryAfterSeconds < 1)
     throw new RangeError('Retry-After must be a positive number of seconds');
+  if (!Number.isInteger(r.maxPendingPerAddress) || r.maxPendingPerAddress < 0)
+    throw new RangeError('the pending rate per address must be a whole number ≥ 0');
+  if (!Number.isInteger(r.maxOpenPending) || r.maxOpenPending < 0)
+    throw new RangeError('the cap on open pending requests must be a whole number ≥ 0');
   return r;
 }
 

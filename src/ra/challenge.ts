@@ -57,6 +57,11 @@ export type ChallengeGrant =
 /** failInfoText for a throttled source (it names no secret and no count). */
 export const THROTTLED_TEXT = 'too many failed attempts; retry later';
 
+/** The refusal of a request from a throttled source (its challenge is not looked at). */
+export function throttled(): Rejection {
+  return { failInfo: FailInfo.badRequest, text: THROTTLED_TEXT, limit: 'challenge-throttle' };
+}
+
 export interface ChallengeGateOptions {
   /** Static challenges (empty: none accepted, e.g. `--no-static-challenge`). */
   verifier: ChallengeVerifier;
@@ -115,7 +120,7 @@ export class ChallengeGate {
 
   /** Auto mode: may this initial enrollment proceed, and on what grounds? No store write. */
   async authorize(er: EnrollmentRequest): Promise<{ grant: ChallengeGrant } | { rejection: Rejection }> {
-    if (er.ctx.challengeThrottled) return { rejection: reject(FailInfo.badRequest, THROTTLED_TEXT) };
+    if (er.ctx.challengeThrottled) return { rejection: throttled() };
     if (this.o.validation?.mode === 'challenge') return this.authorizeExternally(er);
     const c = this.classify(er.csr.challengePassword);
     if (c.kind === 'static') return { grant: c };

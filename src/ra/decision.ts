@@ -4,6 +4,13 @@
 import type { CipherName } from '../crypto/algorithms.js';
 import { FailInfo } from '../scep/types.js';
 
+/**
+ * Which limit refused a request (counted in `/metrics` as `scepter_limit_refusals_total`): the
+ * per-address rate of new pending requests, the cap on open pending requests (HTTP 503), or
+ * the challenge-failure throttle.
+ */
+export type LimitName = 'pending-rate' | 'pending-queue' | 'challenge-throttle';
+
 export type Decision =
   | {
       status: 'SUCCESS';
@@ -24,6 +31,15 @@ export type Decision =
       text: string;
       /** The challenge was checked and failed (the throttle counts it). */
       challengeFailure?: boolean;
+      /** Set when a limit refused the request. */
+      limit?: LimitName;
+    }
+  | {
+      /** No CertRep: HTTP 503 with `Retry-After` (the server is overloaded, e.g. the queue is full). */
+      status: 'UNAVAILABLE';
+      text: string;
+      retryAfterSeconds: number;
+      limit: LimitName;
     }
   | {
       status: 'PENDING';

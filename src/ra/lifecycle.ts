@@ -27,17 +27,17 @@ import {
   type ApprovalConfig,
   type ChallengeVerdict,
 } from './approval.js';
-import { ChallengeGate, ChallengeVerifier, THROTTLED_TEXT } from './challenge.js';
+import { ChallengeGate, ChallengeVerifier, throttled } from './challenge.js';
 import type { ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
 import { CSR_CHANGED_TEXT, TransactionIssuer } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
+import { PendingLimits, QUEUE_FULL_TEXT, isPendingOverloaded } from './pending-limits.js';
 import { OneTimeChallenges } from './one-time-challenge.js';
 import {
   csrPolicy,
   keyPolicy,
   proofOfPossession,
-  reject,
   rejectionDecision,
   runPolicies,
   signerKeyIsCsrKey,
@@ -108,6 +108,8 @@ export class EnrollmentHandlers implements Lifecycle {
   private readonly issuer: TransactionIssuer;
   /** Static and one-time challenges, the external validator (src/ra/challenge.ts). */
   private readonly gate: ChallengeGate;
+  /** Limits on NEW pending requests: per-address rate, cap on the open queue. */
+  private readonly pendingLimits: PendingLimits;
   /**
    * Initial enrollment, before the challenge or the operator: the challenge is not one of
    * them, the gate checks it after them (a one-time challenge is consumed only by a request
@@ -137,6 +139,16 @@ export class EnrollmentHandlers implements Lifecycle {
       now: this.now,
       ...(o.logger ? { logger: o.logger } : {}),
     });
+    this.pendingLimits = new PendingLimits(
+      this.store,
+      {
+        maxPerAddress: this.approval.maxPendingPerAddress,
+        maxOpen: this.approval.maxOpenPending,
+        retryAfterSeconds: Math.max(this.approval.retryAfterSeconds, 300),
+        now: () => this.now().getTime(),
+      },
+      o.logger,
+    );
     const oneTimeKey = cfg.oneTimeChallengeKey;
     const validation = cfg.validation;
     this.gate = new ChallengeGate({
@@ -252,13 +264,29 @@ export class EnrollmentHandlers implements Lifecycle {
     const external = gate.validationMode;
     const guessable = mode === 'challenge-or-manual' || external === 'challenge';
     if (guessable && er.ctx.challengeThrottled)
-      return rejectionDecision(reject(FailInfo.badRequest, THROTTLED_TEXT));
+      return rejectionDecision(throttled());
     // External validation first (a new transaction only): a refusal fails, an allow goes on
     // (to the queue in manual mode); in mode `challenge` it stands for a valid challenge.
     const refused = await gate.validate(er);
     if (refused) return rejectionDecision(refused);
     const c =
       external === 'challenge' ? ({ kind: 'external' } as const) : gate.classify(er.csr.challengePassword);
+    // A request that will wait in the queue (not one that challenge-or-manual issues at once)
+    // must fit the queue's limits — checked before a one-time challenge is redeemed, so a
+    // refused request never spends it.
+    const issuesAtOnce =
+      mode === 'challenge-or-manual' && (c.kind === 'static' || c.kind === 'one-time' || c.kind === 'external');
+    if (!issuesAtOnce) {
+      const limited = await this.pendingLimits.checkNewPending(er.ctx);
+      if (isPendingOverloaded(limited))
+        return {
+          status: 'UNAVAILABLE',
+          text: QUEUE_FULL_TEXT,
+          retryAfterSeconds: limited.retryAfterSeconds,
+          limit: 'pending-queue',
+        };
+      if (limited) return limited;
+    }
     let verdict: ChallengeVerdict;
     switch (c.kind) {
       case 'absent':

@@ -15,7 +15,7 @@
  */
 import { FailInfo } from '../scep/types.js';
 import type { Store } from '../store/index.js';
-import { failure, type Decision } from './decision.js';
+import type { Decision } from './decision.js';
 import { sourceKey, type ThrottleLogger } from './throttle.js';
 import type { RequestContext } from './types.js';
 
@@ -38,6 +38,9 @@ export const DEFAULT_MAX_OPEN_PENDING = 10_000;
 
 /** failInfoText for an address over its rate (no counts). */
 export const PENDING_RATE_TEXT = 'too many certificate requests from this address; retry later';
+
+/** HTTP 503 text when the queue of open pending requests is full. */
+export const QUEUE_FULL_TEXT = 'the approval queue is full; retry later';
 
 /** The queue is full: answer HTTP 503 with `Retry-After: retryAfterSeconds`. */
 export interface PendingOverloaded {
@@ -92,7 +95,7 @@ export class PendingLimits {
             { source: key },
             'pending requests: address over its rate, refused until the window ends',
           );
-        return failure(FailInfo.badRequest, PENDING_RATE_TEXT);
+        return { status: 'FAILURE', failInfo: FailInfo.badRequest, text: PENDING_RATE_TEXT, limit: 'pending-rate' };
       }
     }
     if (this.maxOpen > 0) {

@@ -12,7 +12,7 @@ import { verifyCsrSignature } from '../pkix/csr.js';
 import type { CipherName } from '../crypto/algorithms.js';
 import type { PkiRequest } from '../scep/request.js';
 import { FailInfo } from '../scep/types.js';
-import type { Decision } from './decision.js';
+import type { Decision, LimitName } from './decision.js';
 import type { RequestContext } from './types.js';
 
 /** A decrypted request as the policies see it. */
@@ -32,6 +32,8 @@ export interface Rejection {
   text: string;
   /** The challenge was checked and failed (the throttle counts it). */
   challengeFailure?: boolean;
+  /** A limit refused the request (counted in the metrics). */
+  limit?: LimitName;
 }
 
 /** The FAILURE decision for a rejection. */
@@ -41,6 +43,7 @@ export function rejectionDecision(r: Rejection): Decision {
     failInfo: r.failInfo,
     text: r.text,
     ...(r.challengeFailure ? { challengeFailure: true } : {}),
+    ...(r.limit ? { limit: r.limit } : {}),
   };
 }
 

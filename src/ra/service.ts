@@ -263,6 +263,10 @@ export class EnrollmentService implements ScepService {
         d = failure(FailInfo.badRequest, 'the reply cannot be encrypted to the signer certificate');
       }
     }
+    if (d.status === 'UNAVAILABLE') {
+      const a = httpError(503, d.text, { ...log, outcome: 'overloaded', detail: d.text, limit: d.limit });
+      return { ...a, headers: { 'retry-after': String(d.retryAfterSeconds) } };
+    }
     if (d.status === 'PENDING') {
       const body = encodeCertRep({ ...common, status: PkiStatus.PENDING });
       return {
@@ -290,6 +294,7 @@ export class EnrollmentService implements ScepService {
         failInfo: failInfoName(f.failInfo),
         detail: f.text,
         ...(f.challengeFailure ? { challengeFailure: true } : {}),
+        ...(f.limit ? { limit: f.limit } : {}),
       },
     };
   }

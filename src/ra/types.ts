@@ -21,8 +21,11 @@ export interface OperationLog {
   /** SCEP messageType name of the request (`PKCSReq`, ...), when it could be read. */
   messageType?: string;
   transactionId?: string;
-  /** pkiStatus of the CertRep, or `rejected` when the request got an HTTP error instead. */
-  outcome: 'SUCCESS' | 'FAILURE' | 'PENDING' | 'rejected';
+  /**
+   * pkiStatus of the CertRep, `rejected` when the request got an HTTP error instead, or
+   * `overloaded` for an HTTP 503 because a server-wide limit is reached (not an internal fault).
+   */
+  outcome: 'SUCCESS' | 'FAILURE' | 'PENDING' | 'rejected' | 'overloaded';
   /** failInfo name (`badRequest`, ...) when the outcome is FAILURE. */
   failInfo?: string;
   /** A short reason (the failInfoText, or why the HTTP error). */
@@ -33,6 +36,8 @@ export interface OperationLog {
   replay?: boolean;
   /** True when the request's challenge was checked and failed (counted by the throttle). */
   challengeFailure?: boolean;
+  /** The limit that refused the request (`pending-rate`, `pending-queue`, `challenge-throttle`). */
+  limit?: string;
 }
 
 /** A PKIOperation answer plus what to log about it. */

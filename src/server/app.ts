@@ -125,11 +125,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       ...(s?.serial ? { serial: s.serial } : {}),
       ...(s?.replay ? { replay: true } : {}),
       ...(s?.detail ? { detail: s.detail } : {}),
+      ...(s?.limit ? { limit: s.limit } : {}),
     };
     // Health checks and scrapes: debug only, not counted (src/server/ops-routes.ts).
     if (s?.quiet) return void req.log.debug(line, 'request');
     metrics?.observeRequest(s, status, reply.elapsedTime / 1000);
-    if (status >= 500) req.log.error(line, 'request');
+    if (s?.outcome === 'overloaded' || s?.limit) req.log.warn(line, 'request');
+    else if (status >= 500) req.log.error(line, 'request');
     else req.log.info(line, 'request');
   });
 

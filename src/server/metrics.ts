@@ -25,8 +25,13 @@ export const OPERATION_LABELS = [
   'CRL',
   'other',
 ] as const;
-/** `outcome` / `status` label values: the CertRep pkiStatus, `rejected` (HTTP 4xx), `error` (HTTP 5xx). */
-export const OUTCOME_LABELS = ['SUCCESS', 'FAILURE', 'PENDING', 'rejected', 'error'] as const;
+/**
+ * `outcome` / `status` label values: the CertRep pkiStatus, `rejected` (HTTP 4xx), `overloaded`
+ * (HTTP 503 because a server-wide limit is reached), `error` (any other HTTP 5xx).
+ */
+export const OUTCOME_LABELS = ['SUCCESS', 'FAILURE', 'PENDING', 'rejected', 'overloaded', 'error'] as const;
+/** `limit` label values of `scepter_limit_refusals_total` (src/ra/decision.ts LimitName). */
+export const LIMIT_LABELS = ['pending-rate', 'pending-queue', 'challenge-throttle'] as const;
 /** `message_type` label values. */
 export const MESSAGE_TYPE_LABELS = [
   'PKCSReq',
@@ -77,6 +82,8 @@ const OUT_SUCCESS = OUTCOME_LABELS.indexOf('SUCCESS');
 const OUT_FAILURE = OUTCOME_LABELS.indexOf('FAILURE');
 const OUT_REJECTED = OUTCOME_LABELS.indexOf('rejected');
 const OUT_ERROR = OUTCOME_LABELS.indexOf('error');
+const OUT_OVERLOADED = OUTCOME_LABELS.indexOf('overloaded');
+const LIMIT = indexOf(LIMIT_LABELS);
 const MT_OTHER = MESSAGE_TYPE_LABELS.indexOf('other');
 const FI_NONE = FAIL_INFO_LABELS.indexOf('none');
 const FI_OTHER = FAIL_INFO_LABELS.indexOf('other');
@@ -182,6 +189,7 @@ export class ServerMetrics {
   private readonly durationSum = new Float64Array(OPERATION_LABELS.length);
   private issued = 0;
   private internalErrors = 0;
+  private readonly limitRefusals = new Float64Array(LIMIT_LABELS.length);
   private readonly sources: MetricsSources;
   private readonly pending: CachedValue | undefined;
   private readonly crlNextUpdate: CachedValue | undefined;
@@ -214,12 +222,17 @@ export class ServerMetrics {
     const op = opName === undefined ? OP_OTHER : (OPERATION.get(opName) ?? OP_OTHER);
     if (op === SKIP) return;
     let out: number;
-    if (status >= 500) {
+    if (status === 503 && log?.outcome === 'overloaded') out = OUT_OVERLOADED;
+    else if (status >= 500) {
       out = OUT_ERROR;
       this.internalErrors++;
     } else if (status >= 400) out = OUT_REJECTED;
     else out = (log?.outcome !== undefined ? OUTCOME.get(log.outcome) : undefined) ?? OUT_SUCCESS;
     this.requests[op * N_OUT + out]!++;
+    if (log?.limit !== undefined) {
+      const l = LIMIT.get(log.limit);
+      if (l !== undefined) this.limitRefusals[l]!++;
+    }
 
     let b = 0;
     while (b < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[b]!) b++;
@@ -289,6 +302,13 @@ export class ServerMetrics {
       'counter',
       'Requests answered with an HTTP 5xx (internal faults; the detail is in the log).',
     ).sample('scepter_internal_errors_total', this.internalErrors);
+    e.family(
+      'scepter_limit_refusals_total',
+      'counter',
+      'Requests refused by a limit: new pending requests over the per-address rate, the full approval queue (HTTP 503), a throttled challenge source.',
+    );
+    for (let l = 0; l < LIMIT_LABELS.length; l++)
+      e.sample('scepter_limit_refusals_total', this.limitRefusals[l]!, { limit: LIMIT_LABELS[l]! });
 
     e.family(
       'scepter_request_duration_seconds',

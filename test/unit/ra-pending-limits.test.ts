@@ -9,7 +9,18 @@ import { join } from 'node:path';
 import { FailInfo } from '../../src/scep/types.js';
 import { isPendingOverloaded, PendingLimits, PENDING_RATE_TEXT } from '../../src/ra/pending-limits.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { tempDir } from '../helpers/scep-server.js';
+import { PkiStatus } from '../../src/scep/index.js';
+import {
+  caCerts,
+  csrOf,
+  device,
+  openCertRep,
+  pkcsReq,
+  postPki,
+  recipientOf,
+  tempDir,
+  testServer,
+} from '../helpers/scep-server.js';
 
 const T0 = 30_000_000 * 60_000; // a window start
 
@@ -94,4 +105,64 @@ test('pending limits: two instances on one store share the per-address rate', as
   assert.equal(await la.checkNewPending(ctx), undefined);
   assert.notEqual(await lb.checkNewPending(ctx), undefined, 'instance b counts instance a');
   assert.notEqual(await la.checkNewPending(ctx), undefined);
+});
+
+// ---------------------------------------------------------------------------------------
+// Through a running server (real HTTP): the limits are wired into the one enrollment path.
+
+test('HTTP, manual approval, defaults: a burst of 300 new requests from one address is not all queued; polls are never limited', async (t) => {
+  const s = await testServer(t, { lifecycle: { approval: { mode: 'manual' } } });
+  const certs = await caCerts(s.url);
+  const d = device('CN=flood,O=Test', { pool: 5 });
+  const first = pkcsReq(d, recipientOf(certs), { content: csrOf(d, { challengePassword: '' }) });
+  const statuses: PkiStatus[] = [];
+  const texts: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const r =
+      i === 0 ? first : pkcsReq(d, recipientOf(certs), { content: csrOf(d, { challengePassword: '' }) });
+    const rep = openCertRep((await postPki(s.url, r.der)).body, r, d, certs);
+    statuses.push(rep.status);
+    if (rep.status === PkiStatus.FAILURE) texts.push(rep.failInfoText ?? '');
+  }
+  const queued = statuses.filter((x) => x === PkiStatus.PENDING).length;
+  const refused = statuses.filter((x) => x === PkiStatus.FAILURE).length;
+  assert.equal(queued + refused, 300);
+  // At most 100 per fixed minute; the burst may straddle one minute boundary, never two.
+  assert.ok(queued <= 200, `queued ${queued}`);
+  assert.ok(refused >= 100, `refused ${refused}`);
+  assert.ok(texts.every((x) => x === PENDING_RATE_TEXT));
+  const open = await s.enrollment!.store.listTransactions({ state: 'pending', limit: 0 });
+  assert.equal(open.total, queued);
+  // A resend of a queued request is a poll, not a new request: still PENDING.
+  const again = openCertRep((await postPki(s.url, first.der)).body, first, d, certs);
+  assert.equal(again.status, PkiStatus.PENDING);
+  // Counted in /metrics.
+  const m = await (await fetch(`${s.url.replace(/\/scep$/, '')}/metrics`)).text();
+  assert.match(m, new RegExp(`scepter_limit_refusals_total\\{limit="pending-rate"\\} ${refused}\\b`));
+});
+
+test('HTTP, manual approval: a full approval queue answers 503 with Retry-After; nothing is queued', async (t) => {
+  const s = await testServer(t, {
+    lifecycle: { approval: { mode: 'manual', maxPendingPerAddress: 0, maxOpenPending: 3 } },
+  });
+  const certs = await caCerts(s.url);
+  const d = device('CN=queue,O=Test', { pool: 6 });
+  for (let i = 0; i < 3; i++) {
+    const r = pkcsReq(d, recipientOf(certs), { content: csrOf(d, { challengePassword: '' }) });
+    assert.equal(openCertRep((await postPki(s.url, r.der)).body, r, d, certs).status, PkiStatus.PENDING);
+  }
+  const r = pkcsReq(d, recipientOf(certs), { content: csrOf(d, { challengePassword: '' }) });
+  const res = await fetch(`${s.url}?operation=PKIOperation`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-pki-message' },
+    body: r.der,
+  });
+  assert.equal(res.status, 503);
+  assert.ok(Number(res.headers.get('retry-after')) >= 60);
+  assert.match(await res.text(), /approval queue is full/);
+  assert.equal(await s.enrollment!.store.getTransaction(r.transactionId), null);
+  const m = await (await fetch(`${s.url.replace(/\/scep$/, '')}/metrics`)).text();
+  assert.match(m, /scepter_limit_refusals_total\{limit="pending-queue"\} 1\b/);
+  assert.match(m, /scepter_requests_total\{operation="PKIOperation",outcome="overloaded"\} 1\b/);
+  assert.match(m, /scepter_internal_errors_total 0\b/);
 });

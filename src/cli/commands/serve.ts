@@ -78,6 +78,11 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --pending-ttl DURATION  a pending request expires after DURATION (default 7d;
                           --pending-ttl-hours N still works)
   --retry-after N         Retry-After hint in seconds sent with PENDING (default 60)
+  --max-pending-per-address N
+                          new pending requests one address may queue per minute
+                          (default 100; 0: no limit); more get FAILURE badRequest
+  --max-open-pending N    open pending requests at most (default 10000; 0: no cap);
+                          a new one over it gets HTTP 503 + Retry-After
   --no-renewal            refuse renewals (and do not advertise Renewal)
   --renewal-key K         new: refuse renewals that keep the old key; any (default)
   --renewal-window P      renew only in the last P% of a certificate's lifetime (default 100)
@@ -226,6 +231,8 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
         3650 * 86_400,
       ),
       retryAfterSeconds: intOpt(p, 'retry-after', 60, 1, 86_400),
+      maxPendingPerAddress: intOpt(p, 'max-pending-per-address', 100, 0, 1_000_000),
+      maxOpenPending: intOpt(p, 'max-open-pending', 10_000, 0, 100_000_000),
     },
     renewal: {
       enabled: !flag(p, 'no-renewal'),
@@ -280,6 +287,8 @@ export const serveCommand: Command = {
       'pending-ttl': { type: 'string' },
       'pending-ttl-hours': { type: 'string' },
       'retry-after': { type: 'string' },
+      'max-pending-per-address': { type: 'string' },
+      'max-open-pending': { type: 'string' },
       'no-renewal': { type: 'boolean' },
       'renewal-key': { type: 'string' },
       'renewal-window': { type: 'string' },
