@@ -263,8 +263,7 @@ export class EnrollmentHandlers implements Lifecycle {
     // An external validator in mode `challenge` is the challenge check: its refusals count.
     const external = gate.validationMode;
     const guessable = mode === 'challenge-or-manual' || external === 'challenge';
-    if (guessable && er.ctx.challengeThrottled)
-      return rejectionDecision(throttled());
+    if (guessable && er.ctx.challengeThrottled) return rejectionDecision(throttled());
     // External validation first (a new transaction only): a refusal fails, an allow goes on
     // (to the queue in manual mode); in mode `challenge` it stands for a valid challenge.
     const refused = await gate.validate(er);
@@ -275,7 +274,8 @@ export class EnrollmentHandlers implements Lifecycle {
     // must fit the queue's limits — checked before a one-time challenge is redeemed, so a
     // refused request never spends it.
     const issuesAtOnce =
-      mode === 'challenge-or-manual' && (c.kind === 'static' || c.kind === 'one-time' || c.kind === 'external');
+      mode === 'challenge-or-manual' &&
+      (c.kind === 'static' || c.kind === 'one-time' || c.kind === 'external');
     if (!issuesAtOnce) {
       const limited = await this.pendingLimits.checkNewPending(er.ctx);
       if (isPendingOverloaded(limited))

@@ -95,7 +95,12 @@ export class PendingLimits {
             { source: key },
             'pending requests: address over its rate, refused until the window ends',
           );
-        return { status: 'FAILURE', failInfo: FailInfo.badRequest, text: PENDING_RATE_TEXT, limit: 'pending-rate' };
+        return {
+          status: 'FAILURE',
+          failInfo: FailInfo.badRequest,
+          text: PENDING_RATE_TEXT,
+          limit: 'pending-rate',
+        };
       }
     }
     if (this.maxOpen > 0) {
