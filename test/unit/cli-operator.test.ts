@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PkiStatus } from '../../src/scep/index.js';
 import { recordStoreUrl, redactStoreUrl } from '../../src/cli/commands/data-store.js';
-import { escapeText } from '../../src/pkix/text.js';
+import { escapeJsonText, escapeText } from '../../src/pkix/text.js';
 import {
   caCerts,
   csrOf,
@@ -67,6 +67,10 @@ test('escapeText: control, C1, bidi and separators become visible escapes; idemp
   assert.equal(escapeText('CN=Zoë,O=Ünïcode ✓'), 'CN=Zoë,O=Ünïcode ✓');
   const once = escapeText(EVIL_SAN);
   assert.equal(escapeText(once), once);
+  const v = { s: `x\u202e\u0085\u001b\n${EVIL_CN}`, n: [1, 2] };
+  const json = escapeJsonText(JSON.stringify(v, null, 2));
+  assert.deepEqual(JSON.parse(json), v, 'the same JSON data');
+  assert.ok(!/[\u0080-\u009f\u202e]/.test(json), 'no raw C1 or bidi character');
 });
 
 test('pending list/show and certs list escape client-supplied subject and SANs', async (t) => {

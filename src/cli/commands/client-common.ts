@@ -15,6 +15,7 @@ import {
 import type { ScepClientOptions } from '../../client/client.js';
 import { parseFingerprint } from '../../client/ca-certs.js';
 import { intOpt, secretOption, str, UsageError, type parseOptions } from '../command.js';
+import { escapeJsonText } from '../../pkix/text.js';
 
 export const EXIT = { ok: 0, other: 1, usage: 2, failure: 3, pending: 4, transport: 5, protocol: 6 } as const;
 
@@ -87,7 +88,9 @@ export function warn(line: string): void {
 /** Prints a JSON document (Buffers as base64, Dates as ISO strings). */
 export function printJson(v: unknown): void {
   process.stdout.write(
-    JSON.stringify(v, (_k, val: unknown) => (val instanceof Date ? val.toISOString() : val), 2) + '\n',
+    escapeJsonText(
+      JSON.stringify(v, (_k, val: unknown) => (val instanceof Date ? val.toISOString() : val), 2),
+    ) + '\n',
   );
 }
 
