@@ -19,7 +19,8 @@
  * Two paths are timed, each with process.hrtime.bigint() around a single call and the classes
  * interleaved in a fresh random order for every sample:
  *   cms      decryptEnvelopedData(parsed envelope, [CA decrypter])
- *   service  EnrollmentService.pkiOperation(signed pkiMessage) — CA-only, in-process, no HTTP
+ *   service  EnrollmentService.pkiOperation(signed pkiMessage), built by composeEnrollment as
+ *            `scepter serve` builds it — CA-only, in-process, no HTTP
  * Per class: n, median, mean, p10, p90 (µs); against class a (and against e, the reference
  * that matters for an RSA padding oracle): two-sample Kolmogorov–Smirnov p, Mann–Whitney U p
  * (normal approximation with tie correction) and Welch's t (normal approximation; df is large).
@@ -55,8 +56,8 @@ import {
 import { RsaKeyTransport } from '../src/crypto/key-transport.js';
 import type { Certificate } from '../src/pkix/certificate.js';
 import { buildCsr } from '../src/pkix/csr.js';
-import { EnrollmentService } from '../src/ra/service.js';
 import { decodeCertRep, MessageType, scepAttributes } from '../src/scep/index.js';
+import { composeEnrollment } from '../src/server/compose.js';
 import { openStore } from '../src/store/index.js';
 import { makeRsaKey, makeSelfSigned, pooledRsaKey } from '../test/helpers/pki.js';
 
@@ -121,7 +122,8 @@ const realCsr = buildCsr({
 const CONTENT_LENGTH = realCsr.length;
 
 const store = await openStore(':memory:');
-const service = new EnrollmentService({
+// The production composition (src/server/compose.ts), so the harness times the path `serve` runs.
+const service = composeEnrollment({
   ca: new CertificateAuthority({ cert: ca.cert, key: caKey, chain: [] }),
   store,
   config: { challenges: [CHALLENGE] },

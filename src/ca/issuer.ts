@@ -22,6 +22,7 @@ import {
   parseSubjectAltName,
   type GeneralName,
 } from '../pkix/extensions.js';
+import { namesEqual } from '../pkix/name.js';
 import { createSigner, type Signer } from '../pkix/signature.js';
 import { validateProfile, type Profile } from './profile.js';
 
@@ -125,9 +126,24 @@ export class CertificateAuthority {
    * Issues an end-entity certificate: v3, AKI (our key id) + SKI, keyUsage / extKeyUsage /
    * CRL distribution point from the profile, SANs from the request, basicConstraints
    * cA=FALSE. Nothing else from the request is copied. Returns the certificate DER.
+   * Every failure is a `CaError` (its message names the cause; no request secret in it).
    */
   issue(o: IssueOptions): Buffer {
+    try {
+      return this.issueUnchecked(o);
+    } catch (e) {
+      if (e instanceof CaError) throw e;
+      // ExtensionError (a SAN we cannot encode), ProfileError, Asn1Error, …: never untyped.
+      throw new CaError(`cannot issue: ${e instanceof Error ? e.message : 'unexpected error'}`);
+    }
+  }
+
+  private issueUnchecked(o: IssueOptions): Buffer {
     validateProfile(o.profile);
+    // Defence in depth (the RA's csr-checks refuse it first): a certificate with our own name
+    // would chain to us as if it were us.
+    if (o.subjectRaw.length > 2 && namesEqual(o.subjectRaw, this.cert.subjectRaw))
+      throw new CaError("the subject is this CA's own name");
     const notAfter = o.notAfter.getTime() > this.cert.notAfter.getTime() ? this.cert.notAfter : o.notAfter;
     const emptySubject = o.subjectRaw.length === 2 && o.subjectRaw[0] === 0x30;
     const exts: der.Der[] = [];

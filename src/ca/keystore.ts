@@ -11,7 +11,7 @@
  * --passphrase-file. Passphrases never appear in messages.
  */
 import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { OID } from '../asn1/oids.js';
@@ -34,6 +34,7 @@ import {
 } from '../pkix/extensions.js';
 import { buildName, namesEqual } from '../pkix/name.js';
 import { createSigner } from '../pkix/signature.js';
+import { writeFileDurably } from './durable-file.js';
 import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import { randomSerial } from './serial.js';
 
@@ -125,13 +126,14 @@ export function exportKey(key: KeyObject, passphrase: string | undefined): strin
   return key.export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
+/** Writes a private key file: mode 0600, durably (src/ca/durable-file.ts), never over an existing file. */
 export function writeSecret(path: string, content: string): void {
-  writeFileSync(path, content, { mode: 0o600, flag: 'wx' });
-  chmodSync(path, 0o600); // umask-proof
+  writeFileDurably(path, content, { mode: 0o600 });
 }
 
+/** Writes a certificate file: mode 0644, durably, never over an existing file. */
 export function writePublic(path: string, content: string): void {
-  writeFileSync(path, content, { mode: 0o644, flag: 'wx' });
+  writeFileDurably(path, content, { mode: 0o644 });
 }
 
 export async function newRsaKey(bits: number): Promise<KeyObject> {

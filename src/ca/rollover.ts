@@ -19,16 +19,7 @@
  * a copy or an atomic rename, and a run interrupted half way can simply be repeated.
  */
 import type { KeyObject } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmdirSync,
-  statSync,
-  unlinkSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCertificate, toPem, type Certificate } from '../pkix/certificate.js';
 import { buildCertificate, wholeSeconds } from '../pkix/certificate-builder.js';
@@ -43,6 +34,7 @@ import { buildName, formatName, namesEqual, parseName, type ParsedName } from '.
 import { OID } from '../asn1/oids.js';
 import { createSigner } from '../pkix/signature.js';
 import { previousCaDir } from './authorities.js';
+import { fsyncDir, writeFileDurably } from './durable-file.js';
 import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import {
   buildRaCertificate,
@@ -284,7 +276,7 @@ function copyOnce(src: string, dst: string): void {
     if (readFileSync(dst).equals(readFileSync(src))) return;
     throw new CaError(`${dst} exists with different content; not overwriting it`);
   }
-  copyFileSync(src, dst);
+  writeFileDurably(dst, readFileSync(src), { mode: statSync(src).mode & 0o777 });
 }
 
 /**
@@ -348,6 +340,7 @@ export function activateRollover(dataDir: string, passphrase?: string): Activate
     if (existsSync(f.staged)) renameSync(f.staged, f.file);
     else if (existsSync(f.file) && !f.isNew) unlinkSync(f.file);
   }
+  fsyncDir(cur.dir); // the renames and removals survive a power cut
   try {
     rmdirSync(next.dir);
   } catch {

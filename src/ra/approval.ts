@@ -13,8 +13,8 @@
  * rejection or expiry it gets FAILURE badRequest.
  */
 import type { JsonObject } from '../store/index.js';
-import { sanText } from './issuance.js';
 import { nameText } from '../pkix/name.js';
+import { sanText } from './names.js';
 import type { EnrollmentRequest } from './policy.js';
 
 export type ApprovalMode = 'auto' | 'manual' | 'challenge-or-manual';

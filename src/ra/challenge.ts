@@ -11,7 +11,7 @@ import type { Decision } from './decision.js';
 import { nameText } from '../pkix/name.js';
 import type { OneTimeChallenges } from './one-time-challenge.js';
 import { reject, rejectionDecision, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
-import type { ServiceLogger } from './service.js';
+import type { ServiceLogger } from './types.js';
 import { unlessKnownTransaction, type ValidationMode } from './validation.js';
 
 /** Longest challenge accepted (MDM challenges can be long opaque tokens). */

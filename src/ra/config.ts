@@ -12,6 +12,7 @@ import {
   type ResolvedValidationConfig,
   type ValidationConfig,
 } from './validation.js';
+import type { CsrCheckOptions } from './csr-checks.js';
 
 export interface EnrollmentConfig {
   /** Accepted challengePassword values (several allow rotation). Empty: every PKCSReq is refused. */
@@ -33,29 +34,13 @@ export interface EnrollmentConfig {
   profile?: Profile;
   /**
    * notBefore is set up to this many seconds in the past to absorb client clock skew (default
-   * 300), but never more than BACKDATE_SHARE of the validity: see `effectiveBackdateSeconds`.
+   * 300), but never more than BACKDATE_SHARE of the validity: see `effectiveBackdateSeconds` (src/ra/issuance.ts).
    */
   backdateSeconds?: number;
   /** External validation webhook (src/ra/validation.ts); absent: none. Holds a secret token. */
   validation?: ValidationConfig;
-}
-
-/** The largest share of a certificate's validity that its notBefore may be backdated by. */
-export const BACKDATE_SHARE = 0.1;
-
-/**
- * How far notBefore goes into the past for a certificate valid `validitySeconds` from now:
- * the configured backdating, but at most BACKDATE_SHARE (10%) of the validity, whole seconds.
- *
- * Why the cap: notAfter is counted from now, so backdating lengthens the certificate's
- * nominal lifetime (notAfter − notBefore) into the past. Clients that renew after a share of
- * that lifetime (our agent, certmonger) would find a 30 s certificate backdated 300 s already
- * "93% used" on arrival and renew it at once, in a loop. With the cap, a certificate is at
- * most ~9% into its nominal lifetime when issued; for validities of 50 minutes and more the
- * default 300 s applies unchanged.
- */
-export function effectiveBackdateSeconds(backdateSeconds: number, validitySeconds: number): number {
-  return Math.min(backdateSeconds, Math.floor(validitySeconds * BACKDATE_SHARE));
+  /** Checks of the subject, subjectAltNames and key before issuance (src/ra/csr-checks.ts). */
+  csrChecks?: CsrCheckOptions;
 }
 
 /** The configuration with every default filled in. */
@@ -68,6 +53,7 @@ export interface ResolvedEnrollmentConfig {
   profile: Profile;
   backdateSeconds: number;
   validation: ResolvedValidationConfig | undefined;
+  csrChecks: CsrCheckOptions;
 }
 
 /** Fills in defaults; throws RangeError for values that make no sense. */
@@ -108,5 +94,6 @@ export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollment
     profile,
     backdateSeconds,
     validation: c.validation ? resolveValidationConfig(c.validation) : undefined,
+    csrChecks: { ...c.csrChecks },
   };
 }

@@ -5,12 +5,13 @@
  * refused. The store guarantees at most one certificate per transactionID across processes
  * (`recordIssued`); in-process, concurrent identical requests share one issuance.
  */
+import { createHash } from 'node:crypto';
 import { CaError, type CertificateAuthority } from '../ca/issuer.js';
 import type { Profile } from '../ca/profile.js';
 import { randomSerial } from '../ca/serial.js';
 import { spkiHash } from '../crypto/keys.js';
 import { parseCertificate, type Certificate } from '../pkix/certificate.js';
-import { parseSubjectAltName, type GeneralName } from '../pkix/extensions.js';
+import { parseSubjectAltName } from '../pkix/extensions.js';
 import { OID } from '../asn1/oids.js';
 import { commonName, nameText } from '../pkix/name.js';
 import {
@@ -23,12 +24,38 @@ import {
   type TransactionRecord,
 } from '../store/index.js';
 import { FailInfo } from '../scep/types.js';
-import { effectiveBackdateSeconds } from './config.js';
 import { failure, type Decision } from './decision.js';
+import { sanText } from './names.js';
 import type { EnrollmentRequest } from './policy.js';
+import type { ServiceLogger } from './types.js';
+
+// Formatters other modules (src/ra/operator.ts, approval.ts) import from here.
+export { sanText } from './names.js';
+
+/** failInfoText for a message whose CSR differs from the one stored for its transactionID. */
+export const CSR_CHANGED_TEXT =
+  'this transactionID belongs to another certificate request; resend the original request or start a new transaction';
 
 /** How many fresh serials are tried before giving up (a collision of 127-bit serials is ~never). */
 const SERIAL_ATTEMPTS = 8;
+
+/** The largest share of a certificate's validity that its notBefore may be backdated by. */
+export const BACKDATE_SHARE = 0.1;
+
+/**
+ * How far notBefore goes into the past for a certificate valid `validitySeconds` from now:
+ * the configured backdating, but at most BACKDATE_SHARE (10%) of the validity, whole seconds.
+ *
+ * Why the cap: notAfter is counted from now, so backdating lengthens the certificate's
+ * nominal lifetime (notAfter − notBefore) into the past. Clients that renew after a share of
+ * that lifetime (our agent, certmonger) would find a 30 s certificate backdated 300 s already
+ * "93% used" on arrival and renew it at once, in a loop. With the cap, a certificate is at
+ * most ~9% into its nominal lifetime when issued; for validities of 50 minutes and more the
+ * default 300 s applies unchanged.
+ */
+export function effectiveBackdateSeconds(backdateSeconds: number, validitySeconds: number): number {
+  return Math.min(backdateSeconds, Math.floor(validitySeconds * BACKDATE_SHARE));
+}
 
 export interface IssuanceOptions {
   ca: CertificateAuthority;
@@ -37,22 +64,12 @@ export interface IssuanceOptions {
   /** notBefore = now − backdateSeconds, capped to a share of the validity (effectiveBackdateSeconds). */
   backdateSeconds: number;
   now: () => Date;
+  /** Server-side detail of issuance faults (never sent to the client). */
+  logger?: ServiceLogger;
 }
 
-/** A GeneralName in the store's `type:value` form. */
-export function sanText(n: GeneralName): string {
-  switch (n.type) {
-    case 'dns':
-    case 'email':
-    case 'ip':
-    case 'uri':
-      return `${n.type}:${n.value}`;
-    case 'dirName':
-      return `dn:${nameText(n.raw)}`;
-    default:
-      return `other:${n.raw.toString('hex')}`;
-  }
-}
+/** failText recorded when the CA fails unexpectedly (the detail goes to the server log only). */
+export const ISSUANCE_FAULT_TEXT = 'the certificate cannot be issued: internal CA error (see the server log)';
 
 /** The store record for a certificate we issued. */
 export function certificateRecord(
@@ -94,7 +111,10 @@ export class TransactionIssuer {
    * transaction opened now (e.g. `{ challenge: 'one-time' }`).
    */
   issue(er: EnrollmentRequest, meta?: JsonObject): Promise<Decision> {
-    const key = `${er.request.transactionId}\0${er.signerKeyHash}`;
+    // The CSR is part of the key: a different request under this transactionID must not share
+    // (and be answered with) another request's issuance.
+    const csrHash = createHash('sha256').update(er.csr.der).digest('hex');
+    const key = `${er.request.transactionId}\0${er.signerKeyHash}\0${csrHash}`;
     const running = this.inflight.get(key);
     if (running) {
       return running.then((d) => (d.status === 'SUCCESS' ? { ...d, cipher: er.cipher, replay: true } : d));
@@ -130,6 +150,15 @@ export class TransactionIssuer {
           FailInfo.badRequest,
           'this transactionID is already in use by a request for another subject',
         );
+      }
+      // What is issued is the stored request: another CSR under this transactionID (other
+      // subjectAltNames after an approval, say) is refused, not issued.
+      if (ex.csr !== null && !ex.csr.equals(csr.der)) {
+        this.o.logger?.warn(
+          { transactionId: req.transactionId, subject },
+          'a request under an existing transactionID carries another CSR than the stored one; refused',
+        );
+        return failure(FailInfo.badRequest, CSR_CHANGED_TEXT);
       }
       const settled = await this.answerExisting(ex, er);
       if (settled) return settled;
@@ -172,6 +201,7 @@ export class TransactionIssuer {
     for (let attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
       const now = this.o.now().getTime();
       let der: Buffer;
+      let cert: Certificate;
       try {
         der = ca.issue({
           subjectRaw: csr.subjectRaw,
@@ -182,13 +212,20 @@ export class TransactionIssuer {
           notAfter: new Date(now + profile.validitySeconds * 1000),
           profile,
         });
+        cert = parseCertificate(der);
       } catch (e) {
-        if (!(e instanceof CaError)) throw e;
-        const text = `the certificate cannot be issued: ${e.message}`;
+        // Never leave the transaction `approved`: record why it failed (the operator sees it),
+        // the device gets FAILURE. A CaError is about the request; anything else is logged.
+        let text: string;
+        if (e instanceof CaError) {
+          text = `the certificate cannot be issued: ${e.message}`;
+        } else {
+          text = ISSUANCE_FAULT_TEXT;
+          this.o.logger?.error({ err: e, transactionId: req.transactionId }, 'the CA failed to issue');
+        }
         await store.fail(req.transactionId, 'failed', FailInfo.badRequest, text);
         return failure(FailInfo.badRequest, text);
       }
-      const cert = parseCertificate(der);
       try {
         await store.recordIssued({
           transactionId: req.transactionId,
@@ -206,6 +243,11 @@ export class TransactionIssuer {
         throw e;
       }
     }
-    throw new Error(`no unique serial after ${SERIAL_ATTEMPTS} attempts`);
+    this.o.logger?.error(
+      { transactionId: req.transactionId },
+      `no unique serial after ${SERIAL_ATTEMPTS} attempts`,
+    );
+    await store.fail(req.transactionId, 'failed', FailInfo.badRequest, ISSUANCE_FAULT_TEXT);
+    return failure(FailInfo.badRequest, ISSUANCE_FAULT_TEXT);
   }
 }

@@ -1,9 +1,10 @@
 /**
- * The certificate lifecycle on top of the enrollment service: manual approval with polling,
- * renewal, GetCert, GetCRL and CRL upkeep. `installLifecycle` replaces the service's PKCSReq
- * handler and installs RenewalReq, CertPoll, GetCert and GetCRL (`setHandler`), advertises
- * `Renewal` when renewal is enabled, and returns the CRL publisher and a timer for pending
- * expiry and CRL refresh.
+ * The enrollment path behind `EnrollmentService` (src/ra/service.ts): PKCSReq (initial
+ * enrollment with the challenge or manual approval with polling, or renewal), RenewalReq,
+ * CertPoll, GetCert, GetCRL and CRL upkeep. The service decodes the pkiMessage and opens its
+ * envelope (`open`); everything after — the policy chains, the challenge gate, idempotent
+ * issuance — exists here and only here. `EnrollmentHandlers` gets its collaborators
+ * explicitly; the service routes each messageType to one of its methods.
  *
  * PKCSReq routing: a signer certificate issued by one of our CAs makes it a renewal (the form
  * sscep, certmonger, Apple and jscep use); any other signer (self-signed, or a certificate from
@@ -17,8 +18,8 @@ import { spkiHash } from '../crypto/keys.js';
 import { parseCsr } from '../pkix/csr.js';
 import { namesEqual, nameText } from '../pkix/name.js';
 import { parseIssuerAndSerial, parseIssuerAndSubject } from '../scep/message-data.js';
-import { openEnvelopeAs, type PkiRequest } from '../scep/request.js';
-import { FailInfo, MessageType } from '../scep/types.js';
+import type { PkiRequest } from '../scep/request.js';
+import { FailInfo } from '../scep/types.js';
 import type { JsonObject, Store, TransactionRecord } from '../store/index.js';
 import {
   pendingMeta,
@@ -26,10 +27,12 @@ import {
   type ApprovalConfig,
   type ChallengeVerdict,
 } from './approval.js';
-import { THROTTLED_TEXT } from './challenge.js';
+import { ChallengeGate, ChallengeVerifier, THROTTLED_TEXT } from './challenge.js';
+import type { ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
-import { TransactionIssuer } from './issuance.js';
+import { CSR_CHANGED_TEXT, TransactionIssuer } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
+import { OneTimeChallenges } from './one-time-challenge.js';
 import {
   csrPolicy,
   keyPolicy,
@@ -47,22 +50,22 @@ import {
   resolveRenewalConfig,
   type RenewalConfig,
 } from './renewal.js';
-import type { EnrollmentService, ServiceLogger } from './service.js';
-import type { RequestContext } from './types.js';
+import type { RequestContext, ServiceLogger } from './types.js';
 import { unlessKnownTransaction, validationPolicy } from './validation.js';
+import { csrChecks, type ReservedSubjects } from './csr-checks.js';
 
+/** failText of an approved request the device did not collect within the pending TTL. */
+export const UNCOLLECTED_TEXT = 'the approved request was not collected in time';
+
+/** Lifecycle settings of an enrollment service (plain data). */
 export interface LifecycleOptions {
   approval?: ApprovalConfig;
   renewal?: RenewalConfig;
   /** CRL validity in seconds (default 7 days). */
   crlValiditySeconds?: number;
-  /** Every CA this server has had (current first); certificates of retired CAs stay usable. */
-  cas: CaSet;
-  logger?: ServiceLogger;
-  now?: () => Date;
 }
 
-/** What `installLifecycle` hands back to the server. */
+/** What the server needs of the lifecycle: CRLs and periodic upkeep. */
 export interface Lifecycle {
   crls: CrlPublisher;
   /** Expires overdue pending requests, prunes expired one-time challenges, refreshes stale CRLs. */
@@ -71,40 +74,31 @@ export interface Lifecycle {
   startMaintenance(intervalMs?: number): () => void;
 }
 
-/** Wires the lifecycle handlers into `service`. */
-export function installLifecycle(service: EnrollmentService, o: LifecycleOptions): Lifecycle {
-  const h = new LifecycleHandlers(service, o);
-  service.setHandler(MessageType.PKCSReq, (req, ctx) => h.pkcsReq(req, ctx));
-  service.setHandler(MessageType.RenewalReq, (req, ctx) => h.renewalReq(req, ctx));
-  service.setHandler(MessageType.CertPoll, (req, ctx) => h.certPoll(req, ctx));
-  service.setHandler(MessageType.GetCert, async (req, ctx) => {
-    const { value, cipher } = h.open(req, ctx, parseIssuerAndSerial);
-    return getCert(h.lookup, value, cipher);
-  });
-  service.setHandler(MessageType.GetCRL, async (req, ctx) => {
-    const { value, cipher } = h.open(req, ctx, parseIssuerAndSerial);
-    return getCrl(h.lookup, value, cipher);
-  });
-  if (h.renewal.enabled) service.addCapability('Renewal');
-  return {
-    crls: h.crls,
-    maintain: () => h.maintain(),
-    startMaintenance(intervalMs = 60_000) {
-      let busy = false;
-      const t = setInterval(() => {
-        if (busy) return;
-        busy = true;
-        h.maintain()
-          .catch((e: unknown) => o.logger?.warn({ err: e }, 'lifecycle maintenance failed'))
-          .finally(() => (busy = false));
-      }, intervalMs);
-      t.unref();
-      return () => clearInterval(t);
-    },
-  };
+/**
+ * Opens a request's pkcsPKIEnvelope and parses its messageData with `parse`; every failure after
+ * the recipient/algorithm decisions is one uniform badMessageCheck (see openEnvelopeAs).
+ */
+export type EnvelopeOpener = <T>(
+  req: PkiRequest,
+  ctx: RequestContext,
+  parse: (content: Buffer) => T,
+) => { value: T; cipher: CipherName };
+
+/** What the handlers are built from (everything explicit: no reaching into the service). */
+export interface EnrollmentHandlersOptions extends LifecycleOptions {
+  config: ResolvedEnrollmentConfig;
+  store: Store;
+  /** Every CA this server has had (current first); certificates of retired CAs stay usable. */
+  cas: CaSet;
+  open: EnvelopeOpener;
+  /** Names no certificate may get: every CA, RA and chain certificate's subject. */
+  reservedSubjects?: ReservedSubjects;
+  logger?: ServiceLogger;
+  now: () => Date;
 }
 
-class LifecycleHandlers {
+/** The message handlers of the enrollment service and the lifecycle upkeep. */
+export class EnrollmentHandlers implements Lifecycle {
   readonly approval;
   readonly renewal;
   readonly crls: CrlPublisher;
@@ -112,16 +106,20 @@ class LifecycleHandlers {
   private readonly store: Store;
   private readonly now: () => Date;
   private readonly issuer: TransactionIssuer;
-  /** Initial enrollment without the challenge (manual modes: the operator decides). */
-  private readonly manualPolicies: Policy[];
+  /** Static and one-time challenges, the external validator (src/ra/challenge.ts). */
+  private readonly gate: ChallengeGate;
+  /**
+   * Initial enrollment, before the challenge or the operator: the challenge is not one of
+   * them, the gate checks it after them (a one-time challenge is consumed only by a request
+   * that passed everything else). First rejection wins.
+   */
+  private readonly initialPolicies: Policy[];
   private readonly renewalChain: Policy[];
 
-  constructor(
-    private readonly service: EnrollmentService,
-    private readonly o: LifecycleOptions,
-  ) {
-    this.store = service.store;
-    this.now = o.now ?? (() => new Date());
+  constructor(private readonly o: EnrollmentHandlersOptions) {
+    const cfg = o.config;
+    this.store = o.store;
+    this.now = o.now;
     this.approval = resolveApprovalConfig(o.approval);
     this.renewal = resolveRenewalConfig(o.renewal);
     this.crls = new CrlPublisher({
@@ -131,21 +129,48 @@ class LifecycleHandlers {
       ...(o.crlValiditySeconds !== undefined ? { validitySeconds: o.crlValiditySeconds } : {}),
     });
     this.lookup = { store: this.store, cas: o.cas, crls: this.crls };
-    const cfg = service.config;
     this.issuer = new TransactionIssuer({
       ca: o.cas.current,
       store: this.store,
       profile: cfg.profile,
       backdateSeconds: cfg.backdateSeconds,
       now: this.now,
+      ...(o.logger ? { logger: o.logger } : {}),
     });
+    const oneTimeKey = cfg.oneTimeChallengeKey;
+    const validation = cfg.validation;
+    this.gate = new ChallengeGate({
+      verifier: new ChallengeVerifier(cfg.challenges),
+      ...(oneTimeKey ? { oneTime: new OneTimeChallenges(Buffer.from(oneTimeKey, 'hex')) } : {}),
+      store: this.store,
+      ...(o.logger ? { logger: o.logger } : {}),
+      now: this.now,
+      ...(validation
+        ? {
+            validation: {
+              mode: validation.mode,
+              policy: validationPolicy({
+                config: validation,
+                ...(o.logger ? { logger: o.logger } : {}),
+                // In mode `challenge` the validator is the challenge check: its refusals count.
+                denialIsChallengeFailure: validation.mode === 'challenge',
+              }),
+            },
+          }
+        : {}),
+    });
+    // Before the key comparison, so an EC request gets the clear badAlg answer.
     const key = keyPolicy({ minRsaBits: cfg.minRsaBits, maxRsaBits: cfg.maxRsaBits });
-    this.manualPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy()];
+    // What the CA refuses to sign (src/ra/csr-checks.ts): every chain, before the challenge gate
+    // or the operator, so a refused CSR never spends a one-time challenge.
+    const checks = csrChecks(cfg.csrChecks, o.reservedSubjects);
+    this.initialPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy(), checks];
     this.renewalChain = [
       proofOfPossession,
       key,
       ...renewalPolicies({ config: this.renewal, store: this.store, cas: o.cas, now: this.now }),
       csrPolicy(),
+      checks,
     ];
     // --validate-renewals: the webhook last, once per renewal transaction (not for resends).
     if (cfg.validation?.renewals) {
@@ -163,31 +188,31 @@ class LifecycleHandlers {
     }
   }
 
-  /**
-   * Decrypts the pkcsPKIEnvelope and parses its messageData with `parse`; every failure after
-   * the recipient/algorithm decisions is one uniform badMessageCheck (see openEnvelopeAs).
-   * Counts accepted single-DES requests.
-   */
-  open<T>(
-    req: PkiRequest,
-    ctx: RequestContext,
-    parse: (content: Buffer) => T,
-  ): { value: T; cipher: CipherName } {
-    const opened = openEnvelopeAs(req, this.service.identity.recipients, parse, {
-      allowSingleDes: this.service.config.allowSingleDes,
-    });
-    if (opened.cipher === 'des') {
-      this.service.stats.singleDesAccepted++;
-      this.o.logger?.warn(
-        { transactionId: req.transactionId, remote: ctx.remoteAddress },
-        'accepted a single-DES request (--allow-single-des); replying with 3DES',
-      );
-    }
-    return opened;
+  async getCert(req: PkiRequest, ctx: RequestContext): Promise<Decision> {
+    const { value, cipher } = this.o.open(req, ctx, parseIssuerAndSerial);
+    return getCert(this.lookup, value, cipher);
+  }
+
+  async getCrl(req: PkiRequest, ctx: RequestContext): Promise<Decision> {
+    const { value, cipher } = this.o.open(req, ctx, parseIssuerAndSerial);
+    return getCrl(this.lookup, value, cipher);
+  }
+
+  startMaintenance(intervalMs = 60_000): () => void {
+    let busy = false;
+    const t = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      this.maintain()
+        .catch((e: unknown) => this.o.logger?.warn({ err: e }, 'lifecycle maintenance failed'))
+        .finally(() => (busy = false));
+    }, intervalMs);
+    t.unref();
+    return () => clearInterval(t);
   }
 
   private openCsr(req: PkiRequest, ctx: RequestContext): EnrollmentRequest {
-    const { value: csr, cipher } = this.open(req, ctx, parseCsr);
+    const { value: csr, cipher } = this.o.open(req, ctx, parseCsr);
     return { request: req, csr, cipher, signerKeyHash: spkiHash(req.signerCert.spki), ctx };
   }
 
@@ -210,17 +235,17 @@ class LifecycleHandlers {
    */
   private async initial(er: EnrollmentRequest): Promise<Decision> {
     const mode = this.approval.mode;
-    const gate = this.service.challenges;
-    if (mode === 'auto') {
-      const rejection = await runPolicies(this.service.pkcsReqPolicies, er);
-      if (rejection) return rejectionDecision(rejection);
-      return gate.enroll(er, (meta) => this.issuer.issue(er, meta));
+    const gate = this.gate;
+    if (mode !== 'auto') {
+      // A transaction we hold already is answered from the store, first: the request stored
+      // (and shown to the operator) is the one issued, and another CSR under its
+      // transactionID is refused as such, whatever else is wrong with it.
+      const existing = await this.store.getTransaction(er.request.transactionId);
+      if (existing) return this.continueExisting(existing, er);
     }
-    const rejection = await runPolicies(this.manualPolicies, er);
+    const rejection = await runPolicies(this.initialPolicies, er);
     if (rejection) return rejectionDecision(rejection);
-
-    const existing = await this.store.getTransaction(er.request.transactionId);
-    if (existing) return this.continueExisting(existing, er);
+    if (mode === 'auto') return gate.enroll(er, (meta) => this.issuer.issue(er, meta));
     // In manual mode a wrong challenge decides nothing (the operator does), so there is
     // nothing to guess and nothing to throttle; challenge-or-manual issues on a valid one.
     // An external validator in mode `challenge` is the challenge check: its refusals count.
@@ -284,13 +309,22 @@ class LifecycleHandlers {
   }
 
   /**
-   * A message for a transaction we already hold (PKCSReq resend or CertPoll): same key only;
-   * expired → FAILURE; pending → PENDING; otherwise the issuer answers (issues once after
-   * approval, replays an issued certificate, or reports the rejection).
+   * A message for a transaction we already hold (PKCSReq resend or CertPoll): same key and the
+   * same CSR (DER) only; expired → FAILURE; pending → PENDING; otherwise the issuer answers
+   * (issues the STORED request once after approval, replays an issued certificate, or reports
+   * the rejection). An approved request not collected within the pending TTL of its approval
+   * expires (recorded as failed with UNCOLLECTED_TEXT).
    */
   private async continueExisting(tx: TransactionRecord, er: EnrollmentRequest): Promise<Decision> {
     if (tx.signerKeyHash !== er.signerKeyHash) {
       return failure(FailInfo.badRequest, 'this transactionID belongs to a request signed by another key');
+    }
+    if (tx.csr !== null && !tx.csr.equals(er.csr.der)) {
+      this.o.logger?.warn(
+        { transactionId: tx.transactionId, state: tx.state, remote: er.ctx.remoteAddress },
+        'a request under an existing transactionID carries another CSR than the stored one; refused',
+      );
+      return failure(FailInfo.badRequest, CSR_CHANGED_TEXT);
     }
     if (tx.state === 'pending') {
       if (tx.expiresAt && tx.expiresAt.getTime() <= this.now().getTime()) {
@@ -304,14 +338,36 @@ class LifecycleHandlers {
     if (tx.state === 'rejected') {
       return failure(FailInfo.badRequest, `the request was rejected${tx.failText ? `: ${tx.failText}` : ''}`);
     }
-    const d = await this.issuer.issue({ ...er, request: { ...er.request, transactionId: tx.transactionId } });
+    if (this.uncollected(tx)) {
+      await this.store.fail(tx.transactionId, 'failed', FailInfo.badRequest, UNCOLLECTED_TEXT);
+      return failure(FailInfo.badRequest, UNCOLLECTED_TEXT);
+    }
+    // Issue what was stored (and approved), never what this message carries.
+    const stored = tx.csr !== null ? parseCsr(tx.csr) : er.csr;
+    const d = await this.issuer.issue({
+      ...er,
+      csr: stored,
+      request: { ...er.request, transactionId: tx.transactionId },
+    });
     if (d.status === 'PENDING') return this.pending();
     return d;
   }
 
+  /**
+   * An operator-approved request (it went through the queue: it has an expiry) whose device did
+   * not collect it within the pending TTL of the approval (`updatedAt`).
+   */
+  private uncollected(tx: TransactionRecord): boolean {
+    return (
+      tx.state === 'approved' &&
+      tx.expiresAt !== null &&
+      tx.updatedAt.getTime() + this.approval.pendingTtlSeconds * 1000 <= this.now().getTime()
+    );
+  }
+
   /** CertPoll: the state of an earlier PKCSReq/RenewalReq, signed by the same key. */
   async certPoll(req: PkiRequest, ctx: RequestContext): Promise<Decision> {
-    const { value: ias, cipher } = this.open(req, ctx, parseIssuerAndSubject);
+    const { value: ias, cipher } = this.o.open(req, ctx, parseIssuerAndSubject);
     let tx = await this.store.getTransaction(req.transactionId);
     if (!tx && this.o.cas.issuerOf(req.signerCert)) {
       tx = await this.store.getTransaction(renewalTransactionId(req.signerCert.serialHex, req.transactionId));
@@ -352,6 +408,18 @@ class LifecycleHandlers {
   async maintain(): Promise<void> {
     const n = await this.store.expirePending(this.now());
     if (n > 0) this.o.logger?.warn({ expired: n }, 'pending certificate requests expired');
+    const stale: string[] = [];
+    const PAGE = 1000;
+    for (let offset = 0; ; offset += PAGE) {
+      const page = await this.store.listTransactions({ state: 'approved', limit: PAGE, offset });
+      for (const tx of page.items) if (this.uncollected(tx)) stale.push(tx.transactionId);
+      if (page.items.length < PAGE) break;
+    }
+    let failed = 0;
+    for (const id of stale)
+      if (await this.store.fail(id, 'failed', FailInfo.badRequest, UNCOLLECTED_TEXT)) failed++;
+    if (failed > 0)
+      this.o.logger?.warn({ expired: failed }, 'approved certificate requests were not collected');
     // Expired one-time challenges (used or not) are dead weight: their tokens carry the expiry.
     await this.store.pruneSecrets(this.now());
     await this.crls.refreshAll();

@@ -24,7 +24,7 @@ import {
   type TransactionRecord,
   type TransactionState,
 } from '../store/index.js';
-import { sanText } from './issuance.js';
+import { sanText } from './names.js';
 
 /** `invalid`: bad input; `not-found`: no such request/certificate; `conflict`: wrong state. */
 export type OperatorErrorKind = 'invalid' | 'not-found' | 'conflict';

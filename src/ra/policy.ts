@@ -12,7 +12,6 @@ import { verifyCsrSignature } from '../pkix/csr.js';
 import type { CipherName } from '../crypto/algorithms.js';
 import type { PkiRequest } from '../scep/request.js';
 import { FailInfo } from '../scep/types.js';
-import type { ChallengeVerifier } from './challenge.js';
 import type { Decision } from './decision.js';
 import type { RequestContext } from './types.js';
 
@@ -78,18 +77,6 @@ export const signerKeyIsCsrKey: Policy = (req) =>
   req.request.signerCert.spki.equals(req.csr.spki)
     ? undefined
     : reject(FailInfo.badRequest, 'the message signer key differs from the certificate request key');
-
-/** The CSR's challengePassword must match a configured secret (constant-time). */
-export function challengePolicy(verifier: ChallengeVerifier): Policy {
-  return (req) => {
-    if (req.csr.challengePassword === undefined) {
-      return reject(FailInfo.badRequest, 'the certificate request has no challengePassword');
-    }
-    return verifier.verify(req.csr.challengePassword)
-      ? undefined
-      : reject(FailInfo.badRequest, 'the challengePassword is not valid');
-  };
-}
 
 export interface KeyPolicyOptions {
   /** Smallest RSA modulus accepted (default 2048). */

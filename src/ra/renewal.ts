@@ -7,14 +7,18 @@
  * The signer certificate must verify under one of our CAs (current or retired), be in the
  * store, not be revoked and not be expired beyond the grace period. Options restrict when and
  * how: a renewal window (last N% of the lifetime), refusing reuse of the old key, refusing a
- * key already certified to another subject, and requiring the same subject.
+ * key already certified to another subject, and requiring the same subject and no
+ * subjectAltName the old certificate lacks.
  */
+import { OID } from '../asn1/oids.js';
 import { spkiHash } from '../crypto/keys.js';
-import { parseCertificate } from '../pkix/certificate.js';
+import { parseCertificate, type Certificate } from '../pkix/certificate.js';
+import { parseSubjectAltName, type GeneralName } from '../pkix/extensions.js';
 import { namesEqual } from '../pkix/name.js';
 import { FailInfo } from '../scep/types.js';
 import type { Store } from '../store/index.js';
 import type { CaSet } from '../ca/authorities.js';
+import { quotedName, sanText } from './names.js';
 import { reject, type Policy } from './policy.js';
 
 export interface RenewalConfig {
@@ -28,6 +32,11 @@ export interface RenewalConfig {
   key?: 'new' | 'any';
   /** The CSR subject must equal the old certificate's subject (default true). */
   sameSubject?: boolean;
+  /**
+   * Every subjectAltName of the CSR must be one the old certificate has (default true): a
+   * renewal asks only for the identity it renews. False (`--renewal-any-san`): any SANs.
+   */
+  sameSubjectAltNames?: boolean;
   /** Revoke the old certificate (reason superseded) once the new one is issued (default false). */
   revokeOld?: boolean;
 }
@@ -42,6 +51,7 @@ export function resolveRenewalConfig(c: RenewalConfig = {}): ResolvedRenewalConf
     windowPercent: c.windowPercent ?? 100,
     key: c.key ?? 'any',
     sameSubject: c.sameSubject ?? true,
+    sameSubjectAltNames: c.sameSubjectAltNames ?? true,
     revokeOld: c.revokeOld ?? false,
   };
   if (!Number.isInteger(r.graceSeconds) || r.graceSeconds < 0)
@@ -127,7 +137,35 @@ export function renewalPolicies(o: RenewalPolicyOptions): Policy[] {
       ? undefined
       : reject(FailInfo.badRequest, 'a renewal must request the subject of the certificate being renewed');
 
-  return [signerIssuedByUs, signerValid, keyRule, subjectRule];
+  const sanRule: Policy = (req) => {
+    if (!config.sameSubjectAltNames || req.csr.subjectAltNames.length === 0) return undefined;
+    const old = new Set(certificateSans(req.request.signerCert).map(sanKey));
+    const extra = req.csr.subjectAltNames.find((n) => !old.has(sanKey(n)));
+    return extra
+      ? reject(
+          FailInfo.badRequest,
+          `a renewal may only request names of the certificate being renewed; not allowed: ${quotedName(sanText(extra))}`,
+        )
+      : undefined;
+  };
+
+  return [signerIssuedByUs, signerValid, keyRule, subjectRule, sanRule];
+}
+
+/** The subjectAltNames of a certificate (none when absent or unreadable: then nothing matches). */
+function certificateSans(cert: Certificate): GeneralName[] {
+  const ext = cert.extension(OID.subjectAltName);
+  if (!ext) return [];
+  try {
+    return parseSubjectAltName(ext.value);
+  } catch {
+    return [];
+  }
+}
+
+/** Comparison key of a GeneralName: DNS names are case-insensitive. */
+function sanKey(n: GeneralName): string {
+  return n.type === 'dns' ? `dns:${n.value.toLowerCase()}` : sanText(n);
 }
 
 /** Whether a stored certificate DER has this subject (Name comparison). */

@@ -1,51 +1,47 @@
 /**
  * The enrollment service: one method per SCEP operation, one handler per messageType.
  * Transport-free (bytes in, an HTTP answer out), so it runs the same behind fastify, in a
- * worker thread or in a test.
+ * worker thread or in a test. Built by `composeEnrollment` (src/server/compose.ts).
  *
- * The enrollment path (DESIGN.md): decode + verify the pkiMessage → (decoder failure →
- * signed FAILURE) → open the envelope → parse the CSR → policies (proof of possession, key,
- * signer key = CSR key, challenge, CSR) → idempotent issuance → CertRep encrypted to the
- * request's signer with its cipher (single DES answered with 3DES), signed with its digest.
+ * The enrollment path: decode + verify the pkiMessage → (decoder failure → signed FAILURE) →
+ * open the envelope (`open`, here) → the handler of the messageType (src/ra/lifecycle.ts:
+ * parse the CSR → policies (proof of possession, key, signer key = CSR key or renewal checks,
+ * CSR) → challenge or operator → idempotent issuance) → CertRep encrypted to the request's
+ * signer with its cipher (single DES answered with 3DES), signed with its digest.
  */
 import type { KeyObject } from 'node:crypto';
+import { CaSet } from '../ca/authorities.js';
 import type { CertificateAuthority } from '../ca/issuer.js';
-import { spkiHash } from '../crypto/keys.js';
 import type { Certificate } from '../pkix/certificate.js';
-import { parseCsr } from '../pkix/csr.js';
 import { nextCaCertResponse } from '../scep/ca-certs.js';
 import { formatCapabilities } from '../scep/capabilities.js';
 import { encodeCertRep } from '../scep/cert-rep.js';
 import { decodePkiRequest, openEnvelopeAs, type PkiRequest } from '../scep/request.js';
 import { FailInfo, MessageType, PkiStatus, ScepError, failInfoName, messageTypeName } from '../scep/types.js';
 import type { Store } from '../store/index.js';
-import { ChallengeGate, ChallengeVerifier } from './challenge.js';
 import { resolveEnrollmentConfig, type EnrollmentConfig, type ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
+import { subjectsOf } from './csr-checks.js';
 import { scepIdentity, type ScepIdentity } from './identity.js';
-import { TransactionIssuer } from './issuance.js';
-import { OneTimeChallenges } from './one-time-challenge.js';
 import {
-  csrPolicy,
-  keyPolicy,
-  proofOfPossession,
-  rejectionDecision,
-  runPolicies,
-  signerKeyIsCsrKey,
-  type EnrollmentRequest,
-  type Policy,
-} from './policy.js';
-import type { HttpAnswer, OperationLog, RequestContext, ScepAnswer, ScepService } from './types.js';
-import { validationPolicy } from './validation.js';
+  EnrollmentHandlers,
+  type EnvelopeOpener,
+  type Lifecycle,
+  type LifecycleOptions,
+} from './lifecycle.js';
+import type {
+  HttpAnswer,
+  OperationLog,
+  RequestContext,
+  ScepAnswer,
+  ScepService,
+  ServiceLogger,
+} from './types.js';
 
-/** The subset of a pino logger the service uses (server-side detail only, never sent to clients). */
-export interface ServiceLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+export type { ServiceLogger } from './types.js';
 
 /** Handles one messageType; may throw ScepError('failure') instead of returning a FAILURE. */
-export type MessageHandler = (req: PkiRequest, ctx: RequestContext) => Promise<Decision>;
+type MessageHandler = (req: PkiRequest, ctx: RequestContext) => Promise<Decision>;
 
 export interface EnrollmentServiceOptions {
   ca: CertificateAuthority;
@@ -53,8 +49,14 @@ export interface EnrollmentServiceOptions {
   chain?: readonly Certificate[];
   /** RA mode: this key pair signs CertReps and receives envelopes. */
   ra?: { cert: Certificate; key: KeyObject };
+  /** Retired CAs whose certificates stay usable (renewal, GetCert, GetCRL); default none. */
+  previousCas?: readonly CertificateAuthority[];
   store: Store;
   config: EnrollmentConfig;
+  /** Approval mode, renewal policy, CRL validity. */
+  lifecycle?: LifecycleOptions;
+  /** CA rollover: the staged next CA certificates (src/ca/rollover.ts NextCaWatcher). */
+  nextCa?: NextCaSource;
   logger?: ServiceLogger;
   /** Clock (tests). */
   now?: () => Date;
@@ -90,20 +92,13 @@ export class EnrollmentService implements ScepService {
   readonly config: ResolvedEnrollmentConfig;
   readonly store: Store;
   readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
-  /**
-   * The PKCSReq policy chain, in order; other handlers may reuse its members. The challenge is
-   * not one of them: `challenges` checks it after them (a one-time challenge is consumed only
-   * by a request that passed everything else).
-   */
-  readonly pkcsReqPolicies: Policy[];
-  /** Static and one-time challenges, throttling (src/ra/challenge.ts). */
-  readonly challenges: ChallengeGate;
+  /** CRLs and periodic upkeep (pending expiry, one-time challenge pruning, CRL refresh). */
+  readonly lifecycle: Lifecycle;
   private readonly handlers = new Map<number, MessageHandler>();
   private readonly caps: string[] = [...BASE_CAPABILITIES];
-  private readonly issuer: TransactionIssuer;
   private readonly logger: ServiceLogger | undefined;
   private readonly ca: CertificateAuthority;
-  private nextCa: NextCaSource | undefined;
+  private readonly nextCa: NextCaSource | undefined;
   private nextCaAnswer: { key: string; answer: HttpAnswer } | undefined;
 
   constructor(o: EnrollmentServiceOptions) {
@@ -111,70 +106,48 @@ export class EnrollmentService implements ScepService {
     this.config = resolveEnrollmentConfig(o.config);
     this.store = o.store;
     this.logger = o.logger;
+    this.nextCa = o.nextCa;
     this.identity = scepIdentity({ ca: o.ca, chain: o.chain ?? [], ...(o.ra ? { ra: o.ra } : {}) });
-    this.issuer = new TransactionIssuer({
-      ca: o.ca,
+    const h = new EnrollmentHandlers({
+      ...o.lifecycle,
+      config: this.config,
       store: o.store,
-      profile: this.config.profile,
-      backdateSeconds: this.config.backdateSeconds,
-      now: o.now ?? (() => new Date()),
-    });
-    this.pkcsReqPolicies = [
-      proofOfPossession,
-      // Before the key comparison, so an EC request gets the clear badAlg answer.
-      keyPolicy({ minRsaBits: this.config.minRsaBits, maxRsaBits: this.config.maxRsaBits }),
-      signerKeyIsCsrKey,
-      csrPolicy(),
-    ];
-    const oneTimeKey = this.config.oneTimeChallengeKey;
-    const validation = this.config.validation;
-    this.challenges = new ChallengeGate({
-      verifier: new ChallengeVerifier(this.config.challenges),
-      ...(oneTimeKey ? { oneTime: new OneTimeChallenges(Buffer.from(oneTimeKey, 'hex')) } : {}),
-      store: o.store,
+      cas: new CaSet(o.ca, o.previousCas ?? []),
+      open: this.open,
+      reservedSubjects: subjectsOf(
+        [o.ca.cert, o.ra?.cert, ...(o.chain ?? []), ...(o.previousCas ?? []).map((c) => c.cert)],
+        () => this.nextCa?.(),
+      ),
       ...(o.logger ? { logger: o.logger } : {}),
       now: o.now ?? (() => new Date()),
-      ...(validation
-        ? {
-            validation: {
-              mode: validation.mode,
-              policy: validationPolicy({
-                config: validation,
-                ...(o.logger ? { logger: o.logger } : {}),
-                // In mode `challenge` the validator is the challenge check: its refusals count.
-                denialIsChallengeFailure: validation.mode === 'challenge',
-              }),
-            },
-          }
-        : {}),
     });
-    this.handlers.set(MessageType.PKCSReq, (req, ctx) => this.pkcsReq(req, ctx));
-    for (const t of [MessageType.RenewalReq, MessageType.CertPoll, MessageType.GetCert, MessageType.GetCRL]) {
-      this.handlers.set(t, async () =>
-        failure(FailInfo.badRequest, `${messageTypeName(t)} is not supported by this server yet`),
-      );
-    }
-  }
-
-  /** Installs the handler for a messageType (RenewalReq, CertPoll, GetCert, GetCRL, ...). */
-  setHandler(messageType: MessageType, handler: MessageHandler): void {
-    this.handlers.set(messageType, handler);
-  }
-
-  /** Advertises one more GetCACaps keyword (for an operation a new handler implements). */
-  addCapability(keyword: string): void {
-    if (!this.caps.includes(keyword)) this.caps.push(keyword);
+    this.lifecycle = h;
+    this.handlers.set(MessageType.PKCSReq, (req, ctx) => h.pkcsReq(req, ctx));
+    this.handlers.set(MessageType.RenewalReq, (req, ctx) => h.renewalReq(req, ctx));
+    this.handlers.set(MessageType.CertPoll, (req, ctx) => h.certPoll(req, ctx));
+    this.handlers.set(MessageType.GetCert, (req, ctx) => h.getCert(req, ctx));
+    this.handlers.set(MessageType.GetCRL, (req, ctx) => h.getCrl(req, ctx));
+    if (h.renewal.enabled) this.caps.push('Renewal');
   }
 
   /**
-   * CA rollover: where the staged next CA certificates come from (src/ca/rollover.ts
-   * NextCaWatcher). While it returns certificates, GetCACaps lists `GetNextCACert` and
-   * GetNextCACert answers; otherwise neither.
+   * Decrypts the pkcsPKIEnvelope and parses its messageData with `parse`: one answer and the
+   * same work for every failure from decryption to the parse, no padding or format oracle
+   * (RFC 3218; openEnvelopeAs). Counts accepted single-DES requests.
    */
-  setNextCaSource(source: NextCaSource): void {
-    this.nextCa = source;
-    this.nextCaAnswer = undefined;
-  }
+  private readonly open: EnvelopeOpener = (req, ctx, parse) => {
+    const opened = openEnvelopeAs(req, this.identity.recipients, parse, {
+      allowSingleDes: this.config.allowSingleDes,
+    });
+    if (opened.cipher === 'des') {
+      this.stats.singleDesAccepted++;
+      this.logger?.warn(
+        { transactionId: req.transactionId, remote: ctx.remoteAddress },
+        'accepted a single-DES request (--allow-single-des); replying with 3DES',
+      );
+    }
+    return opened;
+  };
 
   capabilities(): readonly string[] {
     const next = this.nextCa?.();
@@ -256,32 +229,6 @@ export class EnrollmentService implements ScepService {
     } catch (e) {
       return this.internalError(e, log);
     }
-  }
-
-  /** PKCSReq (initial enrollment). */
-  private async pkcsReq(req: PkiRequest, ctx: RequestContext): Promise<Decision> {
-    // One answer and the same work for every failure from decryption to the CSR parse: no
-    // padding or format oracle (RFC 3218; openEnvelopeAs).
-    const { value: csr, cipher } = openEnvelopeAs(req, this.identity.recipients, parseCsr, {
-      allowSingleDes: this.config.allowSingleDes,
-    });
-    if (cipher === 'des') {
-      this.stats.singleDesAccepted++;
-      this.logger?.warn(
-        { transactionId: req.transactionId, remote: ctx.remoteAddress },
-        'accepted a single-DES request (--allow-single-des); replying with 3DES',
-      );
-    }
-    const er: EnrollmentRequest = {
-      request: req,
-      csr,
-      cipher,
-      signerKeyHash: spkiHash(req.signerCert.spki),
-      ctx,
-    };
-    const rejection = await runPolicies(this.pkcsReqPolicies, er);
-    if (rejection) return rejectionDecision(rejection);
-    return this.challenges.enroll(er, (meta) => this.issuer.issue(er, meta));
   }
 
   private certRep(req: PkiRequest, d: Decision, log: OperationLog): ScepAnswer {

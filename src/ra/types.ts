@@ -73,3 +73,9 @@ export interface ScepService {
    */
   pkiOperation(message: Buffer, ctx: RequestContext): Promise<ScepAnswer>;
 }
+
+/** The subset of a pino logger the service uses (server-side detail only, never sent to clients). */
+export interface ServiceLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}

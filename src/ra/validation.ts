@@ -22,7 +22,7 @@ import type { Store } from '../store/index.js';
 import { nameText } from '../pkix/name.js';
 import { readBoundedBody } from '../scep/bounded-body.js';
 import { reject, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
-import type { ServiceLogger } from './service.js';
+import type { ServiceLogger } from './types.js';
 
 export type ValidationMode = 'challenge' | 'always';
 export const VALIDATION_MODES: readonly ValidationMode[] = ['challenge', 'always'];

@@ -9,6 +9,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerFactory
 import type { ScepService } from '../ra/types.js';
 import { crlRoutes, type CrlSource } from './crl-route.js';
 import { errorBody, handleClientError, HttpError, toHttpError } from './http-errors.js';
+import { clientAddress, TrustedProxies } from './client-address.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
 import { scepRoutes } from './scep-routes.js';
 
@@ -40,6 +41,18 @@ export interface AppOptions {
    * when `metrics` is given, `/metrics`; every other request is counted into `metrics`.
    */
   ops?: OpsRoutesOptions;
+  /**
+   * Reverse proxies (addresses or CIDRs) whose `Forwarded` / `X-Forwarded-For` header names the
+   * client (src/server/client-address.ts); default none: the client is the socket's peer.
+   */
+  trustedProxies?: readonly string[];
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The client's address (the peer, or what a trusted proxy says; see client-address.ts). */
+    clientAddress: string | undefined;
+  }
 }
 
 /** Builds (but does not start) the HTTP application. */
@@ -77,8 +90,11 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   });
 
   app.decorateRequest('scepLog', null);
+  const trusted = o.trustedProxies?.length ? new TrustedProxies(o.trustedProxies) : undefined;
+  app.decorateRequest('clientAddress', undefined);
 
   app.addHook('onRequest', async (req) => {
+    req.clientAddress = clientAddress(req.socket.remoteAddress, req.headers, trusted);
     if (req.url.length > urlLimit) throw new HttpError(414, `request URL longer than ${urlLimit} characters`);
     // Any Content-Type (or none) is a raw pkiMessage; normalising it keeps fastify from
     // refusing odd media types with 415 before our parser runs.
@@ -100,7 +116,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       path: (q < 0 ? req.url : req.url.slice(0, q)).slice(0, 256),
       status,
       ms: Math.round(reply.elapsedTime * 100) / 100,
-      remote: req.ip,
+      remote: req.clientAddress ?? req.ip,
       ...(s?.operation ? { operation: s.operation } : {}),
       ...(s?.messageType ? { messageType: s.messageType } : {}),
       ...(s?.transactionId ? { transactionId: s.transactionId } : {}),

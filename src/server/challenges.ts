@@ -16,22 +16,32 @@ import {
   MIN_ONE_TIME_TTL_SECONDS,
   OneTimeChallenges,
 } from '../ra/one-time-challenge.js';
-import { FailureThrottle, ThrottledScepService, type ThrottleOptions } from '../ra/throttle.js';
+import {
+  FailureThrottle,
+  storeCounter,
+  ThrottledScepService,
+  type ThrottleLogger,
+  type ThrottleOptions,
+} from '../ra/throttle.js';
 import type { ScepService } from '../ra/types.js';
 import type { Store } from '../store/index.js';
 import type { PreparedDataDir } from './data-dir.js';
+import { toHttpError } from './http-errors.js';
 
 /** Challenge settings of `startServer` / `scepter serve`. */
 export interface ChallengeSettings {
   /** Accept the static challenge (default true; false: `--no-static-challenge`). */
   static?: boolean;
-  /** Throttling of challenge failures per source address (default 10 per 15 minutes). */
+  /** Throttling of challenge failures (default 10 per source and 200 overall per 15 minutes). */
   throttle?: ThrottleOptions;
   /** Bearer token that enables `POST /admin/challenge` (at least 16 characters). */
   adminToken?: string;
   /** Lifetime of a challenge minted by the admin endpoint, seconds (default 3600). */
   ttlSeconds?: number;
 }
+
+/** Largest body `POST /admin/challenge` reads (it ignores the body; 413 above this). */
+export const ADMIN_CHALLENGE_BODY_LIMIT = 64 * 1024;
 
 /** Shortest admin token accepted. */
 export const MIN_ADMIN_TOKEN_LENGTH = 16;
@@ -46,9 +56,17 @@ export function challengeConfig(
   };
 }
 
-/** `service` behind the per-source throttle (src/ra/throttle.ts), or as is when disabled. */
-export function throttledService(service: ScepService, o: ThrottleOptions | undefined): ScepService {
-  const throttle = new FailureThrottle(o);
+/**
+ * `service` behind the challenge-failure throttle (src/ra/throttle.ts), or as is when disabled.
+ * With `store` the counters are kept there (shared by every worker and instance on it).
+ */
+export function throttledService(
+  service: ScepService,
+  o: ThrottleOptions | undefined,
+  store?: Store,
+  logger?: ThrottleLogger,
+): ScepService {
+  const throttle = new FailureThrottle(o, store ? storeCounter(store) : undefined, logger);
   return throttle.enabled ? new ThrottledScepService(service, throttle) : service;
 }
 
@@ -100,55 +118,72 @@ export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = a
   const challenges = new OneTimeChallenges(o.key);
   const defaultTtl = o.ttlSeconds ?? 3600;
 
-  // Any request body is ignored (the root hook labels every POST body octet-stream).
+  // Any request body is ignored (the root hook labels every POST body octet-stream); it is
+  // read only after the token check, and never more than ADMIN_CHALLENGE_BODY_LIMIT bytes.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (_r, body, done) =>
-    done(null, body),
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: ADMIN_CHALLENGE_BODY_LIMIT },
+    (_r, body, done) => done(null, body),
   );
+  // This plugin's errors (a body over the limit) name this plugin's limit, not the root one.
+  app.setErrorHandler(async (err, req, reply) => {
+    const he = toHttpError(err, { bodyLimit: ADMIN_CHALLENGE_BODY_LIMIT });
+    if (he.status >= 500) req.log.error({ err }, 'internal error while serving an admin request');
+    req.scepLog = { ...req.scepLog, outcome: 'rejected', detail: he.message };
+    return text(reply, he.status, he.message);
+  });
 
-  app.post('/admin/challenge', async (req: FastifyRequest, reply: FastifyReply) => {
+  // The token is checked in onRequest: before a single byte of the body is read.
+  const checkToken = async (req: FastifyRequest, reply: FastifyReply) => {
     req.scepLog = { operation: 'AdminChallenge' };
     const verdict = auth(req);
+    if (verdict === 'ok') return;
     if (verdict === 'disabled') {
       req.scepLog = { outcome: 'rejected', detail: 'no such route' };
       return text(reply, 404, 'not found');
     }
-    if (verdict === 'unauthorized') {
-      req.scepLog = {
-        operation: 'AdminChallenge',
-        outcome: 'rejected',
-        detail: 'missing or wrong bearer token',
-      };
-      reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
-      return text(reply, 401, 'unauthorized');
-    }
-    const q = (req.query ?? {}) as Record<string, string | string[] | undefined>;
-    const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
-    const ttlText = one(q.ttl);
-    let ttl = defaultTtl;
-    if (ttlText !== undefined) {
-      ttl = /^\d{1,9}$/.test(ttlText) ? Number(ttlText) : NaN;
-      if (!(ttl >= MIN_ONE_TIME_TTL_SECONDS && ttl <= MAX_ONE_TIME_TTL_SECONDS)) {
-        req.scepLog = { operation: 'AdminChallenge', outcome: 'rejected', detail: 'bad ttl' };
-        return text(
-          reply,
-          400,
-          `ttl must be whole seconds between ${MIN_ONE_TIME_TTL_SECONDS} and ${MAX_ONE_TIME_TTL_SECONDS}`,
-        );
+    req.scepLog = {
+      operation: 'AdminChallenge',
+      outcome: 'rejected',
+      detail: 'missing or wrong bearer token',
+    };
+    reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
+    return text(reply, 401, 'unauthorized');
+  };
+
+  app.post(
+    '/admin/challenge',
+    { onRequest: checkToken },
+    async (req: FastifyRequest, reply: FastifyReply) => {
+      const q = (req.query ?? {}) as Record<string, string | string[] | undefined>;
+      const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+      const ttlText = one(q.ttl);
+      let ttl = defaultTtl;
+      if (ttlText !== undefined) {
+        ttl = /^\d{1,9}$/.test(ttlText) ? Number(ttlText) : NaN;
+        if (!(ttl >= MIN_ONE_TIME_TTL_SECONDS && ttl <= MAX_ONE_TIME_TTL_SECONDS)) {
+          req.scepLog = { operation: 'AdminChallenge', outcome: 'rejected', detail: 'bad ttl' };
+          return text(
+            reply,
+            400,
+            `ttl must be whole seconds between ${MIN_ONE_TIME_TTL_SECONDS} and ${MAX_ONE_TIME_TTL_SECONDS}`,
+          );
+        }
       }
-    }
-    const [c] = await challenges.mint(o.store, {
-      ttlSeconds: ttl,
-      meta: { source: 'admin-api', ...(req.ip ? { requester: req.ip } : {}) },
-    });
-    req.scepLog = { operation: 'AdminChallenge', outcome: 'SUCCESS' };
-    const accept = req.headers.accept ?? '';
-    if (one(q.format) === 'json' || /\bapplication\/json\b/i.test(accept)) {
-      return reply
-        .code(200)
-        .header('content-type', 'application/json; charset=utf-8')
-        .send(JSON.stringify({ challenge: c!.value, expiresAt: c!.expiresAt.toISOString() }));
-    }
-    return text(reply, 200, c!.value);
-  });
+      const [c] = await challenges.mint(o.store, {
+        ttlSeconds: ttl,
+        meta: { source: 'admin-api', ...(req.ip ? { requester: req.ip } : {}) },
+      });
+      req.scepLog = { operation: 'AdminChallenge', outcome: 'SUCCESS' };
+      const accept = req.headers.accept ?? '';
+      if (one(q.format) === 'json' || /\bapplication\/json\b/i.test(accept)) {
+        return reply
+          .code(200)
+          .header('content-type', 'application/json; charset=utf-8')
+          .send(JSON.stringify({ challenge: c!.value, expiresAt: c!.expiresAt.toISOString() }));
+      }
+      return text(reply, 200, c!.value);
+    },
+  );
 };

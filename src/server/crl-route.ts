@@ -3,8 +3,12 @@
  * RFC 2585): `GET /crl` → the current CA's CRL; `GET /crl/<sha256-fingerprint>[.crl]` → the CRL
  * of that issuer (current or retired CA). Issued certificates point to the second form when a
  * public URL is configured, so their CRL stays reachable after a CA rollover.
+ *
+ * A CRL is cacheable until its nextUpdate (`crlCacheHeaders`); `If-None-Match` with its ETag
+ * is answered 304.
  */
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import { createHash } from 'node:crypto';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CrlRecord } from '../store/index.js';
 
 /** Where the route gets CRLs from (the lifecycle's CrlPublisher). */
@@ -15,6 +19,8 @@ export interface CrlSource {
 
 export interface CrlRoutesOptions {
   source: CrlSource;
+  /** Clock for max-age (tests). */
+  now?: () => Date;
 }
 
 /** Path of an issuer's CRL under the server origin. */
@@ -22,28 +28,63 @@ export function crlPath(issuerFingerprint: string): string {
   return `/crl/${issuerFingerprint}.crl`;
 }
 
-function sendCrl(reply: FastifyReply, crl: CrlRecord | undefined): FastifyReply {
+/** A strong ETag for a CRL: its SHA-256, shortened. */
+export function crlEtag(der: Buffer): string {
+  return `"${createHash('sha256').update(der).digest('hex').slice(0, 32)}"`;
+}
+
+/**
+ * HTTP caching headers of a CRL (RFC 5280 §5: a CRL is valid until nextUpdate, so caches may
+ * keep it that long): `Cache-Control: public, max-age=<seconds until nextUpdate>`, `Expires` =
+ * nextUpdate, `Last-Modified` = thisUpdate, `ETag`.
+ */
+export function crlCacheHeaders(crl: CrlRecord, now: Date): Record<string, string> {
+  const maxAge = Math.max(0, Math.floor((crl.nextUpdate.getTime() - now.getTime()) / 1000));
+  return {
+    'cache-control': `public, max-age=${maxAge}`,
+    expires: crl.nextUpdate.toUTCString(),
+    'last-modified': crl.thisUpdate.toUTCString(),
+    etag: crlEtag(crl.der),
+  };
+}
+
+/** Cache-Control of a CRL answer, set again in this plugin's onSend (the root hook sets no-store). */
+const cacheControl = new WeakMap<FastifyReply, string>();
+
+function sendCrl(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  crl: CrlRecord | undefined,
+  now: Date,
+): FastifyReply {
   if (!crl) return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('no such CRL\n');
-  const maxAge = Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 1000));
-  return reply
-    .code(200)
-    .header('content-type', 'application/pkix-crl')
-    .header('last-modified', crl.thisUpdate.toUTCString())
-    .header('expires', crl.nextUpdate.toUTCString())
-    .header('x-crl-max-age', String(maxAge))
-    .send(crl.der);
+  const h = crlCacheHeaders(crl, now);
+  cacheControl.set(reply, h['cache-control']!);
+  reply.headers(h);
+  const inm = req.headers['if-none-match'];
+  if (typeof inm === 'string' && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === h.etag)) {
+    return reply.code(304).send();
+  }
+  return reply.code(200).header('content-type', 'application/pkix-crl').send(crl.der);
 }
 
 /** Registers `/crl` and `/crl/:issuer` (GET and HEAD). */
 export const crlRoutes: FastifyPluginAsync<CrlRoutesOptions> = async (app, opts) => {
+  const now = opts.now ?? (() => new Date());
+  // Runs after the root onSend hook (which marks every answer no-store).
+  app.addHook('onSend', async (_req, reply, payload) => {
+    const cc = cacheControl.get(reply);
+    if (cc !== undefined) reply.header('cache-control', cc);
+    return payload;
+  });
   app.get('/crl', async (req, reply) => {
     req.scepLog = { operation: 'CRL', outcome: 'SUCCESS' };
-    return sendCrl(reply, await opts.source.current());
+    return sendCrl(req, reply, await opts.source.current(), now());
   });
   app.get<{ Params: { issuer: string } }>('/crl/:issuer', async (req, reply) => {
     const fp = req.params.issuer.replace(/\.crl$/i, '').toLowerCase();
     req.scepLog = { operation: 'CRL', outcome: 'SUCCESS' };
-    if (!/^[0-9a-f]{64}$/.test(fp)) return sendCrl(reply, undefined);
-    return sendCrl(reply, await opts.source.current(fp));
+    if (!/^[0-9a-f]{64}$/.test(fp)) return sendCrl(req, reply, undefined, now());
+    return sendCrl(req, reply, await opts.source.current(fp), now());
   });
 };

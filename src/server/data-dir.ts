@@ -9,8 +9,9 @@
  * A missing CA is created; a missing challenge is generated once and kept.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileDurably } from '../ca/durable-file.js';
 import { caExists, caPaths, initCa, loadCa, type CaKeySize, type LoadedCa } from '../ca/keystore.js';
 
 export interface DataDirOptions {
@@ -65,7 +66,7 @@ export function loadOrCreateChallenge(dataDir: string): ChallengeInfo {
     return { value, source: 'file', file };
   }
   const value = randomBytes(24).toString('base64url');
-  writeFileSync(file, value + '\n', { mode: 0o600, flag: 'wx' });
+  writeFileDurably(file, value + '\n', { mode: 0o600 });
   return { value, source: 'created', file };
 }
 
@@ -89,7 +90,7 @@ export function loadOrCreateChallengeKey(dataDir: string): { key: Buffer; create
   if (existsSync(file)) return { key: read(), created: false, file };
   const key = randomBytes(32);
   try {
-    writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    writeFileDurably(file, key.toString('hex') + '\n', { mode: 0o600 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return { key: read(), created: false, file };
     throw e;
@@ -130,4 +131,32 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
     challengeKey: loadOrCreateChallengeKey(dataDir).key,
     storeUrl: o.storeUrl ?? `sqlite:${join(dataDir, 'scepter.db')}`,
   };
+}
+
+/**
+ * Start-up warnings (one line each, no secrets) for files that hold secrets but can be read by
+ * group or others: the data directory and its `ca/` subdirectory (CA keys, challenge files,
+ * the SQLite store), and the admin token file. Missing paths are skipped; Windows has no modes.
+ */
+export function permissionWarnings(o: { dataDir: string; adminTokenFile?: string }): string[] {
+  if (process.platform === 'win32') return [];
+  const out: string[] = [];
+  const check = (path: string, what: string, fix: string): void => {
+    let mode: number;
+    try {
+      mode = statSync(path).mode;
+    } catch {
+      return;
+    }
+    if (mode & 0o044) {
+      out.push(
+        `${what} ${path} is readable by group or others (mode ${(mode & 0o777).toString(8).padStart(3, '0')}): ${fix}`,
+      );
+    }
+  };
+  check(o.dataDir, 'the data directory', `chmod 700 ${o.dataDir}`);
+  check(caPaths(o.dataDir).dir, 'the CA directory', `chmod 700 ${caPaths(o.dataDir).dir}`);
+  if (o.adminTokenFile !== undefined)
+    check(o.adminTokenFile, 'the admin token file', `chmod 600 ${o.adminTokenFile}`);
+  return out;
 }

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { CaKeySize } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
 import type { Lifecycle } from '../ra/lifecycle.js';
-import { EnrollmentService, type ServiceLogger } from '../ra/service.js';
+import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { adminRoutes } from './admin-routes.js';
@@ -22,7 +22,8 @@ import {
   throttledService,
   type ChallengeSettings,
 } from './challenges.js';
-import { setupLifecycle, withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
+import { composeEnrollment } from './compose.js';
+import type { LifecycleSettings } from './lifecycle-setup.js';
 import { WorkerPoolService } from './worker-pool.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_URL_LIMIT, type AppOptions, type LogLevel } from './app.js';
@@ -123,22 +124,17 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     });
     const store = o.store ?? (ownedStore = await openStore(prepared.storeUrl));
     const { loaded } = prepared;
-    const enrollmentConfig = withCrlDistributionPoint({ ...o.enrollment }, o.lifecycle, loaded.ca);
-    enrollment = new EnrollmentService({
-      ca: loaded.ca,
-      chain: loaded.chain,
-      ...(loaded.ra ? { ra: loaded.ra } : {}),
-      store,
-      config: { ...enrollmentConfig, ...challengeConfig(prepared) },
-      logger,
-    });
-    lifecycle = setupLifecycle(enrollment, {
-      ca: loaded.ca,
+    const enrollmentConfig = { ...o.enrollment, ...challengeConfig(prepared) };
+    enrollment = composeEnrollment({
       dataDir: o.dataDir,
+      loaded,
       ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
-      ...(o.lifecycle ? { settings: o.lifecycle } : {}),
+      store,
+      config: enrollmentConfig,
+      ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
       logger,
     });
+    lifecycle = enrollment.lifecycle;
     service = enrollment;
     if ((o.workers ?? 1) > 1) {
       try {
@@ -151,7 +147,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
           init: {
             dataDir: o.dataDir,
             ...(o.caPassphrase ? { caPassphrase: o.caPassphrase } : {}),
-            config: { ...enrollmentConfig, ...challengeConfig(prepared) },
+            config: enrollmentConfig,
             ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
           },
           logger,
@@ -169,7 +165,9 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     closing !== undefined ? 'shutting down' : undefined,
   );
   // The challenge-failure throttle sits in this (HTTP) thread, in front of every worker.
-  const front = prepared ? throttledService(service, o.challenges?.throttle) : service;
+  const front = prepared
+    ? throttledService(service, o.challenges?.throttle, enrollment?.store, logger)
+    : service;
   let app: FastifyInstance;
   try {
     app = await buildApp({

@@ -48,7 +48,8 @@ function send(reply: FastifyReply, a: HttpAnswer): FastifyReply {
 
 function contextOf(req: FastifyRequest): RequestContext {
   const ctx: RequestContext = {};
-  if (req.ip) ctx.remoteAddress = req.ip;
+  const remote = req.clientAddress ?? req.ip;
+  if (remote) ctx.remoteAddress = remote;
   const ua = req.headers['user-agent'];
   if (typeof ua === 'string') ctx.userAgent = ua.slice(0, 256);
   return ctx;

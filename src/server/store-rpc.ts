@@ -14,25 +14,15 @@ import {
   DuplicateKeyError,
   SerialConflictError,
   TransactionStateError,
-  type BeginResult,
-  type CertificateQuery,
-  type CertificateRecord,
-  type CrlRecord,
-  type IntegrityReport,
-  type JsonObject,
-  type NewCertificate,
-  type NewTransaction,
-  type Page,
-  type RevocationReason,
-  type RevokedEntry,
   type Store,
   type StoreStats,
-  type TransactionQuery,
-  type TransactionRecord,
 } from '../store/index.js';
 
-/** Store methods that may be called remotely (everything except stats/close/kind). */
-export const REMOTE_STORE_METHODS = [
+/** Store members that stay local: the kind is known, counters and closing belong to the owner. */
+type LocalMember = 'kind' | 'stats' | 'close';
+
+/** Store methods that may be called remotely: every method but stats/close. */
+export const STORE_METHODS = [
   'getCertificate',
   'searchCertificates',
   'insertCertificate',
@@ -54,10 +44,18 @@ export const REMOTE_STORE_METHODS = [
   'pruneSecrets',
   'getSetting',
   'setSetting',
+  'incrementCounter',
+  'readCounters',
+  'pruneCounters',
   'integrityCheck',
-] as const;
+] as const satisfies readonly Exclude<keyof Store, LocalMember>[];
 
-export type RemoteStoreMethod = (typeof REMOTE_STORE_METHODS)[number];
+export type RemoteStoreMethod = (typeof STORE_METHODS)[number];
+
+/** Compile-time check: a Store method missing from STORE_METHODS is named in the error here. */
+type Unlisted = Exclude<keyof Store, LocalMember | RemoteStoreMethod>;
+const everyMethodListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyMethodListed;
 
 /** A store call posted by a worker. */
 export interface StoreCall {
@@ -134,28 +132,26 @@ export function toWireError(e: unknown): WireError {
   return w;
 }
 
-/** Rebuilds the store's error classes (the RA branches on them); anything else is an Error. */
+/** The store's error classes (the RA branches on them), rebuilt by class name from the wire. */
+const STORE_ERRORS: Readonly<Record<string, (w: WireError) => Error>> = {
+  SerialConflictError: (w) => new SerialConflictError(w.serial ?? ''),
+  AlreadyIssuedError: (w) => new AlreadyIssuedError(w.transactionId ?? '', w.serial ?? ''),
+  TransactionStateError: (w) => new TransactionStateError(w.transactionId ?? '', w.state ?? null),
+  DuplicateKeyError: (w) => new DuplicateKeyError(w.what ?? 'key'),
+};
+
+/** Rebuilds the store's error classes; anything else is an Error with the same name and message. */
 export function fromWireError(w: WireError): Error {
-  switch (w.name) {
-    case 'SerialConflictError':
-      return new SerialConflictError(w.serial ?? '');
-    case 'AlreadyIssuedError':
-      return new AlreadyIssuedError(w.transactionId ?? '', w.serial ?? '');
-    case 'TransactionStateError':
-      return new TransactionStateError(w.transactionId ?? '', w.state ?? null);
-    case 'DuplicateKeyError':
-      return new DuplicateKeyError(w.what ?? 'key');
-    default: {
-      const e = new Error(w.message);
-      e.name = w.name;
-      return e;
-    }
-  }
+  const rebuild = Object.hasOwn(STORE_ERRORS, w.name) ? STORE_ERRORS[w.name] : undefined;
+  if (rebuild) return rebuild(w);
+  const e = new Error(w.message);
+  e.name = w.name;
+  return e;
 }
 
 /** Main thread: runs one StoreCall on the real store and produces the reply to post. */
 export async function runStoreCall(store: Store, call: StoreCall): Promise<StoreResult> {
-  if (!(REMOTE_STORE_METHODS as readonly string[]).includes(call.method)) {
+  if (!(STORE_METHODS as readonly string[]).includes(call.method)) {
     return { type: 'store-result', id: call.id, ok: false, error: { name: 'Error', message: 'bad method' } };
   }
   try {
@@ -169,8 +165,13 @@ export async function runStoreCall(store: Store, call: StoreCall): Promise<Store
 
 /**
  * Worker side: a Store whose every call is a message to the main thread. `post` sends a
- * StoreCall (with its transferList); feed the main thread's replies to `settle`.
+ * StoreCall (with its transferList); feed the main thread's replies to `settle`. The
+ * forwarders are made from STORE_METHODS in the constructor.
  */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface RemoteStore extends Pick<Store, RemoteStoreMethod> {}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class RemoteStore implements Store {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
@@ -178,7 +179,10 @@ export class RemoteStore implements Store {
   constructor(
     readonly kind: Store['kind'],
     private readonly post: (call: StoreCall, transfer: ArrayBuffer[]) => void,
-  ) {}
+  ) {
+    const self = this as unknown as Record<RemoteStoreMethod, (...args: unknown[]) => Promise<unknown>>;
+    for (const method of STORE_METHODS) self[method] = (...args: unknown[]) => this.call(method, args);
+  }
 
   /** Delivers a StoreResult from the main thread. */
   settle(r: StoreResult): void {
@@ -189,86 +193,15 @@ export class RemoteStore implements Store {
     else p.reject(fromWireError(r.error));
   }
 
-  private call<T>(method: RemoteStoreMethod, args: unknown[]): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+  private call(method: RemoteStoreMethod, args: unknown[]): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
       const id = this.nextId++;
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { resolve, reject });
       const transfer: ArrayBuffer[] = [];
       this.post({ type: 'store', id, method, args: transferable(args, transfer) }, transfer);
     });
   }
 
-  getCertificate(serial: string): Promise<CertificateRecord | null> {
-    return this.call('getCertificate', [serial]);
-  }
-  searchCertificates(query: CertificateQuery): Promise<Page<CertificateRecord>> {
-    return this.call('searchCertificates', [query]);
-  }
-  insertCertificate(cert: NewCertificate): Promise<void> {
-    return this.call('insertCertificate', [cert]);
-  }
-  bulkInsertCertificates(certs: readonly NewCertificate[]): Promise<number> {
-    return this.call('bulkInsertCertificates', [certs]);
-  }
-  revoke(serial: string, reason: RevocationReason, at: Date): Promise<boolean> {
-    return this.call('revoke', [serial, reason, at]);
-  }
-  listRevoked(issuer: string): Promise<RevokedEntry[]> {
-    return this.call('listRevoked', [issuer]);
-  }
-  beginTransaction(rec: NewTransaction): Promise<BeginResult> {
-    return this.call('beginTransaction', [rec]);
-  }
-  getTransaction(transactionId: string): Promise<TransactionRecord | null> {
-    return this.call('getTransaction', [transactionId]);
-  }
-  listTransactions(query: TransactionQuery): Promise<Page<TransactionRecord>> {
-    return this.call('listTransactions', [query]);
-  }
-  recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
-    return this.call('recordIssued', [args]);
-  }
-  decide(transactionId: string, decision: 'approved' | 'rejected', reason?: string): Promise<boolean> {
-    return this.call('decide', [transactionId, decision, reason]);
-  }
-  fail(
-    transactionId: string,
-    state: 'rejected' | 'failed',
-    failInfo: number | null,
-    failText: string | null,
-  ): Promise<boolean> {
-    return this.call('fail', [transactionId, state, failInfo, failText]);
-  }
-  expirePending(now: Date): Promise<number> {
-    return this.call('expirePending', [now]);
-  }
-  nextCrlNumber(issuer: string): Promise<bigint> {
-    return this.call('nextCrlNumber', [issuer]);
-  }
-  saveCrl(crl: CrlRecord): Promise<boolean> {
-    return this.call('saveCrl', [crl]);
-  }
-  latestCrl(issuer: string): Promise<CrlRecord | null> {
-    return this.call('latestCrl', [issuer]);
-  }
-  addSecret(hash: string, expiresAt: Date, meta?: JsonObject | null): Promise<void> {
-    return this.call('addSecret', [hash, expiresAt, meta]);
-  }
-  consumeSecret(hash: string, now: Date): Promise<boolean> {
-    return this.call('consumeSecret', [hash, now]);
-  }
-  pruneSecrets(before: Date): Promise<number> {
-    return this.call('pruneSecrets', [before]);
-  }
-  getSetting(key: string): Promise<string | null> {
-    return this.call('getSetting', [key]);
-  }
-  setSetting(key: string, value: string): Promise<void> {
-    return this.call('setSetting', [key, value]);
-  }
-  integrityCheck(): Promise<IntegrityReport> {
-    return this.call('integrityCheck', []);
-  }
   /** Counters live with the real store on the main thread. */
   stats(): StoreStats {
     return { writes: 0, commits: 0 };

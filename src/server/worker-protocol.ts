@@ -14,7 +14,7 @@ export interface WorkerInit {
   caPassphrase?: string;
   /** The full enrollment configuration, challenges included. */
   config: EnrollmentConfig;
-  /** Certificate lifecycle settings (approval, renewal, CRLs): see src/server/lifecycle-setup.ts. */
+  /** Certificate lifecycle settings (approval, renewal, CRLs): see src/server/compose.ts. */
   lifecycle?: LifecycleSettings;
   storeKind: 'sqlite' | 'postgres';
 }

@@ -1,13 +1,12 @@
 /**
- * Enrollment worker thread: builds its own EnrollmentService (CA keys loaded from the data
- * directory, the store reached through the main thread) and answers PKIOperations. All the
+ * Enrollment worker thread: builds its own EnrollmentService (src/server/compose.ts: CA keys
+ * loaded from the data directory, the store reached through the main thread) and answers PKIOperations. All the
  * CPU work of an enrollment — decode and signature check, RSA decrypt, certificate signature,
  * CertRep encryption and signature — happens here; the HTTP thread only moves bytes.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadCa } from '../ca/keystore.js';
-import { EnrollmentService, type ServiceLogger, type ServiceStats } from '../ra/service.js';
-import { setupLifecycle } from './lifecycle-setup.js';
+import type { EnrollmentService, ServiceLogger, ServiceStats } from '../ra/service.js';
+import { composeEnrollment } from './compose.js';
 import { RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
@@ -33,20 +32,14 @@ const logger: ServiceLogger = {
 
 let service: EnrollmentService;
 try {
-  const loaded = loadCa(init.dataDir, init.caPassphrase);
-  service = new EnrollmentService({
-    ca: loaded.ca,
-    chain: loaded.chain,
-    ...(loaded.ra ? { ra: loaded.ra } : {}),
-    store,
-    config: init.config,
-    logger,
-  });
-  setupLifecycle(service, {
-    ca: loaded.ca,
+  // The same composition as the HTTP thread's (src/server/compose.ts), so every engine runs
+  // the same enrollment path.
+  service = composeEnrollment({
     dataDir: init.dataDir,
     ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
-    ...(init.lifecycle ? { settings: init.lifecycle } : {}),
+    store,
+    config: init.config,
+    ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
     logger,
   });
 } catch (e) {

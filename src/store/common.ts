@@ -1,6 +1,7 @@
 /**
  * Pieces both adapters share: SAN parsing, search-filter SQL (with `?` placeholders; the
- * PostgreSQL adapter renumbers them), paging limits and row ↔ record mapping.
+ * PostgreSQL adapter renumbers them), paging limits and row ↔ record mapping. The statements
+ * themselves are in statements.ts.
  */
 import type {
   CertificateQuery,
@@ -60,9 +61,14 @@ export function likeContains(s: string): string {
   return '%' + s.replace(/[\\%_]/g, (c) => '\\' + c) + '%';
 }
 
+/** Value conversions that differ between the drivers. */
 export interface Dialect {
-  /** Converts a Date to the driver's parameter value. */
+  /** A Date as a parameter (SQLite: ms since the epoch; PostgreSQL: the Date). */
   ts(d: Date): unknown;
+  /** A time column's value as a Date. */
+  date(v: unknown): Date;
+  /** A bigint as a parameter (SQLite: the bigint; PostgreSQL: its decimal string). */
+  big(v: bigint): unknown;
   /** Case-insensitive LIKE operator. */
   ilike: string;
 }

@@ -10,41 +10,32 @@ import pg from 'pg';
 import {
   INVARIANTS,
   REQUIRED_UNIQUE_INDEXES,
-  certificateFromRow,
-  certificateWhere,
-  transactionWhere,
-  pageBounds,
   sanRows,
   prepareCertificate,
   transactionFromRow,
-  type CertificateRow,
   type Dialect,
   type TransactionRow,
 } from './common.js';
-import {
-  AlreadyIssuedError,
-  DuplicateKeyError,
-  SerialConflictError,
-  TransactionStateError,
-} from './errors.js';
+import { AlreadyIssuedError, SerialConflictError, TransactionStateError } from './errors.js';
 import { MIGRATIONS, MIGRATIONS_TABLE_SQL } from './schema.js';
 import {
-  normalizeSerial,
-  type BeginResult,
-  type CertificateQuery,
-  type CertificateRecord,
-  type CrlRecord,
-  type IntegrityReport,
-  type JsonObject,
-  type NewCertificate,
-  type NewTransaction,
-  type Page,
-  type RevocationReason,
-  type RevokedEntry,
-  type Store,
-  type StoreStats,
-  type TransactionQuery,
-  type TransactionRecord,
+  CERT_COLUMNS,
+  SQL,
+  beginTransactionParams,
+  opMethods,
+  type Op,
+  type OpMethod,
+  type Outcome,
+  type UniqueKey,
+} from './statements.js';
+import type {
+  BeginResult,
+  CertificateRecord,
+  IntegrityReport,
+  NewCertificate,
+  NewTransaction,
+  Store,
+  StoreStats,
 } from './types.js';
 
 export interface PostgresOptions {
@@ -57,7 +48,7 @@ export interface PostgresOptions {
 type Queryable = pg.Pool | pg.PoolClient;
 
 const toDate = (v: unknown): Date => v as Date;
-const dialect: Dialect = { ts: (d) => d, ilike: 'ILIKE' };
+const dialect: Dialect = { ts: (d) => d, date: toDate, big: (v) => v.toString(), ilike: 'ILIKE' };
 
 /** Rewrites `?` placeholders to `$1, $2, …` (our SQL has no `?` inside literals). */
 function numbered(sql: string): string {
@@ -70,8 +61,14 @@ function uniqueViolation(e: unknown): string | null {
   return err.code === '23505' ? String(err.constraint ?? '') : null;
 }
 
-const CERT_COLUMNS =
-  'serial, issuer, subject, common_name, sans, not_before, not_after, key_hash, transaction_id, status, revoked_at, revocation_reason, created_at, der';
+/** The constraint behind each unique key the store maps to its own errors. */
+const UNIQUE_CONSTRAINT: Record<UniqueKey, string> = {
+  'certificates.serial': 'certificates_pkey',
+  'certificates.transaction_id': 'certificates_transaction_id_key',
+  'secrets.hash': 'secrets_pkey',
+};
+
+const isUnique = (e: unknown, key: UniqueKey): boolean => uniqueViolation(e) === UNIQUE_CONSTRAINT[key];
 
 /** Opens a PostgreSQL store; applies migrations under an advisory lock (safe with concurrent opens). */
 export async function openPostgresStore(url: string, opts: PostgresOptions = {}): Promise<PostgresStore> {
@@ -123,12 +120,44 @@ export async function openPostgresStore(url: string, opts: PostgresOptions = {})
   return new PostgresStore(pool);
 }
 
+// The statement-table methods (statements.ts) are assigned in the constructor (`opMethods`).
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface PostgresStore extends Pick<Store, OpMethod> {}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private writes = 0;
   private closed = false;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: pg.Pool) {
+    Object.assign(
+      this,
+      opMethods((o, args) => this.run(o, args)),
+    );
+  }
+
+  /**
+   * Runs a statement-table op: a write is one autocommit statement; the statements of a read
+   * are independent and run in parallel on the pool.
+   */
+  private async run<A extends unknown[], R>(o: Op<A, R>, args: A): Promise<R> {
+    const stmts = o.statements(dialect, ...args);
+    try {
+      const out = await Promise.all(
+        stmts.map(async ([sql, params]): Promise<Outcome> => {
+          const r = await (o.kind === 'write'
+            ? this.w(sql, [...params])
+            : this.q(this.pool, sql, [...params]));
+          return { rows: r.rows, changes: r.rowCount ?? 0 };
+        }),
+      );
+      return o.result(out, dialect, args);
+    } catch (e) {
+      if (o.unique && isUnique(e, o.unique.key)) throw o.unique.error();
+      throw e;
+    }
+  }
 
   private async q<R extends pg.QueryResultRow>(db: Queryable, sql: string, params: unknown[] = []) {
     if (this.closed) throw new Error('store is closed');
@@ -207,11 +236,7 @@ export class PostgresStore implements Store {
       }
       if (constraint === 'certificates_transaction_id_key' && certs.length === 1) {
         const id = (certs[0] as CertificateRecord).transactionId ?? '';
-        const other = await this.q<{ serial: string }>(
-          this.pool,
-          'SELECT serial FROM certificates WHERE transaction_id = ?',
-          [id],
-        );
+        const other = await this.q<{ serial: string }>(this.pool, SQL.serialByTransaction, [id]);
         throw new AlreadyIssuedError(id, other.rows[0]?.serial ?? '');
       }
       throw e;
@@ -239,30 +264,6 @@ export class PostgresStore implements Store {
     return r.rows[0]?.serial ?? '';
   }
 
-  async getCertificate(serial: string): Promise<CertificateRecord | null> {
-    const r = await this.q<CertificateRow>(
-      this.pool,
-      `SELECT ${CERT_COLUMNS} FROM certificates WHERE serial = ?`,
-      [normalizeSerial(serial)],
-    );
-    const row = r.rows[0];
-    return row ? certificateFromRow(row, toDate) : null;
-  }
-
-  async searchCertificates(query: CertificateQuery): Promise<Page<CertificateRecord>> {
-    const { sql, params } = certificateWhere(query, dialect);
-    const { limit, offset } = pageBounds(query);
-    const [count, rows] = await Promise.all([
-      this.q<{ n: number }>(this.pool, `SELECT count(*)::int AS n FROM certificates WHERE ${sql}`, params),
-      this.q<CertificateRow>(
-        this.pool,
-        `SELECT ${CERT_COLUMNS} FROM certificates WHERE ${sql} ORDER BY created_at DESC, serial LIMIT ? OFFSET ?`,
-        [...params, limit, offset],
-      ),
-    ]);
-    return { items: rows.rows.map((r) => certificateFromRow(r, toDate)), total: count.rows[0]?.n ?? 0 };
-  }
-
   async insertCertificate(cert: NewCertificate): Promise<void> {
     const c = prepareCertificate(cert, new Date());
     await this.tx((client) => this.insertCerts(client, [c]));
@@ -278,80 +279,15 @@ export class PostgresStore implements Store {
     return prepared.length;
   }
 
-  async revoke(serial: string, reason: RevocationReason, at: Date): Promise<boolean> {
-    const r = await this.w(
-      `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
-       WHERE serial = ? AND status = 'valid'`,
-      [at, reason, normalizeSerial(serial)],
-    );
-    return r.rowCount === 1;
-  }
-
-  async listRevoked(issuer: string): Promise<RevokedEntry[]> {
-    const r = await this.q<{ serial: string; revoked_at: Date; revocation_reason: number | null }>(
-      this.pool,
-      `SELECT serial, revoked_at, revocation_reason FROM certificates
-       WHERE issuer = ? AND status = 'revoked' ORDER BY serial`,
-      [issuer.toLowerCase()],
-    );
-    return r.rows.map((x) => ({
-      serial: x.serial,
-      revokedAt: x.revoked_at,
-      reason: x.revocation_reason as RevocationReason | null,
-    }));
-  }
-
   async beginTransaction(rec: NewTransaction): Promise<BeginResult> {
     if ((rec.state as string) === 'issued') throw new TypeError('a transaction cannot begin issued');
-    const now = rec.createdAt ?? new Date();
-    const ins = await this.w<TransactionRow>(
-      `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject, requester,
-         created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta)
-       VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?) ON CONFLICT (transaction_id) DO NOTHING RETURNING *`,
-      [
-        rec.transactionId,
-        rec.signerKeyHash.toLowerCase(),
-        rec.messageType,
-        rec.state,
-        rec.csr ?? null,
-        rec.subject ?? null,
-        rec.requester ?? null,
-        now,
-        now,
-        rec.expiresAt ?? null,
-        rec.failInfo ?? null,
-        rec.failText ?? null,
-        rec.meta ? JSON.stringify(rec.meta) : null,
-      ],
-    );
+    const ins = await this.w<TransactionRow>(SQL.beginTransaction, beginTransactionParams(rec, dialect));
     const row = ins.rows[0];
     if (row) return { created: true, record: transactionFromRow(row, toDate) };
     // ON CONFLICT waited for a concurrent inserter to commit, so the row is visible now.
     const existing = await this.getTransaction(rec.transactionId);
     if (!existing) throw new Error(`transaction ${rec.transactionId} vanished`);
     return { created: false, existing };
-  }
-
-  async getTransaction(transactionId: string): Promise<TransactionRecord | null> {
-    const r = await this.q<TransactionRow>(this.pool, 'SELECT * FROM transactions WHERE transaction_id = ?', [
-      transactionId,
-    ]);
-    const row = r.rows[0];
-    return row ? transactionFromRow(row, toDate) : null;
-  }
-
-  async listTransactions(query: TransactionQuery): Promise<Page<TransactionRecord>> {
-    const { sql: where, params, order } = transactionWhere(query, dialect);
-    const { limit, offset } = pageBounds(query);
-    const [count, rows] = await Promise.all([
-      this.q<{ n: number }>(this.pool, `SELECT count(*)::int AS n FROM transactions WHERE ${where}`, params),
-      this.q<TransactionRow>(
-        this.pool,
-        `SELECT * FROM transactions WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
-        [...params, limit, offset],
-      ),
-    ]);
-    return { items: rows.rows.map((r) => transactionFromRow(r, toDate)), total: count.rows[0]?.n ?? 0 };
   }
 
   async recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
@@ -403,11 +339,7 @@ export class PostgresStore implements Store {
       const constraint = uniqueViolation(e);
       if (constraint === 'certificates_pkey') throw new SerialConflictError(c.serial);
       if (constraint === 'certificates_transaction_id_key') {
-        const other = await this.q<{ serial: string }>(
-          this.pool,
-          'SELECT serial FROM certificates WHERE transaction_id = ?',
-          [id],
-        );
+        const other = await this.q<{ serial: string }>(this.pool, SQL.serialByTransaction, [id]);
         throw new AlreadyIssuedError(id, other.rows[0]?.serial ?? '');
       }
       throw e;
@@ -417,116 +349,6 @@ export class PostgresStore implements Store {
     if (!t) throw new TransactionStateError(id, null);
     if (t.state === 'issued') throw new AlreadyIssuedError(id, t.certSerial ?? '');
     throw new TransactionStateError(id, t.state);
-  }
-
-  async decide(transactionId: string, decision: 'approved' | 'rejected', reason?: string): Promise<boolean> {
-    const r = await this.w(
-      `UPDATE transactions SET state = ?, fail_text = ?, updated_at = ?
-       WHERE transaction_id = ? AND state = 'pending'`,
-      [decision, decision === 'rejected' ? (reason ?? null) : null, new Date(), transactionId],
-    );
-    return r.rowCount === 1;
-  }
-
-  async fail(
-    transactionId: string,
-    state: 'rejected' | 'failed',
-    failInfo: number | null,
-    failText: string | null,
-  ): Promise<boolean> {
-    const r = await this.w(
-      `UPDATE transactions SET state = ?, fail_info = ?, fail_text = ?, updated_at = ?
-       WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
-      [state, failInfo, failText, new Date(), transactionId],
-    );
-    return r.rowCount === 1;
-  }
-
-  async expirePending(now: Date): Promise<number> {
-    const r = await this.w(
-      `UPDATE transactions SET state = 'expired', updated_at = ?
-       WHERE state = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?`,
-      [now, now],
-    );
-    return r.rowCount ?? 0;
-  }
-
-  async nextCrlNumber(issuer: string): Promise<bigint> {
-    const r = await this.w<{ value: string }>(
-      `INSERT INTO crl_counters (issuer, value) VALUES (?, 1)
-       ON CONFLICT (issuer) DO UPDATE SET value = crl_counters.value + 1 RETURNING value`,
-      [issuer.toLowerCase()],
-    );
-    return BigInt((r.rows[0] as { value: string }).value);
-  }
-
-  async saveCrl(crl: CrlRecord): Promise<boolean> {
-    const r = await this.w(
-      `INSERT INTO crls (issuer, crl_number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (issuer) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
-         next_update = excluded.next_update, der = excluded.der
-       WHERE excluded.crl_number > crls.crl_number`,
-      [crl.issuer.toLowerCase(), crl.crlNumber.toString(), crl.thisUpdate, crl.nextUpdate, crl.der],
-    );
-    return r.rowCount === 1;
-  }
-
-  async latestCrl(issuer: string): Promise<CrlRecord | null> {
-    const r = await this.q<{
-      issuer: string;
-      crl_number: string;
-      this_update: Date;
-      next_update: Date;
-      der: Buffer;
-    }>(this.pool, 'SELECT * FROM crls WHERE issuer = ?', [issuer.toLowerCase()]);
-    const row = r.rows[0];
-    return row
-      ? {
-          issuer: row.issuer,
-          crlNumber: BigInt(row.crl_number),
-          der: row.der,
-          thisUpdate: row.this_update,
-          nextUpdate: row.next_update,
-        }
-      : null;
-  }
-
-  async addSecret(hash: string, expiresAt: Date, meta?: JsonObject | null): Promise<void> {
-    try {
-      await this.w(
-        'INSERT INTO secrets (hash, expires_at, consumed_at, created_at, meta) VALUES (?, ?, NULL, ?, ?)',
-        [hash.toLowerCase(), expiresAt, new Date(), meta ? JSON.stringify(meta) : null],
-      );
-    } catch (e) {
-      if (uniqueViolation(e) !== null) throw new DuplicateKeyError('secret');
-      throw e;
-    }
-  }
-
-  async consumeSecret(hash: string, now: Date): Promise<boolean> {
-    const r = await this.w(
-      'UPDATE secrets SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?',
-      [now, hash.toLowerCase(), now],
-    );
-    return r.rowCount === 1;
-  }
-
-  async pruneSecrets(before: Date): Promise<number> {
-    const r = await this.w('DELETE FROM secrets WHERE expires_at < ?', [before]);
-    return r.rowCount ?? 0;
-  }
-
-  async getSetting(key: string): Promise<string | null> {
-    const r = await this.q<{ value: string }>(this.pool, 'SELECT value FROM settings WHERE key = ?', [key]);
-    return r.rows[0]?.value ?? null;
-  }
-
-  async setSetting(key: string, value: string): Promise<void> {
-    await this.w(
-      `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      [key, value, new Date()],
-    );
   }
 
   async integrityCheck(): Promise<IntegrityReport> {

@@ -98,6 +98,21 @@ CREATE TABLE settings (
 `;
 }
 
+/**
+ * Migration 2: fixed-window event counters shared by every worker and instance on one store
+ * (challenge-failure throttling, the pending-request limiter). `window_start` is the window's
+ * start in ms since the epoch in both dialects (it is a key, never shown).
+ */
+const COUNTERS = `
+CREATE TABLE rate_counters (
+  scope        TEXT NOT NULL,
+  window_start BIGINT NOT NULL,
+  count        INTEGER NOT NULL,
+  PRIMARY KEY (scope, window_start)
+);
+CREATE INDEX rate_counters_window ON rate_counters (window_start);
+`;
+
 /** SQLite stores times as INTEGER milliseconds since the epoch (UTC). */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -106,6 +121,7 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: ddl({ ts: 'INTEGER', blob: 'BLOB', bigint: 'INTEGER', withoutRowid: ' WITHOUT ROWID' }),
     postgres: ddl({ ts: 'TIMESTAMPTZ', blob: 'BYTEA', bigint: 'BIGINT', withoutRowid: '' }),
   },
+  { version: 2, name: 'rate counters', sqlite: COUNTERS, postgres: COUNTERS },
 ];
 
 export const MIGRATIONS_TABLE_SQL = `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -11,43 +11,35 @@ import Database from 'better-sqlite3';
 import {
   INVARIANTS,
   REQUIRED_UNIQUE_INDEXES,
-  certificateFromRow,
-  certificateWhere,
-  transactionWhere,
-  pageBounds,
   sanRows,
   prepareCertificate,
   transactionFromRow,
-  type CertificateRow,
   type Dialect,
   type TransactionRow,
 } from './common.js';
-import {
-  AlreadyIssuedError,
-  DuplicateKeyError,
-  SerialConflictError,
-  TransactionStateError,
-} from './errors.js';
+import { AlreadyIssuedError, SerialConflictError, TransactionStateError } from './errors.js';
 import { GroupCommitter } from './group-commit.js';
 import { WalSyncer } from './wal-sync.js';
 import { MIGRATIONS, MIGRATIONS_TABLE_SQL } from './schema.js';
 import {
-  normalizeSerial,
-  type BeginResult,
-  type CertificateQuery,
-  type CertificateRecord,
-  type CrlRecord,
-  type IntegrityReport,
-  type JsonObject,
-  type NewCertificate,
-  type NewTransaction,
-  type Page,
-  type RevocationReason,
-  type RevokedEntry,
-  type Store,
-  type StoreStats,
-  type TransactionQuery,
-  type TransactionRecord,
+  CERT_COLUMNS,
+  SQL,
+  beginTransactionParams,
+  opMethods,
+  type OpMethod,
+  type Op,
+  type Outcome,
+  type UniqueKey,
+} from './statements.js';
+import type {
+  BeginResult,
+  CertificateRecord,
+  IntegrityReport,
+  NewCertificate,
+  NewTransaction,
+  Store,
+  StoreStats,
+  TransactionRecord,
 } from './types.js';
 
 export interface SqliteOptions {
@@ -71,9 +63,10 @@ const BULK_CACHE_KIB = 512 * 1024;
 
 const toDate = (v: unknown): Date => new Date(v as number);
 const ms = (d: Date): number => d.getTime();
-const dialect: Dialect = { ts: ms, ilike: 'LIKE' };
+const dialect: Dialect = { ts: ms, date: toDate, big: (v) => v, ilike: 'LIKE' };
 
-function isUnique(e: unknown, column: string): boolean {
+/** SQLite names the violated unique column(s) in the message: `UNIQUE constraint failed: t.c`. */
+function isUnique(e: unknown, column: UniqueKey): boolean {
   const err = e as { code?: unknown; message?: unknown };
   return (
     typeof err.code === 'string' &&
@@ -135,9 +128,11 @@ export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteS
   return new SqliteStore(db, opts.groupCommitWindowMs ?? 0, walSyncer);
 }
 
-const CERT_COLUMNS =
-  'serial, issuer, subject, common_name, sans, not_before, not_after, key_hash, transaction_id, status, revoked_at, revocation_reason, created_at, der';
+// The statement-table methods (statements.ts) are assigned in the constructor (`opMethods`).
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
+export interface SqliteStore extends Pick<Store, OpMethod> {}
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly gc: GroupCommitter;
@@ -150,6 +145,50 @@ export class SqliteStore implements Store {
     private readonly walSyncer?: WalSyncer,
   ) {
     this.gc = new GroupCommitter(db, windowMs, undefined, walSyncer);
+    Object.assign(
+      this,
+      opMethods((o, args) => this.run(o, args)),
+    );
+  }
+
+  /** Runs one statement now, on the connection. */
+  private exec(sql: string, params: readonly unknown[]): Outcome {
+    const s = this.st(sql);
+    if (s.reader) {
+      const rows = s.all(...params) as Array<Record<string, unknown>>;
+      return { rows, changes: rows.length };
+    }
+    return { rows: [], changes: s.run(...params).changes };
+  }
+
+  /** Runs a statement-table op: a read now (released once durable), a write in a group commit. */
+  private run<A extends unknown[], R>(o: Op<A, R>, args: A): Promise<R> {
+    let stmts;
+    try {
+      stmts = o.statements(dialect, ...args);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const job = (): R => {
+      try {
+        return o.result(
+          stmts.map(([sql, params]) => this.exec(sql, params)),
+          dialect,
+          args,
+        );
+      } catch (e) {
+        if (o.unique && isUnique(e, o.unique.key)) throw o.unique.error();
+        throw e;
+      }
+    };
+    if (o.kind === 'write') return this.write(job, o.volatile !== true);
+    if (!o.volatile) return this.read(job);
+    if (this.closed) return Promise.reject(new Error('store is closed'));
+    try {
+      return Promise.resolve(job());
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Prepared statement cache keyed by SQL text. */
@@ -195,38 +234,13 @@ export class SqliteStore implements Store {
     } catch (e) {
       if (isUnique(e, 'certificates.serial')) throw new SerialConflictError(c.serial);
       if (c.transactionId !== null && isUnique(e, 'certificates.transaction_id')) {
-        const other = this.st('SELECT serial FROM certificates WHERE transaction_id = ?').get(
-          c.transactionId,
-        ) as { serial: string } | undefined;
+        const other = this.st(SQL.serialByTransaction).get(c.transactionId) as { serial: string } | undefined;
         throw new AlreadyIssuedError(c.transactionId, other?.serial ?? '');
       }
       throw e;
     }
     const san = this.st('INSERT INTO certificate_sans (value, type, serial) VALUES (?, ?, ?)');
     for (const { type, value } of sanRows(c.sans)) san.run(value, type, c.serial);
-  }
-
-  getCertificate(serial: string): Promise<CertificateRecord | null> {
-    return this.read(() => {
-      const row = this.st(`SELECT ${CERT_COLUMNS} FROM certificates WHERE serial = ?`).get(
-        normalizeSerial(serial),
-      ) as CertificateRow | undefined;
-      return row ? certificateFromRow(row, toDate) : null;
-    });
-  }
-
-  searchCertificates(q: CertificateQuery): Promise<Page<CertificateRecord>> {
-    return this.read(() => {
-      const { sql, params } = certificateWhere(q, dialect);
-      const { limit, offset } = pageBounds(q);
-      const total = (
-        this.st(`SELECT count(*) AS n FROM certificates WHERE ${sql}`).get(...params) as { n: number }
-      ).n;
-      const rows = this.st(
-        `SELECT ${CERT_COLUMNS} FROM certificates WHERE ${sql} ORDER BY created_at DESC, serial LIMIT ? OFFSET ?`,
-      ).all(...params, limit, offset) as CertificateRow[];
-      return { items: rows.map((r) => certificateFromRow(r, toDate)), total };
-    });
   }
 
   insertCertificate(cert: NewCertificate): Promise<void> {
@@ -251,62 +265,15 @@ export class SqliteStore implements Store {
     });
   }
 
-  revoke(serial: string, reason: RevocationReason, at: Date): Promise<boolean> {
-    const s = normalizeSerial(serial);
-    return this.write(
-      () =>
-        this.st(
-          `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
-           WHERE serial = ? AND status = 'valid'`,
-        ).run(ms(at), reason, s).changes === 1,
-    );
-  }
-
-  listRevoked(issuer: string): Promise<RevokedEntry[]> {
-    return this.read(() => {
-      const rows = this.st(
-        `SELECT serial, revoked_at, revocation_reason FROM certificates
-         WHERE issuer = ? AND status = 'revoked' ORDER BY serial`,
-      ).all(issuer.toLowerCase()) as Array<{
-        serial: string;
-        revoked_at: number;
-        revocation_reason: number | null;
-      }>;
-      return rows.map((r) => ({
-        serial: r.serial,
-        revokedAt: toDate(r.revoked_at),
-        reason: r.revocation_reason as RevocationReason | null,
-      }));
-    });
-  }
-
   beginTransaction(rec: NewTransaction): Promise<BeginResult> {
     if ((rec.state as string) === 'issued')
       return Promise.reject(new TypeError('a transaction cannot begin issued'));
-    const now = rec.createdAt ?? new Date();
     return this.write(
       (): BeginResult => {
-        const changes = this.st(
-          `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject, requester,
-           created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta)
-         VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?) ON CONFLICT (transaction_id) DO NOTHING`,
-        ).run(
-          rec.transactionId,
-          rec.signerKeyHash.toLowerCase(),
-          rec.messageType,
-          rec.state,
-          rec.csr ?? null,
-          rec.subject ?? null,
-          rec.requester ?? null,
-          ms(now),
-          ms(now),
-          rec.expiresAt ? ms(rec.expiresAt) : null,
-          rec.failInfo ?? null,
-          rec.failText ?? null,
-          rec.meta ? JSON.stringify(rec.meta) : null,
-        ).changes;
-        const record = this.txn(rec.transactionId) as TransactionRecord;
-        return changes === 1 ? { created: true, record } : { created: false, existing: record };
+        const row = this.st(SQL.beginTransaction).get(...beginTransactionParams(rec, dialect)) as
+          TransactionRow | undefined;
+        if (row) return { created: true, record: transactionFromRow(row, toDate) };
+        return { created: false, existing: this.txn(rec.transactionId) as TransactionRecord };
         // A new auto-approved transaction is intermediate state: no reply depends on it until
         // recordIssued, whose sync covers it. Anything else (pending, an existing record) waits.
       },
@@ -315,27 +282,8 @@ export class SqliteStore implements Store {
   }
 
   private txn(id: string): TransactionRecord | null {
-    const row = this.st('SELECT * FROM transactions WHERE transaction_id = ?').get(id) as
-      TransactionRow | undefined;
+    const row = this.st(SQL.transactionById).get(id) as TransactionRow | undefined;
     return row ? transactionFromRow(row, toDate) : null;
-  }
-
-  getTransaction(transactionId: string): Promise<TransactionRecord | null> {
-    return this.read(() => this.txn(transactionId));
-  }
-
-  listTransactions(q: TransactionQuery): Promise<Page<TransactionRecord>> {
-    return this.read(() => {
-      const { sql: where, params, order } = transactionWhere(q, dialect);
-      const { limit, offset } = pageBounds(q);
-      const total = (
-        this.st(`SELECT count(*) AS n FROM transactions WHERE ${where}`).get(...params) as { n: number }
-      ).n;
-      const rows = this.st(
-        `SELECT * FROM transactions WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`,
-      ).all(...params, limit, offset) as TransactionRow[];
-      return { items: rows.map((r) => transactionFromRow(r, toDate)), total };
-    });
   }
 
   recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
@@ -352,128 +300,6 @@ export class SqliteStore implements Store {
         `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
          WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
       ).run(c.serial, ms(c.createdAt), id);
-    });
-  }
-
-  decide(transactionId: string, decision: 'approved' | 'rejected', reason?: string): Promise<boolean> {
-    const now = ms(new Date());
-    return this.write(
-      () =>
-        this.st(
-          `UPDATE transactions SET state = ?, fail_text = ?, updated_at = ?
-           WHERE transaction_id = ? AND state = 'pending'`,
-        ).run(decision, decision === 'rejected' ? (reason ?? null) : null, now, transactionId).changes === 1,
-    );
-  }
-
-  fail(
-    transactionId: string,
-    state: 'rejected' | 'failed',
-    failInfo: number | null,
-    failText: string | null,
-  ): Promise<boolean> {
-    const now = ms(new Date());
-    return this.write(
-      () =>
-        this.st(
-          `UPDATE transactions SET state = ?, fail_info = ?, fail_text = ?, updated_at = ?
-           WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
-        ).run(state, failInfo, failText, now, transactionId).changes === 1,
-    );
-  }
-
-  expirePending(now: Date): Promise<number> {
-    return this.write(
-      () =>
-        this.st(
-          `UPDATE transactions SET state = 'expired', updated_at = ?
-           WHERE state = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?`,
-        ).run(ms(now), ms(now)).changes,
-    );
-  }
-
-  nextCrlNumber(issuer: string): Promise<bigint> {
-    return this.write(() => {
-      const row = this.st(
-        `INSERT INTO crl_counters (issuer, value) VALUES (?, 1)
-         ON CONFLICT (issuer) DO UPDATE SET value = value + 1 RETURNING value`,
-      ).get(issuer.toLowerCase()) as { value: number };
-      return BigInt(row.value);
-    });
-  }
-
-  saveCrl(crl: CrlRecord): Promise<boolean> {
-    return this.write(
-      () =>
-        this.st(
-          `INSERT INTO crls (issuer, crl_number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (issuer) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
-             next_update = excluded.next_update, der = excluded.der
-           WHERE excluded.crl_number > crls.crl_number`,
-        ).run(crl.issuer.toLowerCase(), crl.crlNumber, ms(crl.thisUpdate), ms(crl.nextUpdate), crl.der)
-          .changes === 1,
-    );
-  }
-
-  latestCrl(issuer: string): Promise<CrlRecord | null> {
-    return this.read(() => {
-      const row = this.st('SELECT * FROM crls WHERE issuer = ?').get(issuer.toLowerCase()) as
-        | { issuer: string; crl_number: number; this_update: number; next_update: number; der: Buffer }
-        | undefined;
-      return row
-        ? {
-            issuer: row.issuer,
-            crlNumber: BigInt(row.crl_number),
-            der: row.der,
-            thisUpdate: toDate(row.this_update),
-            nextUpdate: toDate(row.next_update),
-          }
-        : null;
-    });
-  }
-
-  addSecret(hash: string, expiresAt: Date, meta?: JsonObject | null): Promise<void> {
-    const now = ms(new Date());
-    return this.write(() => {
-      try {
-        this.st(
-          'INSERT INTO secrets (hash, expires_at, consumed_at, created_at, meta) VALUES (?, ?, NULL, ?, ?)',
-        ).run(hash.toLowerCase(), ms(expiresAt), now, meta ? JSON.stringify(meta) : null);
-      } catch (e) {
-        if (isUnique(e, 'secrets.hash')) throw new DuplicateKeyError('secret');
-        throw e;
-      }
-    });
-  }
-
-  consumeSecret(hash: string, now: Date): Promise<boolean> {
-    return this.write(
-      () =>
-        this.st(
-          'UPDATE secrets SET consumed_at = ? WHERE hash = ? AND consumed_at IS NULL AND expires_at > ?',
-        ).run(ms(now), hash.toLowerCase(), ms(now)).changes === 1,
-    );
-  }
-
-  pruneSecrets(before: Date): Promise<number> {
-    return this.write(() => this.st('DELETE FROM secrets WHERE expires_at < ?').run(ms(before)).changes);
-  }
-
-  getSetting(key: string): Promise<string | null> {
-    return this.read(() => {
-      const row = this.st('SELECT value FROM settings WHERE key = ?').get(key) as
-        { value: string } | undefined;
-      return row ? row.value : null;
-    });
-  }
-
-  setSetting(key: string, value: string): Promise<void> {
-    const now = ms(new Date());
-    return this.write(() => {
-      this.st(
-        `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      ).run(key, value, now);
     });
   }
 

@@ -274,6 +274,18 @@ export interface Store {
   getSetting(key: string): Promise<string | null>;
   setSetting(key: string, value: string): Promise<void>;
 
+  // ---- shared counters (throttling, rate limits) ----
+  /**
+   * Atomically adds `by` (default 1) to the counter `scope` of the fixed window starting at
+   * `windowStart` (ms since the epoch) and returns the new count. Shared by every worker and
+   * instance on this store.
+   */
+  incrementCounter(scope: string, windowStart: number, by?: number): Promise<number>;
+  /** The counts of these scopes in the window starting at `windowStart` (0 when absent), in order. */
+  readCounters(scopes: readonly string[], windowStart: number): Promise<number[]>;
+  /** Deletes counters of windows that started before `before` (ms). Returns how many. */
+  pruneCounters(before: number): Promise<number>;
+
   // ---- maintenance ----
   /** Database-level check plus invariants (issued ⇒ certificate exists, serials unique). */
   integrityCheck(): Promise<IntegrityReport>;

@@ -130,22 +130,20 @@ test('one-time token: authentic, expired, forged and foreign candidates', () => 
   assert.throws(() => new OneTimeChallenges(Buffer.alloc(16)), RangeError);
 });
 
-test('FailureThrottle: blocks after K failures in the window, releases after it, bounded memory', () => {
-  let now = 1_000_000;
-  const th = new FailureThrottle({ maxFailures: 3, windowSeconds: 60, maxKeys: 2, now: () => now });
-  th.fail('a');
-  th.fail('a');
-  assert.equal(th.blocked('a'), false);
+test('FailureThrottle: blocks after K failures in the window, releases when the window ends', async () => {
+  let now = 1_000_000 * 60_000; // a window start
+  const th = new FailureThrottle({ maxFailures: 3, windowSeconds: 60, maxGlobalFailures: 0, now: () => now });
+  await th.fail('127.0.0.1');
+  await th.fail('127.0.0.1');
+  assert.equal(await th.blocked('127.0.0.1'), false);
   now += 10_000;
-  th.fail('a');
-  assert.equal(th.blocked('a'), true);
-  assert.equal(th.blocked('b'), false, 'other sources are unaffected');
-  now += 50_000; // the first two failures leave the window
-  assert.equal(th.blocked('a'), false);
-  th.fail('b');
-  th.fail('c');
-  th.fail('d');
-  assert.ok(th.size <= 2, 'never more than maxKeys sources');
+  await th.fail('127.0.0.1');
+  assert.equal(await th.blocked('127.0.0.1'), true);
+  assert.equal(await th.blocked('127.0.0.2'), false, 'other sources are unaffected');
+  now += 49_999;
+  assert.equal(await th.blocked('127.0.0.1'), true, 'locked until the window ends');
+  now += 1; // the next window
+  assert.equal(await th.blocked('127.0.0.1'), false);
   assert.equal(new FailureThrottle({ maxFailures: 0 }).enabled, false);
 });
 

@@ -2,7 +2,7 @@
  * The enrollment service end to end at the service boundary (bytes in, answer out): success
  * and every FAILURE mapping, idempotent resends, concurrency, RA mode, GetCACaps/GetCACert.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import * as der from '../../src/asn1/writer.js';
@@ -17,10 +17,10 @@ import { buildCsr } from '../../src/pkix/csr.js';
 import { nameToString } from '../../src/pkix/name.js';
 import { spkiOf } from '../../src/crypto/keys.js';
 import { FailInfo, MessageType, PkiStatus, parseCaCertResponse } from '../../src/scep/index.js';
-import { BASE_CAPABILITIES, type EnrollmentService } from '../../src/ra/service.js';
-import type { RunningServer } from '../../src/server/index.js';
+import { BASE_CAPABILITIES } from '../../src/ra/service.js';
 import { attr, rawSignedData } from '../helpers/scep-fixtures.js';
 import { makeSelfSigned } from '../helpers/pki.js';
+import { testService, type TestService, type TestServiceOptions } from '../helpers/service.js';
 import {
   csrOf,
   device,
@@ -31,21 +31,16 @@ import {
   type Device,
 } from '../helpers/scep-server.js';
 
-interface Env {
-  server: RunningServer;
-  svc: EnrollmentService;
+interface Env extends TestService {
   /** GetCACert certificates (RA first in RA mode). */
   certs: Certificate[];
 }
 
-async function env(
-  t: Parameters<typeof testServer>[0],
-  o: Parameters<typeof testServer>[1] = {},
-): Promise<Env> {
-  const server = await testServer(t, o);
-  const svc = server.enrollment!;
-  const a = svc.getCaCert();
-  return { server, svc, certs: parseCaCertResponse(a.contentType, a.body) };
+/** The service as `scepter serve` composes it, in memory (test/helpers/service.ts). */
+async function env(t: TestContext, o: TestServiceOptions = {}): Promise<Env> {
+  const s = await testService(t, o);
+  const a = s.svc.getCaCert();
+  return { ...s, certs: parseCaCertResponse(a.contentType, a.body) };
 }
 
 async function send(e: Env, der: Buffer) {
@@ -304,9 +299,7 @@ test('GetCACaps lists exactly what is implemented; GetCACert in CA-only mode is 
   assert.deepEqual(caps.body.toString().split('\n').filter(Boolean), [...BASE_CAPABILITIES, 'Renewal']);
   const cc = e.svc.getCaCert('anything');
   assert.equal(cc.contentType, 'application/x-x509-ca-cert');
-  assert.ok(parseCertificate(cc.body).der.equals(e.server.dataDir!.loaded.caCert.der));
-  e.svc.addCapability('Renewal');
-  assert.match(e.svc.getCaCaps().body.toString(), /\nRenewal\n$/);
+  assert.ok(parseCertificate(cc.body).der.equals(e.ca.certDer));
 });
 
 test('RA mode: GetCACert is RA+CA (RA first); envelopes to RA or CA succeed; CertReps are signed by the RA', async (t) => {
@@ -315,7 +308,7 @@ test('RA mode: GetCACert is RA+CA (RA first); envelopes to RA or CA succeed; Cer
   assert.equal(cc.contentType, 'application/x-x509-ca-ra-cert');
   assert.equal(e.certs.length, 2);
   const [ra, ca] = e.certs as [Certificate, Certificate];
-  assert.ok(ra.der.equals(e.server.dataDir!.loaded.ra!.cert.der), 'RA first');
+  assert.ok(ra.der.equals(e.ra!.certDer), 'RA first');
   assert.ok(verifyCertificateSignature(ra, ca.publicKey()), 'RA issued by the CA');
   const d = device('CN=dev-ra', { pool: 1 });
   for (const recipient of [ra, ca]) {

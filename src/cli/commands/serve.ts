@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { LogLevel } from '../../server/app.js';
+import { permissionWarnings } from '../../server/data-dir.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
 import {
   durationOpt,
@@ -26,6 +27,7 @@ import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
 import { recordStoreUrl, STORE_FILE } from './data-store.js';
 import type { ChallengeSettings } from '../../server/challenges.js';
+import { TrustedProxies } from '../../server/client-address.js';
 import { MAX_ONE_TIME_TTL_SECONDS, MIN_ONE_TIME_TTL_SECONDS } from '../../ra/one-time-challenge.js';
 import { VALIDATION_MODES, type ValidationConfig, type ValidationMode } from '../../ra/validation.js';
 
@@ -40,10 +42,15 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --port P                port (default 8080; 0 picks a free one)
   --challenge SECRET      challenge password (or env SCEPTER_CHALLENGE; default DIR/challenge)
   --no-static-challenge   accept only one-time challenges (\`scepter challenge new\`, /admin/challenge)
-  --challenge-max-failures K  after K challenge failures from one address within the window,
-                          its enrollments are refused unchecked until the window passes
-                          (default 10; 0 disables; per process)
+  --challenge-max-failures K  after K challenge failures from one address (IPv6: its /64) within
+                          the window, its enrollments are refused unchecked until the window
+                          ends (default 10; 0 disables; counted in the store, so shared by all
+                          workers and instances)
+  --challenge-max-global-failures G  after G failures from all addresses within the window,
+                          every initial enrollment is refused until it ends (default 200; 0: none)
   --challenge-window DURATION  throttling window: 30s, 15m, 1h ... (default 15m)
+  --trusted-proxy ADDR|CIDR  a reverse proxy whose Forwarded / X-Forwarded-For header gives the
+                          client address (right-most untrusted hop); repeatable
   --admin-token-file F    enable POST /admin/challenge (one-time challenges for an MDM) with
                           the bearer token in F (or env SCEPTER_ADMIN_TOKEN; ≥ 16 characters)
   --challenge-ttl DURATION  lifetime of challenges minted by /admin/challenge (default 1h)
@@ -58,6 +65,8 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --validate-renewals     send renewals to the validator too (default: not)
   --ra                    create the CA with a separate RA certificate (first start only)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
+  --allow-wildcard-san    certify wildcard dNSNames (*.example.com) requested in a CSR (default:
+                          refused, see docs/security.md "What the CA refuses to sign")
   --validity DURATION     validity of issued certificates: 30s, 10m, 12h, 365d, or a bare
                           number of days (default 365d; 10s to 100 years; never beyond the
                           CA's own notAfter). notBefore is backdated 300 s for clock skew, at
@@ -75,6 +84,7 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --renewal-grace DURATION  accept renewals signed by a certificate expired up to DURATION
                           ago (default 0; --renewal-grace-days N still works)
   --renewal-any-subject   allow a renewal to request another subject than the old certificate
+  --renewal-any-san       allow a renewal to request subjectAltNames the old certificate lacks
   --renewal-revoke-old    revoke the old certificate (superseded) once renewed
   --crl-validity DURATION CRL nextUpdate (default 7d; --crl-validity-hours N still works);
                           CRLs are re-signed at half-life
@@ -139,6 +149,7 @@ function challengeSettings(p: ReturnType<typeof parseOptions>): ChallengeSetting
     ...(noStatic ? { static: false } : {}),
     throttle: {
       maxFailures: intOpt(p, 'challenge-max-failures', 10, 0, 1_000_000),
+      maxGlobalFailures: intOpt(p, 'challenge-max-global-failures', 200, 0, 100_000_000),
       windowSeconds: durationOpt(p, 'challenge-window', 900, 1, 86_400),
     },
     ...(adminToken !== undefined ? { adminToken } : {}),
@@ -222,6 +233,7 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
       windowPercent: intOpt(p, 'renewal-window', 100, 1, 100),
       graceSeconds: durationOrAlias(p, 'renewal-grace', 'renewal-grace-days', 86_400, 0, 0, 3650 * 86_400),
       sameSubject: !flag(p, 'renewal-any-subject'),
+      sameSubjectAltNames: !flag(p, 'renewal-any-san'),
       revokeOld: flag(p, 'renewal-revoke-old'),
     },
     crlValiditySeconds: durationOrAlias(
@@ -250,6 +262,8 @@ export const serveCommand: Command = {
       'no-static-challenge': { type: 'boolean' },
       'challenge-max-failures': { type: 'string' },
       'challenge-window': { type: 'string' },
+      'challenge-max-global-failures': { type: 'string' },
+      'trusted-proxy': { type: 'string', multiple: true },
       'admin-token-file': { type: 'string' },
       'challenge-ttl': { type: 'string' },
       'validate-url': { type: 'string' },
@@ -259,6 +273,7 @@ export const serveCommand: Command = {
       'validate-renewals': { type: 'boolean' },
       ra: { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
+      'allow-wildcard-san': { type: 'boolean' },
       validity: { type: 'string' },
       'validity-days': { type: 'string' },
       approval: { type: 'string' },
@@ -271,6 +286,7 @@ export const serveCommand: Command = {
       'renewal-grace': { type: 'string' },
       'renewal-grace-days': { type: 'string' },
       'renewal-any-subject': { type: 'boolean' },
+      'renewal-any-san': { type: 'boolean' },
       'renewal-revoke-old': { type: 'boolean' },
       'crl-validity': { type: 'string' },
       'crl-validity-hours': { type: 'string' },
@@ -301,6 +317,15 @@ export const serveCommand: Command = {
     const challenges = challengeSettings(p);
     const metricsToken = metricsTokenOf(p);
     const validation = validationSettings(p);
+    const tp = p.values['trusted-proxy'];
+    const trustedProxies = Array.isArray(tp) ? tp.filter((x): x is string => typeof x === 'string') : [];
+    if (trustedProxies.length) {
+      try {
+        new TrustedProxies(trustedProxies);
+      } catch (e) {
+        throw new UsageError(`--trusted-proxy: ${(e as Error).message}`);
+      }
+    }
 
     const o: StartServerOptions = {
       dataDir: data,
@@ -311,11 +336,13 @@ export const serveCommand: Command = {
       workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
       enrollment: {
         allowSingleDes: flag(p, 'allow-single-des'),
+        ...(flag(p, 'allow-wildcard-san') ? { csrChecks: { allowWildcards: true } } : {}),
         validitySeconds: validity,
         ...(validation ? { validation } : {}),
       },
       lifecycle,
       challenges,
+      ...(trustedProxies.length ? { trustedProxies } : {}),
       ...(flag(p, 'ra') ? { ra: true } : {}),
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
       ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
@@ -359,7 +386,7 @@ export const serveCommand: Command = {
     const maxFailures = challenges.throttle?.maxFailures ?? 0;
     out(
       maxFailures > 0
-        ? `challenge failures throttled: ${maxFailures} per ${formatDuration(challenges.throttle?.windowSeconds ?? 900)} and address`
+        ? `challenge failures throttled: ${maxFailures} per ${formatDuration(challenges.throttle?.windowSeconds ?? 900)} and address${challenges.throttle?.maxGlobalFailures ? `, ${challenges.throttle.maxGlobalFailures} overall` : ''}`
         : 'challenge failures are not throttled (--challenge-max-failures 0)',
     );
     const approval = lifecycle.approval?.mode ?? 'auto';
@@ -375,6 +402,14 @@ export const serveCommand: Command = {
     out(`issued certificates are valid for ${formatDuration(validity)}`);
     out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
+    if (o.enrollment?.csrChecks?.allowWildcards)
+      out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
+    const tokenFile = str(p, 'admin-token-file');
+    for (const w of permissionWarnings({
+      dataDir: data,
+      ...(tokenFile ? { adminTokenFile: tokenFile } : {}),
+    }))
+      out(`warning: ${w}`);
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
     out(
       `enrollments: ${o.workers === 1 ? 'in the HTTP thread (--workers 1)' : `the HTTP thread + ${(o.workers ?? 1) - 1} worker thread${(o.workers ?? 1) > 2 ? 's' : ''}`}`,

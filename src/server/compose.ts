@@ -1,0 +1,88 @@
+/**
+ * The composition root: the one place an `EnrollmentService` is put together — CA material,
+ * retired CAs, the rollover watcher, the lifecycle (approval, renewal, CRL publisher) and the
+ * CRL distribution point in the profile. The HTTP thread, each enrollment worker, the
+ * benchmarks and the tests all build their service here, so they run the same enrollment path.
+ *
+ * Two sources of CA material: a data directory (`dataDir`: the CA, its RA, retired CAs under
+ * `ca/previous/`, a staged next CA under `ca/next/`), or injected material (`ca`, ...: tests and
+ * benchmarks with a fixture CA and an in-memory store). No HTTP here (no fastify).
+ */
+import { loadPreviousCas } from '../ca/authorities.js';
+import type { CertificateAuthority } from '../ca/issuer.js';
+import { loadCa, type LoadedCa } from '../ca/keystore.js';
+import { NextCaWatcher } from '../ca/rollover.js';
+import type { KeyObject } from 'node:crypto';
+import type { Certificate } from '../pkix/certificate.js';
+import type { EnrollmentConfig } from '../ra/config.js';
+import { EnrollmentService, type NextCaSource, type ServiceLogger } from '../ra/service.js';
+import type { Store } from '../store/index.js';
+import { withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
+
+/** CA material from a data directory. */
+export interface DataDirCa {
+  dataDir: string;
+  /** CA key passphrase. */
+  passphrase?: string;
+  /** The CA already loaded from `dataDir` (saves loading it twice). */
+  loaded?: LoadedCa;
+}
+
+/** Injected CA material (tests, benchmarks). */
+export interface InjectedCa {
+  ca: CertificateAuthority;
+  /** Certificates above the CA certificate. */
+  chain?: readonly Certificate[];
+  /** RA mode: this key pair signs CertReps and receives envelopes. */
+  ra?: { cert: Certificate; key: KeyObject };
+  /** Retired CAs whose certificates stay usable. */
+  previousCas?: readonly CertificateAuthority[];
+  /** Staged next CA certificates (GetNextCACert). */
+  nextCa?: NextCaSource;
+}
+
+export type ComposeOptions = (DataDirCa | InjectedCa) & {
+  store: Store;
+  /** Enrollment settings, the challenges included. */
+  config: EnrollmentConfig;
+  /** Approval mode, renewal policy, CRL validity, public URL (CRL distribution point). */
+  lifecycle?: LifecycleSettings;
+  logger?: ServiceLogger;
+  /** Clock (tests). */
+  now?: () => Date;
+};
+
+/** Builds the enrollment service with its lifecycle (see the module comment). */
+export function composeEnrollment(o: ComposeOptions): EnrollmentService {
+  let material: InjectedCa;
+  if ('dataDir' in o) {
+    const loaded = o.loaded ?? loadCa(o.dataDir, o.passphrase);
+    const next = new NextCaWatcher(o.dataDir);
+    material = {
+      ca: loaded.ca,
+      chain: loaded.chain,
+      ...(loaded.ra ? { ra: loaded.ra } : {}),
+      previousCas: loadPreviousCas(o.dataDir, o.passphrase),
+      nextCa: () => next.current(),
+    };
+  } else {
+    material = o;
+  }
+  const s = o.lifecycle ?? {};
+  return new EnrollmentService({
+    ca: material.ca,
+    ...(material.chain ? { chain: material.chain } : {}),
+    ...(material.ra ? { ra: material.ra } : {}),
+    ...(material.previousCas ? { previousCas: material.previousCas } : {}),
+    ...(material.nextCa ? { nextCa: material.nextCa } : {}),
+    store: o.store,
+    config: withCrlDistributionPoint(o.config, o.lifecycle, material.ca),
+    lifecycle: {
+      ...(s.approval ? { approval: s.approval } : {}),
+      ...(s.renewal ? { renewal: s.renewal } : {}),
+      ...(s.crlValiditySeconds !== undefined ? { crlValiditySeconds: s.crlValiditySeconds } : {}),
+    },
+    ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.now ? { now: o.now } : {}),
+  });
+}
