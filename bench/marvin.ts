@@ -1,5 +1,5 @@
 /**
- * Marvin / Bleichenbacher timing harness — RFC 8894 conformance case 27 (rfc8894.md §5.3, §6).
+ * Marvin / Bleichenbacher timing harness — RFC 8894 conformance case 27 (docs/conformance.md §5.3, §6).
  *
  *   node --import tsx bench/marvin.ts [--samples N] [--bits 2048] [--distinct N]
  *

@@ -5,6 +5,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 
 function walk(dir) {
   const out = [];
@@ -24,6 +25,19 @@ if (files.length === 0) {
   process.exit(1);
 }
 console.log(`running ${files.length} test files: ${files.map((f) => relative('.', f)).join(' ')}`);
-const args = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...files];
+// Files run in parallel processes: one more than the cores, since most files spend much of
+// their time waiting on sockets and child processes (SCEPTER_TEST_CONCURRENCY overrides).
+const concurrency = Number(process.env.SCEPTER_TEST_CONCURRENCY) || Math.max(2, availableParallelism() + 1);
+// A hang detector, not a timing assertion: a single test still running after 5 minutes fails
+// instead of stalling the suite (interop tests set their own, shorter, limits).
+const args = [
+  '--import',
+  'tsx',
+  '--test',
+  '--test-reporter=spec',
+  `--test-concurrency=${concurrency}`,
+  '--test-timeout=300000',
+  ...files,
+];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -60,10 +60,23 @@ export interface AgentConfig {
   certificates: AgentCertificateConfig[];
 }
 
+/**
+ * `code` of an {@link AgentConfigError}:
+ * - `invalid-config`: a field is missing, of the wrong type or out of range;
+ * - `unreadable-file`: the config file or a `challengeFile` cannot be read;
+ * - `invalid-json`: the config file is not valid JSON;
+ * - `missing-challenge`: a challenge source is empty or unset (`challengeEnv`, `challengeFile`),
+ *   or an enrollment is needed and no challenge is configured.
+ */
+export type AgentConfigErrorCode =
+  'invalid-config' | 'unreadable-file' | 'invalid-json' | 'missing-challenge';
+
 export class AgentConfigError extends Error {
-  constructor(message: string) {
+  readonly code: AgentConfigErrorCode;
+  constructor(code: AgentConfigErrorCode, message: string) {
     super(message);
     this.name = 'AgentConfigError';
+    this.code = code;
   }
 }
 
@@ -77,7 +90,7 @@ function optStr(o: Json, k: string, where: string): string | undefined {
   const v = o[k];
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || v === '')
-    throw new AgentConfigError(`${where}.${k} must be a non-empty string`);
+    throw new AgentConfigError('invalid-config', `${where}.${k} must be a non-empty string`);
   return v;
 }
 
@@ -85,7 +98,7 @@ function optNum(o: Json, k: string, where: string, def: number, min: number, max
   const v = o[k];
   if (v === undefined) return def;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw new AgentConfigError(`${where}.${k} must be a number between ${min} and ${max}`);
+    throw new AgentConfigError('invalid-config', `${where}.${k} must be a number between ${min} and ${max}`);
   }
   return v;
 }
@@ -95,12 +108,15 @@ function readSecret(o: Json, base: string, where: string, env: NodeJS.ProcessEnv
   const envName = optStr(o, 'challengeEnv', where);
   const file = optStr(o, 'challengeFile', where);
   if ([direct, envName, file].filter((x) => x !== undefined).length > 1) {
-    throw new AgentConfigError(`${where}: give only one of challenge, challengeEnv, challengeFile`);
+    throw new AgentConfigError(
+      'invalid-config',
+      `${where}: give only one of challenge, challengeEnv, challengeFile`,
+    );
   }
   if (envName !== undefined) {
     const v = env[envName];
     if (v === undefined || v === '')
-      throw new AgentConfigError(`${where}.challengeEnv: $${envName} is not set`);
+      throw new AgentConfigError('missing-challenge', `${where}.challengeEnv: $${envName} is not set`);
     return v;
   }
   if (file !== undefined) {
@@ -109,9 +125,9 @@ function readSecret(o: Json, base: string, where: string, env: NodeJS.ProcessEnv
     try {
       v = readFileSync(p, 'utf8').replace(/\r?\n$/, '');
     } catch {
-      throw new AgentConfigError(`${where}.challengeFile: cannot read ${p}`);
+      throw new AgentConfigError('unreadable-file', `${where}.challengeFile: cannot read ${p}`);
     }
-    if (v === '') throw new AgentConfigError(`${where}.challengeFile: ${p} is empty`);
+    if (v === '') throw new AgentConfigError('missing-challenge', `${where}.challengeFile: ${p} is empty`);
     return v;
   }
   return direct;
@@ -126,26 +142,28 @@ export function parseAgentConfig(
   baseDir: string,
   env: NodeJS.ProcessEnv = process.env,
 ): AgentConfig {
-  if (!isObj(raw)) throw new AgentConfigError('the config must be a JSON object');
+  if (!isObj(raw)) throw new AgentConfigError('invalid-config', 'the config must be a JSON object');
   const url = optStr(raw, 'url', 'config');
-  if (!url || !/^https?:\/\//i.test(url)) throw new AgentConfigError('config.url must be an http(s) URL');
+  if (!url || !/^https?:\/\//i.test(url))
+    throw new AgentConfigError('invalid-config', 'config.url must be an http(s) URL');
   const certs = raw.certificates;
   if (!Array.isArray(certs) || certs.length === 0)
-    throw new AgentConfigError('config.certificates must be a non-empty array');
+    throw new AgentConfigError('invalid-config', 'config.certificates must be a non-empty array');
   const defRenewAt = optNum(raw, 'renewAt', 'config', 0.66, 0.01, 0.99);
   const defKeySize = optNum(raw, 'keySize', 'config', 2048, 2048, 4096);
   const list: AgentCertificateConfig[] = certs.map((c: unknown, i) => {
     const where = `config.certificates[${i}]`;
-    if (!isObj(c)) throw new AgentConfigError(`${where} must be an object`);
+    if (!isObj(c)) throw new AgentConfigError('invalid-config', `${where} must be an object`);
     const subject = optStr(c, 'subject', where);
-    if (!subject) throw new AgentConfigError(`${where}.subject is required`);
+    if (!subject) throw new AgentConfigError('invalid-config', `${where}.subject is required`);
     const out = optStr(c, 'out', where);
-    if (!out) throw new AgentConfigError(`${where}.out is required`);
+    if (!out) throw new AgentConfigError('invalid-config', `${where}.out is required`);
     const keySize = optNum(c, 'keySize', where, defKeySize, 2048, 4096);
     if (![2048, 3072, 4096].includes(keySize))
-      throw new AgentConfigError(`${where}.keySize must be 2048, 3072 or 4096`);
+      throw new AgentConfigError('invalid-config', `${where}.keySize must be 2048, 3072 or 4096`);
     const newKey = c.newKey === undefined ? true : c.newKey;
-    if (typeof newKey !== 'boolean') throw new AgentConfigError(`${where}.newKey must be true or false`);
+    if (typeof newKey !== 'boolean')
+      throw new AgentConfigError('invalid-config', `${where}.newKey must be true or false`);
     const entry: AgentCertificateConfig = {
       name: optStr(c, 'name', where) ?? subject,
       subject,
@@ -188,13 +206,13 @@ export function loadAgentConfig(path: string, env: NodeJS.ProcessEnv = process.e
   try {
     text = readFileSync(path, 'utf8');
   } catch {
-    throw new AgentConfigError(`cannot read ${path}`);
+    throw new AgentConfigError('unreadable-file', `cannot read ${path}`);
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new AgentConfigError(`${path} is not valid JSON: ${(e as Error).message}`);
+    throw new AgentConfigError('invalid-json', `${path} is not valid JSON: ${(e as Error).message}`);
   }
   return parseAgentConfig(raw, dirname(resolve(path)), env);
 }
@@ -369,6 +387,7 @@ export class Agent {
     } else {
       if (challenge === undefined) {
         throw new AgentConfigError(
+          'missing-challenge',
           `${c.name}: no valid certificate on disk and no challenge configured to enroll`,
         );
       }

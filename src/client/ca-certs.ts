@@ -1,5 +1,5 @@
 /**
- * Making sense of a GetCACert answer on the client side (RFC 8894 §4.2.1, rfc8894.md §1):
+ * Making sense of a GetCACert answer on the client side (RFC 8894 §4.2.1, docs/conformance.md §1):
  * authenticate the CA (pinned SHA-256 fingerprint over the whole certificate DER, or trust on
  * first use with the fingerprint reported), keep only certificates that chain to it, and pick
  * - the encryption recipient: a non-CA (RA) certificate with keyEncipherment, else the CA;
@@ -10,7 +10,7 @@ import { namesEqual } from '../pkix/name.js';
 import { verifyCertificateSignature, type Certificate } from '../pkix/certificate.js';
 import { parseBasicConstraints, parseKeyUsage, type KeyUsageName } from '../pkix/extensions.js';
 import { OID } from '../asn1/oids.js';
-import { ScepProtocolError } from './errors.js';
+import { ScepArgumentError, ScepProtocolError } from './errors.js';
 
 export interface CaCertificates {
   /** Every certificate the server sent, in its order. */
@@ -40,10 +40,16 @@ export function parseFingerprint(text: string): string {
   const m = /^([a-z0-9-]+):(?=[0-9a-f]{2}[^0-9a-f]?)/i.exec(s);
   if (m && /^sha-?256$/i.test(m[1]!)) s = s.slice(m[0].length);
   else if (m && !/^[0-9a-f]{2}$/i.test(m[1]!))
-    throw new Error(`unsupported fingerprint algorithm '${m[1]}' (use sha256)`);
+    throw new ScepArgumentError(
+      'invalid-fingerprint',
+      `unsupported fingerprint algorithm '${m[1]}' (use sha256)`,
+    );
   const hex = s.replace(/[\s:]/g, '').toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(hex))
-    throw new Error('a CA fingerprint must be a SHA-256 digest: 64 hex digits, optionally prefixed sha256:');
+    throw new ScepArgumentError(
+      'invalid-fingerprint',
+      'a CA fingerprint must be a SHA-256 digest: 64 hex digits, optionally prefixed sha256:',
+    );
   return hex;
 }
 
@@ -107,12 +113,13 @@ function isRsa(c: Certificate): boolean {
  * Throws ScepProtocolError when nothing usable is authenticated.
  */
 export function classifyCaCertificates(all: Certificate[], pin?: string): CaCertificates {
-  if (all.length === 0) throw new ScepProtocolError('GetCACert returned no certificate');
+  if (all.length === 0) throw new ScepProtocolError('bad-ca-certs', 'GetCACert returned no certificate');
   let anchors: Certificate[];
   if (pin !== undefined) {
     const hit = all.find((c) => c.fingerprint === pin);
     if (!hit) {
       throw new ScepProtocolError(
+        'ca-not-pinned',
         `no certificate from GetCACert matches the pinned fingerprint ${formatFingerprint(pin)} (got ${all
           .map((c) => formatFingerprint(c.fingerprint))
           .join(', ')})`,
@@ -124,7 +131,8 @@ export function classifyCaCertificates(all: Certificate[], pin?: string): CaCert
   } else {
     anchors = all.filter((c) => isCa(c) && selfSigned(c));
     if (anchors.length === 0) anchors = all.filter(isCa);
-    if (anchors.length === 0) throw new ScepProtocolError('GetCACert returned no CA certificate');
+    if (anchors.length === 0)
+      throw new ScepProtocolError('bad-ca-certs', 'GetCACert returned no CA certificate');
   }
   // Everything that chains to an anchor through the bundle is trusted.
   const trusted = new Set<Certificate>(anchors);
@@ -147,7 +155,10 @@ export function classifyCaCertificates(all: Certificate[], pin?: string): CaCert
   );
   const ras = trustedList.filter((c) => !cas.includes(c) && isRsa(c));
   if (cas.length === 0)
-    throw new ScepProtocolError('no CA certificate in the GetCACert answer chains to the trust anchor');
+    throw new ScepProtocolError(
+      'ca-not-trusted',
+      'no CA certificate in the GetCACert answer chains to the trust anchor',
+    );
 
   // The issuing CA: the issuer of the RA certificates, else the CA that issued no other CA here.
   let ca: Certificate | undefined;

@@ -35,6 +35,7 @@ import { encodeGetMessage } from '../scep/get-message.js';
 import { MessageType, PkiStatus, ScepError } from '../scep/types.js';
 import { classifyCaCertificates, parseFingerprint, type CaCertificates } from './ca-certs.js';
 import {
+  ScepArgumentError,
   ScepFailureError,
   ScepPendingTimeoutError,
   ScepProtocolError,
@@ -188,7 +189,8 @@ function serialBytes(serial: string | Buffer): Buffer {
   } catch {
     hex = '';
   }
-  if (hex === '' || hex.length > 80) throw new Error('a serial number must be hex digits');
+  if (hex === '' || hex.length > 80)
+    throw new ScepArgumentError('invalid-serial', 'a serial number must be hex digits');
   // Minimal INTEGER content octets of a positive number: a 0x00 in front when the top bit is set.
   const b = Buffer.from(hex, 'hex');
   return b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b;
@@ -253,7 +255,8 @@ export class ScepClient {
   private caCerts: CaCertificates | undefined;
 
   constructor(private readonly opts: ScepClientOptions) {
-    if (!/^https?:\/\//i.test(opts.url)) throw new Error('the SCEP URL must start with http:// or https://');
+    if (!/^https?:\/\//i.test(opts.url))
+      throw new ScepArgumentError('invalid-url', 'the SCEP URL must start with http:// or https://');
     this.pin = opts.caFingerprint === undefined ? undefined : parseFingerprint(opts.caFingerprint);
     this.transport = new Transport({
       url: opts.url,
@@ -297,9 +300,13 @@ export class ScepClient {
     try {
       certs = parseCaCertResponse(rep.contentType, rep.body);
     } catch (e) {
-      throw new ScepProtocolError(`GetCACert: ${e instanceof Error ? e.message : 'undecodable answer'}`, {
-        cause: e,
-      });
+      throw new ScepProtocolError(
+        'bad-ca-certs',
+        `GetCACert: ${e instanceof Error ? e.message : 'undecodable answer'}`,
+        {
+          cause: e,
+        },
+      );
     }
     this.caCerts = classifyCaCertificates(certs, this.pin);
     return this.caCerts;
@@ -315,9 +322,13 @@ export class ScepClient {
     try {
       return parseNextCaCertResponse(rep.body, [...ca.caChain, ...ca.signers]);
     } catch (e) {
-      throw new ScepProtocolError(`GetNextCACert: ${e instanceof Error ? e.message : 'rejected'}`, {
-        cause: e,
-      });
+      throw new ScepProtocolError(
+        'bad-next-ca-cert',
+        `GetNextCACert: ${e instanceof Error ? e.message : 'rejected'}`,
+        {
+          cause: e,
+        },
+      );
     }
   }
 
@@ -325,7 +336,7 @@ export class ScepClient {
   async enroll(o: EnrollOptions): Promise<EnrollResult> {
     const key = o.key ?? (await generateRsaKey(o.keySize ?? 2048));
     if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa')
-      throw new Error('enroll needs an RSA private key');
+      throw new ScepArgumentError('not-rsa-key', 'enroll needs an RSA private key');
     const subjectRaw = typeof o.subject === 'string' ? buildName(o.subject) : o.subject;
     const publicKey = createPublicKey(key);
     const signerCert = parseCertificate(
@@ -353,8 +364,9 @@ export class ScepClient {
     if (o.newKey === true) key = await generateRsaKey(o.keySize ?? 2048);
     else if (o.newKey) key = o.newKey;
     if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa')
-      throw new Error('renew needs an RSA private key');
-    if (!spkiOfKey(o.key).equals(o.cert.spki)) throw new Error('the key does not belong to the certificate');
+      throw new ScepArgumentError('not-rsa-key', 'renew needs an RSA private key');
+    if (!spkiOfKey(o.key).equals(o.cert.spki))
+      throw new ScepArgumentError('key-cert-mismatch', 'the key does not belong to the certificate');
     const subjectRaw =
       o.subject === undefined
         ? o.cert.subjectRaw
@@ -427,9 +439,16 @@ export class ScepClient {
     this.throwUnlessSuccess(rep, info);
     const want = BigInt('0x' + serialOctets.toString('hex'));
     const cert = rep.certificates.find((c) => BigInt('0x' + (c.serialHex || '0')) === want);
-    if (!cert) throw new ScepProtocolError('the GetCert reply does not hold the requested certificate');
+    if (!cert)
+      throw new ScepProtocolError(
+        'certificate-missing',
+        'the GetCert reply does not hold the requested certificate',
+      );
     if (!issuersFor(ca, o.issuer).some((c) => verifyCertificateSignature(cert, c.publicKey()))) {
-      throw new ScepProtocolError(`the certificate returned by GetCert ${notSignedBy(o.issuer)}`);
+      throw new ScepProtocolError(
+        'not-signed-by-ca',
+        `the certificate returned by GetCert ${notSignedBy(o.issuer)}`,
+      );
     }
     return cert;
   }
@@ -453,9 +472,9 @@ export class ScepClient {
     const { rep, info } = await this.exchange(MessageType.GetCRL, content, signer, newTransactionId());
     this.throwUnlessSuccess(rep, info);
     const crl = rep.crls[0];
-    if (!crl) throw new ScepProtocolError('the GetCRL reply holds no CRL');
+    if (!crl) throw new ScepProtocolError('crl-missing', 'the GetCRL reply holds no CRL');
     if (!issuersFor(ca, o.issuer).some((c) => verifyCrlSignature(crl, c))) {
-      throw new ScepProtocolError(`the CRL ${notSignedBy(o.issuer)}`);
+      throw new ScepProtocolError('not-signed-by-ca', `the CRL ${notSignedBy(o.issuer)}`);
     }
     return { crl, ...info };
   }
@@ -515,7 +534,7 @@ export class ScepClient {
       });
     }
     if (rep.status === PkiStatus.PENDING)
-      throw new ScepProtocolError('the server answered PENDING to a query');
+      throw new ScepProtocolError('unexpected-pending', 'the server answered PENDING to a query');
   }
 
   private enrollOutcome(
@@ -540,9 +559,10 @@ export class ScepClient {
     const ca = this.caCerts!;
     const spki = spkiOfKey(key);
     const certificate = rep.certificates.find((c) => c.spki.equals(spki));
-    if (!certificate) throw new ScepProtocolError('the reply holds no certificate for our public key');
+    if (!certificate)
+      throw new ScepProtocolError('certificate-missing', 'the reply holds no certificate for our public key');
     if (!ca.caChain.some((c) => verifyCertificateSignature(certificate, c.publicKey()))) {
-      throw new ScepProtocolError('the issued certificate is not signed by the CA');
+      throw new ScepProtocolError('not-signed-by-ca', 'the issued certificate is not signed by the CA');
     }
     return { status: 'issued', ...info, certificate, chain: ca.caChain, key, via };
   }
@@ -582,7 +602,7 @@ export class ScepClient {
       });
     } catch (e) {
       const why = e instanceof ScepError || e instanceof Error ? sanitize(e.message) : 'undecodable';
-      throw new ScepProtocolError(`rejected the server's reply: ${why}`, { cause: e });
+      throw new ScepProtocolError('bad-reply', `rejected the server's reply: ${why}`, { cause: e });
     }
     const info: ReplyInfo = { transactionId, negotiated };
     if (rep.cipher !== undefined) info.replyCipher = rep.cipher;

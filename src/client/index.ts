@@ -19,6 +19,13 @@ export {
   ScepTransportError,
   ScepProtocolError,
   ScepPendingTimeoutError,
+  ScepArgumentError,
+  type ScepClientErrorCode,
+  type ScepFailureCode,
+  type ScepTransportCode,
+  type ScepProtocolCode,
+  type ScepPendingTimeoutCode,
+  type ScepArgumentCode,
 } from './errors.js';
 export { Capabilities, negotiate, type Negotiated } from './negotiate.js';
 export {
@@ -31,6 +38,7 @@ export type { FetchLike } from './transport.js';
 export {
   Agent,
   AgentConfigError,
+  type AgentConfigErrorCode,
   loadAgentConfig,
   parseAgentConfig,
   renewalTime,

@@ -10,6 +10,7 @@
  */
 import type { CipherName, DigestName } from '../crypto/algorithms.js';
 import { hasCapability, parseCapabilities, type Capability } from '../scep/capabilities.js';
+import { ScepArgumentError } from './errors.js';
 
 /** What a server advertised: the raw keywords (for display) and the known ones. */
 export class Capabilities {
@@ -56,7 +57,8 @@ export function negotiate(
 ): Negotiated {
   let cipher: CipherName = caps.has('AES') ? 'aes256' : 'des3';
   if (override.cipher !== undefined) {
-    if (override.cipher === 'des') throw new Error('single DES is never used to encrypt requests');
+    if (override.cipher === 'des')
+      throw new ScepArgumentError('single-des-refused', 'single DES is never used to encrypt requests');
     cipher = override.cipher;
   }
   let digest: DigestName = 'sha1';

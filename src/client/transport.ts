@@ -44,7 +44,9 @@ export function operationUrl(base: string, operation: string, escapedMessage?: s
 async function readLimited(res: Response, max: number): Promise<Buffer> {
   const body = await readBoundedBody(res, max);
   if (body === undefined)
-    throw new ScepTransportError(`response body exceeds the limit of ${max} bytes`, { status: res.status });
+    throw new ScepTransportError('body-too-large', `response body exceeds the limit of ${max} bytes`, {
+      status: res.status,
+    });
   return body;
 }
 
@@ -87,11 +89,15 @@ export class Transport {
       }
     }
     if (last instanceof ScepTransportError) {
-      throw new ScepTransportError(`${operation}: ${last.message} (after ${this.o.retries + 1} attempts)`, {
-        ...(last.status === undefined ? {} : { status: last.status }),
-        timedOut: last.timedOut,
-        cause: last,
-      });
+      throw new ScepTransportError(
+        last.code,
+        `${operation}: ${last.message} (after ${this.o.retries + 1} attempts)`,
+        {
+          ...(last.status === undefined ? {} : { status: last.status }),
+          timedOut: last.timedOut,
+          cause: last,
+        },
+      );
     }
     throw last;
   }
@@ -106,7 +112,11 @@ export class Transport {
       const why = timedOut
         ? `no answer within ${this.o.timeoutMs} ms`
         : sanitize(((e as Error & { cause?: Error }).cause ?? (e as Error)).message ?? String(e));
-      throw new ScepTransportError(`cannot reach ${safeUrl(this.o.url)}: ${why}`, { timedOut, cause: e });
+      throw new ScepTransportError(
+        timedOut ? 'timeout' : 'unreachable',
+        `cannot reach ${safeUrl(this.o.url)}: ${why}`,
+        { timedOut, cause: e },
+      );
     }
     let body: Buffer;
     try {
@@ -115,6 +125,7 @@ export class Transport {
       if (e instanceof ScepTransportError) throw e;
       const timedOut = (e as Error)?.name === 'TimeoutError' || (e as Error)?.name === 'AbortError';
       throw new ScepTransportError(
+        timedOut ? 'timeout' : 'connection-broken',
         timedOut
           ? `the answer did not complete within ${this.o.timeoutMs} ms`
           : 'the connection broke while reading the answer',
@@ -125,7 +136,7 @@ export class Transport {
       const hint = (res.headers.get('content-type') ?? '').startsWith('text/')
         ? `: ${sanitize(body.toString('utf8'), 120)}`
         : '';
-      throw new ScepTransportError(`HTTP ${res.status}${hint}`, { status: res.status });
+      throw new ScepTransportError('http-status', `HTTP ${res.status}${hint}`, { status: res.status });
     }
     return { status: res.status, contentType: res.headers.get('content-type') ?? '', body };
   }

@@ -1,6 +1,6 @@
 /**
  * KeyObject construction with a cache. Parsing a PEM/DER key per operation costs ~4x the RSA
- * work it serves (DESIGN.md), so keys are parsed once and looked up by a hash of their input.
+ * work it serves (docs/design-notes.md), so keys are parsed once and looked up by a hash of their input.
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 

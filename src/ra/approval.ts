@@ -1,5 +1,5 @@
 /**
- * Manual approval (RFC 8894 §2.4, §2.5; rfc8894.md cases 32, 37–39). In `manual` mode every
+ * Manual approval (RFC 8894 §2.4, §2.5; docs/conformance.md cases 32, 37–39). In `manual` mode every
  * initial PKCSReq that passes the other policies (proof of possession, key, signer key = CSR
  * key, CSR content) is stored `pending` and answered PENDING; the challenge is then NOT a
  * reason to refuse — RFC 8894 §2.4 allows holding a request without a valid challenge for

@@ -1,5 +1,5 @@
 /**
- * Shared-secret challenge check (RFC 8894 §2.4, rfc8894.md §5.1). The candidate and every
+ * Shared-secret challenge check (RFC 8894 §2.4, docs/conformance.md §5.1). The candidate and every
  * configured secret are both run through HMAC-SHA256 under a per-process random key and the
  * MACs compared with `crypto.timingSafeEqual`, so neither the comparison time nor the length of
  * the candidate tells anything about a secret. The secrets themselves are not kept.
@@ -74,7 +74,7 @@ export interface ChallengeGateOptions {
 }
 
 /**
- * The challenge step of an initial enrollment (rfc8894.md §5.1, cases 31–34, 39): static or
+ * The challenge step of an initial enrollment (docs/conformance.md §5.1, cases 31–34, 39): static or
  * one-time challenge, throttling, and the one-time consumption. Order of an auto enrollment:
  * `authorize` (no store write) → other policies already passed → `redeem` (consumes a one-time
  * challenge, exactly once across workers and instances) → issue. A resend of a transaction

@@ -1,5 +1,5 @@
 /**
- * Idempotent issuance for one SCEP transaction (rfc8894.md §3 "Resent request"): the first
+ * Idempotent issuance for one SCEP transaction (docs/conformance.md §3 "Resent request"): the first
  * request with a transactionID opens the transaction and gets a certificate; a resend from the
  * same key gets the SAME stored certificate again; the same transactionID from another key is
  * refused. The store guarantees at most one certificate per transactionID across processes

@@ -1,5 +1,5 @@
 /**
- * GetCert and GetCRL (RFC 8894 §3.3.4, §4.5, §4.6; rfc8894.md cases 43–44). Both carry an
+ * GetCert and GetCRL (RFC 8894 §3.3.4, §4.5, §4.6; docs/conformance.md cases 43–44). Both carry an
  * IssuerAndSerialNumber. The serial is compared as an integer (a redundant leading 0x00 is
  * tolerated) and the issuer as a Name (RFC 5280 §7.1). A miss is FAILURE badCertId.
  * Certificates are public, so any signer may ask; the reply is encrypted to the signer.

@@ -1,5 +1,5 @@
 /**
- * One-time challenge passwords (rfc8894.md §5.1): high-entropy, short-lived, single-use tokens
+ * One-time challenge passwords (docs/conformance.md §5.1): high-entropy, short-lived, single-use tokens
  * minted by an operator (`scepter challenge new`) or an MDM (`POST /admin/challenge`).
  *
  * Token (43 base64url characters, 32 bytes): 20 random bytes (160 bits) ‖ expiry (unix

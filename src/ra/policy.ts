@@ -4,7 +4,7 @@
  * A message handler runs its own chain (`runPolicies`), so a renewal path can reuse these and
  * add its own (signer issued by us, identity match) without the service knowing them.
  *
- * failInfo mapping (DESIGN.md): CSR signature → badMessageCheck; challenge, key mismatch,
+ * failInfo mapping (docs/design-notes.md): CSR signature → badMessageCheck; challenge, key mismatch,
  * policy → badRequest; unsupported key algorithm → badAlg.
  */
 import type { Csr } from '../pkix/csr.js';

@@ -1,5 +1,5 @@
 /**
- * Renewal (RFC 8894 §2.5, §7.6; rfc8894.md §5.4 and cases 40–42): a RenewalReq, or a PKCSReq
+ * Renewal (RFC 8894 §2.5, §7.6; docs/conformance.md §5.4 and cases 40–42): a RenewalReq, or a PKCSReq
  * signed by a certificate one of our CAs issued (sscep, certmonger, Apple, jscep). The
  * certificate that signs the request is the credential, so no challenge is needed; the reply
  * is encrypted to that (old) certificate.

@@ -1,6 +1,6 @@
 /**
  * The contract between the enrollment service (`src/ra/`) and whatever carries its bytes
- * (the fastify server today, a worker thread later). Plain data only: no HTTP framework types,
+ * (the fastify server, in-process or in a worker thread). Plain data only: no HTTP framework types,
  * so the service can run anywhere and its answers can cross a `postMessage`.
  */
 

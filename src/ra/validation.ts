@@ -1,5 +1,5 @@
 /**
- * External validation webhook (docs/server.md "External validation"; interop-quirks item 23:
+ * External validation webhook (docs/server.md "External validation"; docs/interop.md item 23:
  * Intune/NDES-style validators decide before a certificate is issued).
  *
  * `validationPolicy` is a Policy: it POSTs a JSON description of the request — the CSR's

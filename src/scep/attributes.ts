@@ -2,7 +2,7 @@
  * The SCEP signed attributes (RFC 8894 §3.2.1): encoding for CertRep/requests and tolerant,
  * bounded decoding from a SignerInfo's signedAttrs.
  *
- * Decisions (rfc8894.md leaves them open):
+ * Decisions (RFC 8894 leaves them open; docs/design-notes.md):
  * - messageType / pkiStatus / failInfo are PrintableString decimals; any string type is read.
  * - transactionID: PrintableString, UTF8String or IA5String (any string type) is accepted and
  *   the decoded string echoed. At most {@link MAX_TRANSACTION_ID} characters; an empty or longer

@@ -1,6 +1,6 @@
 /**
  * Client side of the codec: building a request pkiMessage and decoding/authenticating the
- * CA's CertRep (RFC 8894 §3.3, rfc8894.md §6 case 46).
+ * CA's CertRep (RFC 8894 §3.3, docs/conformance.md §6 case 46).
  */
 import { randomBytes, type KeyObject } from 'node:crypto';
 import { OID } from '../asn1/oids.js';

@@ -1,6 +1,6 @@
 /**
  * The `message` parameter of `GET ?operation=PKIOperation&message=…` (RFC 8894 §4.1): standard
- * base64 of the pkiMessage, percent-escaped. Real clients deviate (rfc8894.md §6 cases 10–11):
+ * base64 of the pkiMessage, percent-escaped. Real clients deviate (docs/conformance.md §6 cases 10–11):
  * an unescaped `+` that reaches us as a space, `%0A` line breaks, base64url, missing padding.
  */
 import { ScepError } from './types.js';

@@ -4,7 +4,7 @@
  *
  * `decodePkiRequest` throws only when no CertRep can be built; every other problem is
  * returned in `failure` so the server can sign a CertRep FAILURE that echoes the
- * transactionID and nonce (RFC 8894 §3.3.2.2, rfc8894.md §6 cases 15, 19–23, 29).
+ * transactionID and nonce (RFC 8894 §3.3.2.2, docs/conformance.md §6 cases 15, 19–23, 29).
  */
 import * as r from '../asn1/reader.js';
 import { OID, oidName } from '../asn1/oids.js';

@@ -12,7 +12,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initCa } from '../../src/ca/keystore.js';
+import { loadCa } from '../../src/ca/keystore.js';
+import { seedCa } from '../helpers/scep-server.js';
 import { openStore } from '../../src/store/index.js';
 import {
   checkReply,
@@ -94,7 +95,8 @@ test('kill -9 under load: every SUCCESS survives the restart', async (t) => {
     }
     rmSync(dir, { recursive: true, force: true });
   });
-  const { caCert } = await initCa(dir, { keySize: 2048 });
+  seedCa(dir); // the CA from fixture keys, as `scepter ca init` would write it
+  const { caCert } = loadCa(dir);
   const keys = await generateRsaKeys(8);
   const requests = Array.from({ length: 600 }, (_, i) =>
     makeEnrollment({

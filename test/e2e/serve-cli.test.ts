@@ -7,12 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import { PkiStatus } from '../../src/scep/index.js';
 import { caCerts, csrOf, device, openCertRep, pkcsReq, postPki, tempDir } from '../helpers/scep-server.js';
+import { ensureBuilt } from '../helpers/build.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -52,8 +53,8 @@ function serve(args: string[]): Promise<Served> {
 }
 
 test('built CLI: serve creates CA + challenge, serves, shuts down cleanly, restarts on the same data', async (t) => {
-  const build = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}${build.stderr}`);
+  const build = ensureBuilt();
+  assert.equal(build.status, 0, `npm run build failed:\n${build.output}`);
   const data = tempDir(t, 'scepter-cli-');
 
   const first = await serve(['--data', data, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);

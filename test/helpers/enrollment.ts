@@ -11,16 +11,25 @@ import { buildCsr } from '../../src/pkix/csr.js';
 import { buildSelfSignedCertificate } from '../../src/pkix/self-signed.js';
 import type { CipherName, DigestName } from '../../src/crypto/algorithms.js';
 import { decodeCertRep, encodePkiRequest, MessageType, PkiStatus } from '../../src/scep/index.js';
+import { pooledRsaKey } from './pki.js';
 
-/** `count` fresh RSA keys, generated in parallel on the libuv thread pool. */
+let nextFixtureKey = 24;
+
+/**
+ * `count` distinct RSA keys: first from the committed fixture pool (indices 24–39 of
+ * test/fixtures/keys, each handed out once per process, so two calls never share a key), then
+ * freshly generated in parallel on the libuv thread pool.
+ */
 export async function generateRsaKeys(count: number, bits = 2048): Promise<KeyObject[]> {
+  const out: KeyObject[] = [];
+  while (out.length < count && bits === 2048 && nextFixtureKey < 40) out.push(pooledRsaKey(nextFixtureKey++));
   const one = () =>
     new Promise<KeyObject>((resolve, reject) =>
       generateKeyPair('rsa', { modulusLength: bits }, (err, _pub, priv) =>
         err ? reject(err) : resolve(priv),
       ),
     );
-  return Promise.all(Array.from({ length: count }, one));
+  return [...out, ...(await Promise.all(Array.from({ length: count - out.length }, one)))];
 }
 
 /** One pre-built enrollment: the request bytes plus what is needed to check its reply. */

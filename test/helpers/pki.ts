@@ -8,12 +8,15 @@
  */
 import {
   createHash,
+  createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
   randomBytes,
   sign,
   type KeyObject,
 } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as der from '../../src/asn1/writer.js';
 import { OID } from '../../src/asn1/oids.js';
 import { parseCertificate, toPem, type Certificate } from '../../src/pkix/certificate.js';
@@ -27,22 +30,37 @@ export interface TestCert {
   keyPem: string;
 }
 
-const keyCache = new Map<number, KeyObject[]>();
+const keyCache = new Map<string, KeyObject>();
 
-/** A fresh RSA private key of `bits` (default 2048). */
+/** Committed RSA test keys: test/fixtures/keys/rsa<bits>-<NN>.pem (never used outside tests). */
+const FIXTURE_KEYS = fileURLToPath(new URL('../fixtures/keys/', import.meta.url));
+
+/** A fresh RSA private key of `bits` (default 2048). Slow (tens to hundreds of ms): prefer `pooledRsaKey`. */
 export function makeRsaKey(bits = 2048): KeyObject {
   return generateKeyPairSync('rsa', { modulusLength: bits }).privateKey;
 }
 
+/** Path of the committed fixture key `n` of `bits`, or undefined when there is none. */
+export function fixtureKeyPath(n: number, bits = 2048): string | undefined {
+  const p = `${FIXTURE_KEYS}rsa${bits}-${String(n).padStart(2, '0')}.pem`;
+  return existsSync(p) ? p : undefined;
+}
+
 /**
- * An RSA key from a small per-process pool (index `n`), to keep test suites fast when the
- * key's freshness does not matter.
+ * RSA key number `n` of `bits` from the committed fixture pool (test/fixtures/keys: 48 keys of
+ * 2048 bits, 4 of 1024 and 3072), loaded on first use and cached per process. The same index
+ * is the same key in every test file, so use distinct indices where keys must differ. An index
+ * beyond the pool falls back to a freshly generated key (cached for the process).
  */
 export function pooledRsaKey(n = 0, bits = 2048): KeyObject {
-  let pool = keyCache.get(bits);
-  if (!pool) keyCache.set(bits, (pool = []));
-  while (pool.length <= n) pool.push(makeRsaKey(bits));
-  return pool[n]!;
+  const id = `${bits}/${n}`;
+  let key = keyCache.get(id);
+  if (!key) {
+    const file = fixtureKeyPath(n, bits);
+    key = file ? createPrivateKey(readFileSync(file, 'utf8')) : makeRsaKey(bits);
+    keyCache.set(id, key);
+  }
+  return key;
 }
 
 const ATTR: Record<string, string> = {

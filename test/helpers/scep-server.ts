@@ -4,12 +4,22 @@
  * our own client-side codec.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { startServer, type RunningServer, type StartServerOptions } from '../../src/server/index.js';
-import type { Certificate } from '../../src/pkix/certificate.js';
+import { parseCertificate, toPem, type Certificate } from '../../src/pkix/certificate.js';
+import {
+  buildRaCertificate,
+  buildRootCertificate,
+  caExists,
+  caPaths,
+  exportKey,
+  writePublic,
+  writeSecret,
+} from '../../src/ca/keystore.js';
+import { CertificateAuthority } from '../../src/ca/issuer.js';
 import { buildCsr, type BuildCsrOptions } from '../../src/pkix/csr.js';
 import {
   decodeCertRep,
@@ -30,18 +40,86 @@ export function tempDir(t: TestContext, prefix = 'scepter-srv-'): string {
   return dir;
 }
 
-/** A server on a fresh data directory (2048-bit CA, fixed challenge, silent logs), closed after the test. */
+/**
+ * Fixture-pool indices of test CA and RA keys (device keys use low indices): 40–47, handed out
+ * in turn, so the servers of one test file (up to four CA+RA pairs) never share a key.
+ */
+const CA_KEYS_FROM = 40;
+const CA_KEYS = 8;
+let nextCaKey = 0;
+function takeCaKey(): number {
+  const n = CA_KEYS_FROM + (nextCaKey % CA_KEYS);
+  nextCaKey++;
+  return n;
+}
+
+export interface SeedCaOptions {
+  /** Also write an RA key and certificate. */
+  ra?: boolean;
+  /** Encrypt the key files with this passphrase. */
+  passphrase?: string;
+  /** RSA size of the fixture keys (2048 default; 3072 has 4 fixture keys). */
+  keySize?: 2048 | 3072;
+  /** Fixture-pool indices of the CA and RA keys (default: the next unused of 40–47). */
+  caKey?: number;
+  raKey?: number;
+  subject?: string;
+}
+
+/**
+ * Writes a CA (and optionally an RA) into `<dataDir>/ca/` exactly as `initCa` would — same
+ * certificate builders, file names and modes — but with keys from the committed fixture pool,
+ * so that starting a test server never generates an RSA key. Does nothing when a CA exists.
+ */
+export function seedCa(dataDir: string, o: SeedCaOptions = {}): void {
+  if (caExists(dataDir)) return;
+  const paths = caPaths(dataDir);
+  const bits = o.keySize ?? 2048;
+  const key = pooledRsaKey(o.caKey ?? (bits === 2048 ? takeCaKey() : 0), bits);
+  const tag = Math.random().toString(16).slice(2, 10);
+  const caDer = buildRootCertificate(key, o.subject ?? `CN=scepter CA ${tag},O=scepter`, 3650);
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  writeSecret(paths.key, exportKey(key, o.passphrase));
+  writePublic(paths.cert, toPem(caDer));
+  if (o.ra) {
+    const raKey = pooledRsaKey(o.raKey ?? (bits === 2048 ? takeCaKey() : 1), bits);
+    const ca = new CertificateAuthority({ cert: parseCertificate(caDer), key, chain: [] });
+    const raDer = buildRaCertificate(ca, raKey, `CN=scepter RA ${tag},O=scepter`, 730);
+    writeSecret(paths.raKey, exportKey(raKey, o.passphrase));
+    writePublic(paths.raCert, toPem(raDer));
+  }
+}
+
+/** `startServer` options with the data directory's CA seeded from fixture keys (see `seedCa`). */
+export function seeded<T extends Partial<StartServerOptions>>(o: T): T {
+  if (o.dataDir !== undefined && !o.service) {
+    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    seedCa(o.dataDir, {
+      ...(o.ra ? { ra: true } : {}),
+      ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
+      ...(o.keySize === 3072 ? { keySize: 3072 as const } : {}),
+    });
+  }
+  return o;
+}
+
+/**
+ * A server on a fresh data directory (2048-bit fixture CA, fixed challenge, silent logs),
+ * closed after the test.
+ */
 export async function testServer(
   t: TestContext,
   o: Partial<StartServerOptions> = {},
 ): Promise<RunningServer> {
-  const s = await startServer({
-    dataDir: tempDir(t),
-    keySize: 2048,
-    challenge: TEST_CHALLENGE,
-    logLevel: 'silent',
-    ...o,
-  });
+  const s = await startServer(
+    seeded({
+      dataDir: tempDir(t),
+      keySize: 2048,
+      challenge: TEST_CHALLENGE,
+      logLevel: 'silent',
+      ...o,
+    }),
+  );
   t.after(() => s.close());
   return s;
 }

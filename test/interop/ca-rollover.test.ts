@@ -32,6 +32,7 @@ import {
   openCertRep,
   pkcsReq,
   postPki,
+  seeded,
   tempDir,
   TEST_CHALLENGE,
   type Device,
@@ -98,7 +99,9 @@ for (const mode of ['CA-only', 'RA'] as const) {
       logLevel: 'silent' as const,
       ...(mode === 'RA' ? { ra: true } : {}),
     };
-    let srv: RunningServer = await startServer({ ...base, ...(mode === 'CA-only' ? { workers: 2 } : {}) });
+    let srv: RunningServer = await startServer(
+      seeded({ ...base, ...(mode === 'CA-only' ? { workers: 2 } : {}) }),
+    );
     t.after(() => srv.close());
 
     // Before: no rollover — not advertised, GetNextCACert is a 4xx with a reason.

@@ -26,6 +26,7 @@ import { startServer, type RunningServer } from '../../src/server/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { fromPem, parseCertificate, verifyCertificateSignature } from '../../src/pkix/certificate.js';
 import { hasCommand } from '../helpers/peers.js';
+import { seeded } from '../helpers/scep-server.js';
 
 const CHALLENGE = 'scepter-own-server-pw';
 const dirs: string[] = [];
@@ -49,15 +50,17 @@ async function serve(
   const dir = tmp();
   const store = await openStore(`sqlite:${join(dir, 'store.db')}`);
   stores.push(store);
-  const srv = await startServer({
-    dataDir: join(dir, 'data'),
-    challenge: CHALLENGE,
-    keySize: 2048,
-    store,
-    logLevel: 'silent',
-    ...(o.ra ? { ra: true } : {}),
-    ...(o.manual ? { lifecycle: { approval: { mode: 'manual' } } } : {}),
-  });
+  const srv = await startServer(
+    seeded({
+      dataDir: join(dir, 'data'),
+      challenge: CHALLENGE,
+      keySize: 2048,
+      store,
+      logLevel: 'silent',
+      ...(o.ra ? { ra: true } : {}),
+      ...(o.manual ? { lifecycle: { approval: { mode: 'manual' as const } } } : {}),
+    }),
+  );
   running.push(srv);
   return { srv, store, dir };
 }
@@ -164,13 +167,18 @@ test('manual approval: the library polls (CertPoll, same transactionID) until an
   if (first.status !== 'pending') return;
   const again = await c.poll(first);
   assert.equal(again.status, 'pending');
-  setTimeout(() => void store.decide(first.transactionId, 'approved'), 300);
+  // The operator approves once the library has started polling (event-driven, no timer race).
   const polls: number[] = [];
+  let decided: Promise<unknown> | undefined;
   const r = await c.waitForCertificate(first, {
     intervalMs: 200,
     timeoutMs: 20_000,
-    onPoll: (n) => polls.push(n),
+    onPoll: (n) => {
+      polls.push(n);
+      decided ??= store.decide(first.transactionId, 'approved');
+    },
   });
+  await decided;
   assert.ok(polls.length >= 1);
   assert.equal(r.transactionId, first.transactionId);
   assert.ok(keyMatchesCert(first.key, r.certificate));

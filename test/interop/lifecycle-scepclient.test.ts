@@ -31,34 +31,54 @@ function body(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-/** A recording HTTP proxy in front of the server: every PKIOperation request and reply. */
+/**
+ * A recording HTTP proxy in front of the server: every PKIOperation request and reply. Errors
+ * on either leg (a client hanging up, the upstream failing) are recorded and answered with 502
+ * instead of crashing the test process; upstream connections are not reused (`agent: false`),
+ * so no request ever lands on an idle socket the server is closing.
+ */
 async function recordingProxy(
   t: Parameters<typeof testServer>[0],
   target: RunningServer,
-): Promise<{ url: string; exchanges: Array<{ req: Buffer; rep: Buffer }> }> {
+): Promise<{ url: string; exchanges: Array<{ req: Buffer; rep: Buffer }>; errors: string[] }> {
   const exchanges: Array<{ req: Buffer; rep: Buffer }> = [];
+  const errors: string[] = [];
   const server = createServer((req, res) => {
-    void (async () => {
-      const data = await body(req);
+    const fail = (e: unknown) => {
+      errors.push(`${req.method} ${req.url}: ${e instanceof Error ? e.message : String(e)}`);
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('proxy error\n');
+      else res.destroy();
+    };
+    res.on('error', (e) => errors.push(`reply to ${req.url}: ${e.message}`));
+    body(req).then((data) => {
       const fwd = request(
         `${target.origin}${req.url ?? '/'}`,
-        { method: req.method, headers: { 'content-type': req.headers['content-type'] ?? '' } },
+        {
+          method: req.method,
+          agent: false,
+          headers: { 'content-type': req.headers['content-type'] ?? '' },
+        },
         (up) => {
-          void body(up).then((rep) => {
+          body(up).then((rep) => {
             if ((req.url ?? '').includes('PKIOperation') && req.method === 'POST')
               exchanges.push({ req: data, rep });
             res
               .writeHead(up.statusCode ?? 502, { 'content-type': up.headers['content-type'] ?? '' })
               .end(rep);
-          });
+          }, fail);
         },
       );
+      fwd.on('error', fail);
       fwd.end(data);
-    })();
+    }, fail);
+  });
+  server.on('clientError', (e, socket) => {
+    errors.push(`client: ${e.message}`);
+    socket.destroy();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => new Promise<void>((r) => server.close(() => r())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/scep`, exchanges };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/scep`, exchanges, errors };
 }
 
 function scepclient(

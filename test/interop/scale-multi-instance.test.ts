@@ -18,6 +18,7 @@ import { startServer, type RunningServer } from '../../src/server/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
 import { PG_URL, needPeer } from '../helpers/peers.js';
+import { seeded } from '../helpers/scep-server.js';
 import {
   checkReply,
   generateRsaKeys,
@@ -75,7 +76,7 @@ test('two instances on one PostgreSQL stay consistent under concurrent load', as
       challenge: CHALLENGE,
       logLevel: 'silent' as const,
     };
-    const a = await startServer({ ...common, store: storeA });
+    const a = await startServer(seeded({ ...common, store: storeA }));
     servers.push(a);
     const b = await startServer({ ...common, store: storeB, workers: 2 });
     servers.push(b);

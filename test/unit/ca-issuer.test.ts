@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createPublicKey, X509Certificate } from 'node:crypto';
+import { pooledRsaKey } from '../helpers/pki.js';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +26,7 @@ import { parseBasicConstraints, parseExtKeyUsage, parseKeyUsage } from '../../sr
 
 const dir = mkdtempSync(join(tmpdir(), 'scepter-ca-unit-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
-const client = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const client = { privateKey: pooledRsaKey(3), publicKey: createPublicKey(pooledRsaKey(3)) };
 
 test('serial: positive, 16 octets, distinct', () => {
   const seen = new Set<string>();

@@ -280,20 +280,22 @@ test('agent.run: an abort during a pass stops it at once (no sleep to the next c
       if (++errors === 6) {
         // Five sleeps are behind us: none of them may have left its listener on the signal.
         listenersDuringPass = getEventListeners(ac.signal, 'abort').length;
-        // Now the next sleep would be long (a real agent: up to checkIntervalSeconds).
-        cfg.backoffSeconds = 20;
-        cfg.maxBackoffSeconds = 20;
+        // Now the next sleep would be an hour (a real agent: up to checkIntervalSeconds).
+        cfg.backoffSeconds = 3600;
+        cfg.maxBackoffSeconds = 3600;
       }
       if (errors === 7) ac.abort(); // like SIGTERM arriving while a certificate is processed
     },
   });
   let stopped = false;
   const running = agent.run(ac.signal).then(() => (stopped = true));
+  // Hang detector, not a timing assertion: run() must return after the abort instead of
+  // entering the hour-long sleep; 60 s is far beyond seven refused connections on any machine.
   let guard: NodeJS.Timeout | undefined;
-  await Promise.race([running, new Promise((r) => (guard = setTimeout(r, 5000)))]);
+  await Promise.race([running, new Promise((r) => (guard = setTimeout(r, 60_000).unref()))]);
   clearTimeout(guard);
+  assert.ok(stopped, `run() still sleeping after the abort (${errors} errors seen)`);
   assert.equal(errors, 7);
   assert.equal(listenersDuringPass, 0, 'abort listeners left behind by earlier sleeps');
-  assert.ok(stopped, 'run() still sleeping 5 s after the abort');
   await running;
 });

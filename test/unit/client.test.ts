@@ -1,5 +1,5 @@
 /**
- * Pure parts of the client: GetCACaps parsing and negotiation (rfc8894.md §6 cases 48, 50),
+ * Pure parts of the client: GetCACaps parsing and negotiation (docs/conformance.md §6 cases 48, 50),
  * fingerprint parsing, and the classification of GetCACert bundles (RA picked by keyUsage,
  * never by position; RA certificates must chain to the authenticated CA; case 49 pinning).
  */

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, sign } from 'node:crypto';
+import { pooledRsaKey } from '../helpers/pki.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { buildName, nameToString } from '../../src/pkix/name.js';
 import { fromPem, toPem } from '../../src/pkix/certificate.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
 
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const rsa = { privateKey: pooledRsaKey(0), publicKey: createPublicKey(pooledRsaKey(0)) };
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
 /** A CSR built by hand with a challengePassword value of any DER string type. */

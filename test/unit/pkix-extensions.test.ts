@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, createHash, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
+import { pooledRsaKey } from '../helpers/pki.js';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   BasicConstraints,
@@ -102,7 +103,8 @@ test('extensions: keyUsage, extKeyUsage, basicConstraints', () => {
 });
 
 test('self-signed signer certificate: KU digitalSignature+keyEncipherment, SKI method 1, valid signature', () => {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const privateKey = pooledRsaKey(0);
+  const publicKey = createPublicKey(privateKey);
   const derCert = buildSelfSignedCertificate({ subject: 'CN=device 7', key: privateKey, publicKey, days: 2 });
   const c = parseCertificate(derCert);
   assert.ok(verifyCertificateSignature(c, publicKey));

@@ -1,5 +1,5 @@
 /**
- * Manual approval and polling (rfc8894.md cases 37–39): PENDING with Retry-After, CertPoll and
+ * Manual approval and polling (docs/conformance.md cases 37–39): PENDING with Retry-After, CertPoll and
  * resent PKCSReq answer PENDING until an operator decides, then SUCCESS (issued once) or
  * FAILURE badRequest; every reply echoes that message's own senderNonce; unknown transaction
  * or another key → FAILURE badRequest; expiry.

@@ -1,5 +1,5 @@
 /**
- * Renewal (rfc8894.md cases 40–42) and GetCert/GetCRL (cases 43–44) through the HTTP server:
+ * Renewal (docs/conformance.md cases 40–42) and GetCert/GetCRL (cases 43–44) through the HTTP server:
  * RenewalReq and PKCSReq signed by an issued certificate renew without a challenge; revoked,
  * expired and foreign signers fail; key and subject rules; GetCert tolerates a leading 0x00;
  * GetCRL returns a CRL that lists a revocation.

@@ -248,7 +248,16 @@ test('one JSON log line per request with the SCEP fields; no challenge, no messa
   const bad = pkcsReq(d, trusted[0]!, { transactionId: 'tx-log-bad', challenge: 'wrong-secret-xyz' });
   await fetch(`${s.url}?operation=PKIOperation&message=${encodeGetMessage(bad.der)}`);
   await postPki(s.url, Buffer.from('junk'));
-  await new Promise((r) => setTimeout(r, 50));
+  // Wait for the four request lines (logging may trail the reply), not for a fixed time.
+  await new Promise<void>((resolve) => {
+    const check = () => {
+      if (lines.filter((l) => l.msg === 'request').length < 4) return;
+      stream.off('data', check);
+      resolve();
+    };
+    stream.on('data', check);
+    check();
+  });
   const req = lines.filter((l) => l.msg === 'request');
   assert.equal(req.length, 4, 'GetCACert + 3 PKIOperations, one line each');
   const success = req.find((l) => l.transactionId === 'tx-log-ok')!;

@@ -28,6 +28,7 @@ import {
   type NewCertificate,
 } from '../../src/store/index.js';
 import { checkReply, generateRsaKeys, makeEnrollment, postPkiMessage } from '../helpers/enrollment.js';
+import { seeded } from '../helpers/scep-server.js';
 
 function cert(serial: string, transactionId: string | null): NewCertificate {
   return {
@@ -117,14 +118,16 @@ test('transferable: views become exact copies that are moved; the caller keeps i
 test('a two-worker server: concurrent enrollments, resends and duplicates share one store', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'scepter-pool-'));
   const challenge = 'pool-challenge-3';
-  const server = await startServer({
-    dataDir: dir,
-    keySize: 2048,
-    challenge,
-    workers: 2,
-    logLevel: 'silent',
-    enrollment: { allowSingleDes: true },
-  });
+  const server = await startServer(
+    seeded({
+      dataDir: dir,
+      keySize: 2048,
+      challenge,
+      workers: 2,
+      logLevel: 'silent',
+      enrollment: { allowSingleDes: true },
+    }),
+  );
   t.after(async () => {
     await server.close();
     rmSync(dir, { recursive: true, force: true });
@@ -177,13 +180,15 @@ test('a two-worker server: concurrent enrollments, resends and duplicates share 
 test('a worker that dies is replaced and the server keeps enrolling', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'scepter-pool-respawn-'));
   const challenge = 'respawn-challenge';
-  const server = await startServer({
-    dataDir: dir,
-    keySize: 2048,
-    challenge,
-    workers: 2,
-    logLevel: 'silent',
-  });
+  const server = await startServer(
+    seeded({
+      dataDir: dir,
+      keySize: 2048,
+      challenge,
+      workers: 2,
+      logLevel: 'silent',
+    }),
+  );
   t.after(async () => {
     await server.close();
     rmSync(dir, { recursive: true, force: true });
@@ -196,7 +201,8 @@ test('a worker that dies is replaced and the server keeps enrolling', async (t) 
   const exited = new Promise((r) => dead.once('exit', r));
   await dead.terminate();
   await exited;
-  const until = Date.now() + 20_000;
+  // Poll for the replacement; the deadline only detects a hang (a busy machine may take seconds).
+  const until = Date.now() + 60_000;
   while (slots[0]!.worker === dead && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
   assert.notEqual(slots[0]!.worker, dead, 'a new worker took its place');
   const results = await Promise.all(

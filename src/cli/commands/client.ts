@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { ScepClient, type IssuedResult, type EnrollResult, type KeySize } from '../../client/client.js';
 import { formatFingerprint, type CaCertificates } from '../../client/ca-certs.js';
 import { negotiate } from '../../client/negotiate.js';
+import { ScepArgumentError } from '../../client/errors.js';
 import { certsToPem, writeFileAtomic, writePairFiles } from '../../client/files.js';
 import { privateKeyFrom } from '../../crypto/keys.js';
 import { fromPem, parseCertificate, toPem, type Certificate } from '../../pkix/certificate.js';
@@ -279,7 +280,7 @@ ${EXIT_USAGE}`,
       const r = await settle(client, first, p, json);
       return await issuedOutput(r, out, json, ca, opts.caFingerprint !== undefined, 'renewed:');
     } catch (e) {
-      if (e instanceof Error && /does not belong to the certificate/.test(e.message)) {
+      if (e instanceof ScepArgumentError && e.code === 'key-cert-mismatch') {
         throw new UsageError('--key is not the private key of --cert');
       }
       return reportError(e, json, 'renew');
