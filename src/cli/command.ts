@@ -64,13 +64,14 @@ export function intOpt(p: Parsed, name: string, def: number, min = 0, max = Numb
 const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
 /**
- * Seconds of a duration written `30s`, `10m`, `12h`, `365d`, or a bare number of days
- * (`365`, what the older `--…-days N` options take). Throws RangeError for anything else.
+ * Seconds of a duration written `30s`, `10m`, `12h`, `365d`, or a bare number in
+ * `bareUnitSeconds` (default days: `365`, what the older `--…-days N` options take; options that
+ * always took seconds, like `--timeout`, pass 1). Throws RangeError for anything else.
  */
-export function parseDuration(text: string): number {
+export function parseDuration(text: string, bareUnitSeconds = 86_400): number {
   const m = /^(\d+)([smhd]?)$/.exec(text.trim());
-  if (!m) throw new RangeError(`'${text}' is not a duration (e.g. 30s, 10m, 12h, 365d, or days)`);
-  const n = Number(m[1]) * DURATION_UNITS[m[2] || 'd']!;
+  if (!m) throw new RangeError(`'${text}' is not a duration (e.g. 30s, 10m, 12h, 365d)`);
+  const n = Number(m[1]) * (m[2] ? DURATION_UNITS[m[2]]! : bareUnitSeconds);
   if (!Number.isSafeInteger(n)) throw new RangeError(`'${text}' is too long`);
   return n;
 }
@@ -87,13 +88,23 @@ export function formatDuration(seconds: number): string {
   return `${seconds}s`;
 }
 
-/** A duration option (parseDuration) in seconds within [min, max], or the default. */
-export function durationOpt(p: Parsed, name: string, def: number, min: number, max: number): number {
+/**
+ * A duration option (parseDuration; a bare number in `bareUnitSeconds`, default days) in
+ * seconds within [min, max], or the default.
+ */
+export function durationOpt(
+  p: Parsed,
+  name: string,
+  def: number,
+  min: number,
+  max: number,
+  bareUnitSeconds = 86_400,
+): number {
   const v = str(p, name);
   if (v === undefined) return def;
   let n: number;
   try {
-    n = parseDuration(v);
+    n = parseDuration(v, bareUnitSeconds);
   } catch (e) {
     throw new UsageError(`--${name}: ${(e as Error).message}`);
   }

@@ -14,11 +14,15 @@
  * Each class has a `code`, a documented string union (`ScepFailureCode`, ...): callers branch
  * on the class and `code`, never on the message text.
  */
+import { escapeText } from '../pkix/text.js';
 import { FailInfo } from '../scep/types.js';
 
-/** Keeps server-supplied text printable, single-line and short. */
+/**
+ * Keeps server-supplied text single-line, terminal-safe and short: line breaks and tabs become
+ * spaces, other control, bidi and invisible characters visible escapes (`escapeText`).
+ */
 export function sanitize(text: string, max = 300): string {
-  const s = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  const s = escapeText(text.replace(/[\r\n\t]+/g, ' ')).trim();
   return s.length > max ? s.slice(0, max) + '…' : s;
 }
 

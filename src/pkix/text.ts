@@ -16,3 +16,14 @@ export function escapeText(s: string): string {
     return c < 0x100 ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`;
   });
 }
+
+/**
+ * JSON text made terminal-safe: JSON.stringify escapes C0 controls but leaves DEL, C1 controls,
+ * bidi and other invisible format characters raw; those become `\uXXXX` (the same JSON data).
+ */
+export function escapeJsonText(json: string): string {
+  // Raw line breaks in JSON text are layout (inside strings JSON.stringify escapes them).
+  return json.replace(UNSAFE, (ch) =>
+    ch === '\n' ? ch : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}

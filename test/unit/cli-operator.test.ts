@@ -1,7 +1,7 @@
 /**
  * The operator CLI (`scepter pending|certs|challenge|revoke`, `scepter help`): a request whose
- * subject and SAN carry ESC, newline and bidi characters (refused by the CA today, so put in the
- * store as an older version would have queued it) is printed escaped by `pending list/show` and `certs list` (table and
+ * subject and SAN carry ESC, newline and bidi characters (stored by a real enrollment in manual
+ * mode, no challenge) is printed escaped by `pending list/show` and `certs list` (table and
  * JSON); listings share one JSON shape {total, items, nextCursor?} with a hard page limit;
  * `--help` works on every subcommand; usage errors are one line plus a hint; a missing data
  * directory or store is an error and nothing is created; DIR/store.json points the commands at
@@ -13,10 +13,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PkiStatus } from '../../src/scep/index.js';
-import { spkiHash } from '../../src/crypto/keys.js';
-import { parseCsr } from '../../src/pkix/csr.js';
 import { recordStoreUrl, redactStoreUrl } from '../../src/cli/commands/data-store.js';
-import { escapeText } from '../../src/pkix/text.js';
+import { escapeJsonText, escapeText } from '../../src/pkix/text.js';
 import {
   caCerts,
   csrOf,
@@ -63,46 +61,52 @@ function assertSafe(text: string, what: string): void {
 
 const EVIL_CN = 'evil\u001b[2J\u001b[H\u202eFAKE\nROW';
 const EVIL_SAN = 'a\u001b]0;title\u0007.example\nb.example\u007f';
+const SPOOF_CN = 'spoof\u2028FAKE ROW\u200b\u061c';
 
 test('escapeText: control, C1, bidi and separators become visible escapes; idempotent', () => {
   assert.equal(escapeText('a\u001bb\nc\u0085d\u202ee\u2028f'), 'a\\x1bb\\x0ac\\x85d\\u202ee\\u2028f');
   assert.equal(escapeText('CN=Zoë,O=Ünïcode ✓'), 'CN=Zoë,O=Ünïcode ✓');
   const once = escapeText(EVIL_SAN);
   assert.equal(escapeText(once), once);
+  const v = { s: `x\u202e\u0085\u001b\n${EVIL_CN}`, n: [1, 2] };
+  const json = escapeJsonText(JSON.stringify(v, null, 2));
+  assert.deepEqual(JSON.parse(json), v, 'the same JSON data');
+  assert.ok(!/[\u0080-\u009f\u202e]/.test(json), 'no raw C1 or bidi character');
 });
 
 test('pending list/show and certs list escape client-supplied subject and SANs', async (t) => {
   const data = tempDir(t);
   const s = await testServer(t, { dataDir: data, lifecycle: { approval: { mode: 'manual' } } });
+  const store = s.enrollment!.store;
   const certs = await caCerts(s.url);
-  const d = device(`CN=${EVIL_CN},O=Test`, { pool: 3 });
-  const evilCsr = csrOf(d, { challengePassword: '', subjectAltNames: [{ type: 'dns', value: EVIL_SAN }] });
-  const r = pkcsReq(d, recipientOf(certs), { content: evilCsr });
-  // The CA refuses such names today (src/ra/csr-checks.ts) ...
-  const refused = openCertRep((await postPki(s.url, r.der)).body, r, d, certs);
-  assert.equal(refused.status, PkiStatus.FAILURE);
-  assert.equal(await s.enrollment!.store.getTransaction(r.transactionId), null);
-  // ... but a store may hold them (written by an older version, or imported): put the same
-  // request there as the queue would, its subject unescaped, and check every output escapes it.
-  const signer = d.signer.cert;
-  await s.enrollment!.store.beginTransaction({
-    transactionId: r.transactionId,
-    signerKeyHash: spkiHash(signer.spki),
+  // Through SCEP (manual mode, no challenge): what the CSR checks let through — a line
+  // separator, a zero-width space and an Arabic letter mark — still must not reach a terminal raw.
+  const d = device(`CN=${SPOOF_CN},O=Test`, { pool: 3 });
+  const r = pkcsReq(d, recipientOf(certs), { content: csrOf(d, { challengePassword: '' }) });
+  assert.equal(openCertRep((await postPki(s.url, r.der)).body, r, d, certs).status, PkiStatus.PENDING);
+  // A stored request with ESC, newline and bidi overrides in subject and SAN (the CSR checks
+  // refuse those today; a store written by an older version, or another path, may hold them).
+  const evil = device(`CN=${EVIL_CN},O=Test`, { pool: 5 });
+  await store.beginTransaction({
+    transactionId: 'stored-evil-1',
+    signerKeyHash: 'ab'.repeat(32),
     messageType: 19,
     state: 'pending',
-    csr: parseCsr(evilCsr).der,
+    csr: csrOf(evil, { challengePassword: '', subjectAltNames: [{ type: 'dns', value: EVIL_SAN }] }),
     subject: `CN=${EVIL_CN},O=Test`,
-    requester: '127.0.0.1',
-    expiresAt: new Date(Date.now() + 3_600_000),
+    requester: '192.0.2.9',
+    expiresAt: new Date(Date.now() + 86_400_000),
+    meta: { sans: [`dns:${EVIL_SAN}`], keyType: 'rsa', keyBits: 2048, challenge: 'absent' },
   });
 
   const list = await cli(['pending', 'list', '--data', data]);
   assert.equal(list.code, 0, list.err);
   assertSafe(list.out, 'pending list');
   assert.ok(list.out.includes('evil\\x1b[2J\\x1b[H\\u202eFAKE\\x0aROW'), list.out);
-  assert.equal(list.out.trim().split('\n').length, 2, 'header + one row, no injected rows');
+  assert.ok(list.out.includes('spoof\\u2028FAKE ROW\\u200b\\u061c'), list.out);
+  assert.equal(list.out.trim().split('\n').length, 3, 'header + two rows, no injected rows');
 
-  const show = await cli(['pending', 'show', r.transactionId, '--data', data]);
+  const show = await cli(['pending', 'show', 'stored-evil-1', '--data', data]);
   assert.equal(show.code, 0, show.err);
   assertSafe(show.out, 'pending show');
   assert.ok(show.out.includes('dns:a\\x1b]0;title\\x07.example\\x0ab.example\\x7f'), show.out);
@@ -111,60 +115,65 @@ test('pending list/show and certs list escape client-supplied subject and SANs',
   assert.equal(json.code, 0, json.err);
   assertSafe(json.out, 'pending list --json');
   const page = JSON.parse(json.out) as { total: number; items: { subject: string; sans: string[] }[] };
-  assert.equal(page.total, 1);
+  assert.equal(page.total, 2);
   assert.ok(!('nextCursor' in page));
-  assert.ok(page.items[0]!.subject.includes('evil'));
+  assert.ok(
+    page.items.some((x) => x.sans.includes(`dns:${EVIL_SAN}`)),
+    'JSON keeps the data',
+  );
 
-  // Approved, the CA still refuses to put such names in a certificate (the device gets FAILURE);
-  // a certificate with them can only come from elsewhere: store the device's own self-signed one.
+  // Approve, let the device resend: the certificate is issued with that subject.
   assert.equal((await cli(['pending', 'approve', r.transactionId, '--data', data])).code, 0);
   const again = openCertRep((await postPki(s.url, r.der)).body, r, d, certs);
-  assert.equal(again.status, PkiStatus.FAILURE);
-  await s.enrollment!.store.insertCertificate({
-    serial: signer.serialHex,
-    issuer: signer.fingerprint,
+  assert.equal(again.status, PkiStatus.SUCCESS);
+  const issued = (await store.searchCertificates({ commonName: 'spoof' })).items[0]!;
+  await store.insertCertificate({
+    ...issued,
+    serial: '0badc0de',
     subject: `CN=${EVIL_CN},O=Test`,
     commonName: EVIL_CN,
     sans: [`dns:${EVIL_SAN}`],
-    der: signer.der,
-    notBefore: signer.notBefore,
-    notAfter: signer.notAfter,
-    keyHash: spkiHash(signer.spki),
-    transactionId: r.transactionId,
+    transactionId: null,
   });
   const cl = await cli(['certs', 'list', '--data', data]);
   assert.equal(cl.code, 0, cl.err);
   assertSafe(cl.out, 'certs list');
-  assert.match(cl.out, /evil\\x1b\[2J/);
+  assert.ok(cl.out.includes('evil\\x1b[2J'), cl.out);
+  assert.ok(cl.out.includes('spoof\\u2028FAKE ROW'), cl.out);
+  assert.equal(cl.out.trim().split('\n').length, 3, 'header + two rows');
   const cj = await cli(['certs', 'list', '--data', data, '--json', '--cn', 'evil']);
   assert.equal(cj.code, 0, cj.err);
   assertSafe(cj.out, 'certs list --json');
   const cpage = JSON.parse(cj.out) as { total: number; items: { sans: string[]; serial: string }[] };
   assert.equal(cpage.total, 1);
-  const cs = await cli(['certs', 'show', cpage.items[0]!.serial, '--data', data]);
+  const cs = await cli(['certs', 'show', '0badc0de', '--data', data]);
   assert.equal(cs.code, 0, cs.err);
   assertSafe(cs.out, 'certs show');
+  assert.ok(cs.out.includes('dns:a\\x1b]0;title'), cs.out);
 
-  // Paging: a page of one from two requests has a cursor; the cursor gives the other one.
+  // Paging: newest first; a page of two of three has a cursor, which gives the last one.
   const d2 = device('CN=second,O=Test', { pool: 4 });
   const r2 = pkcsReq(d2, recipientOf(certs), { content: csrOf(d2, { challengePassword: '' }) });
   assert.equal(openCertRep((await postPki(s.url, r2.der)).body, r2, d2, certs).status, PkiStatus.PENDING);
-  const p1 = JSON.parse(
-    (await cli(['pending', 'list', '--all', '--limit', '1', '--json', '--data', data])).out,
-  ) as {
+  const first = await cli(['pending', 'list', '--all', '--limit', '2', '--json', '--data', data]);
+  const p1 = JSON.parse(first.out) as {
     total: number;
     items: { transactionId: string }[];
     nextCursor?: string;
   };
-  assert.equal(p1.total, 2);
-  assert.equal(p1.items[0]!.transactionId, r2.transactionId, 'newest first');
+  assert.equal(p1.total, 3);
+  assert.deepEqual(
+    p1.items.map((x) => x.transactionId),
+    [r2.transactionId, 'stored-evil-1'],
+    'newest first',
+  );
   assert.ok(p1.nextCursor);
   const next = await cli([
     'pending',
     'list',
     '--all',
     '--limit',
-    '1',
+    '2',
     '--cursor',
     p1.nextCursor,
     '--json',
@@ -172,7 +181,10 @@ test('pending list/show and certs list escape client-supplied subject and SANs',
     data,
   ]);
   const p2 = JSON.parse(next.out) as { items: { transactionId: string }[]; nextCursor?: string };
-  assert.equal(p2.items[0]!.transactionId, r.transactionId);
+  assert.deepEqual(
+    p2.items.map((x) => x.transactionId),
+    [r.transactionId],
+  );
   assert.equal(p2.nextCursor, undefined);
   const sub = JSON.parse(
     (await cli(['pending', 'list', '--subject', 'SECOND', '--json', '--data', data])).out,

@@ -6,6 +6,7 @@
 import { Agent, AgentConfigError, loadAgentConfig, type AgentOutcome } from '../../client/agent.js';
 import { flag, parseOptions, req, UsageError, type Command } from '../command.js';
 import { EXIT, say, warn } from './client-common.js';
+import { escapeJsonText } from '../../pkix/text.js';
 
 function line(o: AgentOutcome): string {
   const next = `next check ${o.nextCheck.toISOString()}`;
@@ -74,6 +75,7 @@ Runs until SIGINT/SIGTERM otherwise.`,
 
 function printJsonLine(v: Record<string, unknown>): void {
   process.stdout.write(
-    JSON.stringify(v, (_k, val: unknown) => (val instanceof Date ? val.toISOString() : val)) + '\n',
+    escapeJsonText(JSON.stringify(v, (_k, val: unknown) => (val instanceof Date ? val.toISOString() : val))) +
+      '\n',
   );
 }

@@ -5,7 +5,17 @@
 import { caExists, initCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
 import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
 import { nameText } from '../../pkix/name.js';
-import { flag, intOpt, parseOptions, req, secretOption, str, UsageError, type Command } from '../command.js';
+import {
+  durationOrAlias,
+  flag,
+  intOpt,
+  parseOptions,
+  req,
+  secretOption,
+  str,
+  UsageError,
+  type Command,
+} from '../command.js';
 
 export interface Subcommand {
   summary: string;
@@ -26,6 +36,13 @@ export function resolvePassphrase(file: string | undefined): string | undefined 
   );
 }
 
+/** `--validity DURATION` (whole days) or the older `--days N`, as days. */
+function caValidityDays(p: ReturnType<typeof parseOptions>): number {
+  const seconds = durationOrAlias(p, 'validity', 'days', 86_400, 3650 * 86_400, 86_400, 36_500 * 86_400);
+  if (seconds % 86_400 !== 0) throw new UsageError('--validity of a CA must be whole days (e.g. 3650d)');
+  return seconds / 86_400;
+}
+
 const INIT_USAGE = `Usage: scepter ca init --data DIR [options]
 
 Creates the CA in DIR/ca/ (refuses to overwrite an existing one).
@@ -33,7 +50,7 @@ Creates the CA in DIR/ca/ (refuses to overwrite an existing one).
   --data DIR              data directory (required)
   --key-size N            RSA key size for generated keys: 2048, 3072 (default) or 4096
   --subject DN            CA subject, e.g. "CN=Example SCEP CA,O=Example" (default: random CN)
-  --days N                CA validity in days (default 3650)
+  --validity DURATION     CA validity: 3650d, … (default 3650d; --days N still works)
   --ra                    also create a separate RA key and certificate issued by the CA
   --passphrase-file F     encrypt the private keys with the passphrase in F
                           (or set SCEPTER_CA_PASSPHRASE)
@@ -46,6 +63,7 @@ async function init(argv: string[]): Promise<number> {
     data: { type: 'string' },
     'key-size': { type: 'string' },
     subject: { type: 'string' },
+    validity: { type: 'string' },
     days: { type: 'string' },
     ra: { type: 'boolean' },
     'passphrase-file': { type: 'string' },
@@ -59,7 +77,7 @@ async function init(argv: string[]): Promise<number> {
     throw new UsageError('--key-size must be 2048, 3072 or 4096');
   const o: InitCaOptions = {
     keySize: keySize as CaKeySize,
-    days: intOpt(p, 'days', 3650, 1, 36500),
+    days: caValidityDays(p),
     ra: flag(p, 'ra'),
   };
   const subject = str(p, 'subject');
@@ -110,7 +128,7 @@ is already staged (remove DIR/ca/next/ to discard it).
   --key-size N            RSA key size: 2048, 3072 or 4096 (default: that of the current CA)
   --subject DN            subject of the next CA; must differ from the current one
                           (default: the current subject with " G2", " G3", … on its CN)
-  --days N                validity in days (default 3650)
+  --validity DURATION     validity (default 3650d; --days N still works)
   --no-cross              do not write cross.crt
   --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE); the new keys
                           are encrypted with it too`;
@@ -120,12 +138,13 @@ async function rollover(argv: string[]): Promise<number> {
     data: { type: 'string' },
     'key-size': { type: 'string' },
     subject: { type: 'string' },
+    validity: { type: 'string' },
     days: { type: 'string' },
     'no-cross': { type: 'boolean' },
     'passphrase-file': { type: 'string' },
   });
   const data = req(p, 'data');
-  const o: RolloverOptions = { days: intOpt(p, 'days', 3650, 1, 36500) };
+  const o: RolloverOptions = { days: caValidityDays(p) };
   if (str(p, 'key-size') !== undefined) {
     const keySize = intOpt(p, 'key-size', 3072, 2048, 4096);
     if (keySize !== 2048 && keySize !== 3072 && keySize !== 4096)

@@ -14,7 +14,8 @@ import {
 } from '../../client/errors.js';
 import type { ScepClientOptions } from '../../client/client.js';
 import { parseFingerprint } from '../../client/ca-certs.js';
-import { intOpt, secretOption, str, UsageError, type parseOptions } from '../command.js';
+import { durationOpt, intOpt, secretOption, str, UsageError, type parseOptions } from '../command.js';
+import { escapeJsonText } from '../../pkix/text.js';
 
 export const EXIT = { ok: 0, other: 1, usage: 2, failure: 3, pending: 4, transport: 5, protocol: 6 } as const;
 
@@ -33,7 +34,7 @@ export const COMMON_OPTIONS = {
 export const COMMON_USAGE = `  --url URL               SCEP endpoint, e.g. http://ca.example/scep (required)
   --ca-fingerprint FP     pin the CA: SHA-256 of its certificate (sha256:abcd… as printed; colons allowed)
   --ca-identifier ID      CA identifier sent as message= with GetCACert/GetCACaps
-  --timeout S             HTTP timeout per attempt in seconds (default 30)
+  --timeout DURATION      HTTP timeout per attempt: 30s, 2m (default 30s; a bare number is seconds)
   --retries N             retries of transport errors (default 2)
   --json                  print one JSON object for scripts instead of text`;
 
@@ -47,7 +48,7 @@ export function clientOptions(p: Parsed): ScepClientOptions {
   if (!/^https?:\/\//i.test(url)) throw new UsageError('--url must start with http:// or https://');
   const o: ScepClientOptions = {
     url,
-    timeoutMs: intOpt(p, 'timeout', 30, 1, 3600) * 1000,
+    timeoutMs: durationOpt(p, 'timeout', 30, 1, 3600, 1) * 1000,
     retries: intOpt(p, 'retries', 2, 0, 10),
   };
   const fp = str(p, 'ca-fingerprint');
@@ -87,7 +88,9 @@ export function warn(line: string): void {
 /** Prints a JSON document (Buffers as base64, Dates as ISO strings). */
 export function printJson(v: unknown): void {
   process.stdout.write(
-    JSON.stringify(v, (_k, val: unknown) => (val instanceof Date ? val.toISOString() : val), 2) + '\n',
+    escapeJsonText(
+      JSON.stringify(v, (_k, val: unknown) => (val instanceof Date ? val.toISOString() : val), 2),
+    ) + '\n',
   );
 }
 

@@ -14,7 +14,7 @@ import { privateKeyFrom } from '../../crypto/keys.js';
 import { fromPem, parseCertificate, toPem, type Certificate } from '../../pkix/certificate.js';
 import { buildName, nameText } from '../../pkix/name.js';
 import { parseSanSpec } from '../../pkix/extensions.js';
-import { flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
+import { durationOpt, flag, intOpt, parseOptions, req, str, UsageError, type Command } from '../command.js';
 import {
   challengeFrom,
   clientOptions,
@@ -102,8 +102,8 @@ async function settle(
   json: boolean,
 ): Promise<IssuedResult> {
   if (first.status === 'issued') return first;
-  const intervalS = intOpt(p, 'poll-interval', 10, 1, 86_400);
-  const timeoutS = intOpt(p, 'poll-timeout', 300, 0, 7 * 86_400);
+  const intervalS = durationOpt(p, 'poll-interval', 10, 1, 86_400, 1);
+  const timeoutS = durationOpt(p, 'poll-timeout', 300, 0, 7 * 86_400, 1);
   if (!json)
     warn(
       `pending: the server holds request ${first.transactionId} for approval; polling every ${intervalS} s for up to ${timeoutS} s`,
@@ -172,8 +172,8 @@ server says PENDING, and writes DIR/key.pem (0600), DIR/cert.pem and DIR/chain.p
   --out DIR               output directory (required)
   --key FILE              use this RSA private key (PEM/DER; $SCEPTER_KEY_PASSPHRASE if encrypted)
   --key-size N            size of a generated key: 2048 (default), 3072 or 4096
-  --poll-interval S       seconds between polls while pending (default 10)
-  --poll-timeout S        give up polling after S seconds (default 300; exit 4)
+  --poll-interval DURATION  wait between polls while pending (default 10s; bare number: seconds)
+  --poll-timeout DURATION   give up polling after DURATION (default 5m; exit 4)
 ${COMMON_USAGE}
 
 ${EXIT_USAGE}`,
@@ -243,8 +243,8 @@ subjectAltNames of the current certificate. Writes DIR/key.pem (0600), cert.pem,
   --challenge X           also send a challenge (some servers, e.g. micromdm, want one)
   --challenge-file F      read it from F (or $SCEPTER_CHALLENGE)
   --out DIR               output directory (required; may be where C and K live)
-  --poll-interval S       seconds between polls while pending (default 10)
-  --poll-timeout S        give up polling after S seconds (default 300; exit 4)
+  --poll-interval DURATION  wait between polls while pending (default 10s; bare number: seconds)
+  --poll-timeout DURATION   give up polling after DURATION (default 5m; exit 4)
 ${COMMON_USAGE}
 
 ${EXIT_USAGE}`,

@@ -12,7 +12,7 @@ import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'n
 import { join, resolve } from 'node:path';
 import { CaSet, loadPreviousCas } from '../../ca/authorities.js';
 import { loadCa } from '../../ca/keystore.js';
-import { escapeText } from '../../pkix/text.js';
+import { escapeJsonText, escapeText } from '../../pkix/text.js';
 import { openStore, type Store } from '../../store/index.js';
 import { str, UsageError, type Parsed } from '../command.js';
 
@@ -187,13 +187,7 @@ export function keyValues(o: Record<string, unknown>, width: number): string {
     .join('\n');
 }
 
-/**
- * JSON for output. JSON.stringify escapes C0 controls but not DEL, C1 or bidi characters;
- * those are written as \\uXXXX too, so the JSON is the same data and safe on a terminal.
- */
+/** Pretty JSON for output, terminal-safe (`escapeJsonText`). */
 export function safeJson(v: unknown): string {
-  return JSON.stringify(v, null, 2).replace(
-    /[\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g,
-    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return escapeJsonText(JSON.stringify(v, null, 2));
 }

@@ -20,6 +20,7 @@ import { parseCertificate, type Certificate } from '../../pkix/certificate.js';
 import { parseCsr, verifyCsrSignature } from '../../pkix/csr.js';
 import type { GeneralName } from '../../pkix/extensions.js';
 import { nameText } from '../../pkix/name.js';
+import { escapeJsonText, escapeText } from '../../pkix/text.js';
 import { buildSelfSignedCertificate } from '../../pkix/self-signed.js';
 import {
   decodeGetMessage,
@@ -209,7 +210,8 @@ function toText(o: Record<string, unknown>, indent = ''): string {
   for (const [k, v] of Object.entries(o)) {
     if (Array.isArray(v)) {
       if (v.length === 0) lines.push(`${indent}${k}: (none)`);
-      else if (v.every((x) => typeof x !== 'object')) lines.push(`${indent}${k}: ${v.join(', ')}`);
+      else if (v.every((x) => typeof x !== 'object'))
+        lines.push(`${indent}${k}: ${v.map((x) => escapeText(String(x))).join(', ')}`);
       else {
         lines.push(`${indent}${k}:`);
         v.forEach((x, i) => {
@@ -221,7 +223,7 @@ function toText(o: Record<string, unknown>, indent = ''): string {
       lines.push(`${indent}${k}:`);
       lines.push(toText(v as Record<string, unknown>, `${indent}  `));
     } else {
-      lines.push(`${indent}${k}: ${String(v)}`);
+      lines.push(`${indent}${k}: ${escapeText(String(v))}`);
     }
   }
   return lines.join('\n');
@@ -283,7 +285,9 @@ export const inspectCommand: Command = {
       // One line, no stack: the main dispatcher prints "scepter inspect: <reason>".
       throw new Error((e instanceof Error ? e.message : String(e)).split('\n')[0]);
     }
-    process.stdout.write(flag(p, 'json') ? JSON.stringify(info, null, 2) + '\n' : toText(info) + '\n');
+    process.stdout.write(
+      flag(p, 'json') ? escapeJsonText(JSON.stringify(info, null, 2)) + '\n' : toText(info) + '\n',
+    );
     return 0;
   },
 };
