@@ -9,6 +9,7 @@
  */
 import * as r from '../asn1/reader.js';
 import { OID } from '../asn1/oids.js';
+import { escapeQuoted } from './text.js';
 
 /** Microsoft User Principal Name otherName (szOID_NT_PRINCIPAL_NAME). */
 export const OID_MS_UPN = '1.3.6.1.4.1.311.20.2.3';
@@ -51,22 +52,7 @@ const SHOW_MAX = 80;
  * `\xNN` (bytes) or `\u{…}` (code points); longer than 80 characters → cut with `…`.
  */
 export function escapeValue(v: string | Buffer): string {
-  let out = '';
-  const s = typeof v === 'string' ? v : v.toString('latin1');
-  const bytesMode = typeof v !== 'string';
-  let n = 0;
-  for (const ch of s) {
-    if (n++ >= SHOW_MAX) {
-      out += '…';
-      break;
-    }
-    const cp = ch.codePointAt(0)!;
-    if (ch === '\\' || ch === "'") out += '\\' + ch;
-    else if (cp >= 0x20 && cp < 0x7f) out += ch;
-    else if (bytesMode || cp < 0x100) out += '\\x' + cp.toString(16).padStart(2, '0');
-    else out += `\\u{${cp.toString(16)}}`;
-  }
-  return out;
+  return escapeQuoted(v, "'", SHOW_MAX);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -27,3 +27,28 @@ export function escapeJsonText(json: string): string {
     ch === '\n' ? ch : `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
 }
+
+/**
+ * A client value for a failInfoText or a log message, ASCII only: printable ASCII as is (the
+ * backslash and `quote` escaped), everything else as `\xNN` (bytes of a Buffer, code points
+ * below U+0100) or `\u{…}`; longer than `max` characters → cut and ended with `…`. The caller
+ * puts it between `quote` characters.
+ */
+export function escapeQuoted(v: string | Buffer, quote: "'" | '"', max: number): string {
+  let out = '';
+  const s = typeof v === 'string' ? v : v.toString('latin1');
+  const bytesMode = typeof v !== 'string';
+  let n = 0;
+  for (const ch of s) {
+    if (n++ >= max) {
+      out += '…';
+      break;
+    }
+    const cp = ch.codePointAt(0)!;
+    if (ch === '\\' || ch === quote) out += '\\' + ch;
+    else if (cp >= 0x20 && cp < 0x7f) out += ch;
+    else if (bytesMode || cp < 0x100) out += '\\x' + cp.toString(16).padStart(2, '0');
+    else out += `\\u{${cp.toString(16)}}`;
+  }
+  return out;
+}

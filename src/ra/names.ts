@@ -4,6 +4,7 @@
  */
 import type { GeneralName } from '../pkix/extensions.js';
 import { nameText } from '../pkix/name.js';
+import { escapeQuoted } from '../pkix/text.js';
 
 /** A GeneralName in the store's `type:value` form. */
 export function sanText(n: GeneralName): string {
@@ -24,19 +25,10 @@ export function sanText(n: GeneralName): string {
 const MAX_QUOTED = 200;
 
 /**
- * A client-supplied name for a failInfoText or a log line: in double quotes, with quotes,
- * backslashes, control and non-ASCII characters escaped (\xNN, \u{N}), at most MAX_QUOTED
- * characters (then ...), so it cannot forge lines or terminal sequences.
+ * A client-supplied name for a failInfoText or a log line: in double quotes, escaped by
+ * `escapeQuoted` (ASCII only), at most MAX_QUOTED characters, so it cannot forge lines or
+ * terminal sequences.
  */
 export function quotedName(s: string): string {
-  const cut = s.length > MAX_QUOTED ? s.slice(0, MAX_QUOTED) : s;
-  let out = '';
-  for (const ch of cut) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"' || ch === '\\') out += `\\${ch}`;
-    else if (c >= 0x20 && c < 0x7f) out += ch;
-    else if (c <= 0xff) out += `\\x${c.toString(16).padStart(2, '0')}`;
-    else out += `\\u{${c.toString(16)}}`;
-  }
-  return `"${out}"${cut.length < s.length ? '...' : ''}`;
+  return `"${escapeQuoted(s, '"', MAX_QUOTED)}"`;
 }

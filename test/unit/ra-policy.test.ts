@@ -189,5 +189,5 @@ test('quotedName: client-supplied names are quoted, escaped and bounded for fail
   assert.equal(quotedName('dns:x\n\u001b[31m"\\'), '"dns:x\\x0a\\x1b[31m\\"\\\\"');
   assert.equal(quotedName('dns:\u202ea'), '"dns:\\u{202e}a"');
   const long = quotedName(`dns:${'a'.repeat(500)}`);
-  assert.ok(long.length < 220 && long.endsWith('"...'));
+  assert.ok(long.length < 220 && long.endsWith('…"'));
 });
