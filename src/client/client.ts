@@ -14,7 +14,6 @@
  */
 import { generateKeyPair, randomBytes, createPublicKey, type KeyObject } from 'node:crypto';
 import * as r from '../asn1/reader.js';
-import { OID } from '../asn1/oids.js';
 import type { CipherName, DigestName } from '../crypto/algorithms.js';
 import type { KeyTransport } from '../cms/index.js';
 import {
@@ -24,7 +23,7 @@ import {
   type Certificate,
 } from '../pkix/certificate.js';
 import { buildCsr } from '../pkix/csr.js';
-import { parseSanSpec, parseSubjectAltName, type GeneralName } from '../pkix/extensions.js';
+import { parseSanSpec, subjectAltNamesOf, type GeneralName } from '../pkix/extensions.js';
 import { buildName } from '../pkix/name.js';
 import { buildSelfSignedCertificate } from '../pkix/self-signed.js';
 import { verifySignature } from '../pkix/signature.js';
@@ -169,16 +168,6 @@ function spkiOfKey(key: KeyObject): Buffer {
 
 function newTransactionId(): string {
   return randomBytes(16).toString('hex').toUpperCase();
-}
-
-function sansOf(cert: Certificate): GeneralName[] {
-  const ext = cert.extension(OID.subjectAltName);
-  if (!ext) return [];
-  try {
-    return parseSubjectAltName(ext.value);
-  } catch {
-    return [];
-  }
 }
 
 function serialBytes(serial: string | Buffer): Buffer {
@@ -374,7 +363,11 @@ export class ScepClient {
           ? buildName(o.subject)
           : o.subject;
     const sans =
-      o.sans === undefined ? sansOf(o.cert) : typeof o.sans === 'string' ? parseSanSpec(o.sans) : o.sans;
+      o.sans === undefined
+        ? subjectAltNamesOf(o.cert)
+        : typeof o.sans === 'string'
+          ? parseSanSpec(o.sans)
+          : o.sans;
     const renewal = caps.has('Renewal');
     return this.certRequest({
       messageType: renewal ? MessageType.RenewalReq : MessageType.PKCSReq,

@@ -306,3 +306,17 @@ export function parseExtensionsTlv(t: r.Tlv): Extension[] {
     return { oid, critical: crit ? r.bool(crit) : false, value };
   });
 }
+
+/**
+ * The subjectAltNames of a certificate: none when it has no such extension, or when the
+ * extension cannot be read (then nothing matches a name in it).
+ */
+export function subjectAltNamesOf(cert: { extension(oid: string): Extension | undefined }): GeneralName[] {
+  const ext = cert.extension(OID.subjectAltName);
+  if (!ext) return [];
+  try {
+    return parseSubjectAltName(ext.value);
+  } catch {
+    return [];
+  }
+}

@@ -11,8 +11,7 @@ import type { Profile } from '../ca/profile.js';
 import { randomSerial } from '../ca/serial.js';
 import { spkiHash } from '../crypto/keys.js';
 import { parseCertificate, type Certificate } from '../pkix/certificate.js';
-import { parseSubjectAltName } from '../pkix/extensions.js';
-import { OID } from '../asn1/oids.js';
+import { subjectAltNamesOf } from '../pkix/extensions.js';
 import { commonName, nameText } from '../pkix/name.js';
 import {
   AlreadyIssuedError,
@@ -77,15 +76,7 @@ export function certificateRecord(
   issuerFingerprint: string,
   transactionId: string | null,
 ): NewCertificate {
-  const sanExt = cert.extension(OID.subjectAltName);
-  let sans: string[] = [];
-  if (sanExt) {
-    try {
-      sans = parseSubjectAltName(sanExt.value).map(sanText);
-    } catch {
-      sans = [];
-    }
-  }
+  const sans = subjectAltNamesOf(cert).map(sanText);
   return {
     serial: cert.serialHex,
     issuer: issuerFingerprint,

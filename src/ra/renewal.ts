@@ -10,10 +10,9 @@
  * key already certified to another subject, and requiring the same subject and no
  * subjectAltName the old certificate lacks.
  */
-import { OID } from '../asn1/oids.js';
 import { spkiHash } from '../crypto/keys.js';
-import { parseCertificate, type Certificate } from '../pkix/certificate.js';
-import { parseSubjectAltName, type GeneralName } from '../pkix/extensions.js';
+import { parseCertificate } from '../pkix/certificate.js';
+import { subjectAltNamesOf, type GeneralName } from '../pkix/extensions.js';
 import { namesEqual } from '../pkix/name.js';
 import { FailInfo } from '../scep/types.js';
 import type { Store } from '../store/index.js';
@@ -139,7 +138,7 @@ export function renewalPolicies(o: RenewalPolicyOptions): Policy[] {
 
   const sanRule: Policy = (req) => {
     if (!config.sameSubjectAltNames || req.csr.subjectAltNames.length === 0) return undefined;
-    const old = new Set(certificateSans(req.request.signerCert).map(sanKey));
+    const old = new Set(subjectAltNamesOf(req.request.signerCert).map(sanKey));
     const extra = req.csr.subjectAltNames.find((n) => !old.has(sanKey(n)));
     return extra
       ? reject(
@@ -150,17 +149,6 @@ export function renewalPolicies(o: RenewalPolicyOptions): Policy[] {
   };
 
   return [signerIssuedByUs, signerValid, keyRule, subjectRule, sanRule];
-}
-
-/** The subjectAltNames of a certificate (none when absent or unreadable: then nothing matches). */
-function certificateSans(cert: Certificate): GeneralName[] {
-  const ext = cert.extension(OID.subjectAltName);
-  if (!ext) return [];
-  try {
-    return parseSubjectAltName(ext.value);
-  } catch {
-    return [];
-  }
 }
 
 /** Comparison key of a GeneralName: DNS names are case-insensitive. */
