@@ -47,7 +47,7 @@ import {
 } from '../../src/scep/index.js';
 import type { ScepService } from '../../src/ra/types.js';
 import { pooledRsaKey } from '../helpers/pki.js';
-import { seeded, TEST_CHALLENGE } from '../helpers/scep-server.js';
+import { seedCa, seeded, TEST_CHALLENGE } from '../helpers/scep-server.js';
 
 /** xorshift32 (small, fast, reproducible). */
 export function prng(seed: number): () => number {
@@ -363,9 +363,12 @@ function selfSigned(key: KeyObject, subject: string): Certificate {
  */
 export async function setupTarget(
   dataDir: string,
-  o: { approval?: 'auto' | 'manual' } = {},
+  o: { approval?: 'auto' | 'manual'; keyBits?: 1024 | 2048 } = {},
 ): Promise<FuzzTarget> {
   const store: Store = await openStore(':memory:');
+  // 1024-bit keys (campaigns only): the same code path at a fifth of the RSA cost.
+  const small = o.keyBits === 1024;
+  if (small) seedCa(dataDir, { ra: true, keySize: 1024, caKey: 0, raKey: 1 });
   const server = await startServer(
     seeded({
       dataDir,
@@ -376,6 +379,7 @@ export async function setupTarget(
       logLevel: (process.env.SCEPTER_FUZZ_LOG ?? 'silent') as LogLevel,
       store,
       metrics: false,
+      ...(small ? { enrollment: { minRsaBits: 1024 } } : {}),
       ...(o.approval === 'manual' ? { lifecycle: { approval: { mode: 'manual' as const } } } : {}),
     }),
   );
@@ -386,9 +390,9 @@ export async function setupTarget(
   ];
   const recipient = server.dataDir!.loaded.ra?.cert ?? server.dataDir!.loaded.caCert;
   const subject = 'CN=fuzz-device,O=Scepter Fuzz';
-  const key = pooledRsaKey(5);
+  const key = small ? pooledRsaKey(2, 1024) : pooledRsaKey(5);
   const device = { key, subject, cert: selfSigned(key, subject) };
-  const renewalKey = pooledRsaKey(6);
+  const renewalKey = small ? pooledRsaKey(3, 1024) : pooledRsaKey(6);
 
   // One real enrollment: its certificate signs RenewalReqs, its transaction answers CertPoll.
   const issuedTransactionId = 'fuzz-initial-enrollment';

@@ -58,8 +58,8 @@ export interface SeedCaOptions {
   ra?: boolean;
   /** Encrypt the key files with this passphrase. */
   passphrase?: string;
-  /** RSA size of the fixture keys (2048 default; 3072 has 4 fixture keys). */
-  keySize?: 2048 | 3072;
+  /** RSA size of the fixture keys (2048 default; 1024 and 3072 have 4 fixture keys each). */
+  keySize?: 1024 | 2048 | 3072;
   /** Fixture-pool indices of the CA and RA keys (default: the next unused of 40–47). */
   caKey?: number;
   raKey?: number;
