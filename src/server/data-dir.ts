@@ -6,7 +6,8 @@
  *   DIR/challenge-key  key of the one-time challenges (32 random bytes, hex), mode 0600
  *   DIR/scepter.db   the embedded SQLite store (default store URL)
  *
- * A missing CA is created; a missing challenge is generated once and kept.
+ * A missing CA is created (with an RA unless `ra: false`); a missing challenge is generated
+ * once and kept.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -15,7 +16,11 @@ import { writeFileDurably } from '../ca/durable-file.js';
 import { caExists, caPaths, initCa, loadCa, type CaKeySize, type LoadedCa } from '../ca/keystore.js';
 
 export interface DataDirOptions {
-  /** Create the CA with a separate RA certificate (only when the CA is created now). */
+  /**
+   * RA or CA-only for a CA created now: undefined (default) and true give it a separate RA
+   * certificate (what NDES-style clients such as certmonger expect), false creates the old
+   * CA-only layout. An existing CA keeps what it has; true then requires its RA.
+   */
   ra?: boolean;
   /** RSA key size of a CA created now (default 3072). */
   keySize?: CaKeySize;
@@ -104,14 +109,14 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
   let createdCa = false;
   if (!caExists(dataDir)) {
     await initCa(dataDir, {
-      ...(o.ra ? { ra: true } : {}),
+      ...(o.ra !== false ? { ra: true } : {}),
       ...(o.keySize ? { keySize: o.keySize } : {}),
       ...(o.passphrase ? { passphrase: o.passphrase } : {}),
     });
     createdCa = true;
   }
   const loaded = loadCa(dataDir, o.passphrase);
-  if (o.ra && !loaded.ra) {
+  if (o.ra === true && !loaded.ra) {
     throw new Error(
       `--ra was given but the existing CA in ${caPaths(dataDir).dir} has no RA certificate ` +
         '(create the CA with `scepter ca init --ra`, or start without --ra)',

@@ -34,7 +34,9 @@ Creates the CA in DIR/ca/ (refuses to overwrite an existing one).
   --key-size N            RSA key size for generated keys: 2048, 3072 (default) or 4096
   --subject DN            CA subject, e.g. "CN=Example SCEP CA,O=Example" (default: random CN)
   --days N                CA validity in days (default 3650)
-  --ra                    also create a separate RA key and certificate issued by the CA
+  --ca-only               no separate RA (alias --no-ra). By default the CA gets an RA key and
+                          certificate issued by it, which signs and decrypts the SCEP messages
+  --ra                    create the RA (the default)
   --passphrase-file F     encrypt the private keys with the passphrase in F
                           (or set SCEPTER_CA_PASSPHRASE)
   --import-key K          import an existing CA key (PEM or DER) ...
@@ -48,6 +50,8 @@ async function init(argv: string[]): Promise<number> {
     subject: { type: 'string' },
     days: { type: 'string' },
     ra: { type: 'boolean' },
+    'ca-only': { type: 'boolean' },
+    'no-ra': { type: 'boolean' },
     'passphrase-file': { type: 'string' },
     'import-key': { type: 'string' },
     'import-cert': { type: 'string' },
@@ -60,8 +64,9 @@ async function init(argv: string[]): Promise<number> {
   const o: InitCaOptions = {
     keySize: keySize as CaKeySize,
     days: intOpt(p, 'days', 3650, 1, 36500),
-    ra: flag(p, 'ra'),
+    ra: !(flag(p, 'ca-only') || flag(p, 'no-ra')),
   };
+  if (!o.ra && flag(p, 'ra')) throw new UsageError('give --ra or --ca-only, not both');
   const subject = str(p, 'subject');
   if (subject !== undefined) o.subject = subject;
   const importKey = str(p, 'import-key');
