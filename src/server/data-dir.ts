@@ -2,7 +2,8 @@
  * The server's data directory on first and later starts:
  *
  *   DIR/ca/          CA (and RA) keys and certificates (see src/ca/keystore.ts)
- *   DIR/challenge    the generated challenge password, mode 0600 (only when none is configured)
+ *   DIR/challenge    the generated challenge password (32 letters and digits, about 190 bits),
+ *                    mode 0600 (only when none is configured)
  *   DIR/challenge-key  key of the one-time challenges (32 random bytes, hex), mode 0600
  *   DIR/scepter.db   the embedded SQLite store (default store URL)
  *
@@ -13,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileDurably } from '../ca/durable-file.js';
+import { randomAlphanumeric } from '../crypto/random-text.js';
 import { caExists, caPaths, initCa, loadCa, type CaKeySize, type LoadedCa } from '../ca/keystore.js';
 
 export interface DataDirOptions {
@@ -57,6 +59,9 @@ export interface PreparedDataDir {
   storeUrl: string;
 }
 
+/** Length of a generated static challenge (letters and digits: ≈ 190 bits). */
+export const STATIC_CHALLENGE_LENGTH = 32;
+
 /** File name of the generated challenge inside the data directory. */
 export const CHALLENGE_FILE = 'challenge';
 
@@ -70,7 +75,8 @@ export function loadOrCreateChallenge(dataDir: string): ChallengeInfo {
     if (value === '') throw new Error(`${file} is empty; delete it to generate a new challenge`);
     return { value, source: 'file', file };
   }
-  const value = randomBytes(24).toString('base64url');
+  // Letters and digits only: PrintableString-safe for Windows clients, never starts with `-`.
+  const value = randomAlphanumeric(STATIC_CHALLENGE_LENGTH);
   writeFileDurably(file, value + '\n', { mode: 0o600 });
   return { value, source: 'created', file };
 }
