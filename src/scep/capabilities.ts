@@ -12,7 +12,6 @@ export const CAPABILITIES = [
   'Renewal',
   'SHA-1',
   'SHA-256',
-  'SHA-384',
   'SHA-512',
   'SCEPStandard',
   'Update',
