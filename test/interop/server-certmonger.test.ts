@@ -117,6 +117,15 @@ function certFile(path: string): Certificate {
   return parseCertificate(fromPem(readFileSync(path, 'utf8'))[0]!);
 }
 
+/** The certificate's serial, or undefined while the file is missing or being rewritten. */
+function serialIn(path: string): string | undefined {
+  try {
+    return certFile(path).serialHex;
+  } catch {
+    return undefined;
+  }
+}
+
 function spkiOf(key: KeyObject): Buffer {
   return createPublicKey(key).export({ type: 'spki', format: 'der' });
 }
@@ -170,7 +179,10 @@ async function daemonEnrollAndRenew(t: TestContext, ra: boolean): Promise<void> 
   // Renewal: certmonger signs the new request with the certificate it holds.
   r = await d.getcert(['resubmit', '-i', 'dev']);
   assert.equal(r.code, 0, r.output);
-  listing = await waitFor(d, 'dev', settled, () => certFile(crtPath).serialHex !== first.serialHex);
+  listing = await waitFor(d, 'dev', settled, () => {
+    const sn = serialIn(crtPath);
+    return sn !== undefined && sn !== first.serialHex;
+  });
   assert.match(listing, /status: MONITORING/, listing);
   const second = certFile(crtPath);
   assert.notEqual(second.serialHex, first.serialHex);

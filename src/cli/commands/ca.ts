@@ -202,7 +202,7 @@ async function activate(argv: string[]): Promise<number> {
 
 /** `scepter ca` subcommands; add one entry per subcommand. */
 export const caSubcommands: Record<string, Subcommand> = {
-  init: { summary: 'create or import the CA (and optionally an RA)', usage: INIT_USAGE, run: init },
+  init: { summary: 'create or import the CA (with an RA unless --ca-only)', usage: INIT_USAGE, run: init },
   rollover: { summary: 'stage a next CA (offered by GetNextCACert)', usage: ROLLOVER_USAGE, run: rollover },
   activate: { summary: 'make the staged next CA current', usage: ACTIVATE_USAGE, run: activate },
 };
