@@ -92,7 +92,9 @@ export function cipherFromOid(oid: string, opts?: { allowSingleDes?: boolean }):
   if (c && c.name === 'des' && !opts?.allowSingleDes) {
     throw new UnsupportedAlgorithmError(
       oid,
-      `single DES (${oid}) is not accepted; enable --allow-single-des to accept it`,
+      `single DES (${oid}) is refused by default: start the server with --allow-single-des to accept ` +
+        'DES-only clients such as micromdm scepclient 2.1 (replies use 3DES), or use a client ' +
+        'that encrypts with AES or 3DES',
     );
   }
   if (c) return c;

@@ -2,9 +2,11 @@
  * One-time challenge passwords (docs/conformance.md §5.1): high-entropy, short-lived, single-use tokens
  * minted by an operator (`scepter challenge new`) or an MDM (`POST /admin/challenge`).
  *
- * Token (43 base64url characters, 32 bytes): 20 random bytes (160 bits) ‖ expiry (unix
+ * Token (32 bytes as 64 lowercase hex digits): 20 random bytes (160 bits) ‖ expiry (unix
  * seconds, u32 BE) ‖ tag (first 8 bytes of HMAC-SHA256(key, "scepter-otc-tag" ‖ random ‖
- * expiry)). The tag lets the RA recognise its own tokens and read their expiry without a store
+ * expiry)). Hex keeps it inside the PrintableString alphabet (Windows clients break on `_`)
+ * and never starts with `-`. Tokens minted by older versions, the same 32 bytes as 43
+ * base64url characters, are still accepted until they expire. The tag lets the RA recognise its own tokens and read their expiry without a store
  * lookup, so garbage and forgeries cost no database write and an authentic, unexpired token
  * whose consumption fails is known to be a REUSE (a compromise signal, logged).
  *
@@ -20,9 +22,12 @@ const RANDOM_BYTES = 20;
 const EXPIRY_BYTES = 4;
 const TAG_BYTES = 8;
 const TOKEN_BYTES = RANDOM_BYTES + EXPIRY_BYTES + TAG_BYTES;
-/** Length of a token in base64url characters. */
-export const ONE_TIME_CHALLENGE_LENGTH = Math.ceil((TOKEN_BYTES * 8) / 6);
-const TOKEN_RE = /^[A-Za-z0-9_-]+$/;
+/** Length of a token (hex digits). */
+export const ONE_TIME_CHALLENGE_LENGTH = TOKEN_BYTES * 2;
+const TOKEN_RE = /^[0-9a-f]+$/;
+/** Length of a token minted by older versions (base64url), still accepted. */
+export const LEGACY_ONE_TIME_CHALLENGE_LENGTH = Math.ceil((TOKEN_BYTES * 8) / 6);
+const LEGACY_TOKEN_RE = /^[A-Za-z0-9_-]+$/;
 
 /** Longest lifetime of a one-time challenge (30 days). */
 export const MAX_ONE_TIME_TTL_SECONDS = 30 * 86_400;
@@ -71,20 +76,23 @@ export class OneTimeChallenges {
     randomBytes(RANDOM_BYTES).copy(body);
     body.writeUInt32BE(seconds, RANDOM_BYTES);
     const token = Buffer.concat([body, this.tag(body)]);
-    return { value: token.toString('base64url'), expiresAt: new Date(seconds * 1000) };
+    return { value: token.toString('hex'), expiresAt: new Date(seconds * 1000) };
   }
 
   /** Whether `candidate` is one of our tokens and still unexpired (constant-time tag check). */
   check(candidate: string | undefined, now: Date): OneTimeCheck {
-    if (candidate?.length !== ONE_TIME_CHALLENGE_LENGTH || !TOKEN_RE.test(candidate))
-      return { kind: 'foreign' };
-    const raw = Buffer.from(candidate, 'base64url');
+    let encoding: 'hex' | 'base64url';
+    if (candidate?.length === ONE_TIME_CHALLENGE_LENGTH && TOKEN_RE.test(candidate)) encoding = 'hex';
+    else if (candidate?.length === LEGACY_ONE_TIME_CHALLENGE_LENGTH && LEGACY_TOKEN_RE.test(candidate))
+      encoding = 'base64url';
+    else return { kind: 'foreign' };
+    const raw = Buffer.from(candidate, encoding);
     if (raw.length !== TOKEN_BYTES) return { kind: 'foreign' };
     const body = raw.subarray(0, RANDOM_BYTES + EXPIRY_BYTES);
     if (!timingSafeEqual(this.tag(body), raw.subarray(RANDOM_BYTES + EXPIRY_BYTES)))
       return { kind: 'foreign' };
     // Re-encoding must give the same text (base64url decoding ignores stray trailing bits).
-    if (raw.toString('base64url') !== candidate) return { kind: 'foreign' };
+    if (raw.toString(encoding) !== candidate) return { kind: 'foreign' };
     const expiresAt = new Date(body.readUInt32BE(RANDOM_BYTES) * 1000);
     if (expiresAt.getTime() <= now.getTime()) return { kind: 'expired' };
     return { kind: 'one-time', hash: this.hash(candidate), expiresAt };

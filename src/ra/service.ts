@@ -73,12 +73,17 @@ export interface ServiceStats {
   internalErrors: number;
 }
 
-/** GetCACaps keywords for what this service implements, in the order they are sent. */
+/**
+ * GetCACaps keywords for what this service implements, in the order they are sent. `SHA-384`
+ * (not an RFC 8894 keyword, but a digest we verify) is there for strongSwan `pki --scep` before
+ * 5.9.11, which checks AES against the bit of `SHA-384` (docs/interop.md).
+ */
 export const BASE_CAPABILITIES: readonly string[] = [
   'AES',
   'DES3',
   'SHA-1',
   'SHA-256',
+  'SHA-384',
   'SHA-512',
   'POSTPKIOperation',
   'SCEPStandard',

@@ -2,20 +2,27 @@
  * The server's data directory on first and later starts:
  *
  *   DIR/ca/          CA (and RA) keys and certificates (see src/ca/keystore.ts)
- *   DIR/challenge    the generated challenge password, mode 0600 (only when none is configured)
+ *   DIR/challenge    the generated challenge password (32 letters and digits, about 190 bits),
+ *                    mode 0600 (only when none is configured)
  *   DIR/challenge-key  key of the one-time challenges (32 random bytes, hex), mode 0600
  *   DIR/scepter.db   the embedded SQLite store (default store URL)
  *
- * A missing CA is created; a missing challenge is generated once and kept.
+ * A missing CA is created (with an RA unless `ra: false`); a missing challenge is generated
+ * once and kept.
  */
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileDurably } from '../ca/durable-file.js';
+import { randomAlphanumeric } from '../crypto/random-text.js';
 import { caExists, caPaths, initCa, loadCa, type CaKeySize, type LoadedCa } from '../ca/keystore.js';
 
 export interface DataDirOptions {
-  /** Create the CA with a separate RA certificate (only when the CA is created now). */
+  /**
+   * RA or CA-only for a CA created now: undefined (default) and true give it a separate RA
+   * certificate (what NDES-style clients such as certmonger expect), false creates the old
+   * CA-only layout. An existing CA keeps what it has; true then requires its RA.
+   */
   ra?: boolean;
   /** RSA key size of a CA created now (default 3072). */
   keySize?: CaKeySize;
@@ -52,6 +59,9 @@ export interface PreparedDataDir {
   storeUrl: string;
 }
 
+/** Length of a generated static challenge (letters and digits: ≈ 190 bits). */
+export const STATIC_CHALLENGE_LENGTH = 32;
+
 /** File name of the generated challenge inside the data directory. */
 export const CHALLENGE_FILE = 'challenge';
 
@@ -65,7 +75,8 @@ export function loadOrCreateChallenge(dataDir: string): ChallengeInfo {
     if (value === '') throw new Error(`${file} is empty; delete it to generate a new challenge`);
     return { value, source: 'file', file };
   }
-  const value = randomBytes(24).toString('base64url');
+  // Letters and digits only: PrintableString-safe for Windows clients, never starts with `-`.
+  const value = randomAlphanumeric(STATIC_CHALLENGE_LENGTH);
   writeFileDurably(file, value + '\n', { mode: 0o600 });
   return { value, source: 'created', file };
 }
@@ -104,14 +115,14 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
   let createdCa = false;
   if (!caExists(dataDir)) {
     await initCa(dataDir, {
-      ...(o.ra ? { ra: true } : {}),
+      ...(o.ra !== false ? { ra: true } : {}),
       ...(o.keySize ? { keySize: o.keySize } : {}),
       ...(o.passphrase ? { passphrase: o.passphrase } : {}),
     });
     createdCa = true;
   }
   const loaded = loadCa(dataDir, o.passphrase);
-  if (o.ra && !loaded.ra) {
+  if (o.ra === true && !loaded.ra) {
     throw new Error(
       `--ra was given but the existing CA in ${caPaths(dataDir).dir} has no RA certificate ` +
         '(create the CA with `scepter ca init --ra`, or start without --ra)',

@@ -18,7 +18,10 @@ export interface ScepServerOptions {
   port?: number;
   /** Static challenge password (default: DATA/challenge, generated on first start). */
   challenge?: string;
-  /** Create the CA with a separate RA certificate when it does not exist yet. */
+  /**
+   * A CA created now gets a separate RA certificate unless this is false (CA-only); an
+   * existing CA keeps what it has.
+   */
   ra?: boolean;
   /** Key size of a CA created now (default 3072). */
   keySize?: 2048 | 3072 | 4096;

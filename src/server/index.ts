@@ -45,7 +45,10 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
    * minting one-time challenges (src/server/challenges.ts; data-directory mode only).
    */
   challenges?: ChallengeSettings;
-  /** Create the CA with an RA certificate when it does not exist yet. */
+  /**
+   * A CA created now gets an RA certificate unless this is false (CA-only); true requires the
+   * RA of an existing CA. An existing CA keeps what it has.
+   */
   ra?: boolean;
   /** Key size of a CA created now (default 3072; tests use 2048). */
   keySize?: CaKeySize;
@@ -115,7 +118,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   if (!service) {
     if (o.dataDir === undefined) throw new TypeError('startServer needs either `service` or `dataDir`');
     prepared = await prepareDataDir(o.dataDir, {
-      ...(o.ra ? { ra: true } : {}),
+      ...(o.ra !== undefined ? { ra: o.ra } : {}),
       ...(o.keySize ? { keySize: o.keySize } : {}),
       ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
       ...(o.challenge !== undefined ? { challenge: o.challenge } : {}),

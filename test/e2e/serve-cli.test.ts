@@ -1,14 +1,14 @@
 /**
  * Smoke test of the built CLI: `npm run build`, then `node dist/cli/main.js serve` on an empty
- * data directory starts on embedded defaults (creates the CA and a challenge, printed once),
+ * data directory starts on embedded defaults (creates the CA with an RA and a challenge, printed once),
  * answers GetCACaps/GetCACert and an enrollment, and exits cleanly on SIGTERM/SIGINT. A second
  * start reuses the CA and the challenge without printing it, and with `--validity 30s --workers
  * 2` issues 30-second certificates.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import { PkiStatus } from '../../src/scep/index.js';
@@ -60,7 +60,8 @@ test('built CLI: serve creates CA + challenge, serves, shuts down cleanly, resta
   const first = await serve(['--data', data, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
   t.after(() => first.proc.kill('SIGKILL'));
   const out1 = first.output();
-  assert.match(out1, /created a new CA in .*\/ca \(CA-only mode\)/);
+  // A new data directory gets an RA by default (what certmonger and NDES-style clients expect).
+  assert.match(out1, /created a new CA in .*\/ca \(RA mode/);
   const challengeFile = join(data, 'challenge');
   const challenge = readFileSync(challengeFile, 'utf8').trim();
   assert.ok(challenge.length >= 24);
@@ -75,7 +76,12 @@ test('built CLI: serve creates CA + challenge, serves, shuts down cleanly, resta
     assert.ok(capList.includes(k), k);
   const trusted = await caCerts(first.url);
   const caOnDisk = parseCertificate(fromPem(readFileSync(join(data, 'ca', 'ca.crt'), 'utf8'))[0]!);
-  assert.ok(trusted[0]!.der.equals(caOnDisk.der), 'GetCACert returns the CA created in DIR/ca');
+  const raOnDisk = parseCertificate(fromPem(readFileSync(join(data, 'ca', 'ra.crt'), 'utf8'))[0]!);
+  assert.ok(trusted[0]!.der.equals(raOnDisk.der), 'GetCACert returns the RA created in DIR/ca first');
+  assert.ok(
+    trusted.some((c) => c.der.equals(caOnDisk.der)),
+    'GetCACert returns the CA created in DIR/ca',
+  );
 
   const d = device('CN=cli-dev', { pool: 1 });
   const req = pkcsReq(d, trusted[0]!, { content: csrOf(d, { challengePassword: challenge }) });
@@ -97,7 +103,11 @@ test('built CLI: serve creates CA + challenge, serves, shuts down cleanly, resta
   assert.match(out2, /challenge loaded from .*challenge/);
   assert.ok(!out2.includes(challenge), 'the challenge is not printed again');
   const again = await caCerts(second.url);
-  assert.ok(again[0]!.der.equals(caOnDisk.der), 'same CA after restart');
+  assert.ok(again[0]!.der.equals(raOnDisk.der), 'same RA after restart');
+  assert.ok(
+    again.some((c) => c.der.equals(caOnDisk.der)),
+    'same CA after restart',
+  );
   // The resend of the first request is answered from the store: same certificate.
   const resent = openCertRep((await postPki(second.url, req.der)).body, req, d, trusted);
   assert.ok(resent.certificates[0]!.der.equals(rep.certificates[0]!.der));
@@ -111,5 +121,51 @@ test('built CLI: serve creates CA + challenge, serves, shuts down cleanly, resta
   assert.equal(short.notAfter.getTime() - short.notBefore.getTime(), 33_000, '30 s + 3 s backdating');
   assert.ok(Math.abs(short.notAfter.getTime() - (issuedAt + 30_000)) <= 2000, 'valid 30 s from issuance');
   second.proc.kill('SIGINT');
+  assert.equal(await second.exited, 0);
+});
+
+test('built CLI: --ca-only creates the old CA-only layout, kept on later starts without the flag', async (t) => {
+  const build = ensureBuilt();
+  assert.equal(build.status, 0, `npm run build failed:\n${build.output}`);
+  const data = tempDir(t, 'scepter-cli-');
+  const both = spawnSync(
+    process.execPath,
+    [join(ROOT, 'dist/cli/main.js'), 'serve', '--data', data, '--ra', '--ca-only'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.notEqual(both.status, 0);
+  assert.match(both.stderr, /--ra or --ca-only, not both/);
+
+  const first = await serve([
+    '--data',
+    data,
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--log-level',
+    'warn',
+    '--ca-only',
+  ]);
+  t.after(() => first.proc.kill('SIGKILL'));
+  assert.match(first.output(), /created a new CA in .*\/ca \(CA-only mode\)/);
+  assert.ok(!existsSync(join(data, 'ca', 'ra.crt')), 'no RA certificate');
+  const caOnDisk = parseCertificate(fromPem(readFileSync(join(data, 'ca', 'ca.crt'), 'utf8'))[0]!);
+  const certs = await caCerts(first.url);
+  assert.equal(certs.length, 1);
+  assert.ok(certs[0]!.der.equals(caOnDisk.der));
+  first.proc.kill('SIGTERM');
+  assert.equal(await first.exited, 0);
+
+  // An existing data directory keeps its layout: no RA is added by the new default.
+  const second = await serve(['--data', data, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
+  t.after(() => second.proc.kill('SIGKILL'));
+  assert.match(second.output(), /CA loaded from .*\(CA-only mode\)/);
+  assert.ok(!existsSync(join(data, 'ca', 'ra.crt')), 'still no RA certificate');
+  // One answered request: the server is past start-up (its signal handlers are installed).
+  assert.equal((await caCerts(second.url)).length, 1);
+  second.proc.kill('SIGTERM');
   assert.equal(await second.exited, 0);
 });

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import { nameToString } from '../../src/pkix/name.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
@@ -39,9 +40,13 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs = 60_000): Prom
 
 async function enrollWithScepclient(
   t: Parameters<typeof testServer>[0],
-  o: { ra: boolean; allowSingleDes: boolean },
+  o: { ra: boolean; allowSingleDes: boolean; log?: Writable },
 ) {
-  const server = await testServer(t, { ra: o.ra, enrollment: { allowSingleDes: o.allowSingleDes } });
+  const server = await testServer(t, {
+    ra: o.ra,
+    enrollment: { allowSingleDes: o.allowSingleDes },
+    ...(o.log ? { logLevel: 'info' as const, logStream: o.log } : {}),
+  });
   const work = tempDir(t, 'scepclient-');
   const keyPath = join(work, 'client.key');
   const certPath = join(work, 'client.crt');
@@ -106,11 +111,27 @@ test('scepclient enrolls against scepter in RA mode (--allow-single-des)', async
   await assertEnrolled(t, e, 'scepclient-ra');
 });
 
-test('scepclient without --allow-single-des gets FAILURE badAlg and no certificate', async (t) => {
+test('scepclient without --allow-single-des gets FAILURE badAlg naming the switch, and no certificate', async (t) => {
   if (!needPeer(t, hasCommand(SCEPCLIENT), 'micromdm scepclient')) return;
-  const e = await enrollWithScepclient(t, { ra: false, allowSingleDes: false });
+  let log = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      log += chunk.toString();
+      cb();
+    },
+  });
+  const e = await enrollWithScepclient(t, { ra: false, allowSingleDes: false, log: sink });
   assert.notEqual(e.r.code, 0);
   assert.match(e.r.output, /failInfo: badAlg \(0\)/);
+  // The failInfoText (in the CertRep) and the server log tell the operator what to do.
+  const refused = log
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { operation?: string; failInfo?: string; detail?: string })
+    .find((l) => l.operation === 'PKIOperation' && l.failInfo === 'badAlg');
+  assert.ok(refused, log);
+  assert.match(refused.detail ?? '', /single DES/);
+  assert.match(refused.detail ?? '', /start the server with --allow-single-des/);
   assert.ok(!existsSync(e.certPath));
   assert.equal((await e.server.enrollment!.store.searchCertificates({})).total, 0, 'nothing issued');
 });

@@ -277,6 +277,15 @@ test('cli: scepter ca init writes a CA, honours --passphrase-file and refuses to
   assert.match(text, /not overwriting/);
   assert.ok(!text.includes('file-secret'));
   assert.equal(loadCa(data, 'file-secret').caCert.subjectRaw.length > 0, true);
+  assert.ok(loadCa(data, 'file-secret').ra, 'a new CA gets an RA by default');
+  const caOnly = join(dir, 'd6');
+  const r3 = cli(['ca', 'init', '--data', caOnly, '--key-size', '2048', '--ca-only']);
+  assert.equal(r3.status, 0, r3.stderr);
+  assert.equal(loadCa(caOnly).ra, undefined, '--ca-only: no RA');
+  await assert.rejects(
+    caCommand.run(['init', '--data', join(dir, 'd7'), '--ra', '--ca-only']),
+    /--ra or --ca-only, not both/,
+  );
   await assert.rejects(caCommand.run(['init', '--data', data, '--key-size', '1024']), /key-size/);
   await assert.rejects(caCommand.run(['frobnicate']), /unknown subcommand/);
   await assert.rejects(

@@ -176,7 +176,7 @@ test('single DES: badAlg by default, decrypts with allowSingleDes; never built b
     () => decryptEnvelopedData(env, decrypters),
     cmsCode(
       'badAlg',
-      /^single DES \(1\.3\.14\.3\.2\.7\) is not accepted; enable --allow-single-des to accept it$/,
+      /^single DES \(1\.3\.14\.3\.2\.7\) is refused by default: start the server with --allow-single-des /,
     ),
   );
   const out = decryptEnvelopedData(env, decrypters, { allowSingleDes: true });

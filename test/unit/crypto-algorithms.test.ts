@@ -46,7 +46,8 @@ test('cipher OIDs: AES and 3DES accepted, single DES only on request, RC2/GCM/un
     () => cipherFromOid(OID.desCbc),
     (e: unknown) =>
       e instanceof UnsupportedAlgorithmError &&
-      e.message === 'single DES (1.3.14.3.2.7) is not accepted; enable --allow-single-des to accept it',
+      e.message ===
+        'single DES (1.3.14.3.2.7) is refused by default: start the server with --allow-single-des to accept DES-only clients such as micromdm scepclient 2.1 (replies use 3DES), or use a client that encrypts with AES or 3DES',
   );
   assert.equal(cipherFromOid(OID.desCbc, { allowSingleDes: true }).name, 'des');
   for (const bad of [OID.rc2Cbc, OID.aes128Gcm, OID.aes256Gcm, '1.2.3']) {

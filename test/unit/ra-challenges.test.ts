@@ -116,16 +116,18 @@ test('one-time token: authentic, expired, forged and foreign candidates', () => 
   const now = new Date('2030-01-01T00:00:00Z');
   const c = ot.create(new Date(now.getTime() + 60_000));
   assert.equal(c.value.length, ONE_TIME_CHALLENGE_LENGTH);
-  assert.match(c.value, /^[A-Za-z0-9_-]{43}$/);
+  // PrintableString-safe (Windows clients), never starting with '-': lowercase hex.
+  assert.match(c.value, /^[0-9a-f]{64}$/);
   const ok = ot.check(c.value, now);
   assert.equal(ok.kind, 'one-time');
   assert.equal(ok.kind === 'one-time' && ok.hash, ot.hash(c.value));
   assert.notEqual(ot.hash(c.value), ot.hash(ot.create(c.expiresAt).value), 'fresh randomness each time');
   assert.equal(ot.check(c.value, new Date(now.getTime() + 60_000)).kind, 'expired');
   // Flip one character of the random part: the tag no longer matches.
-  const flipped = (c.value[0] === 'A' ? 'B' : 'A') + c.value.slice(1);
+  const flipped = (c.value[0] === '0' ? '1' : '0') + c.value.slice(1);
   assert.equal(ot.check(flipped, now).kind, 'foreign');
   assert.equal(new OneTimeChallenges(Buffer.alloc(32, 8)).check(c.value, now).kind, 'foreign', 'other key');
+  assert.equal(ot.check(c.value.toUpperCase(), now).kind, 'foreign', 'one spelling only');
   assert.equal(ot.check('short', now).kind, 'foreign');
   assert.equal(ot.check(undefined, now).kind, 'foreign');
   assert.throws(() => new OneTimeChallenges(Buffer.alloc(16)), RangeError);

@@ -90,6 +90,7 @@ test('every path serves SCEP; operation is case-insensitive; message is ignored 
         'DES3',
         'SHA-1',
         'SHA-256',
+        'SHA-384',
         'SHA-512',
         'POSTPKIOperation',
         'SCEPStandard',

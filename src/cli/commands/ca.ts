@@ -51,7 +51,9 @@ Creates the CA in DIR/ca/ (refuses to overwrite an existing one).
   --key-size N            RSA key size for generated keys: 2048, 3072 (default) or 4096
   --subject DN            CA subject, e.g. "CN=Example SCEP CA,O=Example" (default: random CN)
   --validity DURATION     CA validity: 3650d, … (default 3650d; --days N still works)
-  --ra                    also create a separate RA key and certificate issued by the CA
+  --ca-only               no separate RA (alias --no-ra). By default the CA gets an RA key and
+                          certificate issued by it, which signs and decrypts the SCEP messages
+  --ra                    create the RA (the default)
   --passphrase-file F     encrypt the private keys with the passphrase in F
                           (or set SCEPTER_CA_PASSPHRASE)
   --import-key K          import an existing CA key (PEM or DER) ...
@@ -66,6 +68,8 @@ async function init(argv: string[]): Promise<number> {
     validity: { type: 'string' },
     days: { type: 'string' },
     ra: { type: 'boolean' },
+    'ca-only': { type: 'boolean' },
+    'no-ra': { type: 'boolean' },
     'passphrase-file': { type: 'string' },
     'import-key': { type: 'string' },
     'import-cert': { type: 'string' },
@@ -78,8 +82,9 @@ async function init(argv: string[]): Promise<number> {
   const o: InitCaOptions = {
     keySize: keySize as CaKeySize,
     days: caValidityDays(p),
-    ra: flag(p, 'ra'),
+    ra: !(flag(p, 'ca-only') || flag(p, 'no-ra')),
   };
+  if (!o.ra && flag(p, 'ra')) throw new UsageError('give --ra or --ca-only, not both');
   const subject = str(p, 'subject');
   if (subject !== undefined) o.subject = subject;
   const importKey = str(p, 'import-key');
@@ -216,7 +221,7 @@ async function activate(argv: string[]): Promise<number> {
 
 /** `scepter ca` subcommands; add one entry per subcommand. */
 export const caSubcommands: Record<string, Subcommand> = {
-  init: { summary: 'create or import the CA (and optionally an RA)', usage: INIT_USAGE, run: init },
+  init: { summary: 'create or import the CA (with an RA unless --ca-only)', usage: INIT_USAGE, run: init },
   rollover: { summary: 'stage a next CA (offered by GetNextCACert)', usage: ROLLOVER_USAGE, run: rollover },
   activate: { summary: 'make the staged next CA current', usage: ACTIVATE_USAGE, run: activate },
 };

@@ -20,6 +20,7 @@ import {
   str,
   UsageError,
   type Command,
+  type Parsed,
 } from '../command.js';
 import { DEFAULT_CLIENT_PROFILE, MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS } from '../../ca/profile.js';
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
@@ -63,7 +64,11 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --validate-mode M       challenge (default: the validator replaces the local challenge
                           check) or always (local challenge first, then the validator)
   --validate-renewals     send renewals to the validator too (default: not)
-  --ra                    create the CA with a separate RA certificate (first start only)
+  --ca-only               create the CA without a separate RA certificate (first start only;
+                          alias --no-ra). By default a new CA gets an RA certificate that
+                          signs and decrypts the SCEP messages, as NDES and EJBCA do (certmonger
+                          needs it); an existing CA keeps what it has
+  --ra                    require the RA certificate (the default for a new CA)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
   --allow-wildcard-san    certify wildcard dNSNames (*.example.com) requested in a CSR (default:
                           refused, see docs/security.md "What the CA refuses to sign")
@@ -256,6 +261,13 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
   };
 }
 
+/** `--ra` (require the RA), `--ca-only`/`--no-ra` (create without one) or neither (default). */
+function raOption(p: Parsed): { ra?: boolean } {
+  const caOnly = flag(p, 'ca-only') || flag(p, 'no-ra');
+  if (caOnly && flag(p, 'ra')) throw new UsageError('give --ra or --ca-only, not both');
+  return caOnly ? { ra: false } : flag(p, 'ra') ? { ra: true } : {};
+}
+
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run the SCEP server (creates a CA and a challenge on first start)',
@@ -279,6 +291,8 @@ export const serveCommand: Command = {
       'validate-mode': { type: 'string' },
       'validate-renewals': { type: 'boolean' },
       ra: { type: 'boolean' },
+      'ca-only': { type: 'boolean' },
+      'no-ra': { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
       'allow-wildcard-san': { type: 'boolean' },
       validity: { type: 'string' },
@@ -352,7 +366,7 @@ export const serveCommand: Command = {
       lifecycle,
       challenges,
       ...(trustedProxies.length ? { trustedProxies } : {}),
-      ...(flag(p, 'ra') ? { ra: true } : {}),
+      ...raOption(p),
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
       ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
       ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),

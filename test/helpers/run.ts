@@ -1,0 +1,42 @@
+/**
+ * Runs a peer program asynchronously (the server under test runs in this process, so a
+ * synchronous spawn would deadlock it). A hang limit kills the program; no timing is asserted.
+ */
+import { spawn } from 'node:child_process';
+
+export interface Run {
+  code: number | null;
+  /** stdout and stderr, interleaved. */
+  output: string;
+  stdout: Buffer;
+}
+
+export function run(
+  cmd: string,
+  args: readonly string[],
+  o: { cwd?: string; env?: NodeJS.ProcessEnv; hangLimitMs?: number } = {},
+): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, {
+      ...(o.cwd ? { cwd: o.cwd } : {}),
+      ...(o.env ? { env: o.env } : {}),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const out: Buffer[] = [];
+    p.stdout.on('data', (c: Buffer) => {
+      out.push(c);
+      output += c.toString();
+    });
+    p.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), o.hangLimitMs ?? 120_000);
+    p.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output, stdout: Buffer.concat(out) });
+    });
+  });
+}
