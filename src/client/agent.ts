@@ -234,7 +234,11 @@ export interface AgentOutcome {
 }
 
 export interface AgentEvents {
-  /** One line per notable event (safe: never a key or challenge). */
+  /**
+   * One line per notable event on the way (safe: never a key or challenge). The result of a
+   * pass for a certificate (issued, valid, error and when it is looked at again) is reported
+   * once, through `outcome`, not here too.
+   */
   log?: (line: string) => void;
   /** Called with each outcome. */
   outcome?: (o: AgentOutcome) => void;
@@ -341,9 +345,6 @@ export class Agent {
         errorKind: e instanceof ScepClientError ? e.name : e instanceof Error ? e.name : 'Error',
         nextCheck: new Date(this.now() + jitter(delay)),
       };
-      this.log(
-        `${c.name}: ${msg}; retrying in ${Math.round((outcome.nextCheck.getTime() - this.now()) / 1000)} s`,
-      );
     }
     s.nextAt = outcome.nextCheck.getTime();
     this.ev.outcome?.(outcome);
@@ -412,9 +413,6 @@ export class Agent {
     }
     if (issued.insecureCipher) this.log(`${c.name}: WARNING: the server answered with single DES (insecure)`);
     await installGeneration(c.out, { key: issued.key, certificate: issued.certificate, chain: issued.chain });
-    this.log(
-      `${c.name}: ${action} certificate ${issued.certificate.serialHex}, valid until ${issued.certificate.notAfter.toISOString()}`,
-    );
     const outcome: AgentOutcome = {
       name: c.name,
       action,

@@ -7,8 +7,13 @@ import { Agent, AgentConfigError, loadAgentConfig, type AgentOutcome } from '../
 import { flag, parseOptions, req, UsageError, type Command } from '../command.js';
 import { EXIT, say, warn } from './client-common.js';
 
-function line(o: AgentOutcome): string {
-  const next = `next check ${o.nextCheck.toISOString()}`;
+/** One line per outcome; `once`: no next check is announced, since the agent exits after the pass. */
+function line(o: AgentOutcome, once: boolean): string {
+  const next = once
+    ? o.action === 'error'
+      ? 'not retried (--once)'
+      : 'done (--once)'
+    : `next check ${o.nextCheck.toISOString()}`;
   switch (o.action) {
     case 'error':
       return `${o.name}: error (${o.errorKind ?? 'Error'}): ${o.error ?? ''}; ${next}`;
@@ -50,11 +55,17 @@ Runs until SIGINT/SIGTERM otherwise.`,
       if (e instanceof AgentConfigError) throw new UsageError(e.message);
       throw e;
     }
+    const once = flag(p, 'once');
     const agent = new Agent(cfg, {
       log: (l) => (json ? printJsonLine({ event: 'log', message: l }) : warn(l)),
-      outcome: (o) => (json ? printJsonLine({ event: 'outcome', ...o }) : say(line(o))),
+      outcome: (o) => {
+        if (!json) return say(line(o, once));
+        // With --once nothing happens at nextCheck: leave it out rather than promise a retry.
+        const { nextCheck, ...rest } = o;
+        printJsonLine({ event: 'outcome', ...rest, ...(once ? {} : { nextCheck }) });
+      },
     });
-    if (flag(p, 'once')) {
+    if (once) {
       const outcomes = await agent.runOnce();
       return outcomes.some((o) => o.action === 'error') ? EXIT.other : EXIT.ok;
     }

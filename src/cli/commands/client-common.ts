@@ -96,9 +96,14 @@ export function printJson(v: unknown): void {
  * `{ ok: false, error, kind, … }` with --json). Errors that are not the client's are rethrown
  * for main.ts to report (exit 1 or 2).
  */
-export function reportError(e: unknown, json: boolean, command: string): number {
+export function reportError(
+  e: unknown,
+  json: boolean,
+  command: string,
+  more: Record<string, unknown> = {},
+): number {
   let code: number;
-  const extra: Record<string, unknown> = {};
+  const extra: Record<string, unknown> = { ...more };
   if (e instanceof ScepFailureError) {
     code = EXIT.failure;
     extra.failInfo = e.failInfoName;
