@@ -18,6 +18,13 @@ import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import { OID } from '../../src/asn1/oids.js';
 import { parseSubjectAltName } from '../../src/pkix/extensions.js';
 import { seeded } from '../helpers/scep-server.js';
+import { pooledRsaKey } from '../helpers/pki.js';
+import { buildCertificate, wholeSeconds } from '../../src/pkix/certificate-builder.js';
+import { buildName } from '../../src/pkix/name.js';
+import { buildSubjectAltName } from '../../src/pkix/extensions.js';
+import { createSigner } from '../../src/pkix/signature.js';
+import { toPem } from '../../src/pkix/certificate.js';
+import { createPublicKey } from 'node:crypto';
 
 const CHALLENGE = 'client-cli-pw';
 const dirs: string[] = [];
@@ -35,7 +42,31 @@ function tmp(): string {
   return d;
 }
 
-async function serve(manual = false): Promise<{ url: string; store: Store }> {
+/** A self-signed TLS server certificate for 127.0.0.1 (fixture key) as PEM, with its key. */
+function tlsIdentity(): { cert: string; key: string } {
+  const key = pooledRsaKey(5);
+  const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
+  const name = buildName('CN=scepter test TLS');
+  const notBefore = wholeSeconds(new Date(Date.now() - 60_000));
+  const der = buildCertificate(
+    {
+      serial: Buffer.from([0x12, 0x34]),
+      issuerRaw: name,
+      subjectRaw: name,
+      spki,
+      notBefore,
+      notAfter: new Date(notBefore.getTime() + 86_400_000),
+      extensions: [buildSubjectAltName([{ type: 'ip', value: '127.0.0.1' }])],
+    },
+    createSigner(key, 'sha256'),
+  );
+  return { cert: toPem(der), key: key.export({ type: 'pkcs8', format: 'pem' }).toString() };
+}
+
+async function serve(
+  manual = false,
+  tls?: { cert: string; key: string },
+): Promise<{ url: string; store: Store }> {
   const dir = tmp();
   const store = await openStore(`sqlite:${join(dir, 'store.db')}`);
   stores.push(store);
@@ -47,6 +78,7 @@ async function serve(manual = false): Promise<{ url: string; store: Store }> {
       store,
       logLevel: 'silent',
       ...(manual ? { lifecycle: { approval: { mode: 'manual' as const } } } : {}),
+      ...(tls ? { tls } : {}),
     }),
   );
   running.push(srv);
@@ -190,4 +222,58 @@ test('agent --once: each outcome once, and no promise of a retry', async () => {
   assert.equal(text.match(/cannot reach/g)?.length, 1, text);
   assert.doesNotMatch(text, /retrying in|next check/);
   assert.match(text, /not retried \(--once\)/);
+});
+
+test('TLS: --tls-ca trusts a private CA; an untrusted certificate fails at once, in one sentence', async () => {
+  const id = tlsIdentity();
+  const { url } = await serve(false, id);
+  assert.match(url, /^https:\/\/127\.0\.0\.1:/);
+  const dir = tmp();
+  const caFile = join(dir, 'tls-ca.pem');
+  writeFileSync(caFile, id.cert);
+
+  // Without the CA: a verification error, reported once and not retried (--json: no "after N attempts").
+  const untrusted = await cli(['getcaps', '--url', url, '--retries', '3']);
+  assert.equal(untrusted.status, 5, untrusted.stderr);
+  assert.match(
+    untrusted.stderr,
+    /TLS certificate of 127\.0\.0\.1:\d+ is not trusted \([A-Z_]+\): trust the CA that issued it with --tls-ca FILE/,
+  );
+  assert.doesNotMatch(untrusted.stderr, /attempts/);
+  assert.equal(untrusted.stderr.trim().split('\n').length, 1, untrusted.stderr);
+
+  const trusted = await cli(['getca', '--url', url, '--tls-ca', caFile]);
+  assert.equal(trusted.status, 0, trusted.stderr);
+  assert.match(trusted.stdout, /sha256:/);
+
+  // The agent config takes the same CA (relative to the config file).
+  const cfg = join(dir, 'agent.json');
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      url,
+      tlsCa: 'tls-ca.pem',
+      challenge: CHALLENGE,
+      certificates: [{ subject: 'CN=agent-tls', out: 'a' }],
+    }),
+  );
+  const agent = await cli(['agent', '--config', cfg, '--once']);
+  assert.equal(agent.status, 0, agent.stderr + agent.stdout);
+  assert.match(agent.stdout, /agent-tls: enrolled certificate/);
+});
+
+test('https:// against plain HTTP, and a URL that is not a SCEP endpoint: one clear sentence each', async () => {
+  const { url } = await serve();
+  const https = url.replace(/^http:/, 'https:');
+  const r = await cli(['getca', '--url', https]);
+  assert.equal(r.status, 5, r.stderr);
+  assert.match(r.stderr, /does not speak TLS \(it answered plain HTTP to https:\/\/\): use an http:\/\/ URL/);
+  assert.doesNotMatch(r.stderr, /wrong version number|attempts/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+
+  const health = new URL('/healthz', url).toString();
+  const h = await cli(['getca', '--url', health]);
+  assert.equal(h.status, 6, h.stderr);
+  assert.match(h.stderr, /answered text\/plain.*not CA certificates: is it a SCEP endpoint\?/);
+  assert.doesNotMatch(h.stderr, /SignedData|truncated/);
 });

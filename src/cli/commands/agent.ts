@@ -58,12 +58,9 @@ Runs until SIGINT/SIGTERM otherwise.`,
     const once = flag(p, 'once');
     const agent = new Agent(cfg, {
       log: (l) => (json ? printJsonLine({ event: 'log', message: l }) : warn(l)),
-      outcome: (o) => {
-        if (!json) return say(line(o, once));
-        // With --once nothing happens at nextCheck: leave it out rather than promise a retry.
-        const { nextCheck, ...rest } = o;
-        printJsonLine({ event: 'outcome', ...rest, ...(once ? {} : { nextCheck }) });
-      },
+      // --json keeps nextCheck (when a running agent would look again); the text of --once
+      // does not announce it, since the process exits after the pass.
+      outcome: (o) => (json ? printJsonLine({ event: 'outcome', ...o }) : say(line(o, once))),
     });
     if (once) {
       const outcomes = await agent.runOnce();
