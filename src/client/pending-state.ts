@@ -126,9 +126,12 @@ export async function loadPendingState(
   const signerCert = parseCertificate(signerDer);
   if (!spki(signerKey).equals(signerCert.spki))
     throw new PendingStateError(`${PENDING_FILE}: the saved signer key does not match its certificate`);
+  const transactionId = field(j, 'transactionId');
+  if (!/^[\x21-\x7e]{1,128}$/.test(transactionId))
+    throw new PendingStateError(`${PENDING_FILE}: transactionId is not printable ASCII`);
   const pending: PendingResult = {
     status: 'pending',
-    transactionId: field(j, 'transactionId'),
+    transactionId,
     negotiated: neg as unknown as PendingResult['negotiated'],
     key,
     signer: { cert: signerCert, key: signerKey },
