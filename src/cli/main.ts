@@ -91,6 +91,15 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`scepter getca … | head -1`) closes the pipe: that is not an error
+// of ours, so exit quietly instead of dying on an unhandled EPIPE with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;

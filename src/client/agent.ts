@@ -57,6 +57,8 @@ export interface AgentConfig {
   maxBackoffSeconds: number;
   hookTimeoutSeconds: number;
   timeoutMs?: number;
+  /** PEM of the CA to trust for an https:// URL (config `tlsCa`: a file, relative to the config). */
+  tlsCa?: string;
   certificates: AgentCertificateConfig[];
 }
 
@@ -195,6 +197,19 @@ export function parseAgentConfig(
   if (fp !== undefined) cfg.caFingerprint = fp;
   const ch = readSecret(raw, baseDir, 'config', env);
   if (ch !== undefined) cfg.challenge = ch;
+  const tlsCa = optStr(raw, 'tlsCa', 'config');
+  if (tlsCa !== undefined) {
+    const p = isAbsolute(tlsCa) ? tlsCa : resolve(baseDir, tlsCa);
+    let pem: string;
+    try {
+      pem = readFileSync(p, 'latin1');
+    } catch {
+      throw new AgentConfigError('unreadable-file', `config.tlsCa: cannot read ${p}`);
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+      throw new AgentConfigError('invalid-config', `config.tlsCa: ${p} holds no PEM certificate`);
+    cfg.tlsCa = pem;
+  }
   if (raw.timeoutSeconds !== undefined)
     cfg.timeoutMs = optNum(raw, 'timeoutSeconds', 'config', 30, 1, 600) * 1000;
   return cfg;
@@ -234,7 +249,11 @@ export interface AgentOutcome {
 }
 
 export interface AgentEvents {
-  /** One line per notable event (safe: never a key or challenge). */
+  /**
+   * One line per notable event on the way (safe: never a key or challenge). The result of a
+   * pass for a certificate (issued, valid, error and when it is looked at again) is reported
+   * once, through `outcome`, not here too.
+   */
   log?: (line: string) => void;
   /** Called with each outcome. */
   outcome?: (o: AgentOutcome) => void;
@@ -291,6 +310,7 @@ export class Agent {
     const opts: ScepClientOptions = { url: cfg.url };
     if (cfg.caFingerprint !== undefined) opts.caFingerprint = cfg.caFingerprint;
     if (cfg.timeoutMs !== undefined) opts.timeoutMs = cfg.timeoutMs;
+    if (cfg.tlsCa !== undefined) opts.tlsCa = cfg.tlsCa;
     this.client = ev.client ? ev.client(opts) : new ScepClient(opts);
     this.now = ev.now ?? Date.now;
     this.states = cfg.certificates.map((c) => ({ cfg: c, failures: 0, nextAt: 0 }));
@@ -341,9 +361,6 @@ export class Agent {
         errorKind: e instanceof ScepClientError ? e.name : e instanceof Error ? e.name : 'Error',
         nextCheck: new Date(this.now() + jitter(delay)),
       };
-      this.log(
-        `${c.name}: ${msg}; retrying in ${Math.round((outcome.nextCheck.getTime() - this.now()) / 1000)} s`,
-      );
     }
     s.nextAt = outcome.nextCheck.getTime();
     this.ev.outcome?.(outcome);
@@ -412,9 +429,6 @@ export class Agent {
     }
     if (issued.insecureCipher) this.log(`${c.name}: WARNING: the server answered with single DES (insecure)`);
     await installGeneration(c.out, { key: issued.key, certificate: issued.certificate, chain: issued.chain });
-    this.log(
-      `${c.name}: ${action} certificate ${issued.certificate.serialHex}, valid until ${issued.certificate.notAfter.toISOString()}`,
-    );
     const outcome: AgentOutcome = {
       name: c.name,
       action,

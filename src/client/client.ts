@@ -42,7 +42,7 @@ import {
   sanitize,
 } from './errors.js';
 import { Capabilities, negotiate, type Negotiated } from './negotiate.js';
-import { Transport, type FetchLike } from './transport.js';
+import { fetchTrusting, safeUrl, Transport, type FetchLike } from './transport.js';
 
 export interface ScepClientOptions {
   /** The SCEP endpoint, e.g. `http://ca.example/scep` or `…/cgi-bin/pkiclient.exe`. */
@@ -59,6 +59,11 @@ export interface ScepClientOptions {
   backoffMs?: number;
   /** Replacement for the global `fetch`. */
   fetch?: FetchLike;
+  /**
+   * CA certificate(s), PEM, to trust for an https:// URL instead of the system store (a
+   * private TLS CA). Ignored when `fetch` is given.
+   */
+  tlsCa?: string | Buffer;
   /** Force a content cipher instead of negotiating (never single DES). */
   cipher?: Exclude<CipherName, 'des'>;
   /** Force a digest instead of negotiating. */
@@ -252,7 +257,7 @@ export class ScepClient {
       timeoutMs: opts.timeoutMs ?? 30_000,
       retries: opts.retries ?? 2,
       backoffMs: opts.backoffMs ?? 500,
-      fetch: opts.fetch ?? ((u, i) => fetch(u, i)),
+      fetch: opts.fetch ?? (opts.tlsCa !== undefined ? fetchTrusting(opts.tlsCa) : (u, i) => fetch(u, i)),
       maxBodyBytes: MAX_BODY,
     });
   }
@@ -289,6 +294,15 @@ export class ScepClient {
     try {
       certs = parseCaCertResponse(rep.contentType, rep.body);
     } catch (e) {
+      // Not an x-x509-ca(-ra)-cert answer at all: most likely a URL that is not a SCEP endpoint
+      // (a health check, a web page). Say that instead of a DER parser's complaint.
+      if (!/^application\/(x-x509-ca(-ra)?-cert|pkcs7-mime|x-pkcs7)/i.test(rep.contentType)) {
+        throw new ScepProtocolError(
+          'bad-ca-certs',
+          `GetCACert: ${safeUrl(this.opts.url)} answered ${sanitize(rep.contentType || 'no Content-Type', 80)}, not CA certificates: is it a SCEP endpoint? (e.g. http://host:8080/scep)`,
+          { cause: e },
+        );
+      }
       throw new ScepProtocolError(
         'bad-ca-certs',
         `GetCACert: ${e instanceof Error ? e.message : 'undecodable answer'}`,

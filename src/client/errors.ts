@@ -36,10 +36,12 @@ export type ScepFailureCode =
  * - `timeout`: no (complete) answer within `timeoutMs`;
  * - `connection-broken`: the connection failed while the answer was being read;
  * - `http-status`: the server answered with a non-2xx status (see `status`);
- * - `body-too-large`: the answer exceeds the client's size limit.
+ * - `body-too-large`: the answer exceeds the client's size limit;
+ * - `tls`: the TLS handshake failed: the server's certificate does not verify (trust its CA
+ *   with `tlsCa`), or the server speaks plain HTTP to an https:// URL. Never retried.
  */
 export type ScepTransportCode =
-  'unreachable' | 'timeout' | 'connection-broken' | 'http-status' | 'body-too-large';
+  'unreachable' | 'timeout' | 'connection-broken' | 'http-status' | 'body-too-large' | 'tls';
 
 /**
  * `code` of a {@link ScepProtocolError}:

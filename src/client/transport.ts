@@ -2,8 +2,12 @@
  * HTTP transport for SCEP (RFC 8894 §4.1): `GET <url>?operation=X[&message=M]` and
  * `POST <url>?operation=PKIOperation`. Bounded: per-attempt timeout, body size limit, and
  * retries with jittered exponential backoff for transport failures only (connect errors,
- * timeouts, 429/502/503/504). A server that answers anything else is never retried.
+ * timeouts, 429/502/503/504). A server that answers anything else is never retried, nor is a
+ * TLS failure (a certificate that does not verify, `https://` against plain HTTP).
  */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
 import { ScepTransportError, sanitize } from './errors.js';
 import { readBoundedBody } from '../scep/bounded-body.js';
 
@@ -28,6 +32,98 @@ export interface HttpReply {
 }
 
 const RETRY_STATUS = new Set([429, 502, 503, 504]);
+
+/** OpenSSL/Node codes of a server certificate that does not verify (never retried). */
+const CERT_ERRORS = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REVOKED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * One clear sentence for a TLS failure, or undefined when `e` is not one: a server
+ * certificate that does not verify, or `https://` against a server that speaks plain HTTP.
+ */
+export function tlsProblem(e: unknown, url: string): string | undefined {
+  const c = ((e as { cause?: unknown })?.cause ?? e) as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof c?.code === 'string' ? c.code : '';
+  const message = typeof c?.message === 'string' ? c.message : '';
+  let host = url;
+  try {
+    host = new URL(url).host;
+  } catch {
+    // keep the URL
+  }
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number/i.test(message)) {
+    return `${sanitize(host, 200)} does not speak TLS (it answered plain HTTP to https://): use an http:// URL, or serve TLS there`;
+  }
+  if (CERT_ERRORS.has(code)) {
+    return `the TLS certificate of ${sanitize(host, 200)} is not trusted (${code}): trust the CA that issued it with --tls-ca FILE (library: tlsCa)`;
+  }
+  if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
+    return `TLS with ${sanitize(host, 200)} failed (${code}): ${sanitize(message, 160)}`;
+  }
+  return undefined;
+}
+
+/**
+ * A `fetch` over node:http/https that trusts `ca` (PEM, one or more certificates) for
+ * https:// instead of the system store — the global fetch cannot be given a CA. Supports what
+ * the transport uses: method, headers, a byte body, `signal`; never follows redirects.
+ */
+export function fetchTrusting(ca: string | Buffer): FetchLike {
+  return (input, init = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const u = new URL(input);
+      const headers: Record<string, string> = {};
+      new Headers(init.headers).forEach((v, k) => (headers[k] = v));
+      const onResponse = (res: IncomingMessage) => {
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) {
+          if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+        }
+        const status = res.statusCode ?? 0;
+        try {
+          const noBody = status === 204 || status === 304 || init.method === 'HEAD';
+          if (noBody) res.resume();
+          resolve(
+            new Response(noBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+              status,
+              headers: h,
+            }),
+          );
+        } catch (e) {
+          res.destroy();
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      };
+      const options = {
+        method: init.method ?? 'GET',
+        headers,
+        ...(init.signal ? { signal: init.signal } : {}),
+      };
+      const req =
+        u.protocol === 'https:'
+          ? httpsRequest(u, { ...options, ca }, onResponse)
+          : httpRequest(u, options, onResponse);
+      req.on('error', reject);
+      const body = init.body;
+      if (body instanceof Uint8Array) req.end(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
+      else if (typeof body === 'string') req.end(body);
+      else req.end();
+    });
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -83,8 +179,11 @@ export class Transport {
         return await attempt();
       } catch (e) {
         last = e;
+        // A TLS failure (untrusted certificate, plain HTTP) fails the same way every time.
         const retryable =
-          e instanceof ScepTransportError && (e.status === undefined || RETRY_STATUS.has(e.status));
+          e instanceof ScepTransportError &&
+          e.code !== 'tls' &&
+          (e.status === undefined || RETRY_STATUS.has(e.status));
         if (!retryable) throw e;
       }
     }
@@ -109,6 +208,8 @@ export class Transport {
       res = await this.o.fetch(url, { ...init, signal, redirect: 'error' });
     } catch (e) {
       const timedOut = (e as Error)?.name === 'TimeoutError' || (e as Error)?.name === 'AbortError';
+      const tls = timedOut ? undefined : tlsProblem(e, this.o.url);
+      if (tls !== undefined) throw new ScepTransportError('tls', tls, { cause: e });
       const why = timedOut
         ? `no answer within ${this.o.timeoutMs} ms`
         : sanitize(((e as Error & { cause?: Error }).cause ?? (e as Error)).message ?? String(e));

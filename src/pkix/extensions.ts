@@ -138,15 +138,32 @@ export function buildSubjectAltName(names: readonly GeneralName[], critical = fa
 }
 
 /**
- * Parses a SAN list such as "dns:a.example,ip:10.0.0.1,email:x@y,uri:tag:example.com,2026:x".
- * Prefixes are case-insensitive (DNS:, IP:, email:, URI:); a bare item is a DNS name.
+ * Parses a SAN list such as "dns:a.example,ip:10.0.0.1,email:x@y,uri:urn:uuid:42,10.1.2.3".
+ * Prefixes are case-insensitive (DNS:, IP:, email:, URI:). A bare item is an IP address when it
+ * is one (v4 or v6), else a DNS name; anything else (an unknown prefix, a bare e-mail address,
+ * a name with characters no DNS name has) is refused with a message naming the prefixes.
  */
 export function parseSanSpec(spec: string): GeneralName[] {
   const out: GeneralName[] = [];
   for (const item of spec.split(',')) {
     const s = item.trim();
     if (s === '') continue;
+    // A bare IPv4/IPv6 address is an iPAddress (IPv6 has colons, so test it before prefixes).
+    if (isIP(s)) {
+      out.push({ type: 'ip', value: s });
+      continue;
+    }
     const m = /^(dns|ip|email|uri|ip address):(.*)$/i.exec(s);
+    if (!m) {
+      const other = /^([a-z][a-z0-9 +.-]*):/i.exec(s);
+      if (other)
+        throw new ExtensionError(`unknown type '${other[1]!}:' in '${s}' (use dns:, ip:, email: or uri:)`);
+      if (s.includes('@')) throw new ExtensionError(`'${s}' looks like an e-mail address: write email:${s}`);
+      if (!DNS_NAME.test(s))
+        throw new ExtensionError(
+          `'${s}' is neither a DNS name nor an IP address (prefix it with dns:, ip:, email: or uri:)`,
+        );
+    }
     const kind = m ? m[1]!.toLowerCase() : 'dns';
     const value = (m ? m[2]! : s).trim();
     if (value === '') throw new ExtensionError(`empty value in '${s}'`);
@@ -160,6 +177,9 @@ export function parseSanSpec(spec: string): GeneralName[] {
   }
   return out;
 }
+
+/** A bare (unprefixed) SAN item taken as a DNS name: labels of letters, digits, '-', '_', optional '*.'. */
+const DNS_NAME = /^(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/;
 
 // ---------------------------------------------------------------------------------------
 // keyUsage

@@ -8,8 +8,13 @@ import { flag, parseOptions, req, UsageError, type Command } from '../command.js
 import { EXIT, say, warn } from './client-common.js';
 import { escapeJsonText } from '../../pkix/text.js';
 
-function line(o: AgentOutcome): string {
-  const next = `next check ${o.nextCheck.toISOString()}`;
+/** One line per outcome; `once`: no next check is announced, since the agent exits after the pass. */
+function line(o: AgentOutcome, once: boolean): string {
+  const next = once
+    ? o.action === 'error'
+      ? 'not retried (--once)'
+      : 'done (--once)'
+    : `next check ${o.nextCheck.toISOString()}`;
   switch (o.action) {
     case 'error':
       return `${o.name}: error (${o.errorKind ?? 'Error'}): ${o.error ?? ''}; ${next}`;
@@ -51,11 +56,14 @@ Runs until SIGINT/SIGTERM otherwise.`,
       if (e instanceof AgentConfigError) throw new UsageError(e.message);
       throw e;
     }
+    const once = flag(p, 'once');
     const agent = new Agent(cfg, {
       log: (l) => (json ? printJsonLine({ event: 'log', message: l }) : warn(l)),
-      outcome: (o) => (json ? printJsonLine({ event: 'outcome', ...o }) : say(line(o))),
+      // --json keeps nextCheck (when a running agent would look again); the text of --once
+      // does not announce it, since the process exits after the pass.
+      outcome: (o) => (json ? printJsonLine({ event: 'outcome', ...o }) : say(line(o, once))),
     });
-    if (flag(p, 'once')) {
+    if (once) {
       const outcomes = await agent.runOnce();
       return outcomes.some((o) => o.action === 'error') ? EXIT.other : EXIT.ok;
     }

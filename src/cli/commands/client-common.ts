@@ -12,6 +12,7 @@ import {
   ScepProtocolError,
   ScepTransportError,
 } from '../../client/errors.js';
+import { readFileSync } from 'node:fs';
 import type { ScepClientOptions } from '../../client/client.js';
 import { parseFingerprint } from '../../client/ca-certs.js';
 import { durationOpt, intOpt, secretOption, str, UsageError, type parseOptions } from '../command.js';
@@ -26,6 +27,7 @@ export const COMMON_OPTIONS = {
   url: { type: 'string' },
   'ca-fingerprint': { type: 'string' },
   'ca-identifier': { type: 'string' },
+  'tls-ca': { type: 'string' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
   json: { type: 'boolean' },
@@ -34,6 +36,7 @@ export const COMMON_OPTIONS = {
 export const COMMON_USAGE = `  --url URL               SCEP endpoint, e.g. http://ca.example/scep (required)
   --ca-fingerprint FP     pin the CA: SHA-256 of its certificate (sha256:abcd… as printed; colons allowed)
   --ca-identifier ID      CA identifier sent as message= with GetCACert/GetCACaps
+  --tls-ca FILE           trust this CA (PEM) for an https:// URL instead of the system store
   --timeout DURATION      HTTP timeout per attempt: 30s, 2m (default 30s; a bare number is seconds)
   --retries N             retries of transport errors (default 2)
   --json                  print one JSON object for scripts instead of text`;
@@ -62,7 +65,22 @@ export function clientOptions(p: Parsed): ScepClientOptions {
   }
   const id = str(p, 'ca-identifier');
   if (id !== undefined) o.caIdentifier = id;
+  const tlsCa = str(p, 'tls-ca');
+  if (tlsCa !== undefined) o.tlsCa = readTlsCa(tlsCa);
   return o;
+}
+
+/** The PEM of --tls-ca FILE: readable, with at least one certificate. */
+export function readTlsCa(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'latin1');
+  } catch {
+    throw new UsageError(`--tls-ca: cannot read ${file}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new UsageError(`--tls-ca: ${file} holds no PEM certificate`);
+  return pem;
 }
 
 /**
@@ -99,9 +117,14 @@ export function printJson(v: unknown): void {
  * `{ ok: false, error, kind, … }` with --json). Errors that are not the client's are rethrown
  * for main.ts to report (exit 1 or 2).
  */
-export function reportError(e: unknown, json: boolean, command: string): number {
+export function reportError(
+  e: unknown,
+  json: boolean,
+  command: string,
+  more: Record<string, unknown> = {},
+): number {
   let code: number;
-  const extra: Record<string, unknown> = {};
+  const extra: Record<string, unknown> = { ...more };
   if (e instanceof ScepFailureError) {
     code = EXIT.failure;
     extra.failInfo = e.failInfoName;

@@ -3,12 +3,20 @@
  * `getcert`, `getcrl`. Human output by default, `--json` for scripts; exit codes in
  * client-common.ts and docs/client.md.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ScepClient, type IssuedResult, type EnrollResult, type KeySize } from '../../client/client.js';
 import { formatFingerprint, type CaCertificates } from '../../client/ca-certs.js';
 import { negotiate } from '../../client/negotiate.js';
-import { ScepArgumentError } from '../../client/errors.js';
+import { ScepArgumentError, ScepFailureError, ScepPendingTimeoutError } from '../../client/errors.js';
+import {
+  loadPendingState,
+  PENDING_FILE,
+  PendingStateError,
+  removePendingState,
+  savePendingState,
+} from '../../client/pending-state.js';
 import { certsToPem, writeFileAtomic, writePairFiles } from '../../client/files.js';
 import { privateKeyFrom } from '../../crypto/keys.js';
 import { fromPem, parseCertificate, toPem, type Certificate } from '../../pkix/certificate.js';
@@ -90,31 +98,105 @@ function pinNote(ca: CaCertificates, pinned: boolean): string | undefined {
 const DES_WARNING =
   'WARNING: the server answered in single DES, which is insecure; scepter opened it only as a compatibility fallback';
 
+const POLL_USAGE = `  --poll-interval DURATION  wait between polls while pending (default 10s; bare number: seconds)
+  --poll-timeout DURATION   give up polling after DURATION (default 5m; exit 4, request saved)
+  --resume                continue the request saved in DIR/pending.json (a rerun does so
+                          by itself; --resume fails when there is none)`;
+
 const POLL_OPTIONS = {
+  resume: { type: 'boolean' },
   'poll-interval': { type: 'string' },
   'poll-timeout': { type: 'string' },
 } as const;
 
+type Parsed = ReturnType<typeof parseOptions>;
+
+/** A pending request saved under --out by an earlier run (see src/client/pending-state.ts). */
+type Saved = Awaited<ReturnType<typeof loadPendingState>>;
+
+/**
+ * The saved pending request in `out`, checked against this run: `--resume` needs one, and one
+ * sent to another URL is refused rather than polled somewhere it does not exist.
+ */
+async function savedRequest(p: Parsed, out: string, url: string): Promise<Saved> {
+  let saved: Saved;
+  try {
+    saved = await loadPendingState(out);
+  } catch (e) {
+    if (e instanceof PendingStateError)
+      throw new UsageError(`${e.message}; remove ${join(out, PENDING_FILE)} to start a new request`);
+    throw e;
+  }
+  if (flag(p, 'resume') && !saved) throw new UsageError(`--resume: no pending request in ${out}`);
+  if (saved && saved.url !== url)
+    throw new UsageError(
+      `${join(out, PENDING_FILE)} is a pending request to ${saved.url}; use that --url, or remove the file to start over`,
+    );
+  return saved;
+}
+
+/**
+ * Sends the request (or, when a saved one exists, polls it once at once), then polls while
+ * PENDING. A pending request is saved under `out` first, so that a poll timeout (exit 4) or an
+ * interruption leaves it to resume; an answer that ends the transaction removes the state.
+ */
 async function settle(
   client: ScepClient,
-  first: EnrollResult,
-  p: ReturnType<typeof parseOptions>,
+  send: () => Promise<EnrollResult>,
+  saved: Saved,
+  p: Parsed,
   json: boolean,
+  out: string,
+  url: string,
 ): Promise<IssuedResult> {
+  let first: EnrollResult;
+  try {
+    if (saved) {
+      if (!json)
+        warn(
+          `resuming pending request ${saved.pending.transactionId} (first sent ${saved.createdAt}) from ${join(out, PENDING_FILE)}`,
+        );
+      first = await client.poll(saved.pending);
+    } else {
+      first = await send();
+    }
+  } catch (e) {
+    if (saved && e instanceof ScepFailureError) await removePendingState(out);
+    throw e;
+  }
   if (first.status === 'issued') return first;
+  await savePendingState(out, url, first);
   const intervalS = durationOpt(p, 'poll-interval', 10, 1, 86_400, 1);
   const timeoutS = durationOpt(p, 'poll-timeout', 300, 0, 7 * 86_400, 1);
   if (!json)
     warn(
       `pending: the server holds request ${first.transactionId} for approval; polling every ${intervalS} s for up to ${timeoutS} s`,
     );
-  return client.waitForCertificate(first, {
-    intervalMs: intervalS * 1000,
-    timeoutMs: timeoutS * 1000,
-    onPoll: (n, ms) => {
-      if (!json) warn(`pending: poll ${n} (${Math.round(ms / 1000)} s elapsed)…`);
-    },
-  });
+  try {
+    return await client.waitForCertificate(first, {
+      intervalMs: intervalS * 1000,
+      timeoutMs: timeoutS * 1000,
+      onPoll: (n, ms) => {
+        if (!json) warn(`pending: poll ${n} (${Math.round(ms / 1000)} s elapsed)…`);
+      },
+    });
+  } catch (e) {
+    if (e instanceof ScepFailureError) await removePendingState(out);
+    throw e;
+  }
+}
+
+/** reportError, plus where a timed-out pending request was saved and how to resume it. */
+function reportRequestError(e: unknown, json: boolean, command: string, out: string): number {
+  if (e instanceof ScepPendingTimeoutError) {
+    const file = join(out, PENDING_FILE);
+    if (!json)
+      warn(
+        `scepter ${command}: the request is saved in ${file}: run the same command again (or with --resume) to continue it`,
+      );
+    return reportError(e, json, command, { resumeFile: file });
+  }
+  return reportError(e, json, command);
 }
 
 async function issuedOutput(
@@ -126,6 +208,7 @@ async function issuedOutput(
   verb: string,
 ): Promise<number> {
   const paths = await writePairFiles(out, { key: r.key, certificate: r.certificate, chain: r.chain });
+  await removePendingState(out);
   if (json) {
     printJson({
       ok: true,
@@ -164,16 +247,19 @@ export const enrollCommand: Command = {
 
 Generates an RSA key (or uses --key), sends a PKCSReq with the challenge, polls while the
 server says PENDING, and writes DIR/key.pem (0600), DIR/cert.pem and DIR/chain.pem atomically.
+A request still pending at --poll-timeout is saved in DIR/pending.json (+ its key, 0600): the
+next run with the same --out resumes that transaction instead of sending a new request.
 
-  --subject DN            e.g. "CN=dev1,O=Acme" (required)
-  --san LIST              subjectAltNames: dns:a.example,ip:10.0.0.1,email:x@y,uri:…
+  --subject DN            e.g. "CN=dev1,O=Acme" (required, except when resuming)
+  --san LIST              subjectAltNames: dev1.example,10.0.0.1 (bare: DNS name or IP address)
+                          or with a type: dns:…,ip:…,email:x@y,uri:…
   --challenge X           challenge password (or --challenge-file F, or $SCEPTER_CHALLENGE)
   --challenge-file F      read the challenge from the first line of F
   --out DIR               output directory (required)
+  --force                 replace an existing DIR/key.pem and DIR/cert.pem (refused otherwise)
   --key FILE              use this RSA private key (PEM/DER; $SCEPTER_KEY_PASSPHRASE if encrypted)
   --key-size N            size of a generated key: 2048 (default), 3072 or 4096
-  --poll-interval DURATION  wait between polls while pending (default 10s; bare number: seconds)
-  --poll-timeout DURATION   give up polling after DURATION (default 5m; exit 4)
+${POLL_USAGE}
 ${COMMON_USAGE}
 
 ${EXIT_USAGE}`,
@@ -188,13 +274,16 @@ ${EXIT_USAGE}`,
       out: { type: 'string' },
       key: { type: 'string' },
       'key-size': { type: 'string' },
+      force: { type: 'boolean' },
     });
     const json = flag(p, 'json');
     const opts = clientOptions(p);
-    const subject = req(p, 'subject');
     const out = req(p, 'out');
+    const saved = await savedRequest(p, out, opts.url);
+    const subject = str(p, 'subject');
+    if (subject === undefined && !saved) throw new UsageError('--subject is required');
     try {
-      buildName(subject);
+      if (subject !== undefined) buildName(subject);
     } catch (e) {
       throw new UsageError(`--subject: ${(e as Error).message}`);
     }
@@ -205,6 +294,14 @@ ${EXIT_USAGE}`,
     } catch (e) {
       throw new UsageError(`--san: ${(e as Error).message}`);
     }
+    if (!flag(p, 'force')) {
+      for (const f of ['key.pem', 'cert.pem']) {
+        if (existsSync(join(out, f)))
+          throw new UsageError(
+            `${join(out, f)} exists: pass --force to replace it (or renew it with scepter renew)`,
+          );
+      }
+    }
     const keyFile = str(p, 'key');
     const key = keyFile === undefined ? undefined : readKey(keyFile, '--key');
     const keySize = keySizeOpt(p);
@@ -212,17 +309,18 @@ ${EXIT_USAGE}`,
     const client = new ScepClient(opts);
     try {
       const ca = await client.getCaCert();
-      const first = await client.enroll({
-        subject,
-        sans,
-        keySize,
-        ...(key ? { key } : {}),
-        ...(challenge !== undefined ? { challenge } : {}),
-      });
-      const r = await settle(client, first, p, json);
+      const send = () =>
+        client.enroll({
+          subject: subject!,
+          sans,
+          keySize,
+          ...(key ? { key } : {}),
+          ...(challenge !== undefined ? { challenge } : {}),
+        });
+      const r = await settle(client, send, saved, p, json, out, opts.url);
       return await issuedOutput(r, out, json, ca, opts.caFingerprint !== undefined, 'issued');
     } catch (e) {
-      return reportError(e, json, 'enroll');
+      return reportRequestError(e, json, 'enroll', out);
     }
   },
 };
@@ -243,8 +341,7 @@ subjectAltNames of the current certificate. Writes DIR/key.pem (0600), cert.pem,
   --challenge X           also send a challenge (some servers, e.g. micromdm, want one)
   --challenge-file F      read it from F (or $SCEPTER_CHALLENGE)
   --out DIR               output directory (required; may be where C and K live)
-  --poll-interval DURATION  wait between polls while pending (default 10s; bare number: seconds)
-  --poll-timeout DURATION   give up polling after DURATION (default 5m; exit 4)
+${POLL_USAGE}
 ${COMMON_USAGE}
 
 ${EXIT_USAGE}`,
@@ -265,25 +362,27 @@ ${EXIT_USAGE}`,
     const cert = readCert(req(p, 'cert'), '--cert');
     const key = readKey(req(p, 'key'), '--key');
     const out = req(p, 'out');
+    const saved = await savedRequest(p, out, opts.url);
     const keySize = keySizeOpt(p);
     const challenge = challengeFrom(p);
     const client = new ScepClient(opts);
     try {
       const ca = await client.getCaCert();
-      const first = await client.renew({
-        cert,
-        key,
-        newKey: flag(p, 'new-key'),
-        keySize,
-        ...(challenge !== undefined ? { challenge } : {}),
-      });
-      const r = await settle(client, first, p, json);
+      const send = () =>
+        client.renew({
+          cert,
+          key,
+          newKey: flag(p, 'new-key'),
+          keySize,
+          ...(challenge !== undefined ? { challenge } : {}),
+        });
+      const r = await settle(client, send, saved, p, json, out, opts.url);
       return await issuedOutput(r, out, json, ca, opts.caFingerprint !== undefined, 'renewed:');
     } catch (e) {
       if (e instanceof ScepArgumentError && e.code === 'key-cert-mismatch') {
         throw new UsageError('--key is not the private key of --cert');
       }
-      return reportError(e, json, 'renew');
+      return reportRequestError(e, json, 'renew', out);
     }
   },
 };

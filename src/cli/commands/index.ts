@@ -8,6 +8,7 @@ import { certsCommand } from './certs.js';
 import { pendingCommand } from './pending.js';
 import { challengeCommand } from './challenge.js';
 import { revokeCommand } from './revoke.js';
+import { mobileconfigCommand } from './mobileconfig.js';
 
 /** Every CLI command, in the order `scepter --help` lists them. Add one line per command. */
 export const commands: Command[] = [
@@ -20,4 +21,5 @@ export const commands: Command[] = [
   inspectCommand,
   ...clientCommands,
   agentCommand,
+  mobileconfigCommand,
 ];
