@@ -4,6 +4,7 @@
  * SCEPTER_REQUIRE_PEERS=1 (set by .ci/run) a missing peer fails the test instead.
  */
 import { spawnSync } from 'node:child_process';
+import pg from 'pg';
 import type { TestContext } from 'node:test';
 
 const REQUIRE = process.env.SCEPTER_REQUIRE_PEERS === '1';
@@ -27,3 +28,17 @@ export function needPeer(t: TestContext, available: boolean, what: string): bool
 }
 
 export const PG_URL = process.env.SCEPTER_TEST_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Whether the PostgreSQL server at PG_URL answers (2 s connection timeout). */
+export async function pgReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}

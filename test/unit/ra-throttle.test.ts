@@ -17,6 +17,7 @@ import { FailureThrottle, memoryCounter, sourceKey, storeCounter } from '../../s
 import { clientAddress, normalizeIp, TrustedProxies } from '../../src/server/client-address.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
+import { PG_URL, needPeer, pgReachable } from '../helpers/peers.js';
 import {
   caCerts,
   device,
@@ -29,7 +30,7 @@ import {
   type Device,
 } from '../helpers/scep-server.js';
 
-const PG = process.env.SCEPTER_TEST_PG;
+const pgAvailable = await pgReachable();
 /** A window start, so a test's clock never crosses a window boundary by accident. */
 const T0 = 30_000_000 * 60_000;
 
@@ -138,10 +139,11 @@ test('store counters: two instances on one SQLite file share the budget', async 
   await sharedBudget(() => openStore(`sqlite:${path}`));
 });
 
-test('store counters: two instances on one PostgreSQL schema share the budget', { skip: !PG }, async (t) => {
+test('store counters: two instances on one PostgreSQL schema share the budget', async (t) => {
+  if (!needPeer(t, pgAvailable, `PostgreSQL at ${PG_URL}`)) return;
   const schema = `scepter_throttle_${randomBytes(6).toString('hex')}`;
   t.after(async () => {
-    const c = new pg.Client({ connectionString: PG });
+    const c = new pg.Client({ connectionString: PG_URL });
     await c.connect();
     try {
       await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -149,7 +151,7 @@ test('store counters: two instances on one PostgreSQL schema share the budget', 
       await c.end();
     }
   });
-  await sharedBudget(() => openStore(PG!, { schema }));
+  await sharedBudget(() => openStore(PG_URL, { schema }));
 });
 
 // ---- through a running server ----

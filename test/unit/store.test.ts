@@ -25,23 +25,11 @@ import {
   type StoreOptions,
 } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/schema.js';
-import { PG_URL, needPeer } from '../helpers/peers.js';
+import { PG_URL, needPeer, pgReachable } from '../helpers/peers.js';
 
 const STORE_MODULE = fileURLToPath(new URL('../../src/store/index.ts', import.meta.url));
 const DAY = 86_400_000;
 
-async function pgReachable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    await c.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
 const pgAvailable = await pgReachable();
 
 /** One isolated database: a SQLite file or a PostgreSQL schema. */
