@@ -353,6 +353,31 @@ test('Apple macOS/iOS: + and / unescaped in a GET, keyUsage of RA and CA, renewa
     'Apple renewal',
   );
   assert.notEqual(renewed.serialHex, issued.serialHex);
+
+  // A later renewal still carries the profile's challenge, long used up (or rotated): the signer
+  // certificate authorizes a renewal, the challenge in it is not checked.
+  const lastKey = pooledRsaKey(14);
+  const staleCsr = buildCsr({
+    subject,
+    key: lastKey,
+    publicKey: createPublicKey(lastKey),
+    challengePassword: 'UsedUp0815',
+  });
+  const third = await viaRawGet((n) =>
+    pkcsReq({
+      csr: staleCsr,
+      signerCert: renewed,
+      signerKey: newKey,
+      recipient: ra,
+      transactionId: `apple-3-${n}`,
+    }),
+  );
+  const again = issuedFor(
+    open(third.body, third.req, { cert: renewed, key: newKey }, certs),
+    lastKey,
+    'Apple renewal, stale challenge',
+  );
+  assert.notEqual(again.serialHex, renewed.serialHex);
 });
 
 test('Intune/Windows: NDES path over HTTPS (no client certificate request), SID URI SAN kept', async (t) => {
