@@ -12,7 +12,7 @@
 import type { KeyObject } from 'node:crypto';
 import { CaSet } from '../ca/authorities.js';
 import type { CertificateAuthority } from '../ca/issuer.js';
-import type { Certificate } from '../pkix/certificate.js';
+import { parseCertificate, verifyCertificateSignature, type Certificate } from '../pkix/certificate.js';
 import { nextCaCertResponse } from '../scep/ca-certs.js';
 import { formatCapabilities } from '../scep/capabilities.js';
 import { encodeCertRep } from '../scep/cert-rep.js';
@@ -89,6 +89,17 @@ export const BASE_CAPABILITIES: readonly string[] = [
   'SCEPStandard',
 ];
 
+/**
+ * Message types whose SUCCESS CertRep carries the issuing CA certificate (and the chain above
+ * it) after the issued certificate, as NDES does: Cisco IOS looks for the CA there. GetCert
+ * answers just the requested certificate.
+ */
+const REPLY_WITH_ISSUER: ReadonlySet<number> = new Set([
+  MessageType.PKCSReq,
+  MessageType.RenewalReq,
+  MessageType.CertPoll,
+]);
+
 const TEXT = 'text/plain; charset=utf-8';
 const PKI_MESSAGE = 'application/x-pki-message';
 
@@ -103,6 +114,10 @@ export class EnrollmentService implements ScepService {
   private readonly caps: string[] = [...BASE_CAPABILITIES];
   private readonly logger: ServiceLogger | undefined;
   private readonly ca: CertificateAuthority;
+  /** The current CA and the retired ones (the issuer of a replayed certificate may be retired). */
+  private readonly cas: CaSet;
+  /** Certificates above the current CA certificate (empty for a root). */
+  private readonly chain: readonly Certificate[];
   private readonly nextCa: NextCaSource | undefined;
   private nextCaAnswer: { key: string; answer: HttpAnswer } | undefined;
 
@@ -113,11 +128,13 @@ export class EnrollmentService implements ScepService {
     this.logger = o.logger;
     this.nextCa = o.nextCa;
     this.identity = scepIdentity({ ca: o.ca, chain: o.chain ?? [], ...(o.ra ? { ra: o.ra } : {}) });
+    this.cas = new CaSet(o.ca, o.previousCas ?? []);
+    this.chain = o.chain ?? [];
     const h = new EnrollmentHandlers({
       ...o.lifecycle,
       config: this.config,
       store: o.store,
-      cas: new CaSet(o.ca, o.previousCas ?? []),
+      cas: this.cas,
       open: this.open,
       reservedSubjects: subjectsOf(
         [o.ca.cert, o.ra?.cert, ...(o.chain ?? []), ...(o.previousCas ?? []).map((c) => c.cert)],
@@ -249,7 +266,7 @@ export class EnrollmentService implements ScepService {
         const body = encodeCertRep({
           ...common,
           status: PkiStatus.SUCCESS,
-          certificates: d.certificates,
+          certificates: this.replyCertificates(req, d.certificates),
           ...(d.crls ? { crls: d.crls } : {}),
           recipientCert: req.signerCert,
           cipher: d.cipher,
@@ -302,6 +319,34 @@ export class EnrollmentService implements ScepService {
         ...(f.limit ? { limit: f.limit } : {}),
       },
     };
+  }
+
+  /**
+   * The certificates of a SUCCESS CertRep: for PKCSReq, RenewalReq and CertPoll the issued
+   * certificate first, then the CA that issued it and the chain above that CA (never the RA);
+   * otherwise (GetCert, GetCRL) `certs` as they are. Clients pick the certificate for their key.
+   */
+  private replyCertificates(req: PkiRequest, certs: Buffer[]): Buffer[] {
+    if (!REPLY_WITH_ISSUER.has(req.messageType) || certs.length !== 1) return certs;
+    const der = certs[0]!;
+    let issued: Certificate;
+    try {
+      issued = parseCertificate(der);
+    } catch {
+      return certs;
+    }
+    const ca = this.cas.issuerOf(issued);
+    if (!ca) return certs;
+    // The chain above the current CA; a retired CA gets it when the same parent issued it.
+    const parent = this.chain[0];
+    const above =
+      ca === this.cas.current ||
+      (parent !== undefined &&
+        !ca.cert.der.equals(parent.der) &&
+        verifyCertificateSignature(ca.cert, parent.publicKey()))
+        ? this.chain.map((c) => c.der)
+        : [];
+    return [der, ca.cert.der, ...above];
   }
 
   private internalError(e: unknown, log: OperationLog): ScepAnswer {

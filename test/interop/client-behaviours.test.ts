@@ -5,7 +5,8 @@
  *
  * - Cisco IOS: HTTP/1.0 without Host, PKIOperation by GET although POST is advertised, `%0A`
  *   line breaks, unstructuredName/unstructuredAddress subject differing from the signer's,
- *   renewal as a PKCSReq signed by the old certificate;
+ *   the CA certificate after the issued one in the CertRep, renewal as a PKCSReq signed by
+ *   the old certificate;
  * - Apple macOS/iOS: `+` and `/` unescaped in a GET, keyUsage of the RA and CA certificates,
  *   renewal as a PKCSReq with the challenge, `Renewal` advertised;
  * - Intune/Windows: NDES-style path over HTTPS without a client certificate request, the SID
@@ -193,6 +194,16 @@ function issuedFor(rep: CertRep, key: KeyObject, what: string): Certificate {
   return first;
 }
 
+/** A SUCCESS CertRep's certificates are exactly the issued one, then the CA (not the RA). */
+function assertIssuedThenCa(rep: CertRep, ca: Certificate, ra: Certificate, what: string): void {
+  assert.deepEqual(
+    rep.certificates.slice(1).map((c) => c.fingerprint),
+    [ca.fingerprint],
+    `${what}: the CA certificate follows the issued one`,
+  );
+  assert.ok(!rep.certificates.some((c) => c.der.equals(ra.der)), `${what}: no RA certificate`);
+}
+
 function sans(cert: Certificate): GeneralName[] {
   const ext = cert.extension(OID.subjectAltName);
   return ext ? parseSubjectAltName(ext.value) : [];
@@ -261,8 +272,9 @@ test('Cisco IOS: HTTP/1.0 without Host, GET PKIOperation with %0A, unstructuredN
   for (const oid of ['06092a864886f70d010902', '06092a864886f70d010908'])
     assert.ok(issued.subjectRaw.includes(Buffer.from(oid, 'hex')), `issued subject keeps ${oid}`);
   assert.ok(!issued.subjectRaw.equals(signer.cert.subjectRaw), 'subject differs from the signer');
-  // The CertRep carries the issued certificate (first); the CA it chains to is the one from
-  // GetCACert (`crypto pki authenticate`), which is all IOS checks it against.
+  // As from NDES: the issued certificate first, then the issuing CA (IOS looks for it there),
+  // never the RA; the CA is the one from GetCACert (`crypto pki authenticate`).
+  assertIssuedThenCa(rep, caCert, ra, 'Cisco enrollment');
   assert.ok(signedBy(issued, caCert), 'issued certificate verifies under the GetCACert CA');
 
   // Renewal (auto-enroll with regenerate): a PKCSReq for a new key, signed by the old
@@ -276,11 +288,9 @@ test('Cisco IOS: HTTP/1.0 without Host, GET PKIOperation with %0A, unstructuredN
     recipient: ra,
     transactionId: 'cisco-2',
   });
-  const renewed = issuedFor(
-    open(await viaGet(renew.der), renew, { cert: issued, key }, certs),
-    newKey,
-    'Cisco renewal',
-  );
+  const renewRep = open(await viaGet(renew.der), renew, { cert: issued, key }, certs);
+  const renewed = issuedFor(renewRep, newKey, 'Cisco renewal');
+  assertIssuedThenCa(renewRep, caCert, ra, 'Cisco renewal');
   assert.notEqual(renewed.serialHex, issued.serialHex);
   assert.ok(renewed.subjectRaw.equals(issued.subjectRaw));
 });

@@ -93,6 +93,12 @@ test('manual approval: PENDING with Retry-After, polls PENDING, approve → SUCC
   assert.deepEqual(rp2.recipientNonce, p2.senderNonce);
   const issued = rp2.certificates[0]!;
   assert.ok(issued.spki.equals(d.signer.cert.spki));
+  // The issuing CA follows the issued certificate (NDES shape), never the RA.
+  const caCert = certs.find((c) => c.subjectRaw.equals(c.issuerRaw))!;
+  assert.deepEqual(
+    rp2.certificates.map((c) => c.fingerprint),
+    [issued.fingerprint, caCert.fingerprint],
+  );
 
   // The resent PKCSReq (same transactionID, same key) gets the same certificate: issued once.
   const r2 = pkcsReq(d, rcpt, { challenge: '', transactionId: r1.transactionId });
@@ -100,6 +106,7 @@ test('manual approval: PENDING with Retry-After, polls PENDING, approve → SUCC
   assert.equal(rep2.status, PkiStatus.SUCCESS);
   assert.deepEqual(rep2.recipientNonce, r2.senderNonce);
   assert.ok(rep2.certificates[0]!.der.equals(issued.der));
+  assert.ok(rep2.certificates[1]?.der.equals(caCert.der), 'a replayed PKCSReq reply carries the CA too');
   const all = await store.searchCertificates({ transactionId: r1.transactionId });
   assert.equal(all.total, 1);
 });

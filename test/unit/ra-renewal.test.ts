@@ -216,6 +216,7 @@ test('GetCert (leading 0x00 tolerated, unknown → badCertId) and GetCRL with a 
     const rep = await lookup(MessageType.GetCert, s0);
     assert.equal(rep.status, PkiStatus.SUCCESS, rep.failInfoText);
     assert.ok(rep.certificates[0]!.der.equals(held.cert.der));
+    assert.equal(rep.certificates.length, 1, 'GetCert answers just the requested certificate');
   }
   const miss = await lookup(MessageType.GetCert, Buffer.from('7f0102', 'hex'));
   assert.equal(miss.status, PkiStatus.FAILURE);
@@ -226,6 +227,12 @@ test('GetCert (leading 0x00 tolerated, unknown → badCertId) and GetCRL with a 
   // Renewal with revokeOld: the old certificate is revoked (superseded) and the CRL says so.
   const renewed = await renew(s, certs, held, { key: pooledRsaKey(24) });
   assert.equal(renewed.status, PkiStatus.SUCCESS, renewed.failInfoText);
+  const issuingCa = certs.find((c) => c.subjectRaw.equals(c.issuerRaw))!;
+  assert.deepEqual(
+    renewed.certificates.slice(1).map((c) => c.fingerprint),
+    [issuingCa.fingerprint],
+    'RenewalReq: the issuing CA follows the renewed certificate',
+  );
   const rec = await s.enrollment!.store.getCertificate(held.cert.serialHex);
   assert.equal(rec?.status, 'revoked');
   assert.equal(rec?.revocationReason, 4);
