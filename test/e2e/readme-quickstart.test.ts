@@ -16,7 +16,6 @@ import { OID } from '../../src/asn1/oids.js';
 import { parseSubjectAltName } from '../../src/pkix/extensions.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
 const procs: ChildProcessWithoutNullStreams[] = [];
 const dirs: string[] = [];
 after(() => {
@@ -46,7 +45,7 @@ function words(line: string): string[] {
 
 function run(args: string[], cwd: string) {
   return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd });
+    const child = spawn(process.execPath, [ensureBuilt().main, ...args], { cwd });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -85,7 +84,7 @@ test('README quickstart: npx scepter resolves in the checkout; serve + enroll en
   const cwd = mkdtempSync(join(tmpdir(), 'scepter-readme-'));
   dirs.push(cwd);
   seedCa(join(cwd, 'data'));
-  const server = spawn(process.execPath, [MAIN, 'serve', '--data', './data', '--port', '0'], { cwd });
+  const server = spawn(process.execPath, [b.main, 'serve', '--data', './data', '--port', '0'], { cwd });
   procs.push(server);
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';

@@ -1,11 +1,14 @@
 /**
- * `npm run build` only when dist/ is older than its sources: tests of the built CLI then skip a
- * full TypeScript build (tens of seconds on a busy machine) when nothing changed since the last.
+ * The built CLI for tests, in a private output directory that no other command writes:
+ * `.test-dist-<stamp>/` at the top of the checkout (so `../../package.json` still resolves), one
+ * per state of the sources (`stamp` = newest mtime of src/, tsconfig.build.json, package.json).
+ * It is built once (`tsc -p tsconfig.build.json --outDir …` into a temporary directory, then
+ * renamed into place) and never rewritten, so a CLI started from it never sees a half-written
+ * file — not even while `npm run build`, `npm ci` or `npm run lint` rewrite `dist/`.
  *
- * Test files run in parallel and several of them need dist/: the check and the build happen
+ * Test files run in parallel and several of them need the build: the check and the build happen
  * under an exclusive lock file (`.tmp/build.lock`, created with O_EXCL), so one process builds
- * while the others wait and then find dist/ fresh — nobody runs the CLI from a half-written
- * dist/. A lock left by a process that died is taken over.
+ * while the others wait and then find it there. A lock left by a process that died is taken over.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -15,6 +18,7 @@ import {
   openSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
   writeSync,
@@ -35,14 +39,14 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-function fresh(): boolean {
-  const main = join(ROOT, 'dist', 'cli', 'main.js');
-  const inputs = Math.max(
+/** The build directory for the sources as they are now. */
+function buildDir(): string {
+  const stamp = Math.max(
     newestMtime(join(ROOT, 'src')),
     statSync(join(ROOT, 'tsconfig.build.json')).mtimeMs,
     statSync(join(ROOT, 'package.json')).mtimeMs,
   );
-  return existsSync(main) && statSync(main).mtimeMs >= inputs;
+  return join(ROOT, `.test-dist-${Math.floor(stamp).toString(36)}`);
 }
 
 function alive(pid: number): boolean {
@@ -84,15 +88,26 @@ function lock(): void {
   }
 }
 
-/** Builds dist/ if any file under src/ (or the build config) is newer than dist/cli/main.js. */
-export function ensureBuilt(): { status: number | null; output: string; built: boolean } {
-  // The check too runs under the lock: dist/cli/main.js may be written before the rest of a
-  // build another process is doing.
+/**
+ * The built CLI's entry (`<build dir>/cli/main.js`), building it first when the sources changed
+ * since the last build. `status` is the build's exit status (0 when nothing had to be built).
+ */
+export function ensureBuilt(): { status: number | null; output: string; built: boolean; main: string } {
   lock();
   try {
-    if (fresh()) return { status: 0, output: '', built: false };
-    const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
-    return { status: r.status, output: `${r.stdout}${r.stderr}`, built: true };
+    const dir = buildDir();
+    const main = join(dir, 'cli', 'main.js');
+    if (existsSync(main)) return { status: 0, output: '', built: false, main };
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    const r = spawnSync(
+      process.execPath,
+      [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', tmp],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    if (r.status === 0) renameSync(tmp, dir);
+    else rmSync(tmp, { recursive: true, force: true });
+    return { status: r.status, output: `${r.stdout}${r.stderr}`, built: true, main };
   } finally {
     rmSync(LOCK, { force: true });
   }
