@@ -136,6 +136,11 @@ export function durationOrAlias(
   return n;
 }
 
+/** `--crl-validity DURATION` (alias `--crl-validity-hours N`) of `serve` and `revoke`: seconds. */
+export function crlValidityOpt(p: Parsed): number {
+  return durationOrAlias(p, 'crl-validity', 'crl-validity-hours', 3600, 7 * 86_400, 3600, 3650 * 86_400);
+}
+
 /** The first positional argument that is not expected, as a usage error. */
 export function noExtra(extra: readonly string[]): void {
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]!}'`);

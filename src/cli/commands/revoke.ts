@@ -12,7 +12,7 @@ import {
   revokeCertificate,
 } from '../../ra/operator.js';
 import {
-  durationOrAlias,
+  crlValidityOpt,
   flag,
   noExtra,
   parseOptions,
@@ -74,15 +74,7 @@ export const revokeCommand: Command = {
       if (e instanceof OperatorError) throw new UsageError(e.message);
       throw e;
     }
-    const validitySeconds = durationOrAlias(
-      p,
-      'crl-validity',
-      'crl-validity-hours',
-      3600,
-      7 * 86_400,
-      3600,
-      3650 * 86_400,
-    );
+    const validitySeconds = crlValidityOpt(p);
     const url = storeUrlOf(data, db);
     const cas = loadCaSet(data, resolvePassphrase(str(p, 'passphrase-file')));
     return withStore(data, url, async (store) => {

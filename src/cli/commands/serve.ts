@@ -10,6 +10,7 @@ import { permissionWarnings } from '../../server/data-dir.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
 import {
   durationOpt,
+  crlValidityOpt,
   durationOrAlias,
   flag,
   formatDuration,
@@ -248,15 +249,7 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
       sameSubjectAltNames: !flag(p, 'renewal-any-san'),
       revokeOld: flag(p, 'renewal-revoke-old'),
     },
-    crlValiditySeconds: durationOrAlias(
-      p,
-      'crl-validity',
-      'crl-validity-hours',
-      3600,
-      7 * 86_400,
-      3600,
-      3650 * 86_400,
-    ),
+    crlValiditySeconds: crlValidityOpt(p),
     ...(publicUrl !== undefined ? { publicUrl } : {}),
   };
 }
