@@ -219,3 +219,36 @@ export function openCertRep(
     ...o,
   });
 }
+
+/**
+ * A renewal: `csr` in a message signed by `old` (a certificate we issued) — RenewalReq by
+ * default, or PKCSReq — POSTed to `url`; the reply must be HTTP 200 and is decrypted with the
+ * old key, as it is encrypted to the request's signer.
+ */
+export async function sendSignedBy(
+  url: string,
+  certs: Certificate[],
+  old: { cert: Certificate; key: KeyObject },
+  csr: Buffer,
+  o: { messageType?: MessageType; transactionId?: string } = {},
+): Promise<CertRep> {
+  const transactionId = o.transactionId ?? `renew-${Math.random().toString(36).slice(2)}`;
+  const m = encodePkiRequest({
+    messageType: o.messageType ?? MessageType.RenewalReq,
+    transactionId,
+    signerCert: old.cert,
+    signerKey: old.key,
+    digest: 'sha256',
+    recipient: recipientOf(certs),
+    cipher: 'aes256',
+    content: csr,
+  });
+  const a = await postPki(url, m.der);
+  if (a.status !== 200) throw new Error(`renewal answered HTTP ${a.status}: ${a.body.toString()}`);
+  return decodeCertRep(a.body, {
+    transactionId,
+    senderNonce: m.senderNonce,
+    trustedSigners: certs,
+    decrypt: { cert: old.cert, key: old.key },
+  });
+}

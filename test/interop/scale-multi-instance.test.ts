@@ -17,7 +17,7 @@ import pg from 'pg';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
-import { PG_URL, needPeer } from '../helpers/peers.js';
+import { PG_URL, needPeer, pgReachable } from '../helpers/peers.js';
 import { seeded } from '../helpers/scep-server.js';
 import {
   checkReply,
@@ -28,19 +28,6 @@ import {
 } from '../helpers/enrollment.js';
 
 const CHALLENGE = 'multi-instance-challenge-17';
-
-async function pgAvailable(): Promise<boolean> {
-  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await c.connect();
-    await c.query('SELECT 1');
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await c.end().catch(() => undefined);
-  }
-}
 
 /** Runs `fns` with at most `limit` in flight. */
 async function limited<T>(fns: Array<() => Promise<T>>, limit: number): Promise<T[]> {
@@ -62,7 +49,7 @@ async function enroll(server: RunningServer, e: PreparedEnrollment, ca: Certific
 }
 
 test('two instances on one PostgreSQL stay consistent under concurrent load', async (t) => {
-  if (!needPeer(t, await pgAvailable(), `PostgreSQL at ${PG_URL}`)) return;
+  if (!needPeer(t, await pgReachable(), `PostgreSQL at ${PG_URL}`)) return;
   const schema = `scepter_multi_${randomBytes(6).toString('hex')}`;
   const dir = mkdtempSync(join(tmpdir(), 'scepter-multi-'));
   const stores: Store[] = [];

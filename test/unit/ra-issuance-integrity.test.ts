@@ -16,7 +16,6 @@ import { buildCsr, parseCsr } from '../../src/pkix/csr.js';
 import { parseSubjectAltName, type GeneralName } from '../../src/pkix/extensions.js';
 import {
   buildIssuerAndSubject,
-  decodeCertRep,
   encodePkiRequest,
   FailInfo,
   MessageType,
@@ -38,6 +37,7 @@ import {
   testServer,
   TEST_CHALLENGE,
   type Device,
+  sendSignedBy,
 } from '../helpers/scep-server.js';
 
 const TOKEN = 'integrity-admin-token-0123456789';
@@ -303,25 +303,7 @@ async function renew(
     publicKey: createPublicKey(old.key),
     ...(sans.length ? { subjectAltNames: sans } : {}),
   });
-  const transactionId = `renew-${Math.random().toString(36).slice(2)}`;
-  const m = encodePkiRequest({
-    messageType,
-    transactionId,
-    signerCert: old.cert,
-    signerKey: old.key,
-    digest: 'sha256',
-    recipient: recipientOf(certs),
-    cipher: 'aes256',
-    content: csr,
-  });
-  const a = await postPki(s.url, m.der);
-  assert.equal(a.status, 200);
-  return decodeCertRep(a.body, {
-    transactionId,
-    senderNonce: m.senderNonce,
-    trustedSigners: certs,
-    decrypt: { cert: old.cert, key: old.key },
-  });
+  return sendSignedBy(s.url, certs, old, csr, { messageType });
 }
 
 for (const approval of ['auto', 'manual'] as const) {

@@ -17,7 +17,6 @@ import { buildCsr } from '../../src/pkix/csr.js';
 import { certificateRecord } from '../../src/ra/issuance.js';
 import {
   buildIssuerAndSerial,
-  decodeCertRep,
   encodePkiRequest,
   FailInfo,
   MessageType,
@@ -35,6 +34,7 @@ import {
   postPki,
   recipientOf,
   testServer,
+  sendSignedBy,
 } from '../helpers/scep-server.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -69,25 +69,10 @@ async function renew(
     key,
     publicKey: createPublicKey(key),
   });
-  const transactionId = o.transactionId ?? `renew-${Math.random().toString(36).slice(2)}`;
-  const m = encodePkiRequest({
-    messageType: o.messageType ?? MessageType.RenewalReq,
-    transactionId,
-    signerCert: old.cert,
-    signerKey: old.key,
-    digest: 'sha256',
-    recipient: recipientOf(certs),
-    cipher: 'aes256',
-    content: csr,
-  });
-  const a = await postPki(s.url, m.der);
-  assert.equal(a.status, 200);
   // The reply is encrypted to the OLD certificate (the request's signer).
-  return decodeCertRep(a.body, {
-    transactionId,
-    senderNonce: m.senderNonce,
-    trustedSigners: certs,
-    decrypt: { cert: old.cert, key: old.key },
+  return sendSignedBy(s.url, certs, old, csr, {
+    ...(o.messageType !== undefined ? { messageType: o.messageType } : {}),
+    ...(o.transactionId !== undefined ? { transactionId: o.transactionId } : {}),
   });
 }
 
