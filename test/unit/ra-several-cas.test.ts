@@ -9,7 +9,9 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
+import { join } from 'node:path';
 import { listCaNames } from '../../src/ca/ca-location.js';
+import { initCa } from '../../src/ca/keystore.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
 import type { EnrollmentService } from '../../src/ra/service.js';
 import { buildIssuerAndSerial } from '../../src/scep/message-data.js';
@@ -204,4 +206,16 @@ test('CRL route per CA: /crl/NAME.crl, fingerprints of either CA, /crl is the de
   assert.deepEqual(await issuerOf(`/crl/${caOf(def).fingerprint}.crl`), defName);
   assert.equal(await issuerOf('/crl/nobody.crl'), 404);
   assert.equal(await issuerOf('/crl/..%2Fca.crl'), 404);
+});
+
+test('ca init refuses to import the certificate another CA of the data directory already has', async (t) => {
+  const dir = tempDir(t);
+  seedCa(dir);
+  const key = join(dir, 'ca', 'ca.key');
+  const cert = join(dir, 'ca', 'ca.crt');
+  await assert.rejects(
+    initCa({ dataDir: dir, name: 'twin' }, { importKey: key, importCert: cert }),
+    /already the CA "default"/,
+  );
+  assert.deepEqual(listCaNames(dir), ['default']);
 });
