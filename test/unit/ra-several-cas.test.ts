@@ -9,6 +9,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { listCaNames } from '../../src/ca/ca-location.js';
 import { initCa } from '../../src/ca/keystore.js';
@@ -20,7 +21,7 @@ import { MessageType, PkiStatus, parseCaCertResponse } from '../../src/scep/inde
 import { buildApp } from '../../src/server/app.js';
 import { composeEnrollment } from '../../src/server/compose.js';
 import { severalCaCrls } from '../../src/server/crl-route.js';
-import { prepareCa } from '../../src/server/data-dir.js';
+import { permissionWarnings, prepareCa } from '../../src/server/data-dir.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import {
   TEST_CHALLENGE,
@@ -218,4 +219,16 @@ test('ca init refuses to import the certificate another CA of the data directory
     /already the CA "default"/,
   );
   assert.deepEqual(listCaNames(dir), ['default']);
+});
+
+test('permissionWarnings: a DIR/cas/ readable by others is reported', (t) => {
+  const dir = tempDir(t);
+  seedCa({ dataDir: dir, name: 'routers' });
+  chmodSync(dir, 0o700);
+  chmodSync(join(dir, 'cas'), 0o700);
+  assert.deepEqual(permissionWarnings({ dataDir: dir }), []);
+  chmodSync(join(dir, 'cas'), 0o755);
+  const w = permissionWarnings({ dataDir: dir });
+  assert.equal(w.length, 1);
+  assert.match(w[0]!, /named CAs .*cas is readable by group or others/);
 });
