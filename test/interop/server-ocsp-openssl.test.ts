@@ -1,7 +1,7 @@
 /**
  * The OCSP responder at /ocsp (src/ca/ocsp-responder.ts, src/server/ocsp-route.ts) driven by
  * the real `openssl ocsp` client: good (response verified against the CA, nonce echoed), then
- * revoked with time and reason after a revocation through the operator API, an unknown serial,
+ * revoked with time and reason after `scepter revoke` (another process), an unknown serial,
  * a foreign issuer (unauthorized), the GET form with RFC 5019 caching headers, hostile inputs
  * (truncated, huge, MD5 CertID, garbage: malformedRequest, never a 500), the AIA OCSP URL in
  * issued certificates, a delegated responder certificate verified by openssl (-CAfile and
@@ -25,10 +25,21 @@ import { tempDir, testServer, TEST_CHALLENGE } from '../helpers/scep-server.js';
 
 const HAVE = hasCommand('openssl');
 
-/** Runs openssl without blocking the event loop (the server answering it runs in this process). */
+const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src/cli/main.ts')];
+
+/** Runs openssl in `dir`. */
 function ossl(dir: string, args: string[]): Promise<{ status: number; out: string }> {
+  return run('openssl', args, dir);
+}
+
+/** Runs a program without blocking the event loop (the server answering it runs in this process). */
+function run(cmd: string, args: string[], cwd?: string): Promise<{ status: number; out: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, {
+      ...(cwd ? { cwd } : {}),
+      env: { ...process.env, SCEPTER_DB: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -73,7 +84,7 @@ async function setup(
   };
 }
 
-test('openssl ocsp: good (verified, nonce echoed), then revoked with time and reason, unknown serial', async (t) => {
+test('openssl ocsp: good (verified, nonce echoed), revoked with time and reason after `scepter revoke`, unknown serial', async (t) => {
   if (!needPeer(t, HAVE, 'openssl')) return;
   const { s, dir, url, caPem, enroll } = await setup(t, {
     lifecycle: { publicUrl: 'http://ca.example:8080/' },
@@ -105,13 +116,18 @@ test('openssl ocsp: good (verified, nonce echoed), then revoked with time and re
   // ResponderID byKey (RFC 5019 §2.2.2), signed by the CA itself: no certificates sent along.
   assert.match(good.out, /Responder Id: [0-9A-F]{40}/);
 
-  const r = await revokeCertificate(
-    { store: s.enrollment!.store, crls: s.lifecycle!.crls },
+  // `scepter revoke` in another process, on the same data directory and store.
+  const rv = await run(process.execPath, [
+    ...CLI,
+    'revoke',
+    '--data',
+    s.dataDir!.dataDir,
+    '--serial',
     dev.cert.serialHex,
-    1,
-    new Date('2026-01-02T03:04:05Z'),
-  );
-  assert.equal(r.changed, true);
+    '--reason',
+    'keyCompromise',
+  ]);
+  assert.equal(rv.status, 0, rv.out);
   const revoked = await ossl(dir, [
     'ocsp',
     '-issuer',
@@ -127,7 +143,8 @@ test('openssl ocsp: good (verified, nonce echoed), then revoked with time and re
   assert.equal(revoked.status, 0, revoked.out);
   assert.match(revoked.out, /: revoked/);
   assert.match(revoked.out, /Reason: keyCompromise/);
-  assert.match(revoked.out, /Revocation Time: Jan {2}2 03:04:05 2026 GMT/);
+  const when = /Revocation Time: (.*)/.exec(revoked.out)?.[1];
+  assert.ok(when && Math.abs(Date.parse(when) - Date.now()) < 86_400_000, revoked.out);
   assert.match(revoked.out, /Response verify OK/);
 
   const unknown = await ossl(dir, [
