@@ -215,6 +215,7 @@ export class OcspResponder {
     const cacheable =
       !req.nonce && responses.every((r) => r.nextUpdate) ? { thisUpdate, nextUpdate } : undefined;
     if (cacheKey !== undefined && cacheable && this.cacheEntries > 0) {
+      this.cache.delete(cacheKey);
       if (this.cache.size >= this.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(cacheKey, {
         body,

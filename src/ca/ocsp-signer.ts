@@ -73,7 +73,7 @@ export class OcspSigners {
     const p = this.identities.get(fp);
     if (p) {
       const id = await p.catch(() => undefined);
-      if (id && !this.needsRenewal(id)) return id;
+      if (id && !this.needsRenewal(id, ca)) return id;
       // Stale or failed: renew once; callers that saw the same stale identity share the run.
       const again = this.identities.get(fp);
       if (again && again !== p) return again;
@@ -83,8 +83,9 @@ export class OcspSigners {
     return next;
   }
 
-  private needsRenewal(id: OcspResponderIdentity): boolean {
-    if (!id.cert) return false;
+  private needsRenewal(id: OcspResponderIdentity, ca: CertificateAuthority): boolean {
+    // The CA signs for itself; a certificate that already ends with the CA cannot be bettered.
+    if (!id.cert || id.cert.notAfter.getTime() >= ca.cert.notAfter.getTime()) return false;
     const now = this.o.now().getTime();
     const { notBefore, notAfter } = id.cert;
     const half = notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) / 2;

@@ -180,9 +180,13 @@ function parseResponse(body: Buffer): Parsed {
   return out;
 }
 
+/** The tests' clock starts now (whole seconds), inside the fixture CAs' validity. */
+const START = Math.floor(Date.now() / 1000) * 1000;
+const at = (seconds: number) => new Date(START + seconds * 1000).toISOString();
+
 async function setup(o: Partial<OcspResponderOptions> = {}) {
   const store = await openStore(':memory:');
-  let clock = Date.parse('2026-06-01T12:00:00Z');
+  let clock = START;
   const now = () => new Date(clock);
   const responder = new OcspResponder({ store, cas: new CaSet(CA, [OLD_CA]), now, ...o });
   return {
@@ -206,8 +210,8 @@ test('good, revoked (time and reason) and unknown, signed by the CA; thisUpdate/
   assert.deepEqual(g.keyHash, createHash('sha1').update(spkiBits(CA.cert.spki)).digest());
   assert.equal(g.certs.length, 0);
   assert.equal(g.responses[0]!.status, 'good');
-  assert.equal(g.responses[0]!.thisUpdate.toISOString(), '2026-06-01T12:00:00.000Z');
-  assert.equal(g.responses[0]!.nextUpdate!.toISOString(), '2026-06-01T12:30:00.000Z');
+  assert.equal(g.responses[0]!.thisUpdate.toISOString(), at(0));
+  assert.equal(g.responses[0]!.nextUpdate!.toISOString(), at(1800));
 
   const b = await ask(request([{ issuer: CA, serial: bad.serial, hash: 'sha256' }]));
   assert.equal(b.responses[0]!.status, 'revoked');
@@ -377,6 +381,28 @@ test('delegated responder: OCSP-signing certificate with nocheck, recorded in th
     'cached answers of the old responder are dropped',
   );
   assert.ok(await store.getCertificate(rc2.serialHex));
+});
+
+test('delegated responder near the end of the CA: never longer than the CA, and not re-issued on every request', async (t) => {
+  const key = pooledRsaKey(23, 2048);
+  const c = makeSelfSigned({ subject: 'CN=Short CA', key, ca: true, days: 1 });
+  const short = new CertificateAuthority({ cert: c.cert, key, chain: [] });
+  const store = await openStore(':memory:');
+  t.after(() => store.close());
+  let clock = START;
+  const responder = new OcspResponder({
+    store,
+    cas: new CaSet(short),
+    signer: 'delegated',
+    validitySeconds: 3600,
+    signerValiditySeconds: 7 * 86_400,
+    now: () => new Date(clock),
+  });
+  const first = await responder.responderFor(short);
+  assert.equal(first.cert!.notAfter.getTime(), short.cert.notAfter.getTime());
+  clock += 20 * 3600 * 1000; // past half of its validity, less than two answers before the end
+  assert.equal((await responder.responderFor(short)).cert!.serialHex, first.cert!.serialHex);
+  assert.equal((await store.searchCertificates({})).total, 1);
 });
 
 test('settings: validity bounds and the responder certificate outliving its answers', async () => {
