@@ -1,0 +1,29 @@
+/**
+ * `scepter serve` OCSP options (src/cli/commands/serve.ts): contradictory or out-of-range
+ * values are refused with a usage error before anything starts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UsageError } from '../../src/cli/command.js';
+import { serveCommand } from '../../src/cli/commands/serve.js';
+
+test('serve: bad OCSP options are usage errors', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--ocsp-signer', 'hsm'], /--ocsp-signer must be ca or delegated/],
+    [['--no-ocsp', '--ocsp-validity', '1h'], /--no-ocsp and --ocsp-validity/],
+    [['--ocsp-validity', '10s'], /ocsp-validity/],
+    [['--ocsp-validity', '8d'], /ocsp-validity/],
+    [['--ocsp-signer-validity', '2d'], /needs --ocsp-signer delegated/],
+    [
+      ['--ocsp-signer', 'delegated', '--ocsp-validity', '1d', '--ocsp-signer-validity', '3d'],
+      /ocsp-signer-validity/,
+    ],
+  ];
+  for (const [args, want] of cases) {
+    await assert.rejects(
+      serveCommand.run(['--data', '/nonexistent/scepter-ocsp-options', ...args]),
+      (e: unknown) => e instanceof UsageError && want.test(e.message),
+      args.join(' '),
+    );
+  }
+});
