@@ -315,6 +315,10 @@ test('GET /ocsp/<base64>: cacheable good answer with RFC 5019 headers, ETag reva
   assert.match(readRevoked.out, /Reason: superseded/);
   const postAnswer = await fetch(url, { method: 'POST', body: readFileSync(reqDer) });
   assert.equal(postAnswer.headers.get('cache-control'), 'no-store');
+  // Counted under their own operation label.
+  const metrics = await (await fetch(`${s.origin}/metrics`)).text();
+  const counted = /scepter_requests_total\{operation="OCSP",outcome="SUCCESS"\} (\d+)/.exec(metrics);
+  assert.ok(counted && Number(counted[1]) >= 5, metrics.slice(0, 2000));
 });
 
 test('delegated responder: an OCSP-signing certificate with ocsp-nocheck, verified by openssl (-CAfile, -VAfile)', async (t) => {
