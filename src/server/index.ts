@@ -169,12 +169,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     }
   }
 
-  // OCSP is answered on this thread from its store (the workers only enroll).
-  const ocspSettings = o.lifecycle?.ocsp;
-  const ocsp =
-    enrollment && lifecycle && ocspSettings !== false
-      ? new OcspResponder({ ...ocspSettings, store: enrollment.store, cas: lifecycle.crls.cas })
-      : undefined;
+  let ocsp: OcspResponder | undefined;
   let closing: Promise<void> | undefined;
   const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
     closing !== undefined ? 'shutting down' : undefined,
@@ -185,6 +180,10 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     : service;
   let app: FastifyInstance;
   try {
+    // OCSP is answered on this thread from its store (the workers only enroll).
+    const ocspSettings = o.lifecycle?.ocsp;
+    if (enrollment && lifecycle && ocspSettings !== false)
+      ocsp = new OcspResponder({ ...ocspSettings, store: enrollment.store, cas: lifecycle.crls.cas });
     app = await buildApp({
       ...o,
       service: front,

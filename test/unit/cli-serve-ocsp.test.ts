@@ -1,11 +1,13 @@
 /**
  * `scepter serve` OCSP options (src/cli/commands/serve.ts): contradictory or out-of-range
- * values are refused with a usage error before anything starts.
+ * values are refused with a usage error before anything starts; `startServer` refuses bad OCSP
+ * settings and closes what it had opened (the worker pool, the store).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../../src/cli/command.js';
 import { serveCommand } from '../../src/cli/commands/serve.js';
+import { testServer } from '../helpers/scep-server.js';
 
 test('serve: bad OCSP options are usage errors', async () => {
   const cases: Array<[string[], RegExp]> = [
@@ -26,4 +28,11 @@ test('serve: bad OCSP options are usage errors', async () => {
       args.join(' '),
     );
   }
+});
+
+test('startServer: bad OCSP settings fail the start, with nothing left open', async (t) => {
+  await assert.rejects(
+    testServer(t, { workers: 2, lifecycle: { ocsp: { validitySeconds: 10 } } }),
+    /OCSP response validity must be between 60 seconds and 7 days/,
+  );
 });
