@@ -5,6 +5,7 @@
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
  *                    [--from-source] [--keep-dir]
+ *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *
  * The server runs as built JavaScript (src/ compiled to .tmp/bench-dist first, as `npm start`
  * runs dist/); --from-source runs the TypeScript through tsx instead (more memory per thread).
@@ -50,6 +51,12 @@ import {
   startScepter,
   type ServerProcess,
 } from './lib/processes.js';
+
+// `npm run bench -- --ocsp`: the OCSP responder benchmark (bench/ocsp.ts) instead.
+if (process.argv.includes('--ocsp')) {
+  await import('./ocsp.js');
+  process.exit(0);
+}
 
 const { values: args } = parseArgs({
   options: {
