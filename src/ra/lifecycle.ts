@@ -19,7 +19,7 @@ import { parseCsr } from '../pkix/csr.js';
 import { namesEqual, nameText } from '../pkix/name.js';
 import { parseIssuerAndSerial, parseIssuerAndSubject } from '../scep/message-data.js';
 import type { PkiRequest } from '../scep/request.js';
-import { FailInfo } from '../scep/types.js';
+import { FailInfo, MessageType } from '../scep/types.js';
 import type { JsonObject, Store, TransactionRecord } from '../store/index.js';
 import {
   pendingMeta,
@@ -391,6 +391,38 @@ export class EnrollmentHandlers implements Lifecycle {
       tx.expiresAt !== null &&
       tx.updatedAt.getTime() + this.approval.pendingTtlSeconds * 1000 <= this.now().getTime()
     );
+  }
+
+  /**
+   * The answer to a poll that needs no decryption: a CertPoll, or a resent initial PKCSReq
+   * (manual modes), for a transaction that is still pending and was opened by the key that
+   * signed this message. Called after the signature and the signed attributes (transactionID,
+   * senderNonce, messageType) were verified and BEFORE the envelope is opened, so a device
+   * polling a pending request costs one store read and the CertRep signature, no RSA
+   * decryption. Anything else — unknown transaction, another signer key, not pending, expired,
+   * a renewal — is undefined: the normal path decides (and opens the envelope).
+   *
+   * What this skips is the comparison of the message's content (the CSR, or the CertPoll's
+   * subject) with the stored request: a changed CSR under a pending transactionID is answered
+   * PENDING instead of FAILURE, and refused once the request is decided, when the normal path
+   * runs again (only the stored CSR is ever issued). The PENDING answer tells the signer
+   * nothing it did not send (its transactionID and nonce), and only the key holding the
+   * transaction gets it; it does not depend on the envelope, so it is no decryption oracle.
+   */
+  async pendingPoll(req: PkiRequest): Promise<Decision | undefined> {
+    if (req.failure) return undefined;
+    if (req.messageType === MessageType.PKCSReq) {
+      // In auto mode nothing waits; a PKCSReq signed by one of our certificates is a renewal.
+      if (this.approval.mode === 'auto') return undefined;
+      if (this.renewal.enabled && this.o.cas.issuerOf(req.signerCert)) return undefined;
+    } else if (req.messageType !== MessageType.CertPoll) {
+      return undefined;
+    }
+    const tx = await this.store.getTransaction(req.transactionId);
+    if (!tx || tx.state !== 'pending' || tx.csr === null) return undefined;
+    if (tx.signerKeyHash !== spkiHash(req.signerCert.spki)) return undefined;
+    if (tx.expiresAt && tx.expiresAt.getTime() <= this.now().getTime()) return undefined;
+    return this.pending();
   }
 
   /** CertPoll: the state of an earlier PKCSReq/RenewalReq, signed by the same key. */

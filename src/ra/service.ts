@@ -4,7 +4,8 @@
  * worker thread or in a test. Built by `composeEnrollment` (src/server/compose.ts).
  *
  * The enrollment path: decode + verify the pkiMessage → (decoder failure → signed FAILURE) →
- * open the envelope (`open`, here) → the handler of the messageType (src/ra/lifecycle.ts:
+ * (a poll of a pending transaction by its own key → PENDING, no decryption: `pendingPoll` in
+ * src/ra/lifecycle.ts) → open the envelope (`open`, here) → the handler of the messageType (src/ra/lifecycle.ts:
  * parse the CSR → policies (proof of possession, key, signer key = CSR key or renewal checks,
  * CSR) → challenge or operator → idempotent issuance) → CertRep encrypted to the request's
  * signer with its cipher (single DES answered with 3DES), signed with its digest.
@@ -71,6 +72,8 @@ export interface ServiceStats {
   singleDesAccepted: number;
   /** Unexpected internal errors (answered with HTTP 500). */
   internalErrors: number;
+  /** pkcsPKIEnvelopes opened (each one an RSA private-key operation). */
+  envelopesOpened: number;
 }
 
 /**
@@ -107,10 +110,11 @@ export class EnrollmentService implements ScepService {
   readonly identity: ScepIdentity;
   readonly config: ResolvedEnrollmentConfig;
   readonly store: Store;
-  readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
+  readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0, envelopesOpened: 0 };
   /** CRLs and periodic upkeep (pending expiry, one-time challenge pruning, CRL refresh). */
   readonly lifecycle: Lifecycle;
   private readonly handlers = new Map<number, MessageHandler>();
+  private readonly enrollment: EnrollmentHandlers;
   private readonly caps: string[] = [...BASE_CAPABILITIES];
   private readonly logger: ServiceLogger | undefined;
   private readonly ca: CertificateAuthority;
@@ -144,6 +148,7 @@ export class EnrollmentService implements ScepService {
       now: o.now ?? (() => new Date()),
     });
     this.lifecycle = h;
+    this.enrollment = h;
     this.handlers.set(MessageType.PKCSReq, (req, ctx) => h.pkcsReq(req, ctx));
     this.handlers.set(MessageType.RenewalReq, (req, ctx) => h.renewalReq(req, ctx));
     this.handlers.set(MessageType.CertPoll, (req, ctx) => h.certPoll(req, ctx));
@@ -158,6 +163,7 @@ export class EnrollmentService implements ScepService {
    * (RFC 3218; openEnvelopeAs). Counts accepted single-DES requests.
    */
   private readonly open: EnvelopeOpener = (req, ctx, parse) => {
+    this.stats.envelopesOpened++;
     const opened = openEnvelopeAs(req, this.identity.recipients, parse, {
       allowSingleDes: this.config.allowSingleDes,
     });
@@ -233,8 +239,9 @@ export class EnrollmentService implements ScepService {
         decision = failure(req.failure.failInfo, req.failure.text);
       } else {
         const handler = this.handlers.get(req.messageType);
+        // A poll of a pending transaction is answered before (and without) decryption.
         decision = handler
-          ? await handler(req, ctx)
+          ? ((await this.enrollment.pendingPoll(req)) ?? (await handler(req, ctx)))
           : failure(FailInfo.badRequest, `messageType ${req.messageType} is not supported`);
       }
     } catch (e) {

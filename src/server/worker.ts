@@ -48,7 +48,7 @@ try {
 }
 
 /** Counters reported so far; each answer carries what changed since (usually nothing). */
-const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
+const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0, envelopesOpened: 0 };
 function statDeltas(): { stats?: Partial<ServiceStats> } {
   const d: Partial<ServiceStats> = {};
   for (const k of Object.keys(reported) as Array<keyof ServiceStats>) {
