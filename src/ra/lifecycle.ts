@@ -50,7 +50,7 @@ import {
   resolveRenewalConfig,
   type RenewalConfig,
 } from './renewal.js';
-import type { RequestContext, ServiceLogger } from './types.js';
+import type { ChallengeLock, RequestContext, ServiceLogger } from './types.js';
 import { unlessKnownTransaction, validationPolicy } from './validation.js';
 import { csrChecks, type ReservedSubjects } from './csr-checks.js';
 
@@ -93,6 +93,8 @@ export interface EnrollmentHandlersOptions extends LifecycleOptions {
   open: EnvelopeOpener;
   /** Names no certificate may get: every CA, RA and chain certificate's subject. */
   reservedSubjects?: ReservedSubjects;
+  /** The challenge-failure throttle, asked where a challenge is checked (absent: none). */
+  challengeLock?: ChallengeLock;
   logger?: ServiceLogger;
   now: () => Date;
 }
@@ -156,6 +158,7 @@ export class EnrollmentHandlers implements Lifecycle {
       ...(oneTimeKey ? { oneTime: new OneTimeChallenges(Buffer.from(oneTimeKey, 'hex')) } : {}),
       store: this.store,
       ...(o.logger ? { logger: o.logger } : {}),
+      ...(o.challengeLock ? { locked: o.challengeLock } : {}),
       now: this.now,
       ...(validation
         ? {
@@ -263,7 +266,7 @@ export class EnrollmentHandlers implements Lifecycle {
     // An external validator in mode `challenge` is the challenge check: its refusals count.
     const external = gate.validationMode;
     const guessable = mode === 'challenge-or-manual' || external === 'challenge';
-    if (guessable && er.ctx.challengeThrottled) return rejectionDecision(throttled());
+    if (guessable && (await gate.locked(er.ctx))) return rejectionDecision(throttled());
     // External validation first (a new transaction only): a refusal fails, an allow goes on
     // (to the queue in manual mode); in mode `challenge` it stands for a valid challenge.
     const refused = await gate.validate(er);

@@ -31,6 +31,7 @@ import {
   type LifecycleOptions,
 } from './lifecycle.js';
 import type {
+  ChallengeLock,
   HttpAnswer,
   OperationLog,
   RequestContext,
@@ -59,6 +60,8 @@ export interface EnrollmentServiceOptions {
   /** CA rollover: the staged next CA certificates (src/ca/rollover.ts NextCaWatcher). */
   nextCa?: NextCaSource;
   logger?: ServiceLogger;
+  /** The challenge-failure throttle's lock check (src/ra/throttle.ts); absent: not throttled. */
+  challengeLock?: ChallengeLock;
   /** Clock (tests). */
   now?: () => Date;
 }
@@ -145,6 +148,7 @@ export class EnrollmentService implements ScepService {
         () => this.nextCa?.(),
       ),
       ...(o.logger ? { logger: o.logger } : {}),
+      ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
       now: o.now ?? (() => new Date()),
     });
     this.lifecycle = h;

@@ -7,7 +7,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EnrollmentService, ServiceLogger, ServiceStats } from '../ra/service.js';
 import { composeEnrollment } from './compose.js';
-import { RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
+import { fromWireError, RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 const port = parentPort;
@@ -30,6 +30,17 @@ const logger: ServiceLogger = {
   error: (obj, msg) => send({ type: 'log', level: 'error', obj: plain(obj), msg }),
 };
 
+// The challenge-failure throttle is the HTTP thread's: asked by message, only where a
+// challenge is checked.
+const locks = new Map<number, { resolve(locked: boolean): void; reject(e: Error): void }>();
+let nextLock = 0;
+const challengeLock = (address: string | undefined): Promise<boolean> =>
+  new Promise((resolve, reject) => {
+    const id = nextLock++;
+    locks.set(id, { resolve, reject });
+    send({ type: 'lock', id, address });
+  });
+
 let service: EnrollmentService;
 try {
   // The same composition as the HTTP thread's (src/server/compose.ts), so every engine runs
@@ -41,6 +52,7 @@ try {
     config: init.config,
     ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
     logger,
+    ...(init.challengeLock ? { challengeLock } : {}),
   });
 } catch (e) {
   send({ type: 'init-failed', error: toWireError(e) });
@@ -64,6 +76,13 @@ function statDeltas(): { stats?: Partial<ServiceStats> } {
 port.on('message', (m: ToWorker) => {
   if (m.type === 'store-result') {
     store.settle(m);
+    return;
+  }
+  if (m.type === 'lock-result') {
+    const p = locks.get(m.id);
+    locks.delete(m.id);
+    if (m.error) p?.reject(fromWireError(m.error));
+    else p?.resolve(m.locked);
     return;
   }
   const message = revive(m.message) as Buffer;
