@@ -33,6 +33,7 @@ import { failure, type Decision } from './decision.js';
 import { CSR_CHANGED_TEXT, TransactionIssuer } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
 import { PendingLimits, QUEUE_FULL_TEXT, isPendingOverloaded } from './pending-limits.js';
+import { RetryAfterHint } from './retry-after.js';
 import { OneTimeChallenges } from './one-time-challenge.js';
 import {
   csrPolicy,
@@ -108,6 +109,8 @@ export class EnrollmentHandlers implements Lifecycle {
   private readonly store: Store;
   private readonly now: () => Date;
   private readonly issuer: TransactionIssuer;
+  /** The Retry-After of PENDING answers, adapted to the queue (src/ra/retry-after.ts). */
+  readonly retryAfter: RetryAfterHint;
   /** Static and one-time challenges, the external validator (src/ra/challenge.ts). */
   private readonly gate: ChallengeGate;
   /** Limits on NEW pending requests: per-address rate, cap on the open queue. */
@@ -133,6 +136,12 @@ export class EnrollmentHandlers implements Lifecycle {
       ...(o.crlValiditySeconds !== undefined ? { validitySeconds: o.crlValiditySeconds } : {}),
     });
     this.lookup = { store: this.store, cas: o.cas, crls: this.crls };
+    this.retryAfter = new RetryAfterHint(
+      this.store,
+      this.approval.retryAfterSeconds,
+      this.approval.maxRetryAfterSeconds,
+      this.now,
+    );
     this.issuer = new TransactionIssuer({
       ca: o.cas.current,
       store: this.store,
@@ -330,13 +339,13 @@ export class EnrollmentHandlers implements Lifecycle {
     );
     return {
       status: 'PENDING',
-      retryAfterSeconds: this.approval.retryAfterSeconds,
+      retryAfterSeconds: this.retryAfter.current(),
       ...(guessable && verdict === 'invalid' ? { challengeFailure: true } : {}),
     };
   }
 
   private pending(): Decision {
-    return { status: 'PENDING', retryAfterSeconds: this.approval.retryAfterSeconds };
+    return { status: 'PENDING', retryAfterSeconds: this.retryAfter.current() };
   }
 
   /**
@@ -486,5 +495,6 @@ export class EnrollmentHandlers implements Lifecycle {
     // Expired one-time challenges (used or not) are dead weight: their tokens carry the expiry.
     await this.store.pruneSecrets(this.now());
     await this.crls.refreshAll();
+    await this.retryAfter.refresh();
   }
 }
