@@ -127,6 +127,7 @@ export class EnrollmentService implements ScepService {
   private readonly chain: readonly Certificate[];
   private readonly nextCa: NextCaSource | undefined;
   private nextCaAnswer: { key: string; answer: HttpAnswer } | undefined;
+  private readonly capsAnswers: { plain?: HttpAnswer; staged?: HttpAnswer } = {};
 
   constructor(o: EnrollmentServiceOptions) {
     this.ca = o.ca;
@@ -186,12 +187,19 @@ export class EnrollmentService implements ScepService {
     return next && next.length > 0 ? [...this.caps, 'GetNextCACert'] : this.caps;
   }
 
+  /** GetCACaps, built once per capability set (with or without GetNextCACert). */
   getCaCaps(): HttpAnswer {
-    return {
+    const staged = (this.nextCa?.()?.length ?? 0) > 0;
+    const cached = staged ? this.capsAnswers.staged : this.capsAnswers.plain;
+    if (cached) return cached;
+    const a: HttpAnswer = {
       httpStatus: 200,
       contentType: 'text/plain',
       body: Buffer.from(formatCapabilities(this.capabilities())),
     };
+    if (staged) this.capsAnswers.staged = a;
+    else this.capsAnswers.plain = a;
+    return a;
   }
 
   /**
