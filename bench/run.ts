@@ -74,6 +74,8 @@ const { values: args } = parseArgs({
     ra: { type: 'boolean', default: false },
     'server-cpus': { type: 'string' },
     poll: { type: 'boolean', default: false },
+    /** A compiled CLI entry to run instead of compiling src/ (A/B comparisons with another tree). */
+    entry: { type: 'string' },
     pending: { type: 'string', default: '256' },
   },
 });
@@ -315,7 +317,9 @@ async function main(): Promise<void> {
     log(`  ${signPerSec.toFixed(0)} sign/s → RSA bound ${bound1.toFixed(0)} enrollments/s per core`);
 
     let builtEntry: string | undefined;
-    if (!args['from-source']) {
+    if (args.entry) {
+      builtEntry = args.entry;
+    } else if (!args['from-source']) {
       log('compiling src/ (tsconfig.build.json) to .tmp/bench-dist …');
       builtEntry = buildForBench(process.cwd(), join(process.cwd(), '.tmp/bench-dist'));
     }
