@@ -9,6 +9,7 @@ import type { CaKeySize } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
 import type { Lifecycle } from '../ra/lifecycle.js';
 import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
+import type { FailureThrottle } from '../ra/throttle.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { OcspResponder } from '../ca/ocsp-responder.js';
@@ -20,6 +21,7 @@ import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
 import {
   adminChallengeRoutes,
   challengeConfig,
+  challengeThrottle,
   throttledService,
   type ChallengeSettings,
 } from './challenges.js';
@@ -120,6 +122,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     warn: (obj, msg) => appRef?.log.warn(obj, msg),
     error: (obj, msg) => appRef?.log.error(obj, msg),
   };
+  let throttle: FailureThrottle | undefined;
 
   if (!service) {
     if (o.dataDir === undefined) throw new TypeError('startServer needs either `service` or `dataDir`');
@@ -134,6 +137,10 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     const store = o.store ?? (ownedStore = await openStore(prepared.storeUrl));
     const { loaded } = prepared;
     const enrollmentConfig = { ...o.enrollment, ...challengeConfig(prepared) };
+    // The challenge-failure throttle: the RA asks it where a challenge is checked (every
+    // engine, workers too, reads the same counters in the store); failures are counted below.
+    throttle = challengeThrottle(o.challenges?.throttle, store, logger);
+    const lock = throttle;
     enrollment = composeEnrollment({
       dataDir: o.dataDir,
       loaded,
@@ -142,6 +149,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       config: enrollmentConfig,
       ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
       logger,
+      ...(lock ? { challengeLock: (address) => lock.blocked(address) } : {}),
     });
     lifecycle = enrollment.lifecycle;
     service = enrollment;
@@ -159,6 +167,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
             config: enrollmentConfig,
             ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
           },
+          ...(lock ? { challengeLock: (address) => lock.blocked(address) } : {}),
           logger,
         });
       } catch (e) {
@@ -174,10 +183,8 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
     closing !== undefined ? 'shutting down' : undefined,
   );
-  // The challenge-failure throttle sits in this (HTTP) thread, in front of every worker.
-  const front = prepared
-    ? throttledService(service, o.challenges?.throttle, enrollment?.store, logger)
-    : service;
+  // Challenge failures are counted in this (HTTP) thread, in front of every worker.
+  const front = prepared ? throttledService(service, throttle) : service;
   let app: FastifyInstance;
   try {
     // OCSP is answered on this thread from its store (the workers only enroll).

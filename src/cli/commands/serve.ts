@@ -85,7 +85,10 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
                           shown to the operator) or challenge-or-manual
   --pending-ttl DURATION  a pending request expires after DURATION (default 7d;
                           --pending-ttl-hours N still works)
-  --retry-after N         Retry-After hint in seconds sent with PENDING (default 60)
+  --retry-after N         Retry-After hint in seconds sent with PENDING (default 60); it grows
+                          while 100+ requests wait and nobody decides, up to --max-retry-after
+  --max-retry-after N     longest Retry-After hint in seconds (default 3600; = --retry-after:
+                          fixed)
   --max-pending-per-address N
                           new pending requests one address may queue per minute
                           (default 100; 0: no limit); more get FAILURE badRequest
@@ -248,6 +251,13 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
         3650 * 86_400,
       ),
       retryAfterSeconds: intOpt(p, 'retry-after', 60, 1, 86_400),
+      maxRetryAfterSeconds: intOpt(
+        p,
+        'max-retry-after',
+        Math.max(3600, intOpt(p, 'retry-after', 60, 1, 86_400)),
+        1,
+        86_400,
+      ),
       maxPendingPerAddress: intOpt(p, 'max-pending-per-address', 100, 0, 1_000_000),
       maxOpenPending: intOpt(p, 'max-open-pending', 10_000, 0, 100_000_000),
     },
@@ -331,6 +341,7 @@ export const serveCommand: Command = {
       'pending-ttl': { type: 'string' },
       'pending-ttl-hours': { type: 'string' },
       'retry-after': { type: 'string' },
+      'max-retry-after': { type: 'string' },
       'max-pending-per-address': { type: 'string' },
       'max-open-pending': { type: 'string' },
       'no-renewal': { type: 'boolean' },
