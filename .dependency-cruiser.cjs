@@ -2,7 +2,7 @@
  * Import rules of docs/architecture.md, checked by `npm run lint` (`depcruise src`):
  * no import cycles (type-only imports count), and every layer imports only the layers below it:
  *
- *   cli → server → ra → ca, store → scep → cms → pkix → crypto → asn1;  client → scep (and below)
+ *   cli → config → server → ra → ca, store → scep → cms → pkix → crypto → asn1;  client → scep (and below)
  *
  * One sideways edge: src/ca/crl.ts (CRL publishing) reads revocations and CRL numbers through
  * the Store interface. src/index.ts (the public API) may re-export any layer.
@@ -21,7 +21,8 @@ const LAYERS = {
   client: ['scep', 'cms', 'pkix', 'crypto', 'asn1'],
   ra: ['ca', 'store', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
   server: ['ra', 'ca', 'store', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
-  cli: ['server', 'ra', 'ca', 'store', 'client', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
+  config: ['server', 'ra', 'ca', 'store', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
+  cli: ['config', 'server', 'ra', 'ca', 'store', 'client', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
 };
 
 const layerRules = Object.entries(LAYERS).map(([layer, allowed]) => ({

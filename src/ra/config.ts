@@ -44,6 +44,8 @@ export interface EnrollmentConfig {
   csrChecks?: CsrCheckOptions;
   /** A configuration profile's subject and subjectAltName rules (src/ra/profile-rules.ts). */
   rules?: ProfileRules;
+  /** GetCACaps keywords to advertise (those of them the service implements); absent: all it implements. */
+  capabilities?: readonly string[];
 }
 
 /** The configuration with every default filled in. */
@@ -58,6 +60,7 @@ export interface ResolvedEnrollmentConfig {
   validation: ResolvedValidationConfig | undefined;
   csrChecks: CsrCheckOptions;
   rules: ProfileRules | undefined;
+  capabilities: readonly string[] | undefined;
 }
 
 /** Fills in defaults; throws RangeError for values that make no sense. */
@@ -101,5 +104,6 @@ export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollment
     validation: c.validation ? resolveValidationConfig(c.validation) : undefined,
     csrChecks: { ...c.csrChecks },
     rules: c.rules,
+    capabilities: c.capabilities ? [...c.capabilities] : undefined,
   };
 }
