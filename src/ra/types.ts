@@ -38,6 +38,8 @@ export interface OperationLog {
   challengeFailure?: boolean;
   /** The limit that refused the request (`pending-rate`, `pending-queue`, `challenge-throttle`). */
   limit?: string;
+  /** The configuration profile that answered. */
+  profile?: string;
 }
 
 /** A PKIOperation answer plus what to log about it. */
@@ -54,6 +56,8 @@ export interface RequestContext {
    * an initial enrollment is refused without its challenge being checked.
    */
   challengeThrottled?: boolean;
+  /** The configuration profile the request was sent to (its URL path; src/server/profiles.ts). */
+  profile?: string;
 }
 
 /**

@@ -11,6 +11,7 @@ import { crlRoutes, type CrlSource } from './crl-route.js';
 import { errorBody, handleClientError, HttpError, toHttpError } from './http-errors.js';
 import { clientAddress, TrustedProxies } from './client-address.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
+import type { ScepEndpoints } from './profiles.js';
 import { scepRoutes } from './scep-routes.js';
 
 /** Default largest request body (a pkiMessage is a few KiB; RFC 8894 notes recommend 256 KiB). */
@@ -22,6 +23,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface AppOptions {
   service: ScepService;
+  /** Profiles: the service of each request path (src/server/profiles.ts); absent: `service` everywhere. */
+  endpoints?: ScepEndpoints;
   /** Largest request body in bytes; bigger → 413 before anything is parsed. */
   bodyLimit?: number;
   /** Longest request target in characters; longer → 414. */
@@ -118,6 +121,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       ms: Math.round(reply.elapsedTime * 100) / 100,
       remote: req.clientAddress ?? req.ip,
       ...(s?.operation ? { operation: s.operation } : {}),
+      ...(s?.profile ? { profile: s.profile } : {}),
       ...(s?.messageType ? { messageType: s.messageType } : {}),
       ...(s?.transactionId ? { transactionId: s.transactionId } : {}),
       outcome: s?.outcome ?? (status >= 400 ? 'rejected' : 'SUCCESS'),
@@ -149,6 +153,6 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
 
   await app.register(opsRoutes, o.ops ?? {});
   if (o.crl) await app.register(crlRoutes, { source: o.crl });
-  await app.register(scepRoutes, { service: o.service });
+  await app.register(scepRoutes, { service: o.service, ...(o.endpoints ? { endpoints: o.endpoints } : {}) });
   return app;
 }

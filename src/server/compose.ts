@@ -50,6 +50,8 @@ export type ComposeOptions = (DataDirCa | InjectedCa) & {
   logger?: ServiceLogger;
   /** Clock (tests). */
   now?: () => Date;
+  /** CA-only: the CA signs and decrypts SCEP messages even when it has an RA (a profile's `ra: false`). */
+  caOnly?: boolean;
 };
 
 /** Builds the enrollment service with its lifecycle (see the module comment). */
@@ -72,7 +74,7 @@ export function composeEnrollment(o: ComposeOptions): EnrollmentService {
   return new EnrollmentService({
     ca: material.ca,
     ...(material.chain ? { chain: material.chain } : {}),
-    ...(material.ra ? { ra: material.ra } : {}),
+    ...(material.ra && !o.caOnly ? { ra: material.ra } : {}),
     ...(material.previousCas ? { previousCas: material.previousCas } : {}),
     ...(material.nextCa ? { nextCa: material.nextCa } : {}),
     store: o.store,

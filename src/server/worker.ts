@@ -6,7 +6,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EnrollmentService, ServiceLogger, ServiceStats } from '../ra/service.js';
+import type { ScepService } from '../ra/types.js';
 import { composeEnrollment } from './compose.js';
+import { caLookup, composeProfiles, ProfileRouter } from './profiles.js';
 import { RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
@@ -30,18 +32,33 @@ const logger: ServiceLogger = {
   error: (obj, msg) => send({ type: 'log', level: 'error', obj: plain(obj), msg }),
 };
 
-let service: EnrollmentService;
+let service: ScepService;
+/** Every enrollment service of this worker (one per profile). */
+let services: EnrollmentService[];
 try {
-  // The same composition as the HTTP thread's (src/server/compose.ts), so every engine runs
-  // the same enrollment path.
-  service = composeEnrollment({
-    dataDir: init.dataDir,
-    ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
-    store,
-    config: init.config,
-    ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
-    logger,
-  });
+  // The same composition as the HTTP thread's (src/server/compose.ts, profiles.ts), so every
+  // engine runs the same enrollment path.
+  if (init.profiles) {
+    const byName = composeProfiles(init.profiles, {
+      cas: caLookup(init.dataDir),
+      ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
+      store,
+      logger,
+    });
+    services = [...byName.values()];
+    service = new ProfileRouter(byName, init.defaultProfile ?? init.profiles[0]!.name);
+  } else {
+    const one = composeEnrollment({
+      dataDir: init.dataDir,
+      ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
+      store,
+      config: init.config,
+      ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
+      logger,
+    });
+    services = [one];
+    service = one;
+  }
 } catch (e) {
   send({ type: 'init-failed', error: toWireError(e) });
   throw e;
@@ -52,10 +69,11 @@ const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
 function statDeltas(): { stats?: Partial<ServiceStats> } {
   const d: Partial<ServiceStats> = {};
   for (const k of Object.keys(reported) as Array<keyof ServiceStats>) {
-    const delta = service.stats[k] - reported[k];
+    const now = services.reduce((n, s) => n + s.stats[k], 0);
+    const delta = now - reported[k];
     if (delta !== 0) {
       d[k] = delta;
-      reported[k] = service.stats[k];
+      reported[k] = now;
     }
   }
   return Object.keys(d).length > 0 ? { stats: d } : {};
