@@ -87,26 +87,11 @@ function ajvProblem(e: ErrorObject): { path: string[]; key?: string; message: st
     const extra = String((e.params as { additionalProperty: string }).additionalProperty);
     return { path, key: extra, message: 'unknown key' };
   }
-  if (e.keyword === 'enum' || e.keyword === 'const')
-    return { path, message: `must be one of ${JSON.stringify((e.params as { allowedValues?: unknown }).allowedValues ?? '')}` };
+  if (e.keyword === 'enum') {
+    const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
+    return { path, message: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}` };
+  }
   return { path, message: e.message ?? 'is not valid' };
-}
-
-/** Only the most useful of ajv's errors: for a union, "must be one of" rather than each branch. */
-function usefulErrors(errors: readonly ErrorObject[]): ErrorObject[] {
-  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
-  const out = errors.filter((e) => e.keyword === 'anyOf' || !anyOfPaths.has(e.instancePath));
-  return out.map((e) =>
-    e.keyword === 'anyOf'
-      ? {
-          ...e,
-          message: `must be one of ${errors
-            .filter((x) => x.instancePath === e.instancePath && x.keyword === 'const')
-            .map((x) => JSON.stringify((x.params as { allowedValue: unknown }).allowedValue))
-            .join(', ')}`,
-        }
-      : e,
-  );
 }
 
 /** Parses and validates a configuration text; throws ConfigError. */
@@ -129,7 +114,7 @@ export function parseConfig(text: string, file: string, sources: SecretSources =
     return { key: [...path, ...(key !== undefined ? [key] : [])].join('.'), message, ...(line !== undefined ? { line } : {}) };
   };
   if (!validate(value)) {
-    const problems = usefulErrors(validate.errors ?? [])
+    const problems = (validate.errors ?? [])
       .slice(0, 20)
       .map((e) => {
         const p = ajvProblem(e);

@@ -25,6 +25,10 @@ function obj<T extends Record<string, TSchema>, R extends keyof T = never>(
   return Type.Object(out as Props<T, R>, { additionalProperties: false, description });
 }
 
+/** One of a fixed set of strings (a JSON Schema enum). */
+const oneOf = <const T extends readonly string[]>(values: T, description: string) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: [...values], description });
+
 /** A duration: `30s`, `15m`, `12h`, `90d`. */
 const Dur = (description: string) => Type.String({ pattern: '^[0-9]{1,10}[smhd]$', description });
 /** A secret: a literal, `${ENV_NAME}` or `file:/path`. */
@@ -37,7 +41,7 @@ export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
 const Name = (description: string) => Type.String({ pattern: NAME_PATTERN, description });
 
 export const SAN_TYPE_NAMES = ['dns', 'ip', 'email', 'uri', 'upn', 'dirName', 'other'] as const;
-const SanType = Type.Union(SAN_TYPE_NAMES.map((t) => Type.Literal(t)));
+const SanType = oneOf(SAN_TYPE_NAMES, 'a subjectAltName type');
 const KEY_USAGES = [
   'digitalSignature',
   'nonRepudiation',
@@ -54,10 +58,7 @@ const Server = obj(
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'port (0: any free port)' }),
     bodyLimit: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, description: 'largest request body, bytes' }),
     workers: Type.Integer({ minimum: 1, maximum: 256, description: 'threads doing enrollments' }),
-    logLevel: Type.Union(
-      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-      { description: 'log level' },
-    ),
+    logLevel: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'log level'),
     tls: obj(
       {
         cert: Type.String({ minLength: 1, description: 'PEM certificate file' }),
@@ -104,10 +105,7 @@ const Throttle = obj(
 
 const Challenge = obj(
   {
-    mode: Type.Union(
-      ['static', 'one-time', 'webhook', 'none'].map((m) => Type.Literal(m)),
-      { description: 'how an initial enrollment is authorized' },
-    ),
+    mode: oneOf(['static', 'one-time', 'webhook', 'none'], 'how an initial enrollment is authorized'),
     secrets: Type.Array(Secret('a static challenge'), {
       minItems: 1,
       maxItems: 16,
@@ -120,10 +118,7 @@ const Challenge = obj(
 
 const Approval = obj(
   {
-    mode: Type.Union(
-      ['auto', 'manual', 'challenge-or-manual'].map((m) => Type.Literal(m)),
-      { description: 'approval mode' },
-    ),
+    mode: oneOf(['auto', 'manual', 'challenge-or-manual'], 'approval mode'),
     pendingTtl: Dur('a pending request expires after this'),
     retryAfter: Type.Integer({ minimum: 1, maximum: 86_400, description: 'Retry-After hint with PENDING, seconds' }),
   },
@@ -164,7 +159,7 @@ const Sans = obj(
 
 const Extensions = obj(
   {
-    keyUsage: Type.Array(Type.Union(KEY_USAGES.map((k) => Type.Literal(k))), { description: 'keyUsage bits' }),
+    keyUsage: Type.Array(oneOf(KEY_USAGES, 'a keyUsage bit'), { description: 'keyUsage bits' }),
     extKeyUsage: Type.Array(Type.String({ minLength: 1 }), {
       maxItems: 32,
       description: 'extended key usages: serverAuth, clientAuth, codeSigning, emailProtection, … or OIDs',
@@ -198,7 +193,7 @@ const Extensions = obj(
 const Renewal = obj(
   {
     enabled: Type.Boolean({ description: 'accept renewals' }),
-    key: Type.Union([Type.Literal('any'), Type.Literal('new')], { description: 'new: refuse the old key' }),
+    key: oneOf(['any', 'new'], 'new: refuse the old key'),
     window: Type.Integer({ minimum: 1, maximum: 100, description: 'renew in the last N% of the lifetime' }),
     grace: Dur('accept a signer expired up to this long ago'),
     anySubject: Type.Boolean({ description: 'allow another subject than the old certificate' }),
@@ -221,7 +216,7 @@ const Validation = obj(
     url: Url('the validation webhook'),
     token: Secret('bearer token sent to the webhook'),
     timeout: Dur('longest wait for the webhook'),
-    mode: Type.Union([Type.Literal('challenge'), Type.Literal('always')], { description: 'challenge or always' }),
+    mode: oneOf(['challenge', 'always'], 'challenge or always'),
     renewals: Type.Boolean({ description: 'send renewals too' }),
   },
   'the validation webhook',

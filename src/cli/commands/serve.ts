@@ -27,6 +27,7 @@ import { DEFAULT_CLIENT_PROFILE, MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS } fr
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
+import { refuseMixedFlags, serveFromConfig } from './serve-config.js';
 import { recordStoreUrl, STORE_FILE } from './data-store.js';
 import type { ChallengeSettings } from '../../server/challenges.js';
 import { TrustedProxies } from '../../server/client-address.js';
@@ -34,12 +35,17 @@ import { MAX_ONE_TIME_TTL_SECONDS, MIN_ONE_TIME_TTL_SECONDS } from '../../ra/one
 import { VALIDATION_MODES, type ValidationConfig, type ValidationMode } from '../../ra/validation.js';
 
 const USAGE = `Usage: scepter serve --data DIR [options]
+       scepter serve --config FILE --data DIR [--host H] [--port P] [--log-level L]
 
 Serves SCEP (RFC 8894) on every path (/scep, /cgi-bin/pkiclient.exe, ...). On the first start
 DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated challenge
 (DIR/challenge, printed once).
 
   --data DIR              data directory (required)
+  --config FILE           run from a configuration file (YAML or JSON; docs/configuration.md):
+                          profiles at /scep/NAME, reloaded on SIGHUP or \`scepter config reload\`.
+                          Only --data, --host, --port and --log-level may be given with it
+                          (they override the file); every other setting lives in the file
   --host H                interface to listen on (default 0.0.0.0)
   --port P                port (default 8080; 0 picks a free one)
   --challenge SECRET      challenge password (or env SCEPTER_CHALLENGE; default DIR/challenge)
@@ -267,6 +273,7 @@ export const serveCommand: Command = {
   usage: USAGE,
   async run(argv) {
     const p = parseOptions(argv, {
+      config: { type: 'string' },
       data: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
@@ -318,6 +325,25 @@ export const serveCommand: Command = {
       'metrics-token-file': { type: 'string' },
     });
     const data = req(p, 'data');
+    const configFile = str(p, 'config');
+    if (configFile !== undefined) {
+      refuseMixedFlags(Object.keys(p.values));
+      const level = str(p, 'log-level');
+      if (level !== undefined && !LEVELS.includes(level as LogLevel))
+        throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}`);
+      return serveFromConfig(
+        {
+          file: configFile,
+          dataDir: data,
+          overrides: {
+            ...(str(p, 'host') !== undefined ? { host: str(p, 'host')! } : {}),
+            ...(str(p, 'port') !== undefined ? { port: intOpt(p, 'port', 8080, 0, 65535) } : {}),
+            ...(level !== undefined ? { logLevel: level } : {}),
+          },
+        },
+        shutdownSignal(),
+      );
+    }
     const logLevel = (str(p, 'log-level') ?? 'info') as LogLevel;
     if (!LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}`);
     const tlsCert = str(p, 'tls-cert');
