@@ -151,6 +151,7 @@ export function serverOptions(c: ScepterConfig, dataDir: string, version: string
     ...(s.metrics?.enabled === false ? { metrics: false } : {}),
     ...(s.metrics?.token !== undefined ? { metricsToken: s.metrics.token } : {}),
     ...(s.tls ? { tls: { cert: readPem(s.tls.cert), key: readPem(s.tls.key) } } : {}),
+    ...(c.cas ? { cas: structuredClone(c.cas) } : {}),
     profiles: profileSet(c),
     configVersion: version,
   };

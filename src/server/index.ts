@@ -15,7 +15,9 @@ import { adminRoutes } from './admin-routes.js';
 import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
-import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
+import { prepareCa, prepareDataDir, type PreparedDataDir } from './data-dir.js';
+import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
+import type { LoadedCa } from '../ca/keystore.js';
 import {
   adminChallengeRoutes,
   challengeConfig,
@@ -90,6 +92,8 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   profiles?: ProfileSet;
   /** The configuration's version (e.g. a hash of the file) for /readyz and the metrics (default `flags`). */
   configVersion?: string;
+  /** Named CAs (DIR/cas/NAME/) created on first start: RA or CA-only (default RA). */
+  cas?: Readonly<Record<string, { ra?: boolean }>>;
 }
 
 export interface RunningServer {
@@ -103,6 +107,8 @@ export interface RunningServer {
   enrollment?: EnrollmentService;
   /** What `prepareDataDir` found or created (data-directory mode only). */
   dataDir?: PreparedDataDir;
+  /** Named CAs created by this start (a profile named them; data-directory mode only). */
+  createdCas?: readonly string[];
   /** Approval, renewal, GetCert/GetCRL and CRLs (data-directory mode only). */
   lifecycle?: Lifecycle;
   app: FastifyInstance;
@@ -177,6 +183,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   };
 
   let build: ((set: ProfileSet) => Promise<Generation>) | undefined;
+  const createdCas: string[] = [];
   if (!service) {
     if (o.dataDir === undefined) throw new TypeError('startServer needs either `service` or `dataDir`');
     const dataDir = o.dataDir;
@@ -189,12 +196,25 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       ...(o.challenges?.static === false || !needsDataDirChallenge(initial) ? { staticChallenge: false } : {}),
       ...(o.storeUrl !== undefined ? { storeUrl: o.storeUrl } : {}),
     });
+    // Every CA a profile names, created on first start like the default one (DIR/cas/NAME/).
+    const cas = new Map<string, LoadedCa>([[DEFAULT_CA_NAME, prepared.loaded]]);
+    for (const name of new Set(initial.profiles.map((p) => p.ca ?? DEFAULT_CA_NAME))) {
+      if (cas.has(name)) continue;
+      const ra = o.cas?.[name]?.ra;
+      const ca = await prepareCa(dataDir, name, {
+        ...(ra !== undefined ? { ra } : {}),
+        ...(o.keySize ? { keySize: o.keySize } : {}),
+        ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
+      });
+      cas.set(name, ca.loaded);
+      if (ca.created) createdCas.push(name);
+    }
     const store = o.store ?? (ownedStore = await openStore(prepared.storeUrl));
     const ready = prepared;
     build = async (set) => {
       const inits = set.profiles.map((p) => profileInit(p, ready));
       const services = composeProfiles(inits, {
-        cas: caLookup(dataDir, ready.loaded),
+        cas: caLookup(dataDir, cas),
         ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
         store,
         logger,
@@ -360,6 +380,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   if (enrollment) running.enrollment = enrollment;
   if (lifecycle) running.lifecycle = lifecycle;
   if (prepared) running.dataDir = prepared;
+  if (createdCas.length > 0) running.createdCas = createdCas;
   return running;
 }
 

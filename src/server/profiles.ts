@@ -106,12 +106,16 @@ export interface CaLookup {
 }
 
 /**
- * The CA of a profile by name. Every name resolves to the data directory's CA (DIR/ca/) until
- * named CAs (DIR/cas/NAME/) are loaded here; an unknown name is refused by the configuration
- * checks before this is reached.
+ * The CA of a profile by name: `default` is DIR/ca/, any other name DIR/cas/NAME/. With
+ * `loaded` (the HTTP thread, which prepared them at start) only those CAs exist, so a reload
+ * naming another CA is refused; without it (a worker) composeEnrollment loads the CA by name.
  */
-export function caLookup(dataDir: string, loaded?: LoadedCa): CaLookup {
-  return () => ({ dataDir, ...(loaded ? { loaded } : {}) });
+export function caLookup(dataDir: string, loaded?: ReadonlyMap<string, LoadedCa>): CaLookup {
+  return (name) => {
+    if (!loaded) return { dataDir };
+    const ca = loaded.get(name);
+    return ca ? { dataDir, loaded: ca } : undefined;
+  };
 }
 
 export interface ComposeProfilesOptions {
@@ -137,6 +141,8 @@ export function composeProfiles(
         ...(ca.loaded ? { loaded: ca.loaded } : {}),
         ...(o.passphrase ? { passphrase: o.passphrase } : {}),
         ...(p.ra ? {} : { caOnly: true }),
+        caName: p.ca,
+        profile: p.name,
         store: o.store,
         config: p.config,
         ...(p.lifecycle ? { lifecycle: p.lifecycle } : {}),

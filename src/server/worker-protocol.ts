@@ -22,6 +22,10 @@ export interface WorkerInit {
   /** The profile of a PKIOperation without `ctx.profile`. */
   defaultProfile?: string;
   storeKind: 'sqlite' | 'postgres';
+  /** Which CA of the data directory issues (default `default`): see ComposeOptions.caName. */
+  caName?: string;
+  /** The enrollment profile's name (default `default`). */
+  profile?: string;
 }
 
 /** HTTP thread → worker. */

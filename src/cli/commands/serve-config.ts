@@ -94,6 +94,7 @@ export async function serveFromConfig(o: ConfigServeOptions, stopped: Promise<No
   }
   const running = { config: restartOnly(loaded.config) };
   out(`${d.createdCa ? 'created a new CA in' : 'CA loaded from'} ${d.loaded.paths.dir}`);
+  for (const name of server.createdCas ?? []) out(`created CA ${name} in ${join(o.dataDir, 'cas', name)}`);
   if (d.challenge.source === 'created') {
     out(`generated challenge password (shown only now; kept in ${d.challenge.file}):`);
     out(`  ${d.challenge.value}`);
