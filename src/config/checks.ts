@@ -43,14 +43,27 @@ function profileProblems(name: string, p: ProfileConfig, cas: ReadonlySet<string
   if (mode === 'none' && approval !== 'manual')
     out.push({ path: at('challenge', 'mode'), message: 'mode none needs approval mode manual' });
   if (mode === 'webhook' && !p.validation)
-    out.push({ path: at('challenge', 'mode'), message: 'mode webhook needs a validation webhook (validation.url)' });
+    out.push({
+      path: at('challenge', 'mode'),
+      message: 'mode webhook needs a validation webhook (validation.url)',
+    });
   if (mode === 'webhook' && p.validation?.mode === 'always')
-    out.push({ path: at('validation', 'mode'), message: 'challenge mode webhook needs validation mode challenge' });
+    out.push({
+      path: at('validation', 'mode'),
+      message: 'challenge mode webhook needs validation mode challenge',
+    });
   if (mode !== 'static' && p.challenge?.secrets)
-    out.push({ path: at('challenge', 'secrets'), message: `secrets are only used in mode static (not ${mode})` });
+    out.push({
+      path: at('challenge', 'secrets'),
+      message: `secrets are only used in mode static (not ${mode})`,
+    });
   if (mode !== 'static' && p.challenge?.oneTime !== undefined)
     out.push({ path: at('challenge', 'oneTime'), message: 'oneTime is only used in mode static' });
-  if (p.keys?.minRsaBits !== undefined && p.keys.maxRsaBits !== undefined && p.keys.minRsaBits > p.keys.maxRsaBits)
+  if (
+    p.keys?.minRsaBits !== undefined &&
+    p.keys.maxRsaBits !== undefined &&
+    p.keys.minRsaBits > p.keys.maxRsaBits
+  )
     out.push({ path: at('keys'), message: 'minRsaBits is larger than maxRsaBits' });
   if (p.validity !== undefined) {
     const v = durationSeconds(p.validity);
@@ -92,7 +105,14 @@ function profileProblems(name: string, p: ProfileConfig, cas: ReadonlySet<string
       ...(p.subjectAltNames ? { subjectAltNames: p.subjectAltNames } : {}),
     });
   } catch (err) {
-    out.push({ path: at(p.subject?.template !== undefined && /template/.test((err as Error).message) ? 'subject' : 'subjectAltNames'), message: (err as Error).message });
+    out.push({
+      path: at(
+        p.subject?.template !== undefined && /template/.test((err as Error).message)
+          ? 'subject'
+          : 'subjectAltNames',
+      ),
+      message: (err as Error).message,
+    });
   }
   for (const [i, c] of (p.capabilities ?? []).entries())
     if (!KNOWN_CAPABILITIES.includes(c))
@@ -114,7 +134,10 @@ export function semanticProblems(c: ScepterConfig): SemanticProblem[] {
     const path = profilePath(name, p);
     const other = byPath.get(path);
     if (other !== undefined)
-      out.push({ path: ['profiles', name, 'path'], message: `profiles ${other} and ${name} are both on ${path}` });
+      out.push({
+        path: ['profiles', name, 'path'],
+        message: `profiles ${other} and ${name} are both on ${path}`,
+      });
     else byPath.set(path, name);
     if (RESERVED_PATHS.test(path))
       out.push({ path: ['profiles', name, 'path'], message: `${path} is one of the server's own routes` });

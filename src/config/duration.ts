@@ -11,7 +11,11 @@ export function durationSeconds(text: string): number {
 
 /** The shortest exact spelling of a number of seconds (`90d`, `12h`, `10m`, `45s`). */
 export function durationText(seconds: number): string {
-  for (const [u, n] of [['d', 86_400], ['h', 3600], ['m', 60]] as const)
+  for (const [u, n] of [
+    ['d', 86_400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const)
     if (seconds >= n && seconds % n === 0) return `${seconds / n}${u}`;
   return `${seconds}s`;
 }

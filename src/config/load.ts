@@ -82,7 +82,13 @@ function lineOf(doc: Document, lc: LineCounter, path: readonly string[], key?: s
 }
 
 function ajvProblem(e: ErrorObject): { path: string[]; key?: string; message: string } {
-  const path = e.instancePath === '' ? [] : e.instancePath.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const path =
+    e.instancePath === ''
+      ? []
+      : e.instancePath
+          .slice(1)
+          .split('/')
+          .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (e.keyword === 'additionalProperties') {
     const extra = String((e.params as { additionalProperty: string }).additionalProperty);
     return { path, key: extra, message: 'unknown key' };
@@ -111,22 +117,30 @@ export function parseConfig(text: string, file: string, sources: SecretSources =
   const value: unknown = doc.toJS({ maxAliasCount: 100 }) ?? {};
   const where = (path: readonly string[], message: string, key?: string): ConfigProblem => {
     const line = lineOf(doc, lc, path, key);
-    return { key: [...path, ...(key !== undefined ? [key] : [])].join('.'), message, ...(line !== undefined ? { line } : {}) };
+    return {
+      key: [...path, ...(key !== undefined ? [key] : [])].join('.'),
+      message,
+      ...(line !== undefined ? { line } : {}),
+    };
   };
   if (!validate(value)) {
-    const problems = (validate.errors ?? [])
-      .slice(0, 20)
-      .map((e) => {
-        const p = ajvProblem(e);
-        return where(p.path, p.message, p.key);
-      });
+    const problems = (validate.errors ?? []).slice(0, 20).map((e) => {
+      const p = ajvProblem(e);
+      return where(p.path, p.message, p.key);
+    });
     throw new ConfigError(file, problems);
   }
   const config = value;
   const semantic = semanticProblems(config);
-  if (semantic.length > 0) throw new ConfigError(file, semantic.map((p) => where(p.path, p.message)));
+  if (semantic.length > 0)
+    throw new ConfigError(
+      file,
+      semantic.map((p) => where(p.path, p.message)),
+    );
   const secretProblems: ConfigProblem[] = [];
-  const resolved = resolveSecrets(config, sources, (path, message) => secretProblems.push(where(path, message)));
+  const resolved = resolveSecrets(config, sources, (path, message) =>
+    secretProblems.push(where(path, message)),
+  );
   if (secretProblems.length > 0) throw new ConfigError(file, secretProblems);
   return {
     file,
@@ -143,7 +157,9 @@ export function loadConfigFile(file: string, sources: SecretSources = {}): Loade
     if (buf.length > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
     text = buf.toString('utf8');
   } catch (e) {
-    throw new ConfigError(file, [{ key: '', message: `cannot read the file: ${escapeText((e as Error).message)}` }]);
+    throw new ConfigError(file, [
+      { key: '', message: `cannot read the file: ${escapeText((e as Error).message)}` },
+    ]);
   }
   return parseConfig(text, file, sources);
 }
@@ -167,7 +183,12 @@ function secretPaths(): string[][] {
 export const SECRET_PATHS: readonly (readonly string[])[] = secretPaths();
 
 /** Calls `fn` on every value at a path with `*` wildcards; `fn` returns the replacement. */
-function mapAt(root: unknown, path: readonly string[], fn: (v: string, at: string[]) => string, at: string[] = []): void {
+function mapAt(
+  root: unknown,
+  path: readonly string[],
+  fn: (v: string, at: string[]) => string,
+  at: string[] = [],
+): void {
   if (root === null || typeof root !== 'object') return;
   const [head, ...rest] = path;
   if (head === undefined) return;
@@ -206,7 +227,10 @@ function resolveSecrets(
           if (text === '') throw new Error('the file is empty');
           return text;
         } catch (e) {
-          problem(at, `cannot read the secret file ${escapeText(v.slice(5))}: ${escapeText((e as Error).message)}`);
+          problem(
+            at,
+            `cannot read the secret file ${escapeText(v.slice(5))}: ${escapeText((e as Error).message)}`,
+          );
           return v;
         }
       }

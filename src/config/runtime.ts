@@ -14,7 +14,8 @@ import { DEFAULT_PROFILE, profilePath } from './checks.js';
 import { durationSeconds } from './duration.js';
 import type { ProfileConfig, ScepterConfig } from './schema.js';
 
-const secs = (d: string | undefined): number | undefined => (d === undefined ? undefined : durationSeconds(d));
+const secs = (d: string | undefined): number | undefined =>
+  d === undefined ? undefined : durationSeconds(d);
 
 /** The certificate profile (what the CA puts in certificates) of a configuration profile. */
 function certificateProfile(p: ProfileConfig, validitySeconds: number | undefined): Profile {
@@ -120,7 +121,13 @@ export function profileSet(c: ScepterConfig): ProfileSet {
 
 /** The parts of a configuration only a restart applies (compared on reload). */
 export function restartOnly(c: ScepterConfig): unknown {
-  return { server: c.server ?? {}, store: c.store ?? {}, caPassphrase: c.caPassphrase, cas: c.cas ?? {}, throttle: c.throttle ?? {} };
+  return {
+    server: c.server ?? {},
+    store: c.store ?? {},
+    caPassphrase: c.caPassphrase,
+    cas: c.cas ?? {},
+    throttle: c.throttle ?? {},
+  };
 }
 
 /** `startServer` options for a configuration and a data directory. */

@@ -56,7 +56,11 @@ const Server = obj(
   {
     host: Type.String({ minLength: 1, description: 'interface to listen on' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, description: 'port (0: any free port)' }),
-    bodyLimit: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024, description: 'largest request body, bytes' }),
+    bodyLimit: Type.Integer({
+      minimum: 1024,
+      maximum: 64 * 1024 * 1024,
+      description: 'largest request body, bytes',
+    }),
     workers: Type.Integer({ minimum: 1, maximum: 256, description: 'threads doing enrollments' }),
     logLevel: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'log level'),
     tls: obj(
@@ -92,7 +96,11 @@ const Server = obj(
 
 const Throttle = obj(
   {
-    maxFailures: Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'failures per address and window' }),
+    maxFailures: Type.Integer({
+      minimum: 0,
+      maximum: 1_000_000,
+      description: 'failures per address and window',
+    }),
     maxGlobalFailures: Type.Integer({
       minimum: 0,
       maximum: 100_000_000,
@@ -120,7 +128,11 @@ const Approval = obj(
   {
     mode: oneOf(['auto', 'manual', 'challenge-or-manual'], 'approval mode'),
     pendingTtl: Dur('a pending request expires after this'),
-    retryAfter: Type.Integer({ minimum: 1, maximum: 86_400, description: 'Retry-After hint with PENDING, seconds' }),
+    retryAfter: Type.Integer({
+      minimum: 1,
+      maximum: 86_400,
+      description: 'Retry-After hint with PENDING, seconds',
+    }),
   },
   'approval of initial enrollments',
 );
@@ -135,9 +147,19 @@ const Keys = obj(
 
 const Subject = obj(
   {
-    allowed: Type.Array(Type.String({ minLength: 1 }), { maxItems: 32, description: 'attribute types allowed' }),
-    required: Type.Array(Type.String({ minLength: 1 }), { maxItems: 32, description: 'attribute types required' }),
-    template: Type.String({ minLength: 1, maxLength: 1024, description: 'the issued subject, e.g. CN={{csr.CN}},O=Acme' }),
+    allowed: Type.Array(Type.String({ minLength: 1 }), {
+      maxItems: 32,
+      description: 'attribute types allowed',
+    }),
+    required: Type.Array(Type.String({ minLength: 1 }), {
+      maxItems: 32,
+      description: 'attribute types required',
+    }),
+    template: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      description: 'the issued subject, e.g. CN={{csr.CN}},O=Acme',
+    }),
   },
   'subject rules',
 );
@@ -145,11 +167,26 @@ const Subject = obj(
 const Sans = obj(
   {
     types: Type.Array(SanType, { description: 'allowed subjectAltName types' }),
-    dnsSuffixes: Type.Array(Type.String({ minLength: 1 }), { maxItems: 256, description: 'allowed DNS suffixes' }),
-    dnsPatterns: Type.Array(Type.String({ minLength: 1 }), { maxItems: 256, description: 'allowed DNS patterns (* = one label)' }),
-    ipRanges: Type.Array(Type.String({ minLength: 1 }), { maxItems: 256, description: 'allowed IP ranges (CIDR)' }),
-    uriPrefixes: Type.Array(Type.String({ minLength: 1 }), { maxItems: 256, description: 'allowed URI prefixes' }),
-    emailDomains: Type.Array(Type.String({ minLength: 1 }), { maxItems: 256, description: 'allowed e-mail domains' }),
+    dnsSuffixes: Type.Array(Type.String({ minLength: 1 }), {
+      maxItems: 256,
+      description: 'allowed DNS suffixes',
+    }),
+    dnsPatterns: Type.Array(Type.String({ minLength: 1 }), {
+      maxItems: 256,
+      description: 'allowed DNS patterns (* = one label)',
+    }),
+    ipRanges: Type.Array(Type.String({ minLength: 1 }), {
+      maxItems: 256,
+      description: 'allowed IP ranges (CIDR)',
+    }),
+    uriPrefixes: Type.Array(Type.String({ minLength: 1 }), {
+      maxItems: 256,
+      description: 'allowed URI prefixes',
+    }),
+    emailDomains: Type.Array(Type.String({ minLength: 1 }), {
+      maxItems: 256,
+      description: 'allowed e-mail domains',
+    }),
     maxCount: Type.Integer({ minimum: 0, maximum: 100, description: 'most subjectAltNames' }),
     required: Type.Array(SanType, { description: 'types of which one name is required' }),
     allowWildcards: Type.Boolean({ description: 'certify wildcard dNSNames (*.example.com)' }),
@@ -165,7 +202,10 @@ const Extensions = obj(
       description: 'extended key usages: serverAuth, clientAuth, codeSigning, emailProtection, … or OIDs',
     }),
     certificatePolicies: Type.Array(Oid, { maxItems: 32, description: 'certificate policy OIDs' }),
-    crlDistributionPoints: Type.Array(Url('a CRL URL'), { maxItems: 8, description: 'CRL distribution point URLs' }),
+    crlDistributionPoints: Type.Array(Url('a CRL URL'), {
+      maxItems: 8,
+      description: 'CRL distribution point URLs',
+    }),
     authorityInfoAccess: obj(
       {
         caIssuers: Type.Array(Url('a CA certificate URL'), { maxItems: 8, description: 'caIssuers URLs' }),
@@ -205,8 +245,16 @@ const Renewal = obj(
 
 const Limits = obj(
   {
-    maxPendingPerAddress: Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'new pending requests per address and minute' }),
-    maxOpenPending: Type.Integer({ minimum: 0, maximum: 100_000_000, description: 'open pending requests at most' }),
+    maxPendingPerAddress: Type.Integer({
+      minimum: 0,
+      maximum: 1_000_000,
+      description: 'new pending requests per address and minute',
+    }),
+    maxOpenPending: Type.Integer({
+      minimum: 0,
+      maximum: 100_000_000,
+      description: 'open pending requests at most',
+    }),
   },
   'limits',
 );
@@ -225,7 +273,10 @@ const Validation = obj(
 
 export const Profile = obj(
   {
-    path: Type.String({ pattern: '^/[A-Za-z0-9._~/-]{0,200}$', description: 'URL path (default /scep/NAME)' }),
+    path: Type.String({
+      pattern: '^/[A-Za-z0-9._~/-]{0,200}$',
+      description: 'URL path (default /scep/NAME)',
+    }),
     ca: Name('the CA that issues (default: default)'),
     ra: Type.Boolean({ description: 'false: CA-only (the CA signs the SCEP replies)' }),
     challenge: Challenge,

@@ -331,7 +331,9 @@ export function buildAuthorityInfoAccess(o: {
 }): der.DerNode {
   const ads = [
     ...(o.ocsp ?? []).map((u) => der.seq(der.oid(AD_OCSP), generalName({ type: 'uri', value: u }))),
-    ...(o.caIssuers ?? []).map((u) => der.seq(der.oid(AD_CA_ISSUERS), generalName({ type: 'uri', value: u }))),
+    ...(o.caIssuers ?? []).map((u) =>
+      der.seq(der.oid(AD_CA_ISSUERS), generalName({ type: 'uri', value: u })),
+    ),
   ];
   if (ads.length === 0) throw new ExtensionError('authorityInfoAccess needs a URL');
   return extension(OID.authorityInfoAccess, false, der.seq(...ads));

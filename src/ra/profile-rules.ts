@@ -107,14 +107,19 @@ function subjectAttributes(subjectRaw: Buffer): Map<string, string[]> {
 }
 
 /** The first problem of the SAN rules with these names, or undefined. */
-function sanProblem(names: readonly GeneralName[], s: SanRules, ips: BlockList | undefined): string | undefined {
+function sanProblem(
+  names: readonly GeneralName[],
+  s: SanRules,
+  ips: BlockList | undefined,
+): string | undefined {
   if (s.maxCount !== undefined && names.length > s.maxCount)
     return `more than ${s.maxCount} subjectAltNames requested (this profile's limit)`;
   const patterns = s.dnsPatterns?.map(dnsPatternRegex);
   const suffixes = s.dnsSuffixes?.map((x) => x.toLowerCase().replace(/^\.+/, ''));
   for (const n of names) {
     const type = sanType(n);
-    if (s.types && !s.types.includes(type)) return `subjectAltName type ${type} is not allowed in this profile`;
+    if (s.types && !s.types.includes(type))
+      return `subjectAltName type ${type} is not allowed in this profile`;
     if (n.type === 'dns') {
       const v = n.value.toLowerCase();
       if (suffixes && !suffixes.some((x) => v === x || v.endsWith('.' + x)))
@@ -134,7 +139,8 @@ function sanProblem(names: readonly GeneralName[], s: SanRules, ips: BlockList |
     }
   }
   for (const t of s.required ?? [])
-    if (!names.some((n) => sanType(n) === t)) return `a subjectAltName of type ${t} is required in this profile`;
+    if (!names.some((n) => sanType(n) === t))
+      return `a subjectAltName of type ${t} is required in this profile`;
   return undefined;
 }
 
@@ -223,7 +229,8 @@ export function subjectFromTemplate(template: string, subjectRaw: Buffer): Buffe
   const attrs = subjectAttributes(subjectRaw);
   const text = template.replace(PLACEHOLDER, (_m, name: string) => {
     const v = attrs.get(attributeTypeOid(name))?.[0];
-    if (v === undefined) throw new Error(`the subject must have ${name} (this profile's subject template uses it)`);
+    if (v === undefined)
+      throw new Error(`the subject must have ${name} (this profile's subject template uses it)`);
     return escapeDnValue(v);
   });
   return buildName(text);

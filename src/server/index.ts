@@ -18,12 +18,7 @@ import type { ReadinessCheck } from './ops-routes.js';
 import { prepareCa, prepareDataDir, type PreparedDataDir } from './data-dir.js';
 import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
 import type { LoadedCa } from '../ca/keystore.js';
-import {
-  adminChallengeRoutes,
-  challengeConfig,
-  throttledService,
-  type ChallengeSettings,
-} from './challenges.js';
+import { adminChallengeRoutes, throttledService, type ChallengeSettings } from './challenges.js';
 import {
   caLookup,
   composeProfiles,
@@ -193,7 +188,9 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       ...(o.keySize ? { keySize: o.keySize } : {}),
       ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
       ...(o.challenge !== undefined ? { challenge: o.challenge } : {}),
-      ...(o.challenges?.static === false || !needsDataDirChallenge(initial) ? { staticChallenge: false } : {}),
+      ...(o.challenges?.static === false || !needsDataDirChallenge(initial)
+        ? { staticChallenge: false }
+        : {}),
       ...(o.storeUrl !== undefined ? { storeUrl: o.storeUrl } : {}),
     });
     // Every CA a profile names, created on first start like the default one (DIR/cas/NAME/).
@@ -219,8 +216,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
         store,
         logger,
       });
-      const defaultName =
-        set.defaultProfile ?? (services.has('default') ? 'default' : undefined);
+      const defaultName = set.defaultProfile ?? (services.has('default') ? 'default' : undefined);
       const main = services.get(defaultName ?? inits[0]!.name)!;
       const router = new ProfileRouter(services, defaultName ?? inits[0]!.name, main.stats);
       let engine: ScepService = router;
@@ -277,7 +273,14 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   let closing: Promise<void> | undefined;
   const { metrics, readiness } = observability(
     o,
-    { enrollment, prepared, lifecycle, pool: first?.pool, version: () => version, services: () => gen?.services },
+    {
+      enrollment,
+      prepared,
+      lifecycle,
+      pool: first?.pool,
+      version: () => version,
+      services: () => gen?.services,
+    },
     () => (closing !== undefined ? 'shutting down' : undefined),
   );
   const endpoints: ScepEndpoints | undefined = first

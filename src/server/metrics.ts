@@ -300,7 +300,11 @@ export class ServerMetrics {
         }
 
     if (this.profileRequests.size > 0) {
-      e.family('scepter_profile_requests_total', 'counter', 'SCEP requests by configuration profile and outcome.');
+      e.family(
+        'scepter_profile_requests_total',
+        'counter',
+        'SCEP requests by configuration profile and outcome.',
+      );
       for (const [profile, row] of this.profileRequests)
         for (let out = 0; out < N_OUT; out++)
           if (row[out]! > 0)
@@ -313,14 +317,16 @@ export class ServerMetrics {
         1,
         { version: config.id },
       );
-      e.family('scepter_config_loads_total', 'counter', 'Configurations loaded (start and successful reloads).').sample(
+      e.family(
         'scepter_config_loads_total',
-        config.loads,
-      );
-      e.family('scepter_config_reload_failures_total', 'counter', 'Reloads refused (the old configuration kept serving).').sample(
+        'counter',
+        'Configurations loaded (start and successful reloads).',
+      ).sample('scepter_config_loads_total', config.loads);
+      e.family(
         'scepter_config_reload_failures_total',
-        config.failedReloads,
-      );
+        'counter',
+        'Reloads refused (the old configuration kept serving).',
+      ).sample('scepter_config_reload_failures_total', config.failedReloads);
     }
 
     e.family(

@@ -88,7 +88,8 @@ export function profileInit(p: ProfileSpec, prepared: PreparedDataDir): ProfileI
     ...(oneTime ? { oneTimeChallengeKey: key } : {}),
   };
   if (mode === 'webhook') {
-    if (!config.validation) throw new RangeError(`profile ${p.name}: challenge mode webhook needs a validation webhook`);
+    if (!config.validation)
+      throw new RangeError(`profile ${p.name}: challenge mode webhook needs a validation webhook`);
     config.validation = { ...config.validation, mode: 'challenge' };
   }
   return {

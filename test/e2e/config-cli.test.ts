@@ -38,7 +38,8 @@ const INVALID: Array<{ what: string; yaml: string; expect: RegExp }> = [
   {
     what: 'unset secret variable',
     yaml: "profiles:\n  a:\n    challenge:\n      secrets: ['${SCEPTER_TEST_UNSET_VARIABLE}']\n",
-    expect: /:4 key profiles\.a\.challenge\.secrets\.0: the environment variable SCEPTER_TEST_UNSET_VARIABLE is not set/,
+    expect:
+      /:4 key profiles\.a\.challenge\.secrets\.0: the environment variable SCEPTER_TEST_UNSET_VARIABLE is not set/,
   },
 ];
 
@@ -60,7 +61,10 @@ test('serve --config with an invalid file does not start (exit 1); config check 
   writeFileSync(bad, 'profiles:\n  a:\n    approval: {mode: sometimes}\n');
   const r = await cli(['serve', '--config', bad, '--data', join(dir, 'data'), '--port', '0']);
   assert.equal(r.code, 1, r.output);
-  assert.match(r.output, /:3 key profiles\.a\.approval\.mode: must be one of "auto", "manual", "challenge-or-manual"/);
+  assert.match(
+    r.output,
+    /:3 key profiles\.a\.approval\.mode: must be one of "auto", "manual", "challenge-or-manual"/,
+  );
   assert.doesNotMatch(r.output, /listening/);
 
   const mixed = await cli(['serve', '--config', bad, '--data', join(dir, 'data'), '--validity', '1d']);
@@ -70,7 +74,10 @@ test('serve --config with an invalid file does not start (exit 1); config check 
   const env = { SCEPTER_LAPTOPS_CHALLENGE: 'printed-nowhere-0815' };
   const ok = await cli(['config', 'check', 'examples/two-profiles.yaml'], env);
   assert.equal(ok.code, 0, ok.output);
-  assert.match(ok.output, /valid; version [0-9a-f]{16}; profiles: laptops \(\/scep\/laptops\), routers \(\/scep\/routers\)/);
+  assert.match(
+    ok.output,
+    /valid; version [0-9a-f]{16}; profiles: laptops \(\/scep\/laptops\), routers \(\/scep\/routers\)/,
+  );
   const printed = await cli(['config', 'print', '--config', 'examples/two-profiles.yaml'], env);
   assert.equal(printed.code, 0, printed.output);
   assert.doesNotMatch(printed.output, /printed-nowhere-0815/, 'secrets are masked');

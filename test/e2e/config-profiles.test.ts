@@ -36,13 +36,25 @@ function exampleConfig(): ScepterConfig {
 }
 
 /** The example's server on a fresh data directory (fixture CA, port 0, silent). */
-async function serve(t: TestContext, config: ScepterConfig, o: { workers?: number } = {}): Promise<RunningServer> {
+async function serve(
+  t: TestContext,
+  config: ScepterConfig,
+  o: { workers?: number } = {},
+): Promise<RunningServer> {
   const dir = tempDir(t);
   // Named CAs from fixture keys too (the server would create them on first start).
   for (const name of Object.keys(config.cas ?? {})) seedCa({ dataDir: dir, name }, { ra: true });
   const so = serverOptions(config, dir, 'test');
   const s = await startServer(
-    seeded({ ...so, ra: true, port: 0, host: '127.0.0.1', logLevel: 'silent' as const, workers: o.workers ?? 1, keySize: 2048 as const }),
+    seeded({
+      ...so,
+      ra: true,
+      port: 0,
+      host: '127.0.0.1',
+      logLevel: 'silent' as const,
+      workers: o.workers ?? 1,
+      keySize: 2048 as const,
+    }),
   );
   t.after(() => s.close());
   return s;
@@ -84,13 +96,25 @@ test('the example: a laptop enrolls with a SAN under laptops.example (clientAuth
   assert.ok(days > 89 && days <= 90, `validity ${days} days`);
 
   await assert.rejects(
-    c.enroll({ subject: 'CN=laptop-2', sans: 'dns:laptop-2.example.com', challenge: LAPTOPS_CHALLENGE, key: pooledRsaKey(2) }),
+    c.enroll({
+      subject: 'CN=laptop-2',
+      sans: 'dns:laptop-2.example.com',
+      challenge: LAPTOPS_CHALLENGE,
+      key: pooledRsaKey(2),
+    }),
     (e: unknown) =>
-      e instanceof ScepFailureError && e.failInfoName === 'badRequest' && /not under laptops\.example/.test(e.failInfoText ?? ''),
+      e instanceof ScepFailureError &&
+      e.failInfoName === 'badRequest' &&
+      /not under laptops\.example/.test(e.failInfoText ?? ''),
   );
   // The laptops challenge is not the routers' (mode none: manual approval) nor accepted elsewhere.
   await assert.rejects(
-    c.enroll({ subject: 'CN=laptop-3', sans: 'dns:l3.laptops.example', challenge: 'wrong', key: pooledRsaKey(3) }),
+    c.enroll({
+      subject: 'CN=laptop-3',
+      sans: 'dns:l3.laptops.example',
+      challenge: 'wrong',
+      key: pooledRsaKey(3),
+    }),
     (e: unknown) => e instanceof ScepFailureError && e.failInfoName === 'badRequest',
   );
 });
@@ -98,7 +122,11 @@ test('the example: a laptop enrolls with a SAN under laptops.example (clientAuth
 test('the example: a router waits for approval, then gets serverAuth + clientAuth that openssl verifies for sslserver', async (t) => {
   const s = await serve(t, exampleConfig());
   const c = new ScepClient({ url: `${s.origin}/scep/routers` });
-  const first = await c.enroll({ subject: 'CN=router-1.example', sans: 'dns:router-1.example', key: pooledRsaKey(4) });
+  const first = await c.enroll({
+    subject: 'CN=router-1.example',
+    sans: 'dns:router-1.example',
+    key: pooledRsaKey(4),
+  });
   assert.equal(first.status, 'pending');
   if (first.status !== 'pending') return;
   assert.ok(await s.enrollment!.store.decide(first.transactionId, 'approved'));
@@ -110,7 +138,14 @@ test('the example: a router waits for approval, then gets serverAuth + clientAut
   const dir = tempDir(t, 'router-verify-');
   writeFileSync(join(dir, 'ca.pem'), toPem(r.chain[0]!.der));
   writeFileSync(join(dir, 'router.pem'), toPem(r.certificate.der));
-  const v = await run('openssl', ['verify', '-purpose', 'sslserver', '-CAfile', join(dir, 'ca.pem'), join(dir, 'router.pem')]);
+  const v = await run('openssl', [
+    'verify',
+    '-purpose',
+    'sslserver',
+    '-CAfile',
+    join(dir, 'ca.pem'),
+    join(dir, 'router.pem'),
+  ]);
   assert.equal(v.code, 0, v.output);
   assert.match(v.output, /router\.pem: OK/);
 });
@@ -122,23 +157,41 @@ test('the example driven by the real micromdm scepclient: a laptop enrolls at /s
   config.profiles!.laptops!.allowSingleDes = true;
   const s = await serve(t, config);
   const work = tempDir(t, 'scepclient-');
-  const r = await run('scepclient', [
-    '-server-url', `${s.origin}/scep/laptops`,
-    '-challenge', LAPTOPS_CHALLENGE,
-    '-private-key', join(work, 'k.pem'),
-    '-certificate', join(work, 'c.pem'),
-    '-cn', 'laptop-scepclient',
-  ], { cwd: work });
+  const r = await run(
+    'scepclient',
+    [
+      '-server-url',
+      `${s.origin}/scep/laptops`,
+      '-challenge',
+      LAPTOPS_CHALLENGE,
+      '-private-key',
+      join(work, 'k.pem'),
+      '-certificate',
+      join(work, 'c.pem'),
+      '-cn',
+      'laptop-scepclient',
+    ],
+    { cwd: work },
+  );
   assert.equal(r.code, 0, r.output);
   const pem = readFileSync(join(work, 'c.pem'), 'utf8');
   assert.match(pem, /BEGIN CERTIFICATE/);
-  const wrong = await run('scepclient', [
-    '-server-url', `${s.origin}/scep/laptops`,
-    '-challenge', 'not-the-laptops-challenge',
-    '-private-key', join(work, 'k2.pem'),
-    '-certificate', join(work, 'c2.pem'),
-    '-cn', 'laptop-scepclient-2',
-  ], { cwd: work });
+  const wrong = await run(
+    'scepclient',
+    [
+      '-server-url',
+      `${s.origin}/scep/laptops`,
+      '-challenge',
+      'not-the-laptops-challenge',
+      '-private-key',
+      join(work, 'k2.pem'),
+      '-certificate',
+      join(work, 'c2.pem'),
+      '-cn',
+      'laptop-scepclient-2',
+    ],
+    { cwd: work },
+  );
   assert.notEqual(wrong.code, 0, 'a wrong challenge is refused');
 });
 
@@ -151,7 +204,8 @@ async function gateWebhook(t: TestContext) {
   let arrival = new Promise<void>((r) => (arrived = r));
   let open = false;
   const waiting: ServerResponse[] = [];
-  const allow = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"allow":true}');
+  const allow = (res: ServerResponse) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"allow":true}');
   const srv = createServer((req: IncomingMessage, res) => {
     req.resume();
     req.on('end', () => {
@@ -197,7 +251,12 @@ for (const workers of [1, 2]) {
     await c.getCaCert();
 
     // In flight: passed the local (old) challenge, now waiting at the webhook.
-    const inflight = c.enroll({ subject: 'CN=held', sans: 'dns:held.laptops.example', challenge: 'old-challenge', key: pooledRsaKey(5) });
+    const inflight = c.enroll({
+      subject: 'CN=held',
+      sans: 'dns:held.laptops.example',
+      challenge: 'old-challenge',
+      key: pooledRsaKey(5),
+    });
     await gate.held();
 
     writeFileSync(file, laptopsWith('new-challenge', gate.url));
@@ -207,13 +266,27 @@ for (const workers of [1, 2]) {
 
     gate.release();
     const held = await inflight;
-    assert.equal(held.status, 'issued', 'the request in flight finished under the configuration it started with');
+    assert.equal(
+      held.status,
+      'issued',
+      'the request in flight finished under the configuration it started with',
+    );
 
     await assert.rejects(
-      c.enroll({ subject: 'CN=late-old', sans: 'dns:late.laptops.example', challenge: 'old-challenge', key: pooledRsaKey(6) }),
+      c.enroll({
+        subject: 'CN=late-old',
+        sans: 'dns:late.laptops.example',
+        challenge: 'old-challenge',
+        key: pooledRsaKey(6),
+      }),
       (e: unknown) => e instanceof ScepFailureError && e.failInfoName === 'badRequest',
     );
-    const fresh = await c.enroll({ subject: 'CN=new', sans: 'dns:new.laptops.example', challenge: 'new-challenge', key: pooledRsaKey(7) });
+    const fresh = await c.enroll({
+      subject: 'CN=new',
+      sans: 'dns:new.laptops.example',
+      challenge: 'new-challenge',
+      key: pooledRsaKey(7),
+    });
     assert.equal(fresh.status, 'issued');
 
     // A file that fails validation is refused: the running configuration keeps serving.
@@ -223,7 +296,12 @@ for (const workers of [1, 2]) {
     assert.equal(s.version().failedReloads, 1);
     const ready = await (await fetch(`${s.origin}/readyz`)).text();
     assert.match(ready, /config: [0-9a-f]{16} load 2/);
-    const again = await c.enroll({ subject: 'CN=after-bad', sans: 'dns:after.laptops.example', challenge: 'new-challenge', key: pooledRsaKey(8) });
+    const again = await c.enroll({
+      subject: 'CN=after-bad',
+      sans: 'dns:after.laptops.example',
+      challenge: 'new-challenge',
+      key: pooledRsaKey(8),
+    });
     assert.equal(again.status, 'issued');
     const metrics = await (await fetch(`${s.origin}/metrics`)).text();
     assert.match(metrics, /scepter_config_reload_failures_total 1/);
@@ -244,5 +322,8 @@ test('a reload that changes a restart-only key (server.port) is refused', async 
   // The default profile serves every other path, today's URLs included.
   const caps = await fetch(`${s.origin}/cgi-bin/pkiclient.exe?operation=GetCACaps`);
   assert.equal(caps.status, 200);
-  assert.deepEqual(profileSet(parseConfig('profiles:\n  default: {}\n', 'x').config).defaultProfile, 'default');
+  assert.deepEqual(
+    profileSet(parseConfig('profiles:\n  default: {}\n', 'x').config).defaultProfile,
+    'default',
+  );
 });

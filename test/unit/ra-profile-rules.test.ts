@@ -25,13 +25,22 @@ import { parseCertificate } from '../../src/pkix/certificate.js';
 import { buildCsr, parseCsr } from '../../src/pkix/csr.js';
 import { extension, parseSanSpec, type GeneralName } from '../../src/pkix/extensions.js';
 import { buildName, nameToString } from '../../src/pkix/name.js';
-import { profileRulesPolicy, subjectFromTemplate, validateProfileRules, type ProfileRules } from '../../src/ra/profile-rules.js';
+import {
+  profileRulesPolicy,
+  subjectFromTemplate,
+  validateProfileRules,
+  type ProfileRules,
+} from '../../src/ra/profile-rules.js';
 import type { EnrollmentRequest } from '../../src/ra/policy.js';
 import { pooledRsaKey } from '../helpers/pki.js';
 
 const key = pooledRsaKey(0);
 
-function csr(subject: string, sans?: string | GeneralName[], extra?: { oid: string; critical?: boolean; value: Buffer }[]) {
+function csr(
+  subject: string,
+  sans?: string | GeneralName[],
+  extra?: { oid: string; critical?: boolean; value: Buffer }[],
+) {
   return parseCsr(
     buildCsr({
       subject,
@@ -64,7 +73,10 @@ test('subject template: fills placeholders, escapes values, refuses a request wi
   const tricky = subjectFromTemplate('CN={{csr.CN}},O=Acme', buildName('CN=x\\,O\\=Evil'));
   assert.equal(nameToString(tricky), 'CN=x\\,O\\=Evil,O=Acme');
   assert.throws(() => subjectFromTemplate('CN={{csr.CN}},OU={{csr.OU}}', buildName('CN=a')), /must have OU/);
-  assert.throws(() => validateProfileRules({ subject: { template: 'CN={{csr.NOPE}}' } }), /unknown attribute/);
+  assert.throws(
+    () => validateProfileRules({ subject: { template: 'CN={{csr.NOPE}}' } }),
+    /unknown attribute/,
+  );
 });
 
 test('SAN rules: types, DNS suffixes and patterns, IP ranges, URI prefixes, count, required', () => {
@@ -80,15 +92,23 @@ test('SAN rules: types, DNS suffixes and patterns, IP ranges, URI prefixes, coun
   assert.equal(verdict(ips, 'CN=a', 'ip:10.1.2.3,ip:2001:db8::1'), undefined);
   assert.match(verdict(ips, 'CN=a', 'ip:192.168.0.1') ?? '', /outside this profile's ranges/);
   const sid = 'tag:microsoft.com,2022-09-14:sid:S-1-5-21-1-2-3-1001';
-  const intune: ProfileRules = { subjectAltNames: { types: ['uri'], uriPrefixes: ['tag:microsoft.com,2022-09-14:sid:'] } };
+  const intune: ProfileRules = {
+    subjectAltNames: { types: ['uri'], uriPrefixes: ['tag:microsoft.com,2022-09-14:sid:'] },
+  };
   assert.equal(verdict(intune, 'CN=a', [{ type: 'uri', value: sid }]), undefined);
   assert.match(verdict(intune, 'CN=a', 'uri:https://evil.example/') ?? '', /not allowed in this profile/);
-  assert.match(verdict({ subjectAltNames: { maxCount: 1 } }, 'CN=a', 'dns:a.example,dns:b.example') ?? '', /more than 1/);
+  assert.match(
+    verdict({ subjectAltNames: { maxCount: 1 } }, 'CN=a', 'dns:a.example,dns:b.example') ?? '',
+    /more than 1/,
+  );
   assert.match(verdict({ subjectAltNames: { required: ['dns'] } }, 'CN=a') ?? '', /type dns is required/);
-  assert.throws(() => validateProfileRules({ subjectAltNames: { ipRanges: ['10.0.0.0/99'] } }), /prefix length/);
+  assert.throws(
+    () => validateProfileRules({ subjectAltNames: { ipRanges: ['10.0.0.0/99'] } }),
+    /prefix length/,
+  );
 });
 
-test('a profile\'s extensions in the issued certificate (oracle: @peculiar/asn1-x509)', () => {
+test("a profile's extensions in the issued certificate (oracle: @peculiar/asn1-x509)", () => {
   const caKey = pooledRsaKey(40);
   const ca = new CertificateAuthority({
     cert: parseCertificate(buildRootCertificate(caKey, 'CN=Profile Test CA', 30)),
@@ -98,7 +118,10 @@ test('a profile\'s extensions in the issued certificate (oracle: @peculiar/asn1-
   const custom = Buffer.from('0c0568656c6c6f', 'hex'); // UTF8String "hello"
   const passOid = '1.3.6.1.4.1.55555.1';
   const passValue = Buffer.from('040401020304', 'hex');
-  const req = csr('CN=web1', 'dns:web1.example', [{ oid: passOid, value: passValue }, { oid: '1.3.6.1.4.1.55555.2', value: Buffer.from('0500', 'hex') }]);
+  const req = csr('CN=web1', 'dns:web1.example', [
+    { oid: passOid, value: passValue },
+    { oid: '1.3.6.1.4.1.55555.2', value: Buffer.from('0500', 'hex') },
+  ]);
   const now = Date.now();
   const der = ca.issue({
     subjectRaw: req.subjectRaw,
@@ -124,15 +147,28 @@ test('a profile\'s extensions in the issued certificate (oracle: @peculiar/asn1-
   const eku = AsnConvert.parse(ext(OID.extKeyUsage)!.extnValue, ExtendedKeyUsage);
   assert.deepEqual([...eku].sort(), [OID.ekuClientAuth, OID.ekuServerAuth].sort());
   const pol = AsnConvert.parse(ext(OID.certificatePolicies)!.extnValue, CertificatePolicies);
-  assert.deepEqual(Array.from(pol, (p) => p.policyIdentifier), ['1.3.6.1.4.1.55555.7.1']);
+  assert.deepEqual(
+    Array.from(pol, (p) => p.policyIdentifier),
+    ['1.3.6.1.4.1.55555.7.1'],
+  );
   const aia = AsnConvert.parse(ext(OID.authorityInfoAccess)!.extnValue, AuthorityInfoAccessSyntax);
   assert.deepEqual(
     Array.from(aia, (a) => [a.accessMethod, a.accessLocation.uniformResourceIdentifier]),
-    [['1.3.6.1.5.5.7.48.1', 'http://ocsp.example/'], ['1.3.6.1.5.5.7.48.2', 'http://ca.example/ca.der']],
+    [
+      ['1.3.6.1.5.5.7.48.1', 'http://ocsp.example/'],
+      ['1.3.6.1.5.5.7.48.2', 'http://ca.example/ca.der'],
+    ],
   );
   const dps = AsnConvert.parse(ext(OID.cRLDistributionPoints)!.extnValue, CRLDistributionPoints);
-  assert.equal(dps[0]!.distributionPoint!.fullName![0]!.uniformResourceIdentifier, 'http://crl.example/a.crl');
+  assert.equal(
+    dps[0]!.distributionPoint!.fullName![0]!.uniformResourceIdentifier,
+    'http://crl.example/a.crl',
+  );
   assert.deepEqual(Buffer.from(ext('1.3.6.1.4.1.55555.9')!.extnValue.buffer), custom);
-  assert.deepEqual(Buffer.from(ext(passOid)!.extnValue.buffer), passValue, 'the named CSR extension is passed through');
+  assert.deepEqual(
+    Buffer.from(ext(passOid)!.extnValue.buffer),
+    passValue,
+    'the named CSR extension is passed through',
+  );
   assert.equal(ext('1.3.6.1.4.1.55555.2'), undefined, 'an extension not named is not');
 });

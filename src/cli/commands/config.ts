@@ -46,7 +46,8 @@ function effective(c: ScepterConfig): ScepterConfig {
     p.challenge = { mode: 'static', ...p.challenge };
     p.approval = { mode: 'auto', ...p.approval };
   }
-  if (out.defaultProfile === undefined && out.profiles?.[DEFAULT_PROFILE]) out.defaultProfile = DEFAULT_PROFILE;
+  if (out.defaultProfile === undefined && out.profiles?.[DEFAULT_PROFILE])
+    out.defaultProfile = DEFAULT_PROFILE;
   return out;
 }
 
@@ -91,9 +92,13 @@ export const configCommand: Command = {
         try {
           process.kill(pid, 'SIGHUP');
         } catch (e) {
-          throw new Error(`cannot signal process ${pid} (${(e as NodeJS.ErrnoException).code ?? 'error'}): is the server still running?`);
+          throw new Error(
+            `cannot signal process ${pid} (${(e as NodeJS.ErrnoException).code ?? 'error'}): is the server still running?`,
+          );
         }
-        out(`sent SIGHUP to the server (pid ${pid}); the server log says whether the reload was accepted, /readyz shows the version`);
+        out(
+          `sent SIGHUP to the server (pid ${pid}); the server log says whether the reload was accepted, /readyz shows the version`,
+        );
         return 0;
       }
       default:

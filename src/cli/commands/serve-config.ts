@@ -43,14 +43,21 @@ function writePidFile(dataDir: string): () => void {
 }
 
 /** Reloads `file` into `server` (SIGHUP). Never throws: the outcome is logged. */
-export async function reloadFromFile(server: RunningServer, file: string, running: { config: unknown }): Promise<void> {
+export async function reloadFromFile(
+  server: RunningServer,
+  file: string,
+  running: { config: unknown },
+): Promise<void> {
   const log = server.app.log;
   let next: LoadedConfig;
   try {
     next = load(file);
   } catch (e) {
     server.reloadFailed();
-    log.error({ problems: e instanceof ConfigError ? e.message.split('\n') : [(e as Error).message] }, 'configuration reload refused: the file is not valid; the running configuration keeps serving');
+    log.error(
+      { problems: e instanceof ConfigError ? e.message.split('\n') : [(e as Error).message] },
+      'configuration reload refused: the file is not valid; the running configuration keeps serving',
+    );
     return;
   }
   if (JSON.stringify(restartOnly(next.config)) !== JSON.stringify(running.config)) {
@@ -70,7 +77,10 @@ export async function reloadFromFile(server: RunningServer, file: string, runnin
 }
 
 /** Runs the server from a configuration file until SIGINT/SIGTERM. */
-export async function serveFromConfig(o: ConfigServeOptions, stopped: Promise<NodeJS.Signals>): Promise<number> {
+export async function serveFromConfig(
+  o: ConfigServeOptions,
+  stopped: Promise<NodeJS.Signals>,
+): Promise<number> {
   const out = (s: string) => process.stdout.write(s + '\n');
   let loaded: LoadedConfig;
   try {
@@ -83,7 +93,8 @@ export async function serveFromConfig(o: ConfigServeOptions, stopped: Promise<No
   const so = serverOptions(loaded.config, o.dataDir, loaded.hash);
   if (o.overrides.host !== undefined) so.host = o.overrides.host;
   if (o.overrides.port !== undefined) so.port = o.overrides.port;
-  if (o.overrides.logLevel !== undefined) so.logLevel = o.overrides.logLevel as NonNullable<typeof so.logLevel>;
+  if (o.overrides.logLevel !== undefined)
+    so.logLevel = o.overrides.logLevel as NonNullable<typeof so.logLevel>;
   const server = await startServer(so);
   const removePid = writePidFile(o.dataDir);
   const d = server.dataDir!;
@@ -109,7 +120,9 @@ export async function serveFromConfig(o: ConfigServeOptions, stopped: Promise<No
       ? `every other path: profile ${set.defaultProfile}`
       : 'every other path: 404 (no default profile)',
   );
-  out(`configuration ${o.file} version ${loaded.hash}; reload: kill -HUP ${process.pid} or \`scepter config reload --data ${o.dataDir}\``);
+  out(
+    `configuration ${o.file} version ${loaded.hash}; reload: kill -HUP ${process.pid} or \`scepter config reload --data ${o.dataDir}\``,
+  );
   out(`SCEP server listening on ${server.url}`);
 
   // Reloads run one after another; a signal during one queues the next.
