@@ -246,3 +246,26 @@ export function maskSecrets(config: ScepterConfig): ScepterConfig {
   for (const path of SECRET_PATHS) mapAt(copy, path, () => '********');
   return copy;
 }
+
+/**
+ * Validates a configuration object built in code (the `serve` flags: src/config/flags.ts) with
+ * the same schema and checks as a file; throws ConfigError naming `source` and the key paths.
+ */
+export function validateConfig(value: unknown, source: string): ScepterConfig {
+  if (!validate(value)) {
+    throw new ConfigError(
+      source,
+      (validate.errors ?? []).slice(0, 20).map((e) => {
+        const p = ajvProblem(e);
+        return { key: [...p.path, ...(p.key !== undefined ? [p.key] : [])].join('.'), message: p.message };
+      }),
+    );
+  }
+  const semantic = semanticProblems(value);
+  if (semantic.length > 0)
+    throw new ConfigError(
+      source,
+      semantic.map((p) => ({ key: p.path.join('.'), message: p.message })),
+    );
+  return value;
+}

@@ -28,6 +28,9 @@ import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
 import { refuseMixedFlags, serveFromConfig } from './serve-config.js';
+import { configFromFlags } from '../../config/flags.js';
+import { validateConfig } from '../../config/load.js';
+import { serverOptions } from '../../config/runtime.js';
 import { recordStoreUrl, STORE_FILE } from './data-store.js';
 import type { ChallengeSettings } from '../../server/challenges.js';
 import { TrustedProxies } from '../../server/client-address.js';
@@ -369,32 +372,49 @@ export const serveCommand: Command = {
       }
     }
 
-    const o: StartServerOptions = {
-      dataDir: data,
-      host: str(p, 'host') ?? '0.0.0.0',
-      port: intOpt(p, 'port', 8080, 0, 65535),
-      bodyLimit: intOpt(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024),
-      logLevel,
-      workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
-      enrollment: {
+    if (tlsCert !== undefined) readPem(tlsCert, '--tls-cert');
+    if (tlsKey !== undefined) readPem(tlsKey, '--tls-key');
+    // The flags as a configuration object: the same checks and mapping as a file (one profile,
+    // `default`, on every path).
+    const raFlag = raOption(p).ra;
+    const config = validateConfig(
+      configFromFlags({
+        host: str(p, 'host') ?? '0.0.0.0',
+        port: intOpt(p, 'port', 8080, 0, 65535),
+        bodyLimit: intOpt(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024),
+        logLevel,
+        workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
+        ...(tlsCert !== undefined && tlsKey !== undefined ? { tls: { cert: tlsCert, key: tlsKey } } : {}),
+        trustedProxies,
+        ...(lifecycle.publicUrl !== undefined ? { publicUrl: lifecycle.publicUrl } : {}),
+        metrics: !flag(p, 'no-metrics'),
+        ...(metricsToken !== undefined ? { metricsToken } : {}),
+        ...(challenges.adminToken !== undefined ? { adminToken: challenges.adminToken } : {}),
+        ...(challenges.ttlSeconds !== undefined ? { challengeTtlSeconds: challenges.ttlSeconds } : {}),
+        ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
+        ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),
+        ...(raFlag !== undefined ? { ra: raFlag } : {}),
+        throttle: challenges.throttle ?? {},
+        ...(lifecycle.crlValiditySeconds !== undefined
+          ? { crlValiditySeconds: lifecycle.crlValiditySeconds }
+          : {}),
+        staticChallenge: challenges.static !== false,
         allowSingleDes: flag(p, 'allow-single-des'),
-        ...(flag(p, 'allow-wildcard-san') ? { csrChecks: { allowWildcards: true } } : {}),
+        allowWildcards: flag(p, 'allow-wildcard-san'),
         validitySeconds: validity,
         ...(validation ? { validation } : {}),
-      },
-      lifecycle,
-      challenges,
-      ...(trustedProxies.length ? { trustedProxies } : {}),
-      ...raOption(p),
+        approval: lifecycle.approval ?? {},
+        renewal: lifecycle.renewal ?? {},
+      }),
+      'serve flags',
+    );
+    const o: StartServerOptions = {
+      ...serverOptions(config, data, 'flags'),
+      // A --challenge (or SCEPTER_CHALLENGE) stands in for DIR/challenge, as before.
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
-      ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
-      ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),
-      ...(flag(p, 'no-metrics') ? { metrics: false } : {}),
-      ...(metricsToken !== undefined ? { metricsToken } : {}),
-      ...(tlsCert !== undefined && tlsKey !== undefined
-        ? { tls: { cert: readPem(tlsCert, '--tls-cert'), key: readPem(tlsKey, '--tls-key') } }
-        : {}),
     };
+    const allowSingleDes = flag(p, 'allow-single-des');
+    const allowWildcards = flag(p, 'allow-wildcard-san');
 
     const server = await startServer(o);
     const out = (s: string) => process.stdout.write(s + '\n');
@@ -443,9 +463,8 @@ export const serveCommand: Command = {
     }
     out(`issued certificates are valid for ${formatDuration(validity)}`);
     out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
-    if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
-    if (o.enrollment?.csrChecks?.allowWildcards)
-      out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
+    if (allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
+    if (allowWildcards) out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
     const tokenFile = str(p, 'admin-token-file');
     for (const w of permissionWarnings({
       dataDir: data,
