@@ -13,6 +13,7 @@ import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildApp, type AppOptions } from './app.js';
+import type { CrlSource } from './crl-route.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
 import { prepareCa, prepareDataDir, type PreparedDataDir } from './data-dir.js';
@@ -283,6 +284,17 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     },
     () => (closing !== undefined ? 'shutting down' : undefined),
   );
+  // CRLs of every CA a profile issues from (the default profile's CA without an issuer).
+  const crlSource: CrlSource = {
+    async current(issuer) {
+      if (issuer === undefined) return lifecycle?.crls.current();
+      for (const s of gen?.services.values() ?? []) {
+        const crl = await s.lifecycle.crls.current(issuer);
+        if (crl) return crl;
+      }
+      return undefined;
+    },
+  };
   const endpoints: ScepEndpoints | undefined = first
     ? { forPath: (path) => gen!.endpoints.forPath(path) }
     : undefined;
@@ -292,7 +304,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       ...o,
       service,
       ...(endpoints ? { endpoints } : {}),
-      ...(lifecycle ? { crl: lifecycle.crls } : {}),
+      ...(lifecycle ? { crl: crlSource } : {}),
       ops: {
         readiness,
         ...(first ? { configVersion: () => `${version.id} load ${version.loads}` } : {}),

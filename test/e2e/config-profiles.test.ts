@@ -21,6 +21,7 @@ import { profileSet, restartOnly, serverOptions } from '../../src/config/runtime
 import type { ScepterConfig } from '../../src/config/schema.js';
 import { parseExtKeyUsage } from '../../src/pkix/extensions.js';
 import { toPem } from '../../src/pkix/certificate.js';
+import { crlPath } from '../../src/server/crl-route.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
 import { pooledRsaKey } from '../helpers/pki.js';
@@ -75,6 +76,10 @@ test('the example: GetCACert on the two profile paths returns the two CAs, other
   assert.equal(await fingerprint('/scep/laptops/cgi-bin/pkiclient.exe'), laptops);
   assert.equal(await fingerprint('/scep/routers/pkiclient.exe'), routers);
   assert.equal(laptops, s.dataDir!.loaded.ca.cert.fingerprint, 'laptops: the default CA');
+  for (const fp of [laptops, routers]) {
+    const crl = await fetch(`${s.origin}${crlPath(fp)}`);
+    assert.equal(crl.status, 200, `the CRL of CA ${fp}`);
+  }
   const other = await fetch(`${s.origin}/scep?operation=GetCACaps`);
   assert.equal(other.status, 404);
   assert.match(await other.text(), /no SCEP profile/);
