@@ -20,6 +20,7 @@ import { reloadFromFile } from '../../src/cli/commands/serve-config.js';
 import { profileSet, restartOnly, serverOptions } from '../../src/config/runtime.js';
 import type { ScepterConfig } from '../../src/config/schema.js';
 import { parseExtKeyUsage } from '../../src/pkix/extensions.js';
+import { nameToString } from '../../src/pkix/name.js';
 import { toPem } from '../../src/pkix/certificate.js';
 import { crlPath } from '../../src/server/crl-route.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
@@ -331,4 +332,52 @@ test('a reload that changes a restart-only key (server.port) is refused', async 
     profileSet(parseConfig('profiles:\n  default: {}\n', 'x').config).defaultProfile,
     'default',
   );
+});
+
+test('profile features end to end: CA-only, advertised capabilities, subject template, one-time challenges only, EKU codeSigning', async (t) => {
+  const config = parseConfig(
+    `profiles:
+  signers:
+    ra: false
+    capabilities: [AES, SHA-256, POSTPKIOperation, SCEPStandard]
+    challenge: {mode: one-time}
+    subject: {template: 'CN={{csr.CN}},O=Acme Signing'}
+    extensions: {extKeyUsage: [codeSigning], keyUsage: [digitalSignature]}
+  default:
+    challenge: {mode: static, secrets: [plain-secret]}
+`,
+    'inline.yaml',
+  ).config;
+  const s = await serve(t, config);
+  const signers = `${s.origin}/scep/signers`;
+  const caps = (await (await fetch(`${signers}?operation=GetCACaps`)).text()).trim().split('\n');
+  assert.deepEqual(caps, ['AES', 'SHA-256', 'POSTPKIOperation', 'SCEPStandard']);
+  const everywhere = (await (await fetch(`${s.origin}/anything?operation=GetCACaps`)).text()).split('\n');
+  assert.ok(
+    everywhere.includes('Renewal'),
+    'the default profile serves every other path with all capabilities',
+  );
+  const c = new ScepClient({ url: signers });
+  const ca = await c.getCaCert();
+  assert.equal(ca.ra, false, 'CA-only: no RA certificate for this profile (the CA has one)');
+  // A static secret is no challenge here; a one-time challenge is.
+  await assert.rejects(
+    c.enroll({ subject: 'CN=tool,O=Evil', challenge: 'plain-secret', key: pooledRsaKey(9) }),
+    (e: unknown) => e instanceof ScepFailureError && e.failInfoName === 'badRequest',
+  );
+  const { OneTimeChallenges } = await import('../../src/ra/one-time-challenge.js');
+  const [otc] = await new OneTimeChallenges(s.dataDir!.challengeKey).mint(s.enrollment!.store, {
+    ttlSeconds: 600,
+  });
+  const r = await c.enroll({ subject: 'CN=tool,O=Evil', challenge: otc!.value, key: pooledRsaKey(9) });
+  assert.equal(r.status, 'issued');
+  if (r.status !== 'issued') return;
+  assert.equal(
+    nameToString(r.certificate.subjectRaw),
+    'CN=tool,O=Acme Signing',
+    'the template replaced the subject',
+  );
+  assert.deepEqual(ekusOf(r.certificate), [OID.ekuCodeSigning]);
+  const rec = await s.enrollment!.store.getCertificate(r.certificate.serialHex, 'default');
+  assert.equal(rec?.profile, 'signers', 'the store records the profile');
 });
