@@ -35,7 +35,7 @@ import {
 } from '../pkix/extensions.js';
 import { buildName, namesEqual } from '../pkix/name.js';
 import { createSigner } from '../pkix/signature.js';
-import { caCommandArgs, caDirectory, type CaLocation } from './ca-location.js';
+import { caCommandArgs, caDirectory, caLocationParts, listCaNames, type CaLocation } from './ca-location.js';
 import { writeFileDurably } from './durable-file.js';
 import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import { randomSerial } from './serial.js';
@@ -299,6 +299,12 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
     } else {
       checkIssuedByChain(caCert, chain);
     }
+    const twin = caWithCertificate(at, caCert.fingerprint);
+    if (twin !== undefined)
+      throw new CaError(
+        `this certificate is already the CA "${twin}" of the data directory; each CA needs its own ` +
+          '(serials and CRLs are kept per CA)',
+      );
     caCertDer = caCert.der;
   } else {
     key = await newRsaKey(keySize);
@@ -336,6 +342,18 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
   };
   if (raCertDer) result.raCert = parseCertificate(raCertDer);
   return result;
+}
+
+/** The name of another CA of the same data directory whose current certificate has this fingerprint. */
+function caWithCertificate(at: CaLocation, fingerprint: string): string | undefined {
+  const { dataDir, name } = caLocationParts(at);
+  for (const other of listCaNames(dataDir)) {
+    if (other === name) continue;
+    const file = caPaths({ dataDir, name: other }).cert;
+    if (!existsSync(file)) continue;
+    if (readCertificates(file, 'ca.crt')[0]?.fingerprint === fingerprint) return other;
+  }
+  return undefined;
 }
 
 /** Loads the CA (and RA, if present) from `<dataDir>/ca/` (or `cas/NAME/`). Synchronous. */

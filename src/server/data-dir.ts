@@ -195,8 +195,8 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
 
 /**
  * Start-up warnings (one line each, no secrets) for files that hold secrets but can be read by
- * group or others: the data directory and its `ca/` subdirectory (CA keys, challenge files,
- * the SQLite store), and the admin token file. Missing paths are skipped; Windows has no modes.
+ * group or others: the data directory, its `ca/` and `cas/` subdirectories (CA keys, challenge
+ * files, the SQLite store), and the admin token file. Missing paths are skipped; Windows has no modes.
  */
 export function permissionWarnings(o: { dataDir: string; adminTokenFile?: string }): string[] {
   if (process.platform === 'win32') return [];
@@ -216,6 +216,8 @@ export function permissionWarnings(o: { dataDir: string; adminTokenFile?: string
   };
   check(o.dataDir, 'the data directory', `chmod 700 ${o.dataDir}`);
   check(caPaths(o.dataDir).dir, 'the CA directory', `chmod 700 ${caPaths(o.dataDir).dir}`);
+  const named = join(o.dataDir, 'cas');
+  check(named, 'the directory of the named CAs', `chmod 700 ${named}`);
   if (o.adminTokenFile !== undefined)
     check(o.adminTokenFile, 'the admin token file', `chmod 600 ${o.adminTokenFile}`);
   return out;

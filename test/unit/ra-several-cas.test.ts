@@ -2,20 +2,26 @@
  * Several CAs in one data directory (DIR/ca/ and DIR/cas/NAME/), each behind its own
  * enrollment service on one shared store: each issues under its own name and records its CA
  * and profile, GetCert and GetCRL answer from the right CA, a revocation in one CA stays out of
- * the other's CRL, and the same serial in two CAs does not collide.
+ * the other's CRL, the same serial in two CAs does not collide, and the CRL route serves each
+ * CA's CRL by name and by fingerprint.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CertificateList } from '@peculiar/asn1-x509';
+import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
 import { listCaNames } from '../../src/ca/ca-location.js';
+import { initCa } from '../../src/ca/keystore.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
 import type { EnrollmentService } from '../../src/ra/service.js';
 import { buildIssuerAndSerial } from '../../src/scep/message-data.js';
 import { encodePkiRequest, type CertRep } from '../../src/scep/client.js';
 import { MessageType, PkiStatus, parseCaCertResponse } from '../../src/scep/index.js';
+import { buildApp } from '../../src/server/app.js';
 import { composeEnrollment } from '../../src/server/compose.js';
-import { prepareCa } from '../../src/server/data-dir.js';
+import { severalCaCrls } from '../../src/server/crl-route.js';
+import { permissionWarnings, prepareCa } from '../../src/server/data-dir.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import {
   TEST_CHALLENGE,
@@ -168,4 +174,61 @@ test('a transactionID held by another CA or profile is refused, not answered fro
   const rep = openCertRep(a.body, req, d, routers.certs);
   assert.equal(rep.status, PkiStatus.FAILURE);
   assert.match(rep.failInfoText ?? '', /another CA or profile/);
+});
+
+test('CRL route per CA: /crl/NAME.crl, fingerprints of either CA, /crl is the default CA', async (t) => {
+  const { def, routers } = await twoCas(t);
+  const app = await buildApp({
+    service: def.svc,
+    logLevel: 'silent',
+    crl: severalCaCrls(
+      new Map([
+        ['default', def.svc.lifecycle.crls],
+        ['routers', routers.svc.lifecycle.crls],
+      ]),
+    ),
+  });
+  t.after(() => app.close());
+  const issuerOf = async (path: string): Promise<Buffer | number> => {
+    const r = await app.inject({ method: 'GET', url: path });
+    if (r.statusCode !== 200) return r.statusCode;
+    assert.equal(r.headers['content-type'], 'application/pkix-crl');
+    return Buffer.from(
+      AsnConvert.serialize(AsnConvert.parse(r.rawPayload, CertificateList).tbsCertList.issuer),
+    );
+  };
+  const defName = caOf(def).subjectRaw;
+  const routersName = caOf(routers).subjectRaw;
+  assert.deepEqual(await issuerOf('/crl'), defName);
+  assert.deepEqual(await issuerOf('/crl/default.crl'), defName);
+  assert.deepEqual(await issuerOf('/crl/routers.crl'), routersName);
+  assert.deepEqual(await issuerOf('/crl/routers'), routersName);
+  assert.deepEqual(await issuerOf(`/crl/${caOf(routers).fingerprint}.crl`), routersName);
+  assert.deepEqual(await issuerOf(`/crl/${caOf(def).fingerprint}.crl`), defName);
+  assert.equal(await issuerOf('/crl/nobody.crl'), 404);
+  assert.equal(await issuerOf('/crl/..%2Fca.crl'), 404);
+});
+
+test('ca init refuses to import the certificate another CA of the data directory already has', async (t) => {
+  const dir = tempDir(t);
+  seedCa(dir);
+  const key = join(dir, 'ca', 'ca.key');
+  const cert = join(dir, 'ca', 'ca.crt');
+  await assert.rejects(
+    initCa({ dataDir: dir, name: 'twin' }, { importKey: key, importCert: cert }),
+    /already the CA "default"/,
+  );
+  assert.deepEqual(listCaNames(dir), ['default']);
+});
+
+test('permissionWarnings: a DIR/cas/ readable by others is reported', (t) => {
+  const dir = tempDir(t);
+  seedCa({ dataDir: dir, name: 'routers' });
+  chmodSync(dir, 0o700);
+  chmodSync(join(dir, 'cas'), 0o700);
+  assert.deepEqual(permissionWarnings({ dataDir: dir }), []);
+  chmodSync(join(dir, 'cas'), 0o755);
+  const w = permissionWarnings({ dataDir: dir });
+  assert.equal(w.length, 1);
+  assert.match(w[0]!, /named CAs .*cas is readable by group or others/);
 });
