@@ -13,7 +13,7 @@ import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildApp, type AppOptions } from './app.js';
-import type { CrlSource } from './crl-route.js';
+import { severalCaCrls, type CrlSource } from './crl-route.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
 import { prepareCa, prepareDataDir, type PreparedDataDir } from './data-dir.js';
@@ -284,16 +284,14 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     },
     () => (closing !== undefined ? 'shutting down' : undefined),
   );
-  // CRLs of every CA a profile issues from (the default profile's CA without an issuer).
+  // CRLs of every CA a profile issues from: /crl (the default CA), /crl/<fingerprint>, /crl/<CA name>.
+  const crlsNow = (): CrlSource =>
+    severalCaCrls(
+      new Map([...(gen?.services.values() ?? [])].reverse().map((e) => [e.caName, e.lifecycle.crls])),
+    );
   const crlSource: CrlSource = {
-    async current(issuer) {
-      if (issuer === undefined) return lifecycle?.crls.current();
-      for (const s of gen?.services.values() ?? []) {
-        const crl = await s.lifecycle.crls.current(issuer);
-        if (crl) return crl;
-      }
-      return undefined;
-    },
+    current: (issuer) => crlsNow().current(issuer),
+    ofCa: (name) => crlsNow().ofCa!(name),
   };
   const endpoints: ScepEndpoints | undefined = first
     ? { forPath: (path) => gen!.endpoints.forPath(path) }

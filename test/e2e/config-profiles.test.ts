@@ -81,6 +81,7 @@ test('the example: GetCACert on the two profile paths returns the two CAs, other
     const crl = await fetch(`${s.origin}${crlPath(fp)}`);
     assert.equal(crl.status, 200, `the CRL of CA ${fp}`);
   }
+  assert.equal((await fetch(`${s.origin}/crl/routers.crl`)).status, 200, 'the CRL of CA routers by name');
   const other = await fetch(`${s.origin}/scep?operation=GetCACaps`);
   assert.equal(other.status, 404);
   assert.match(await other.text(), /no SCEP profile/);
