@@ -196,7 +196,11 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     });
     // Every CA a profile names, created on first start like the default one (DIR/cas/NAME/).
     const cas = new Map<string, LoadedCa>([[DEFAULT_CA_NAME, prepared.loaded]]);
-    for (const name of new Set(initial.profiles.map((p) => p.ca ?? DEFAULT_CA_NAME))) {
+    // (every CA under `cas` too, so a reload may point a profile at any of them).
+    for (const name of new Set([
+      ...initial.profiles.map((p) => p.ca ?? DEFAULT_CA_NAME),
+      ...Object.keys(o.cas ?? {}),
+    ])) {
       if (cas.has(name)) continue;
       const ra = o.cas?.[name]?.ra;
       const ca = await prepareCa(dataDir, name, {
