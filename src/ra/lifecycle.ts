@@ -54,6 +54,7 @@ import {
 import type { ChallengeLock, RequestContext, ServiceLogger } from './types.js';
 import { unlessKnownTransaction, validationPolicy } from './validation.js';
 import { csrChecks, type ReservedSubjects } from './csr-checks.js';
+import { profileRulesPolicy, subjectFromTemplate } from './profile-rules.js';
 
 /** failText of an approved request the device did not collect within the pending TTL. */
 export const UNCOLLECTED_TEXT = 'the approved request was not collected in time';
@@ -102,6 +103,11 @@ export interface EnrollmentHandlersOptions extends LifecycleOptions {
   challengeLock?: ChallengeLock;
   logger?: ServiceLogger;
   now: () => Date;
+}
+
+/** The issued subject from a profile's template (the rules policy has checked it can be filled). */
+function subjectTemplate(template: string): (subjectRaw: Buffer) => Buffer {
+  return (subjectRaw) => subjectFromTemplate(template, subjectRaw);
 }
 
 /** The message handlers of the enrollment service and the lifecycle upkeep. */
@@ -153,6 +159,9 @@ export class EnrollmentHandlers implements Lifecycle {
       store: this.store,
       profile: cfg.profile,
       backdateSeconds: cfg.backdateSeconds,
+      ...(cfg.rules?.subject?.template !== undefined
+        ? { subjectOf: subjectTemplate(cfg.rules.subject.template) }
+        : {}),
       now: this.now,
       ...(o.logger ? { logger: o.logger } : {}),
     });
@@ -194,7 +203,16 @@ export class EnrollmentHandlers implements Lifecycle {
     // What the CA refuses to sign (src/ra/csr-checks.ts): every chain, before the challenge gate
     // or the operator, so a refused CSR never spends a one-time challenge.
     const checks = csrChecks(cfg.csrChecks, o.reservedSubjects);
-    this.initialPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy(), checks];
+    // A profile's own rules narrow what the integrity checks accept: always after them.
+    const rules = profileRulesPolicy(cfg.rules);
+    this.initialPolicies = [
+      proofOfPossession,
+      key,
+      signerKeyIsCsrKey,
+      csrPolicy(),
+      checks,
+      ...(rules ? [rules] : []),
+    ];
     this.renewalChain = [
       proofOfPossession,
       key,
@@ -207,6 +225,7 @@ export class EnrollmentHandlers implements Lifecycle {
       }),
       csrPolicy(),
       checks,
+      ...(rules ? [rules] : []),
     ];
     // --validate-renewals: the webhook last, once per renewal transaction (not for resends).
     if (cfg.validation?.renewals) {

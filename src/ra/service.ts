@@ -199,7 +199,9 @@ export class EnrollmentService implements ScepService {
 
   capabilities(): readonly string[] {
     const next = this.nextCa?.();
-    return next && next.length > 0 ? [...this.caps, 'GetNextCACert'] : this.caps;
+    const all = next && next.length > 0 ? [...this.caps, 'GetNextCACert'] : this.caps;
+    const only = this.config.capabilities;
+    return only ? all.filter((c) => only.includes(c)) : all;
   }
 
   /** GetCACaps, built once per capability set (with or without GetNextCACert). */

@@ -38,6 +38,8 @@ export interface OperationLog {
   challengeFailure?: boolean;
   /** The limit that refused the request (`pending-rate`, `pending-queue`, `challenge-throttle`). */
   limit?: string;
+  /** The configuration profile that answered. */
+  profile?: string;
 }
 
 /** A PKIOperation answer plus what to log about it. */
@@ -49,6 +51,8 @@ export interface ScepAnswer extends HttpAnswer {
 export interface RequestContext {
   remoteAddress?: string;
   userAgent?: string;
+  /** The configuration profile the request was sent to (its URL path; src/server/profiles.ts). */
+  profile?: string;
 }
 
 /**

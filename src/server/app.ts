@@ -18,6 +18,7 @@ import { errorBody, handleClientError, HttpError, toHttpError } from './http-err
 import { clientAddress, TrustedProxies } from './client-address.js';
 import { ocspRoutes, type OcspSource } from './ocsp-route.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
+import type { ScepEndpoints } from './profiles.js';
 import { scepRoutes } from './scep-routes.js';
 
 /** Default largest request body (a pkiMessage is a few KiB; RFC 8894 notes recommend 256 KiB). */
@@ -29,6 +30,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface AppOptions {
   service: ScepService;
+  /** Profiles: the service of each request path (src/server/profiles.ts); absent: `service` everywhere. */
+  endpoints?: ScepEndpoints;
   /** Largest request body in bytes; bigger → 413 before anything is parsed. */
   bodyLimit?: number;
   /** Longest request target in characters; longer → 414. */
@@ -139,6 +142,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       ms: Math.round(reply.elapsedTime * 100) / 100,
       remote: req.clientAddress ?? req.ip,
       ...(s?.operation ? { operation: s.operation } : {}),
+      ...(s?.profile ? { profile: s.profile } : {}),
       ...(s?.messageType ? { messageType: s.messageType } : {}),
       ...(s?.transactionId ? { transactionId: s.transactionId } : {}),
       outcome: s?.outcome ?? (status >= 400 ? 'rejected' : 'SUCCESS'),
@@ -171,6 +175,6 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   await app.register(opsRoutes, o.ops ?? {});
   if (o.crl) await app.register(crlRoutes, { source: o.crl });
   if (o.ocsp) await app.register(ocspRoutes, { responder: o.ocsp });
-  await app.register(scepRoutes, { service: o.service });
+  await app.register(scepRoutes, { service: o.service, ...(o.endpoints ? { endpoints: o.endpoints } : {}) });
   return app;
 }

@@ -55,6 +55,8 @@ export type ComposeOptions = (DataDirCa | InjectedCa) & {
   challengeLock?: ChallengeLock;
   /** Clock (tests). */
   now?: () => Date;
+  /** CA-only: the CA signs and decrypts SCEP messages even when it has an RA (a profile's `ra: false`). */
+  caOnly?: boolean;
   /**
    * Which CA issues: its name, recorded with every transaction and certificate (serials,
    * GetCert, revocations and CRLs are per CA). With `dataDir` it also selects the CA's files
@@ -89,7 +91,7 @@ export function composeEnrollment(o: ComposeOptions): EnrollmentService {
     caName,
     ...(o.profile !== undefined ? { profile: o.profile } : {}),
     ...(material.chain ? { chain: material.chain } : {}),
-    ...(material.ra ? { ra: material.ra } : {}),
+    ...(material.ra && !o.caOnly ? { ra: material.ra } : {}),
     ...(material.previousCas ? { previousCas: material.previousCas } : {}),
     ...(material.nextCa ? { nextCa: material.nextCa } : {}),
     store: o.store,

@@ -6,7 +6,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EnrollmentService, ServiceLogger, ServiceStats } from '../ra/service.js';
+import type { ScepService } from '../ra/types.js';
 import { composeEnrollment } from './compose.js';
+import { caLookup, composeProfiles, ProfileRouter } from './profiles.js';
 import { fromWireError, RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
@@ -41,21 +43,37 @@ const challengeLock = (address: string | undefined): Promise<boolean> =>
     send({ type: 'lock', id, address });
   });
 
-let service: EnrollmentService;
+let service: ScepService;
+/** Every enrollment service of this worker (one per profile). */
+let services: EnrollmentService[];
 try {
-  // The same composition as the HTTP thread's (src/server/compose.ts), so every engine runs
-  // the same enrollment path.
-  service = composeEnrollment({
-    dataDir: init.dataDir,
-    ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
-    store,
-    config: init.config,
-    ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
-    ...(init.caName !== undefined ? { caName: init.caName } : {}),
-    ...(init.profile !== undefined ? { profile: init.profile } : {}),
-    logger,
-    ...(init.challengeLock ? { challengeLock } : {}),
-  });
+  // The same composition as the HTTP thread's (src/server/compose.ts, profiles.ts), so every
+  // engine runs the same enrollment path.
+  if (init.profiles) {
+    const byName = composeProfiles(init.profiles, {
+      cas: caLookup(init.dataDir),
+      ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
+      store,
+      logger,
+      ...(init.challengeLock ? { challengeLock } : {}),
+    });
+    services = [...byName.values()];
+    service = new ProfileRouter(byName, init.defaultProfile ?? init.profiles[0]!.name);
+  } else {
+    const one = composeEnrollment({
+      dataDir: init.dataDir,
+      ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
+      store,
+      config: init.config,
+      ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
+      ...(init.caName !== undefined ? { caName: init.caName } : {}),
+      ...(init.profile !== undefined ? { profile: init.profile } : {}),
+      logger,
+      ...(init.challengeLock ? { challengeLock } : {}),
+    });
+    services = [one];
+    service = one;
+  }
 } catch (e) {
   send({ type: 'init-failed', error: toWireError(e) });
   throw e;
@@ -66,10 +84,11 @@ const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0, envelo
 function statDeltas(): { stats?: Partial<ServiceStats> } {
   const d: Partial<ServiceStats> = {};
   for (const k of Object.keys(reported) as Array<keyof ServiceStats>) {
-    const delta = service.stats[k] - reported[k];
+    const now = services.reduce((n, s) => n + s.stats[k], 0);
+    const delta = now - reported[k];
     if (delta !== 0) {
       d[k] = delta;
-      reported[k] = service.stats[k];
+      reported[k] = now;
     }
   }
   return Object.keys(d).length > 0 ? { stats: d } : {};
