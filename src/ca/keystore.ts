@@ -37,6 +37,7 @@ import { createSigner } from '../pkix/signature.js';
 import { writeFileDurably } from './durable-file.js';
 import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import { randomSerial } from './serial.js';
+import type { PrivateKeyLike } from '../crypto/private-key.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -92,7 +93,7 @@ export interface LoadedCa {
   caCert: Certificate;
   /** Certificates above the CA certificate (empty for a self-signed root). */
   chain: Certificate[];
-  ra?: { cert: Certificate; key: KeyObject };
+  ra?: { cert: Certificate; key: PrivateKeyLike };
   paths: CaPaths;
 }
 

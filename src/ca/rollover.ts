@@ -18,7 +18,8 @@
  * revocations and CRL) and renames the staged files into place, `ca.crt` last. Every step is
  * a copy or an atomic rename, and a run interrupted half way can simply be repeated.
  */
-import type { KeyObject } from 'node:crypto';
+import { KeyObject } from 'node:crypto';
+import type { PrivateKeyHandle } from '../crypto/private-key.js';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCertificate, toPem, type Certificate } from '../pkix/certificate.js';
@@ -120,8 +121,9 @@ export function nextGenerationName(raw: Buffer): string {
   return formatName(name);
 }
 
-function keyBits(key: KeyObject): number {
-  return key.asymmetricKeyDetails?.modulusLength ?? 0;
+function keyBits(key: KeyObject | PrivateKeyHandle): number {
+  const pub = key instanceof KeyObject ? key : key.publicKey;
+  return pub.asymmetricKeyDetails?.modulusLength ?? 0;
 }
 
 /** `newKey` certified by `issuer` as a CA (same Name and key id as the next CA's own cert). */

@@ -9,7 +9,6 @@
  * CSR) → challenge or operator → idempotent issuance) → CertRep encrypted to the request's
  * signer with its cipher (single DES answered with 3DES), signed with its digest.
  */
-import type { KeyObject } from 'node:crypto';
 import { CaSet } from '../ca/authorities.js';
 import type { CertificateAuthority } from '../ca/issuer.js';
 import { parseCertificate, verifyCertificateSignature, type Certificate } from '../pkix/certificate.js';
@@ -37,6 +36,7 @@ import type {
   ScepService,
   ServiceLogger,
 } from './types.js';
+import type { PrivateKeyLike } from '../crypto/private-key.js';
 
 export type { ServiceLogger } from './types.js';
 
@@ -48,7 +48,7 @@ export interface EnrollmentServiceOptions {
   /** Certificates above the CA certificate (empty or absent for a root). */
   chain?: readonly Certificate[];
   /** RA mode: this key pair signs CertReps and receives envelopes. */
-  ra?: { cert: Certificate; key: KeyObject };
+  ra?: { cert: Certificate; key: PrivateKeyLike };
   /** Retired CAs whose certificates stay usable (renewal, GetCert, GetCRL); default none. */
   previousCas?: readonly CertificateAuthority[];
   store: Store;
