@@ -6,7 +6,13 @@ import { createPublicKey } from 'node:crypto';
 import * as der from '../asn1/writer.js';
 import { OID } from '../asn1/oids.js';
 import type { DigestName } from '../crypto/algorithms.js';
-import { handleSpki, keyHandle, type PrivateKeyHandle, type PrivateKeyLike } from '../crypto/private-key.js';
+import {
+  handleSpki,
+  keyHandle,
+  KeyUnavailableError,
+  type PrivateKeyHandle,
+  type PrivateKeyLike,
+} from '../crypto/private-key.js';
 import type { Certificate } from '../pkix/certificate.js';
 import { buildCertificate } from '../pkix/certificate-builder.js';
 import {
@@ -134,7 +140,7 @@ export class CertificateAuthority {
     try {
       return this.issueUnchecked(o);
     } catch (e) {
-      if (e instanceof CaError) throw e;
+      if (e instanceof CaError || e instanceof KeyUnavailableError) throw e;
       // ExtensionError (a SAN we cannot encode), ProfileError, Asn1Error, …: never untyped.
       throw new CaError(`cannot issue: ${e instanceof Error ? e.message : 'unexpected error'}`);
     }
@@ -182,6 +188,7 @@ export class CertificateAuthority {
         this.signer(o.digest ?? 'sha256'),
       );
     } catch (e) {
+      if (e instanceof KeyUnavailableError) throw e;
       throw new CaError(`cannot issue: ${(e as Error).message}`);
     }
   }

@@ -157,6 +157,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
         });
       } catch (e) {
         await ownedStore?.close();
+        prepared.loaded.close();
         throw e;
       }
       service = pool;
@@ -205,6 +206,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     metrics?.close();
     await pool?.close();
     await ownedStore?.close();
+    prepared?.loaded.close();
     throw e;
   }
   const addr = app.server.address();
@@ -226,6 +228,8 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
         } finally {
           await pool?.close();
           await ownedStore?.close();
+          // Sessions on a PKCS#11 token, after the workers that used it have stopped.
+          prepared?.loaded.close();
         }
       })();
       return closing;

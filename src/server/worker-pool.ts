@@ -25,6 +25,7 @@ import type { ServiceLogger, ServiceStats } from '../ra/service.js';
 import type { Store } from '../store/index.js';
 import { fromWireError, revive, runStoreCall, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+import { pkcs11SharedState } from '../crypto/pkcs11.js';
 
 export interface WorkerPoolOptions {
   /** Number of worker threads (≥ 0; at least 1 unless `inProcess`). */
@@ -130,7 +131,11 @@ export class WorkerPoolService implements ScepService {
     const entry = workerEntry();
     const worker = new Worker(entry.file, {
       eval: entry.eval,
-      workerData: { ...this.o.init, storeKind: this.o.store.kind } satisfies WorkerInit,
+      workerData: {
+        ...this.o.init,
+        storeKind: this.o.store.kind,
+        pkcs11Lock: pkcs11SharedState(),
+      } satisfies WorkerInit,
     });
     const slot: Slot = { worker, inflight: new Map() };
     this.slots[index] = slot;

@@ -17,6 +17,8 @@ export interface WorkerInit {
   /** Certificate lifecycle settings (approval, renewal, CRLs): see src/server/compose.ts. */
   lifecycle?: LifecycleSettings;
   storeKind: 'sqlite' | 'postgres';
+  /** The process's PKCS#11 lock (src/crypto/pkcs11.ts): token keys are shared by all threads. */
+  pkcs11Lock?: SharedArrayBuffer;
 }
 
 /** HTTP thread → worker. */
