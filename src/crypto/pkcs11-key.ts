@@ -454,6 +454,8 @@ export function generatePkcs11RsaKey(uri: string, bits: number, opts: Pkcs11KeyO
           { type: l.CKA_EXTRACTABLE, value: false },
           { type: l.CKA_SIGN, value: true },
           { type: l.CKA_DECRYPT, value: true },
+          { type: l.CKA_UNWRAP, value: false },
+          { type: l.CKA_DERIVE, value: false },
         ],
       ),
     );
