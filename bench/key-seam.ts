@@ -1,8 +1,7 @@
 /**
  * `npm run bench:key-seam`: the cost of the private-key seam (src/crypto/private-key.ts) for
  * software keys — each private operation the way the code did it before the seam (node:crypto
- * on the KeyObject; OAEP unpadded by OpenSSL) next to the way it does now (through the
- * handle; OAEP decoded by our code over raw RSA). Rounds alternate between the two so both see
+ * on the KeyObject) next to the way it does now (through the handle). Rounds alternate between the two so both see
  * the same machine load; the result is the median per-round ratio of CPU time (process.cpuUsage).
  *
  *   npm run bench:key-seam -- [--rounds 15] [--ops 200]

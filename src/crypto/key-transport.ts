@@ -8,9 +8,10 @@
  * returns a synthetic key, HMAC-SHA256(kdk, encryptedKey) truncated, where kdk is a secret
  * derived from the private key. The synthetic key is deterministic, so a repeated probe
  * behaves identically, and the caller's later failure (CBC padding, content parse) looks the
- * same as for a wrong key. Both unpaddings (PKCS#1 v1.5 and OAEP) run here over raw RSA
- * output (RSADP: RSA_NO_PADDING, or CKM_RSA_X_509 on a PKCS#11 token) with fixed-length
- * loops, no early exit and mask-based selection, so a token never reports a padding error.
+ * same as for a wrong key. The PKCS#1 v1.5 unpadding runs here over raw RSA output (RSADP:
+ * RSA_NO_PADDING, or CKM_RSA_X_509 on a PKCS#11 token) with a fixed-length loop, no early exit
+ * and mask-based selection. OAEP: software keys use OpenSSL's constant-time decoding; token
+ * keys are decoded here over raw RSA the same way, so a token never reports a padding error.
  */
 import { constants, createHash, createHmac, publicEncrypt, type KeyObject } from 'node:crypto';
 import type { DigestName } from './algorithms.js';
@@ -23,6 +24,8 @@ import {
 } from './private-key.js';
 
 const HASH_BYTES: Record<DigestName, number> = { sha1: 20, sha224: 28, sha256: 32, sha384: 48, sha512: 64 };
+/** Hash of the empty OAEP label, per hash. */
+const L_HASH: Partial<Record<DigestName, Buffer>> = {};
 
 /** 0xff when `bad` is 0, else 0x00. */
 function goodMask(bad: number): number {
@@ -31,15 +34,19 @@ function goodMask(bad: number): number {
 
 /** MGF1 (RFC 8017 §B.2.1). */
 function mgf1(hash: DigestName, seed: Uint8Array, length: number): Buffer {
-  const out: Buffer[] = [];
+  const hLen = HASH_BYTES[hash];
+  const out = Buffer.allocUnsafe(Math.ceil(length / hLen) * hLen);
+  const seeded = createHash(hash).update(seed);
   const counter = Buffer.alloc(4);
-  for (let i = 0, have = 0; have < length; i++) {
+  for (let i = 0; i * hLen < length; i++) {
     counter.writeUInt32BE(i);
-    const block = createHash(hash).update(seed).update(counter).digest();
-    out.push(block);
-    have += block.length;
+    seeded
+      .copy()
+      .update(counter)
+      .digest()
+      .copy(out, i * hLen);
   }
-  return Buffer.concat(out).subarray(0, length);
+  return out.subarray(0, length);
 }
 
 /**
@@ -97,6 +104,29 @@ export class RsaKeyTransport {
     return { em: new Uint8Array(k), bad: 1 };
   }
 
+  /** Software keys: OpenSSL's constant-time OAEP decoding; every failure gives the synthetic key. */
+  private inProcessOaep(
+    own: (input: Buffer, hash: DigestName) => Buffer,
+    encryptedKey: Buffer,
+    hash: DigestName,
+    L: number,
+  ): Buffer {
+    const synth = this.syntheticKey(encryptedKey, L);
+    let pt: Buffer;
+    let bad = 0;
+    try {
+      pt = own(encryptedKey, hash);
+    } catch {
+      pt = Buffer.alloc(L);
+      bad = 1;
+    }
+    if (pt.length !== L) {
+      pt = Buffer.alloc(L);
+      bad = 1;
+    }
+    return select(pt, 0, synth, L, goodMask(bad));
+  }
+
   /** Fallback for tokens without raw RSA: the token unpads; every failure looks the same. */
   private padded(encryptedKey: Buffer, L: number, padding: RsaPadding): Buffer {
     const synth = this.syntheticKey(encryptedKey, L);
@@ -149,6 +179,8 @@ export class RsaKeyTransport {
   decryptOaep(encryptedKey: Buffer, hash: DigestName, cekLength: number): Buffer {
     const k = this.modulusBytes;
     const L = cekLength;
+    const own = this.key.rsaDecryptOaep;
+    if (own) return this.inProcessOaep(own, encryptedKey, hash, L);
     const rawFn = this.key.rsaDecryptRaw;
     if (!rawFn) return this.padded(encryptedKey, L, { scheme: 'oaep', hash });
     const synth = this.syntheticKey(encryptedKey, L);
@@ -167,7 +199,7 @@ export class RsaKeyTransport {
     for (let i = 0; i < hLen; i++) seedMask[i]! ^= maskedSeed[i]!;
     const db = mgf1(hash, seedMask, dbLen);
     for (let i = 0; i < dbLen; i++) db[i]! ^= maskedDb[i]!;
-    const lHash = createHash(hash).digest();
+    const lHash = (L_HASH[hash] ??= createHash(hash).digest());
     for (let i = 0; i < hLen; i++) bad |= db[i]! ^ lHash[i]!;
     for (let i = hLen; i < sepAt; i++) bad |= db[i]!;
     bad |= db[sepAt]! ^ 1;

@@ -51,6 +51,13 @@ export interface PrivateKeyHandle {
    */
   readonly rsaDecryptRaw?: (input: Buffer) => Buffer;
   /**
+   * RSAES-OAEP decryption in this process by OpenSSL, whose decoding is constant-time (software
+   * keys only: the same work as decoding over raw RSA here, without the JavaScript MGF1). Throws
+   * for any bad ciphertext. Never set for a token key, whose error codes and timing would be an
+   * oracle; those are decoded in key-transport.ts over `rsaDecryptRaw`.
+   */
+  readonly rsaDecryptOaep?: (input: Buffer, hash: DigestName) => Buffer;
+  /**
    * Fallback for tokens without raw RSA: the token removes the padding itself and reports
    * padding errors (a padding oracle unless the caller hides the outcome; see
    * src/crypto/key-transport.ts and docs/security.md).
@@ -74,6 +81,7 @@ class SoftwareKey implements PrivateKeyHandle {
   readonly modulusBytes: number;
   readonly label = 'software key';
   readonly rsaDecryptRaw: ((input: Buffer) => Buffer) | undefined;
+  readonly rsaDecryptOaep: ((input: Buffer, hash: DigestName) => Buffer) | undefined;
   private pub: KeyObject | undefined;
   private secret: Buffer | undefined;
 
@@ -83,6 +91,14 @@ class SoftwareKey implements PrivateKeyHandle {
     this.rsaDecryptRaw =
       this.type === 'rsa'
         ? (input) => privateDecrypt({ key: this.key, padding: constants.RSA_NO_PADDING }, input)
+        : undefined;
+    this.rsaDecryptOaep =
+      this.type === 'rsa'
+        ? (input, hash) =>
+            privateDecrypt(
+              { key: this.key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash },
+              input,
+            )
         : undefined;
   }
 

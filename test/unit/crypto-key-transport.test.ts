@@ -108,22 +108,6 @@ test('RsaKeyTransport refuses non-RSA or public keys and impossible key lengths'
   assert.throws(() => kt.decryptPkcs1v15(Buffer.alloc(K), 0), RangeError);
 });
 
-test('OAEP is decoded here over raw RSA: every hash, the real key or the synthetic one', () => {
-  // Encrypted by node (OpenSSL's OAEP), decoded by our code: the two implementations agree.
-  for (const h of ['sha1', 'sha256', 'sha384', 'sha512'] as const) {
-    for (const L of [16, 24, 32]) {
-      const cek = randomBytes(L);
-      const ek = rsaEncryptOaep(pub, cek, h);
-      assert.deepEqual(kt.decryptOaep(ek, h, L), cek, `${h}/${L}`);
-      // A valid OAEP block of another length under the same key: the synthetic key.
-      assert.deepEqual(kt.decryptOaep(ek, h, L === 16 ? 24 : 16), kt.syntheticKey(ek, L === 16 ? 24 : 16));
-    }
-  }
-  // A length that can never fit (public): synthetic, without touching the key.
-  const ek = rsaEncryptOaep(pub, randomBytes(16), 'sha512');
-  assert.deepEqual(kt.decryptOaep(ek, 'sha512', K - 2 * 64 - 1), kt.syntheticKey(ek, K - 2 * 64 - 1));
-});
-
 /** The software key behind the seam, with its private operations replaced as a token's would be. */
 function tokenLike(over: Partial<PrivateKeyHandle>): PrivateKeyHandle {
   const h = keyHandle(key);
@@ -137,6 +121,31 @@ function tokenLike(over: Partial<PrivateKeyHandle>): PrivateKeyHandle {
     ...over,
   };
 }
+
+test('OAEP decoded here over raw RSA (token keys) agrees with OpenSSL (software keys)', () => {
+  const rawOnly = new RsaKeyTransport(
+    tokenLike({ rsaDecryptRaw: (c) => privateDecrypt({ key, padding: constants.RSA_NO_PADDING }, c) }),
+  );
+  for (const h of ['sha1', 'sha256', 'sha384', 'sha512'] as const) {
+    for (const L of [16, 24, 32]) {
+      const cek = randomBytes(L);
+      const ek = rsaEncryptOaep(pub, cek, h);
+      assert.deepEqual(rawOnly.decryptOaep(ek, h, L), cek, `${h}/${L}`);
+      // A valid OAEP block of another length, another hash, a tampered block: synthetic, as in OpenSSL's path.
+      const other = L === 16 ? 24 : 16;
+      assert.deepEqual(rawOnly.decryptOaep(ek, h, other), rawOnly.syntheticKey(ek, other));
+      assert.deepEqual(rawOnly.decryptOaep(ek, h, other), kt.decryptOaep(ek, h, other));
+      assert.deepEqual(rawOnly.decryptOaep(ek, h === 'sha1' ? 'sha256' : 'sha1', L), kt.syntheticKey(ek, L));
+      const t = Buffer.from(ek);
+      t[10]! ^= 1;
+      assert.deepEqual(rawOnly.decryptOaep(t, h, L), kt.decryptOaep(t, h, L));
+    }
+  }
+  // A length that can never fit (public): synthetic, without touching the key.
+  const ek = rsaEncryptOaep(pub, randomBytes(16), 'sha512');
+  assert.deepEqual(rawOnly.decryptOaep(ek, 'sha512', K - 2 * 64 - 1), kt.syntheticKey(ek, K - 2 * 64 - 1));
+  assert.deepEqual(rawOnly.decryptOaep(randomBytes(K + 1), 'sha256', 16).length, 16);
+});
 
 test('a key that cannot be reached is not a decryption outcome: KeyUnavailableError propagates', () => {
   const gone = new RsaKeyTransport(
