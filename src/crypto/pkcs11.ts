@@ -13,6 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 import type * as P11 from 'pkcs11js';
 
 export type Pkcs11Lib = typeof P11;
@@ -173,13 +174,15 @@ export function retainPkcs11Module(m: Pkcs11Module): void {
 
 /**
  * A key stopped using the module (its session is closed). The last one unloads it from this
- * thread and, if this thread initialized it, finalizes it, which also ends any session a
- * terminated worker thread left open. So closing every key at shutdown closes everything.
+ * thread and, on the main thread (or a thread that initialized it), finalizes it, which also
+ * ends any session a terminated worker thread left open. So closing every key at shutdown,
+ * after the workers have stopped, closes everything. (Which thread initialized the module last
+ * depends on who recovered from a token failure, so the main thread finalizes regardless.)
  */
 export function releasePkcs11Module(m: Pkcs11Module): void {
   if (--m.refs > 0) return;
   modules.delete(m.path);
-  if (!m.initialized) return;
+  if (!m.initialized && !isMainThread) return;
   m.initialized = false;
   withExclusive(() => {
     try {
