@@ -14,6 +14,7 @@ import { initCa } from '../../src/ca/keystore.js';
 import { verifyCertificateSignature } from '../../src/pkix/certificate.js';
 import { PkiStatus } from '../../src/scep/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
+import { ensureBuilt } from '../helpers/build.js';
 import { hasCommand, needPeer, softHsmAvailable, SOFTHSM_MODULE } from '../helpers/peers.js';
 import {
   caCerts,
@@ -263,4 +264,53 @@ test('--pkcs11-existing: a key pair made by pkcs11-tool becomes the CA key', asy
   );
   const s = await serve(t, dataDir);
   assert.equal((await enroll(s, 12)).status, 200);
+});
+
+test('scepter ca init --pkcs11-uri / --ra-pkcs11-uri, pin-value only when allowed, serve names a missing PIN', async (t) => {
+  if (!ready(t)) return;
+  const built = ensureBuilt();
+  assert.equal(built.status, 0, built.output);
+  const hsm = softHsm(t);
+  hsm.initToken('Cli');
+  const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync(process.execPath, [built.main, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 120_000,
+    });
+  const dataDir = tempDir(t);
+  const withPin = hsm.uri('Cli', 'ca', 1, `pin-value=${SOFTHSM_PIN}`);
+  const refused = cli(['ca', 'init', '--data', dataDir, '--key-size', '2048', '--pkcs11-uri', withPin]);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /carries pin-value/);
+  assert.doesNotMatch(refused.stderr, new RegExp(SOFTHSM_PIN), 'the PIN is not echoed');
+  const ok = cli([
+    'ca',
+    'init',
+    '--data',
+    dataDir,
+    '--key-size',
+    '2048',
+    '--allow-pin-value',
+    '--pkcs11-uri',
+    withPin,
+    '--ra-pkcs11-uri',
+    hsm.uri('Cli', 'ra', 2, `pin-value=${SOFTHSM_PIN}`),
+  ]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stdout, /key {10}on the token pkcs11:token=Cli;object=ca;id=%01\?module-path=/);
+  assert.match(ok.stdout, /RA key {7}on the token pkcs11:token=Cli;object=ra;id=%02/);
+  assert.doesNotMatch(
+    ok.stdout + readFileSync(join(dataDir, 'ca', 'ca.key'), 'utf8'),
+    new RegExp(SOFTHSM_PIN),
+  );
+  // The recorded URI has no PIN: serve needs SCEPTER_PKCS11_PIN and says so.
+  const noPin = cli(['serve', '--data', dataDir, '--port', '0', '--log-level', 'silent'], {
+    SCEPTER_PKCS11_PIN: '',
+  });
+  assert.equal(noPin.status, 1);
+  assert.match(
+    noPin.stderr,
+    /the CA key: no PIN: add pin-source=file:\/path to the PKCS#11 URI or set SCEPTER_PKCS11_PIN/,
+  );
 });
