@@ -14,12 +14,13 @@ import {
 } from '../pkix/certificate.js';
 import { namesEqual } from '../pkix/name.js';
 import { CaError, CertificateAuthority } from './issuer.js';
+import type { CaLocation } from './ca-location.js';
 import { caPaths, readPrivateKey } from './keystore.js';
 import type { PrivateKeyLike } from '../crypto/private-key.js';
 
 /** Directory of the CAs retired by `scepter ca activate`. */
-export function previousCaDir(dataDir: string): string {
-  return join(caPaths(dataDir).dir, 'previous');
+export function previousCaDir(at: CaLocation): string {
+  return join(caPaths(at).dir, 'previous');
 }
 
 /** A retired CA key: PEM (maybe encrypted) or the PKCS#11 URI of a key on a token. */
@@ -39,8 +40,8 @@ export function loadCaFrom(dir: string, passphrase?: string): CertificateAuthori
 }
 
 /** The CAs retired by earlier rollovers (newest first by notBefore). */
-export function loadPreviousCas(dataDir: string, passphrase?: string): CertificateAuthority[] {
-  const dir = previousCaDir(dataDir);
+export function loadPreviousCas(at: CaLocation, passphrase?: string): CertificateAuthority[] {
+  const dir = previousCaDir(at);
   if (!existsSync(dir)) return [];
   const out: CertificateAuthority[] = [];
   for (const name of readdirSync(dir)) {

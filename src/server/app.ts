@@ -34,7 +34,10 @@ export interface AppOptions {
   logStream?: Writable;
   /** Per-request timeout in ms (default 30 s). */
   requestTimeout?: number;
-  /** Serve CRLs as DER at `/crl` and `/crl/<issuer fingerprint>.crl` (src/server/crl-route.ts). */
+  /**
+   * Serve CRLs as DER at `/crl`, `/crl/<issuer fingerprint>.crl` and `/crl/<CA name>.crl`
+   * (src/server/crl-route.ts; several CAs: `severalCaCrls`).
+   */
   crl?: CrlSource;
   /**
    * Health and metrics (src/server/ops-routes.ts): `/healthz`, `/readyz` (with `readiness`) and,

@@ -17,6 +17,10 @@ export interface WorkerInit {
   /** Certificate lifecycle settings (approval, renewal, CRLs): see src/server/compose.ts. */
   lifecycle?: LifecycleSettings;
   storeKind: 'sqlite' | 'postgres';
+  /** Which CA of the data directory issues (default `default`): see ComposeOptions.caName. */
+  caName?: string;
+  /** The enrollment profile's name (default `default`). */
+  profile?: string;
   /** The process's PKCS#11 lock (src/crypto/pkcs11.ts): token keys are shared by all threads. */
   pkcs11Lock?: SharedArrayBuffer;
 }
