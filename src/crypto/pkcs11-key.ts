@@ -259,11 +259,12 @@ export class Pkcs11Key implements PrivateKeyHandle {
   private reconnect(): Connection {
     this.dropSession();
     let c: Connection;
+    const seen = pkcs11Generation();
     try {
       c = this.open(false, false);
     } catch (first) {
       if (this.pinRejected) throw first;
-      reinitializePkcs11Module(this.mod);
+      reinitializePkcs11Module(this.mod, seen);
       c = this.open(false, false);
     }
     const pub = withShared(() =>
@@ -308,6 +309,19 @@ export class Pkcs11Key implements PrivateKeyHandle {
     try {
       return withShared(() => op(this.mod.p11, fresh));
     } catch (e) {
+      // Another thread re-initialized the module between our reconnect and the call: that
+      // ended our new session, not the token; reconnect once more.
+      if (fresh.generation !== pkcs11Generation()) {
+        try {
+          const again = this.reconnect();
+          return withShared(() => op(this.mod.p11, again));
+        } catch (e2) {
+          this.dropSession();
+          throw new KeyUnavailableError(`${this.label}: the token operation failed (${ckr(e2)})`, {
+            cause: e2,
+          });
+        }
+      }
       this.dropSession();
       throw new KeyUnavailableError(`${this.label}: the token operation failed (${ckr(e)})`, { cause: e });
     }

@@ -90,18 +90,22 @@ export function withShared<T>(f: () => T): T {
   }
 }
 
-/** Runs `f` alone (no other thread inside the library), then bumps the generation. */
-function withExclusive(f: () => void): void {
+/**
+ * Runs `f` alone (no other thread inside the library); unless `f` returns false, bumps the
+ * generation (every session of the process has ended).
+ */
+function withExclusive(f: () => boolean | void): void {
   const s = state();
   for (;;) {
     const v = Atomics.compareExchange(s, 0, 0, -1);
     if (v === 0) break;
     Atomics.wait(s, 0, v, 100);
   }
+  let bump = true;
   try {
-    f();
+    bump = f() !== false;
   } finally {
-    Atomics.add(s, 1, 1);
+    if (bump) Atomics.add(s, 1, 1);
     Atomics.store(s, 0, 0);
     Atomics.notify(s, 0);
   }
@@ -153,10 +157,14 @@ function initialize(m: Pkcs11Module): void {
 
 /**
  * Re-initializes a module after a token failure (see the module comment). Every session of
- * every thread ends; the others notice through the generation and reopen theirs.
+ * every thread ends; the others notice through the generation and reopen theirs. `seen` is the
+ * generation the caller's failed attempt ran under: when another thread has re-initialized
+ * since, this does nothing (the caller just tries again), so threads recovering at the same
+ * time do not end each other's fresh sessions.
  */
-export function reinitializePkcs11Module(m: Pkcs11Module): void {
+export function reinitializePkcs11Module(m: Pkcs11Module, seen: number): void {
   withExclusive(() => {
+    if (Atomics.load(state(), 1) !== seen) return false;
     try {
       m.p11.C_Finalize();
     } catch {
