@@ -21,6 +21,7 @@ import {
   buildCrlDistributionPoints,
   buildExtKeyUsage,
   buildKeyUsage,
+  buildOcspAuthorityInfoAccess,
   buildSubjectAltName,
   buildSubjectKeyIdentifier,
   extension,
@@ -121,7 +122,8 @@ export class CertificateAuthority {
     this.keyId = m.cert.subjectKeyId ?? keyIdentifier(m.cert.spki);
   }
 
-  private signer(digest: DigestName): Signer {
+  /** The CA key's signer for `digest` (certificates, CRLs, OCSP responses), created once. */
+  signer(digest: DigestName): Signer {
     let s = this.signers.get(digest);
     if (!s) {
       s = createSigner(this.key, digest);
@@ -174,6 +176,7 @@ export class CertificateAuthority {
     }
     if (o.profile.crlDistributionPoint)
       exts.push(buildCrlDistributionPoints([o.profile.crlDistributionPoint]));
+    if (o.profile.ocspUrl) exts.push(buildOcspAuthorityInfoAccess(o.profile.ocspUrl));
     try {
       return buildCertificate(
         {

@@ -57,17 +57,23 @@ export function challengeConfig(
 }
 
 /**
- * `service` behind the challenge-failure throttle (src/ra/throttle.ts), or as is when disabled.
- * With `store` the counters are kept there (shared by every worker and instance on it).
+ * The challenge-failure throttle (src/ra/throttle.ts), or undefined when disabled. With
+ * `store` the counters are kept there (shared by every worker and instance on it). The RA asks
+ * its `blocked` where a challenge is checked (`challengeLock`); `throttledService` counts the
+ * failures.
  */
-export function throttledService(
-  service: ScepService,
+export function challengeThrottle(
   o: ThrottleOptions | undefined,
   store?: Store,
   logger?: ThrottleLogger,
-): ScepService {
+): FailureThrottle | undefined {
   const throttle = new FailureThrottle(o, store ? storeCounter(store) : undefined, logger);
-  return throttle.enabled ? new ThrottledScepService(service, throttle) : service;
+  return throttle.enabled ? throttle : undefined;
+}
+
+/** `service` with its challenge failures counted by `throttle` (as is without one). */
+export function throttledService(service: ScepService, throttle: FailureThrottle | undefined): ScepService {
+  return throttle ? new ThrottledScepService(service, throttle) : service;
 }
 
 export interface AdminChallengeOptions {

@@ -16,6 +16,7 @@ import { loadCa, type LoadedCa } from '../ca/keystore.js';
 import { NextCaWatcher } from '../ca/rollover.js';
 import type { Certificate } from '../pkix/certificate.js';
 import type { EnrollmentConfig } from '../ra/config.js';
+import type { ChallengeLock } from '../ra/types.js';
 import { EnrollmentService, type NextCaSource, type ServiceLogger } from '../ra/service.js';
 import type { Store } from '../store/index.js';
 import { withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
@@ -50,6 +51,8 @@ export type ComposeOptions = (DataDirCa | InjectedCa) & {
   /** Approval mode, renewal policy, CRL validity, public URL (CRL distribution point). */
   lifecycle?: LifecycleSettings;
   logger?: ServiceLogger;
+  /** The challenge-failure throttle's lock check (src/ra/throttle.ts); absent: not throttled. */
+  challengeLock?: ChallengeLock;
   /** Clock (tests). */
   now?: () => Date;
   /**
@@ -97,6 +100,7 @@ export function composeEnrollment(o: ComposeOptions): EnrollmentService {
       ...(s.crlValiditySeconds !== undefined ? { crlValiditySeconds: s.crlValiditySeconds } : {}),
     },
     ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
     ...(o.now ? { now: o.now } : {}),
   });
 }

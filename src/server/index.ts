@@ -9,8 +9,10 @@ import type { CaKeySize } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
 import type { Lifecycle } from '../ra/lifecycle.js';
 import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
+import type { FailureThrottle } from '../ra/throttle.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
+import { OcspResponder } from '../ca/ocsp-responder.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
@@ -19,6 +21,7 @@ import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
 import {
   adminChallengeRoutes,
   challengeConfig,
+  challengeThrottle,
   throttledService,
   type ChallengeSettings,
 } from './challenges.js';
@@ -60,7 +63,10 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   store?: Store;
   /** Enrollment settings other than the challenge (allowSingleDes, validitySeconds, key sizes...). */
   enrollment?: Omit<EnrollmentConfig, 'challenges'>;
-  /** Certificate lifecycle: approval mode, renewal policy, CRL validity, public URL (CRL DP). */
+  /**
+   * Certificate lifecycle: approval mode, renewal policy, CRL validity, public URL (CRL DP and
+   * OCSP URL), the OCSP responder (on by default in data-directory mode).
+   */
   lifecycle?: LifecycleSettings;
   /** How often pending requests are expired and stale CRLs refreshed, ms (default 60 000). */
   maintenanceIntervalMs?: number;
@@ -89,6 +95,8 @@ export interface RunningServer {
   dataDir?: PreparedDataDir;
   /** Approval, renewal, GetCert/GetCRL and CRLs (data-directory mode only). */
   lifecycle?: Lifecycle;
+  /** The OCSP responder at `/ocsp` (data-directory mode, unless `lifecycle.ocsp` is false). */
+  ocsp?: OcspResponder;
   app: FastifyInstance;
   /** The server's metrics (absent with `metrics: false`). */
   metrics?: ServerMetrics;
@@ -114,6 +122,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     warn: (obj, msg) => appRef?.log.warn(obj, msg),
     error: (obj, msg) => appRef?.log.error(obj, msg),
   };
+  let throttle: FailureThrottle | undefined;
 
   if (!service) {
     if (o.dataDir === undefined) throw new TypeError('startServer needs either `service` or `dataDir`');
@@ -128,6 +137,10 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     const store = o.store ?? (ownedStore = await openStore(prepared.storeUrl));
     const { loaded } = prepared;
     const enrollmentConfig = { ...o.enrollment, ...challengeConfig(prepared) };
+    // The challenge-failure throttle: the RA asks it where a challenge is checked (every
+    // engine, workers too, reads the same counters in the store); failures are counted below.
+    throttle = challengeThrottle(o.challenges?.throttle, store, logger);
+    const lock = throttle;
     enrollment = composeEnrollment({
       dataDir: o.dataDir,
       loaded,
@@ -136,6 +149,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       config: enrollmentConfig,
       ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
       logger,
+      ...(lock ? { challengeLock: (address) => lock.blocked(address) } : {}),
     });
     lifecycle = enrollment.lifecycle;
     service = enrollment;
@@ -153,6 +167,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
             config: enrollmentConfig,
             ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
           },
+          ...(lock ? { challengeLock: (address) => lock.blocked(address) } : {}),
           logger,
         });
       } catch (e) {
@@ -164,20 +179,24 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     }
   }
 
+  let ocsp: OcspResponder | undefined;
   let closing: Promise<void> | undefined;
   const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
     closing !== undefined ? 'shutting down' : undefined,
   );
-  // The challenge-failure throttle sits in this (HTTP) thread, in front of every worker.
-  const front = prepared
-    ? throttledService(service, o.challenges?.throttle, enrollment?.store, logger)
-    : service;
+  // Challenge failures are counted in this (HTTP) thread, in front of every worker.
+  const front = prepared ? throttledService(service, throttle) : service;
   let app: FastifyInstance;
   try {
+    // OCSP is answered on this thread from its store (the workers only enroll).
+    const ocspSettings = o.lifecycle?.ocsp;
+    if (enrollment && lifecycle && ocspSettings !== false)
+      ocsp = new OcspResponder({ ...ocspSettings, store: enrollment.store, cas: lifecycle.crls.cas });
     app = await buildApp({
       ...o,
       service: front,
       ...(lifecycle ? { crl: lifecycle.crls } : {}),
+      ...(ocsp ? { ocsp } : {}),
       ops: {
         readiness,
         ...(metrics ? { metrics } : {}),
@@ -238,6 +257,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   if (metrics) running.metrics = metrics;
   if (enrollment) running.enrollment = enrollment;
   if (lifecycle) running.lifecycle = lifecycle;
+  if (ocsp) running.ocsp = ocsp;
   if (prepared) running.dataDir = prepared;
   return running;
 }

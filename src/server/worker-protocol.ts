@@ -16,6 +16,11 @@ export interface WorkerInit {
   config: EnrollmentConfig;
   /** Certificate lifecycle settings (approval, renewal, CRLs): see src/server/compose.ts. */
   lifecycle?: LifecycleSettings;
+  /**
+   * True when the challenge-failure throttle is on: the worker asks the HTTP thread's throttle
+   * (`lock` messages) where a challenge is checked, so every engine uses one throttle and clock.
+   */
+  challengeLock?: boolean;
   storeKind: 'sqlite' | 'postgres';
   /** Which CA of the data directory issues (default `default`): see ComposeOptions.caName. */
   caName?: string;
@@ -26,7 +31,10 @@ export interface WorkerInit {
 }
 
 /** HTTP thread → worker. */
-export type ToWorker = { type: 'op'; id: number; message: Uint8Array; ctx: RequestContext } | StoreResult;
+export type ToWorker =
+  | { type: 'op'; id: number; message: Uint8Array; ctx: RequestContext }
+  | { type: 'lock-result'; id: number; locked: boolean; error?: WireError }
+  | StoreResult;
 
 /** Worker → HTTP thread. */
 export type FromWorker =
@@ -35,4 +43,6 @@ export type FromWorker =
   /** `stats`: the worker's service counters that changed while answering (deltas). */
   | { type: 'answer'; id: number; answer: ScepAnswer; stats?: Partial<ServiceStats> }
   | { type: 'log'; level: 'warn' | 'error'; obj: Record<string, unknown>; msg: string }
+  /** Is this client address locked by the challenge-failure throttle? (answered by `lock-result`) */
+  | { type: 'lock'; id: number; address: string | undefined }
   | StoreCall;

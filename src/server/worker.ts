@@ -8,7 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { EnrollmentService, ServiceLogger, ServiceStats } from '../ra/service.js';
 import { composeEnrollment } from './compose.js';
 import { usePkcs11SharedState } from '../crypto/pkcs11.js';
-import { RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
+import { fromWireError, RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 const port = parentPort;
@@ -33,6 +33,17 @@ const logger: ServiceLogger = {
   error: (obj, msg) => send({ type: 'log', level: 'error', obj: plain(obj), msg }),
 };
 
+// The challenge-failure throttle is the HTTP thread's: asked by message, only where a
+// challenge is checked.
+const locks = new Map<number, { resolve(locked: boolean): void; reject(e: Error): void }>();
+let nextLock = 0;
+const challengeLock = (address: string | undefined): Promise<boolean> =>
+  new Promise((resolve, reject) => {
+    const id = nextLock++;
+    locks.set(id, { resolve, reject });
+    send({ type: 'lock', id, address });
+  });
+
 let service: EnrollmentService;
 try {
   // The same composition as the HTTP thread's (src/server/compose.ts), so every engine runs
@@ -46,6 +57,7 @@ try {
     ...(init.caName !== undefined ? { caName: init.caName } : {}),
     ...(init.profile !== undefined ? { profile: init.profile } : {}),
     logger,
+    ...(init.challengeLock ? { challengeLock } : {}),
   });
 } catch (e) {
   send({ type: 'init-failed', error: toWireError(e) });
@@ -53,7 +65,7 @@ try {
 }
 
 /** Counters reported so far; each answer carries what changed since (usually nothing). */
-const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
+const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0, envelopesOpened: 0 };
 function statDeltas(): { stats?: Partial<ServiceStats> } {
   const d: Partial<ServiceStats> = {};
   for (const k of Object.keys(reported) as Array<keyof ServiceStats>) {
@@ -69,6 +81,13 @@ function statDeltas(): { stats?: Partial<ServiceStats> } {
 port.on('message', (m: ToWorker) => {
   if (m.type === 'store-result') {
     store.settle(m);
+    return;
+  }
+  if (m.type === 'lock-result') {
+    const p = locks.get(m.id);
+    locks.delete(m.id);
+    if (m.error) p?.reject(fromWireError(m.error));
+    else p?.resolve(m.locked);
     return;
   }
   const message = revive(m.message) as Buffer;
