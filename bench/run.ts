@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
- *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0]
+ *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0] [--hsm]
  *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *   npm run bench -- --poll [-n 3000] [--pending 256]   (polls of PENDING requests; bench/lib/poll.ts)
  *
@@ -22,9 +22,13 @@
  * RSA bound: an enrollment costs 3 RSA private-key operations with the CA key (CEK decrypt,
  * certificate signature, CertRep signature), so one core can do at most `openssl speed`
  * sign/s ÷ 3 enrollments per second; W workers on ≥W cores at most W times that.
+ *
+ * --hsm: the same runs again with the CA key on a SoftHSM2 token (PKCS#11, src/crypto/pkcs11-key.ts)
+ * instead of a key file, in the same run; the report gives the ratio to software keys.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { KeyObject, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -78,6 +82,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     'keep-dir': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
+    hsm: { type: 'boolean', default: false },
     ra: { type: 'boolean', default: false },
     'server-cpus': { type: 'string' },
     poll: { type: 'boolean', default: false },
@@ -108,6 +113,8 @@ const log = (s: string) => process.stderr.write(s + '\n');
 /** One measured configuration. */
 interface Row {
   name: string;
+  /** The CA key was on a SoftHSM2 token (--hsm). */
+  hsm?: boolean;
   workers: number | null;
   prefill: number;
   instances: number;
@@ -341,7 +348,10 @@ async function main(): Promise<void> {
     const keys = await benchKeys(join(process.cwd(), '.tmp/bench-keys'), Number(args.keys));
     if (args.poll) {
       const loaded = loadCa(dataDir);
-      const signer = loaded.ra ?? { cert: caCert, key: loaded.ca.key };
+      const signerKey = loaded.ra?.key ?? loaded.ca.key;
+      // The poll bench times node:crypto signatures with this key: a software key (this data dir's).
+      if (!(signerKey instanceof KeyObject)) throw new Error('the poll bench needs a software CA/RA key');
+      const signer = { key: signerKey };
       const store = await freshStore(dir, 'poll');
       try {
         const res = await pollBench({
@@ -386,16 +396,22 @@ async function main(): Promise<void> {
     const reqs = build(recipient, keys, N, 'dev', Number(args.warmup));
     const txIds = reqs.map((e) => e.transactionId);
 
-    const scenarios: Array<{ workers: number; prefill: number; instances: number }> = WORKERS.map((w) => ({
-      workers: w,
-      prefill: 0,
-      instances: 1,
-    }));
+    const software = { dataDir, caCert, warm, reqs, txIds };
+    const hsmSet = args.hsm ? await softHsmCa(dir, keys) : undefined;
+
+    const scenarios: Array<{ workers: number; prefill: number; instances: number; hsm?: boolean }> =
+      WORKERS.map((w) => ({
+        workers: w,
+        prefill: 0,
+        instances: 1,
+      }));
     if (PREFILL > 0) scenarios.push({ workers: WORKERS[0] as number, prefill: PREFILL, instances: 1 });
     if (INSTANCES > 1) scenarios.push({ workers: WORKERS[0] as number, prefill: 0, instances: INSTANCES });
+    if (hsmSet) for (const w of WORKERS) scenarios.push({ workers: w, prefill: 0, instances: 1, hsm: true });
 
     for (const sc of scenarios) {
-      const tag = `w${sc.workers}-p${sc.prefill}-i${sc.instances}`;
+      const { dataDir, caCert, warm, reqs, txIds } = sc.hsm && hsmSet ? hsmSet : software;
+      const tag = `w${sc.workers}-p${sc.prefill}-i${sc.instances}${sc.hsm ? '-hsm' : ''}`;
       const store = await freshStore(dir, tag);
       try {
         if (sc.prefill > 0) {
@@ -420,7 +436,7 @@ async function main(): Promise<void> {
           );
         }
         log(
-          `scepter (${sc.instances > 1 ? `${sc.instances} instances × ` : ''}${sc.workers} worker${sc.workers > 1 ? 's' : ''}, ${args.db}, prefill ${sc.prefill}): n=${N} c=${C} …`,
+          `scepter (${sc.instances > 1 ? `${sc.instances} instances × ` : ''}${sc.workers} worker${sc.workers > 1 ? 's' : ''}, ${args.db}, prefill ${sc.prefill}${sc.hsm ? ', CA key on SoftHSM2' : ''}): n=${N} c=${C} …`,
         );
         let m;
         let checked: CheckedLoad;
@@ -435,7 +451,7 @@ async function main(): Promise<void> {
         }
         const missing = await missingInStore(store.url, checked.serials, txIds);
         const row = summarize(
-          `scepter ${sc.instances > 1 ? `${sc.instances}×` : ''}${sc.workers}w${sc.prefill ? ` +${sc.prefill} stored` : ''}`,
+          `scepter ${sc.instances > 1 ? `${sc.instances}×` : ''}${sc.workers}w${sc.prefill ? ` +${sc.prefill} stored` : ''}${sc.hsm ? ' SoftHSM' : ''}`,
           m.r,
           checked,
           m.peakKiB,
@@ -445,6 +461,7 @@ async function main(): Promise<void> {
             instances: sc.instances,
             resendMismatches,
             missingInStore: missing,
+            ...(sc.hsm ? { hsm: true } : {}),
           },
           m.load,
           m.cpuS,
@@ -527,7 +544,7 @@ function reportPoll(r: Awaited<ReturnType<typeof pollBench>>, signPerSec: number
 
 function report(rows: Row[], signPerSec: number, bound1: number): void {
   const mm = rows.find((r) => r.workers === null);
-  const one = rows.find((r) => r.workers === 1 && r.prefill === 0 && r.instances === 1);
+  const one = rows.find((r) => r.workers === 1 && r.prefill === 0 && r.instances === 1 && !r.hsm);
   const cores = availableParallelism();
   const out: string[] = [];
   out.push('');
@@ -551,7 +568,15 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
       `| ${r.name} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.peakRssMiB.toFixed(0)} | ${r.failures} | ${r.duplicateSerials} | ${r.missingInStore ?? ''} | ${xmm} | ${ofBound} | ${r.cpuMsPerEnrollment.toFixed(2)} | ${r.workers === null ? '' : `${((rsaMs / r.cpuMsPerEnrollment) * 100).toFixed(0)}%`} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.load.toFixed(2)} |`,
     );
   }
-  const two = rows.find((r) => r.workers === 2 && r.prefill === 0 && r.instances === 1);
+  const two = rows.find((r) => r.workers === 2 && r.prefill === 0 && r.instances === 1 && !r.hsm);
+  for (const h of rows.filter((r) => r.hsm)) {
+    const base = rows.find((r) => !r.hsm && r.workers === h.workers && r.prefill === 0 && r.instances === 1);
+    if (base)
+      out.push(
+        `CA key on SoftHSM2 / software key, ${h.workers}w: ${(h.perSecond / base.perSecond).toFixed(2)}× enrollments/s, ` +
+          `${(h.cpuMsPerEnrollment / base.cpuMsPerEnrollment).toFixed(2)}× server CPU per enrollment`,
+      );
+  }
   const filled = rows.find((r) => r.prefill > 0);
   for (const r of rows.filter((x) => x.instances > 1)) {
     out.push(
@@ -572,6 +597,38 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
     for (const [why, count] of Object.entries(r.reasons)) out.push(`  ${r.name}: ${count} × ${why}`);
   }
   process.stdout.write(out.join('\n') + '\n');
+}
+
+/**
+ * --hsm: a SoftHSM2 token in `dir` (SOFTHSM2_CONF is set for the server processes), a CA whose
+ * key is generated on it, and the same requests addressed to that CA.
+ */
+async function softHsmCa(dir: string, keys: PreparedEnrollment['key'][]) {
+  const module = process.env.SCEPTER_SOFTHSM_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so';
+  if (!hasCommand('softhsm2-util')) throw new Error('--hsm needs softhsm2-util (Debian softhsm2)');
+  const tokens = join(dir, 'softhsm');
+  mkdirSync(tokens, { mode: 0o700 });
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+  process.env.SOFTHSM2_CONF = conf;
+  const pinFile = join(dir, 'hsm-pin');
+  writeFileSync(pinFile, 'bench-pin\n', { mode: 0o600 });
+  execFileSync(
+    'softhsm2-util',
+    ['--init-token', '--free', '--label', 'bench', '--pin', 'bench-pin', '--so-pin', 'bench-so-pin'],
+    {
+      stdio: 'pipe',
+    },
+  );
+  const dataDir = join(dir, 'scepter-hsm');
+  log('generating the CA key on the SoftHSM2 token …');
+  const ca = await initCa(dataDir, {
+    keySize: KEY_SIZE,
+    pkcs11Uri: `pkcs11:token=bench;object=ca;id=%01?module-path=${module}&pin-source=file:${pinFile}`,
+  });
+  const warm = build(ca.caCert, keys, Number(args.warmup), 'hsm-warm');
+  const reqs = build(ca.caCert, keys, N, 'hsm-dev', Number(args.warmup));
+  return { dataDir, caCert: ca.caCert, warm, reqs, txIds: reqs.map((e) => e.transactionId) };
 }
 
 main().catch((e: unknown) => {

@@ -4,7 +4,6 @@
  * retired CA keep verifying, renewing and being revoked (each issuer has its own CRL), so the
  * retired keys stay on disk with the same protection as the current one.
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -16,26 +15,17 @@ import {
 import { namesEqual } from '../pkix/name.js';
 import { CaError, CertificateAuthority } from './issuer.js';
 import type { CaLocation } from './ca-location.js';
-import { caPaths } from './keystore.js';
+import { caPaths, readPrivateKey } from './keystore.js';
+import type { PrivateKeyLike } from '../crypto/private-key.js';
 
 /** Directory of the CAs retired by `scepter ca activate`. */
 export function previousCaDir(at: CaLocation): string {
   return join(caPaths(at).dir, 'previous');
 }
 
-function readKey(path: string, passphrase: string | undefined): KeyObject {
-  const text = readFileSync(path, 'latin1');
-  const encrypted = /ENCRYPTED/.test(text);
-  if (encrypted && (passphrase === undefined || passphrase === '')) {
-    throw new CaError(`${path} is encrypted: set SCEPTER_CA_PASSPHRASE or pass --passphrase-file`);
-  }
-  try {
-    return createPrivateKey(
-      encrypted ? { key: text, format: 'pem', passphrase } : { key: text, format: 'pem' },
-    );
-  } catch {
-    throw new CaError(`cannot read ${path}${encrypted ? ' (wrong passphrase?)' : ''}`);
-  }
+/** A retired CA key: PEM (maybe encrypted) or the PKCS#11 URI of a key on a token. */
+function readKey(path: string, passphrase: string | undefined): PrivateKeyLike {
+  return readPrivateKey(path, passphrase, path);
 }
 
 /** Loads a CA (key + certificate, PEM) from one directory holding `ca.key` and `ca.crt`. */

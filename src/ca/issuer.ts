@@ -2,10 +2,17 @@
  * The certificate authority: issues end-entity certificates from a CSR's subject and public
  * key under a profile, and signs CRLs. Subject, SPKI and issuer Name are spliced as raw DER.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import * as der from '../asn1/writer.js';
 import { OID } from '../asn1/oids.js';
 import type { DigestName } from '../crypto/algorithms.js';
+import {
+  handleSpki,
+  keyHandle,
+  KeyUnavailableError,
+  type PrivateKeyHandle,
+  type PrivateKeyLike,
+} from '../crypto/private-key.js';
 import type { Certificate } from '../pkix/certificate.js';
 import { buildCertificate } from '../pkix/certificate-builder.js';
 import {
@@ -39,8 +46,8 @@ export class CaError extends Error {
 export interface CaMaterial {
   /** The CA certificate (root or intermediate). */
   cert: Certificate;
-  /** Its private key. */
-  key: KeyObject;
+  /** Its private key: a software KeyObject or a token key (src/crypto/private-key.ts). */
+  key: PrivateKeyLike;
   /** Further certificates up to the root (DER), for GetCACert; empty for a root. */
   chain: Buffer[];
 }
@@ -81,18 +88,14 @@ export interface CrlOptions {
   digest?: DigestName;
 }
 
-function spkiOf(key: KeyObject): Buffer {
-  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
-}
-
 /** True when `privateKey` is the private half of the public key in `spki`. */
-export function keyMatchesSpki(privateKey: KeyObject, spki: Buffer): boolean {
+export function keyMatchesSpki(privateKey: PrivateKeyLike, spki: Buffer): boolean {
   try {
     const fromCert = createPublicKey({ key: spki, format: 'der', type: 'spki' }).export({
       type: 'spki',
       format: 'der',
     });
-    return spkiOf(privateKey).equals(fromCert);
+    return handleSpki(privateKey).equals(fromCert);
   } catch {
     return false;
   }
@@ -100,20 +103,25 @@ export function keyMatchesSpki(privateKey: KeyObject, spki: Buffer): boolean {
 
 export class CertificateAuthority {
   readonly cert: Certificate;
-  readonly key: KeyObject;
+  readonly key: PrivateKeyHandle;
   readonly chain: readonly Buffer[];
   /** The CA's key identifier (its SKI, or computed from its SPKI). */
   readonly keyId: Buffer;
   private readonly signers = new Map<DigestName, Signer>();
 
   constructor(m: CaMaterial) {
-    if (m.key.type !== 'private') throw new CaError('CA key must be a private key');
-    if (!keyMatchesSpki(m.key, m.cert.spki)) throw new CaError('CA key does not match the CA certificate');
+    let key: PrivateKeyHandle;
+    try {
+      key = keyHandle(m.key);
+    } catch {
+      throw new CaError('CA key must be a private key');
+    }
+    if (!keyMatchesSpki(key, m.cert.spki)) throw new CaError('CA key does not match the CA certificate');
     const bc = m.cert.extension(OID.basicConstraints);
     if (!bc || !parseBasicConstraints(bc.value).cA)
       throw new CaError('CA certificate is not a CA (basicConstraints cA)');
     this.cert = m.cert;
-    this.key = m.key;
+    this.key = key;
     this.chain = [...m.chain];
     this.keyId = m.cert.subjectKeyId ?? keyIdentifier(m.cert.spki);
   }
@@ -138,7 +146,7 @@ export class CertificateAuthority {
     try {
       return this.issueUnchecked(o);
     } catch (e) {
-      if (e instanceof CaError) throw e;
+      if (e instanceof CaError || e instanceof KeyUnavailableError) throw e;
       // ExtensionError (a SAN we cannot encode), ProfileError, Asn1Error, …: never untyped.
       throw new CaError(`cannot issue: ${e instanceof Error ? e.message : 'unexpected error'}`);
     }
@@ -202,6 +210,7 @@ export class CertificateAuthority {
         this.signer(o.digest ?? 'sha256'),
       );
     } catch (e) {
+      if (e instanceof KeyUnavailableError) throw e;
       throw new CaError(`cannot issue: ${(e as Error).message}`);
     }
   }

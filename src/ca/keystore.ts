@@ -2,16 +2,18 @@
  * A CA's key material on disk, under `<data>/ca/` (the default CA) or `<data>/cas/NAME/` (a
  * named CA, see ca-location.ts):
  *
- *   ca.key     PKCS#8 PEM, mode 0600; AES-256-CBC encrypted when a passphrase is given
+ *   ca.key     PKCS#8 PEM, mode 0600; AES-256-CBC encrypted when a passphrase is given; or,
+ *              for a key on an HSM, one line: its PKCS#11 URI (RFC 7512, never with a PIN)
  *   ca.crt     the CA certificate (self-signed root, or an imported root/intermediate)
  *   chain.pem  optional: the certificates above an imported intermediate (for GetCACert)
- *   ra.key     optional RA key (same protection as ca.key)
+ *   ra.key     optional RA key (same protection as ca.key; a PKCS#11 URI for a token key)
  *   ra.crt     optional RA certificate issued by the CA (KU digitalSignature+keyEncipherment)
  *
  * The library takes a passphrase string; the CLI resolves it from SCEPTER_CA_PASSPHRASE or
- * --passphrase-file. Passphrases never appear in messages.
+ * --passphrase-file. Passphrases never appear in messages. The PIN of a token key comes from
+ * the URI's pin-source file or SCEPTER_PKCS11_PIN (read here, so worker threads find it too).
  */
-import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, KeyObject, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,6 +37,10 @@ import {
 } from '../pkix/extensions.js';
 import { buildName, namesEqual } from '../pkix/name.js';
 import { createSigner } from '../pkix/signature.js';
+import { generatePkcs11RsaKey, openPkcs11Key, Pkcs11Key } from '../crypto/pkcs11-key.js';
+import { formatPkcs11Uri, parsePkcs11Uri, Pkcs11UriError } from '../crypto/pkcs11-uri.js';
+import { Pkcs11SetupError } from '../crypto/pkcs11.js';
+import { handleSpki, type PrivateKeyLike } from '../crypto/private-key.js';
 import { caCommandArgs, caDirectory, caLocationParts, listCaNames, type CaLocation } from './ca-location.js';
 import { writeFileDurably } from './durable-file.js';
 import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
@@ -67,6 +73,19 @@ export interface InitCaOptions {
   importCert?: string;
   /** Import: path of the certificates above an intermediate CA (PEM). */
   importChain?: string;
+  /**
+   * The CA key on a PKCS#11 token (RFC 7512 URI with module-path): generated there
+   * (non-extractable, sensitive), or the existing object with `pkcs11Existing`.
+   */
+  pkcs11Uri?: string;
+  /** The RA key on a PKCS#11 token (same rules; may be another token). */
+  raPkcs11Uri?: string;
+  /** Use the key objects the URIs name instead of generating new ones. */
+  pkcs11Existing?: boolean;
+  /** Accept pin-value in the URIs (discouraged: it ends up in shell history; never recorded). */
+  allowPinValue?: boolean;
+  /** The PIN when a URI has no pin-source (default SCEPTER_PKCS11_PIN). */
+  pkcs11Pin?: string;
 }
 
 export interface CaPaths {
@@ -87,6 +106,10 @@ export interface InitCaResult {
   imported: boolean;
   /** Key files are encrypted. */
   encrypted: boolean;
+  /** The recorded PKCS#11 URI of a CA key on a token. */
+  caKeyUri?: string;
+  /** The recorded PKCS#11 URI of an RA key on a token. */
+  raKeyUri?: string;
 }
 
 export interface LoadedCa {
@@ -94,8 +117,10 @@ export interface LoadedCa {
   caCert: Certificate;
   /** Certificates above the CA certificate (empty for a self-signed root). */
   chain: Certificate[];
-  ra?: { cert: Certificate; key: KeyObject };
+  ra?: { cert: Certificate; key: PrivateKeyLike };
   paths: CaPaths;
+  /** Closes the sessions of keys on a token (nothing to do for software keys). */
+  close(): void;
 }
 
 /** File locations of a CA's material (a bare data directory: its default CA). */
@@ -143,9 +168,44 @@ export async function newRsaKey(bits: number): Promise<KeyObject> {
   return privateKey;
 }
 
-export function readPrivateKey(path: string, passphrase: string | undefined, what: string): KeyObject {
+/** Whether a key file holds a PKCS#11 URI instead of a key. */
+function isUriFile(text: string): boolean {
+  return text.startsWith('pkcs11:');
+}
+
+/** Opens a token key by URI; configuration problems become a CaError naming `what`. */
+function tokenKey(
+  uri: string,
+  what: string,
+  o: { allowPinValue?: boolean; pkcs11Pin?: string; generateBits?: number } = {},
+): Pkcs11Key {
+  const pin = o.pkcs11Pin ?? process.env['SCEPTER_PKCS11_PIN'];
+  const opts = { ...(o.allowPinValue ? { allowPinValue: true } : {}), ...(pin !== undefined ? { pin } : {}) };
+  try {
+    return o.generateBits !== undefined
+      ? generatePkcs11RsaKey(uri, o.generateBits, opts)
+      : openPkcs11Key(uri, opts);
+  } catch (e) {
+    if (e instanceof Pkcs11SetupError || e instanceof Pkcs11UriError)
+      throw new CaError(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** What a key file records for a token key: the URI without any PIN. */
+function recordedUri(uri: string, allowPinValue: boolean | undefined): string {
+  return `${formatPkcs11Uri(parsePkcs11Uri(uri, allowPinValue ? { allowPinValue: true } : {}))}\n`;
+}
+
+/**
+ * Reads a private key file: PEM/DER (decrypted with `passphrase` when encrypted), or a
+ * PKCS#11 URI line, which opens the key on its token (start-up errors name module, token,
+ * PIN or object).
+ */
+export function readPrivateKey(path: string, passphrase: string | undefined, what: string): PrivateKeyLike {
   const data = readFileSync(path);
   const text = data.toString('latin1');
+  if (isUriFile(text)) return tokenKey(text.trim(), what);
   const isPem = text.includes('-----BEGIN');
   const encrypted = isPem && /ENCRYPTED/.test(text);
   if (encrypted && (passphrase === undefined || passphrase === '')) {
@@ -198,7 +258,7 @@ function checkIssuedByChain(cert: Certificate, chain: Certificate[]): void {
 }
 
 /** Self-signed root: cA=TRUE (critical), KU keyCertSign+cRLSign+digitalSignature+keyEncipherment. */
-export function buildRootCertificate(key: KeyObject, subject: string, days: number): Buffer {
+export function buildRootCertificate(key: PrivateKeyLike, subject: string, days: number): Buffer {
   const name = buildName(subject);
   const spki = createPublicKeyDer(key);
   const notBefore = wholeSeconds(new Date(Date.now() - 5 * 60_000));
@@ -222,14 +282,16 @@ export function buildRootCertificate(key: KeyObject, subject: string, days: numb
   );
 }
 
-function createPublicKeyDer(key: KeyObject): Buffer {
-  return (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
+function createPublicKeyDer(key: PrivateKeyLike): Buffer {
+  return key instanceof KeyObject && key.type === 'public'
+    ? key.export({ type: 'spki', format: 'der' })
+    : handleSpki(key);
 }
 
 /** RA certificate issued by the CA: KU digitalSignature+keyEncipherment, cA=FALSE. */
 export function buildRaCertificate(
   ca: CertificateAuthority,
-  raKey: KeyObject,
+  raKey: PrivateKeyLike,
   subject: string,
   days: number,
 ): Buffer {
@@ -269,18 +331,34 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
   const days = o.days ?? 3650;
   if (!Number.isInteger(days) || days < 1 || days > 36500)
     throw new CaError('days must be between 1 and 36500');
-  if ((o.importKey === undefined) !== (o.importCert === undefined)) {
+  const tokenCa = o.pkcs11Uri !== undefined;
+  if (tokenCa && o.importKey !== undefined) throw new CaError('the CA key is either imported or on a token');
+  if (!tokenCa && (o.importKey === undefined) !== (o.importCert === undefined)) {
     throw new CaError('import needs both a key and a certificate');
   }
   if (o.importChain !== undefined && o.importCert === undefined)
     throw new CaError('a chain can only be imported with a certificate');
+  if (o.pkcs11Existing && !tokenCa && o.raPkcs11Uri === undefined)
+    throw new CaError('an existing token key needs a PKCS#11 URI');
+  if (o.raPkcs11Uri !== undefined && !o.ra) throw new CaError('an RA key on a token needs an RA');
+  const tokenOpts = {
+    ...(o.allowPinValue ? { allowPinValue: true } : {}),
+    ...(o.pkcs11Pin !== undefined ? { pkcs11Pin: o.pkcs11Pin } : {}),
+  };
+  // Checked before anything is generated: the URIs parse and are recorded without a PIN.
+  const caKeyRecord = tokenCa ? recordedUri(o.pkcs11Uri!, o.allowPinValue) : undefined;
+  const raKeyRecord = o.raPkcs11Uri !== undefined ? recordedUri(o.raPkcs11Uri, o.allowPinValue) : undefined;
+  const tokenKeyFor = (uri: string, what: string) =>
+    tokenKey(uri, what, o.pkcs11Existing ? tokenOpts : { ...tokenOpts, generateBits: keySize });
 
-  let key: KeyObject;
+  let key: PrivateKeyLike;
   let caCertDer: Buffer;
   let chain: Certificate[] = [];
-  const imported = o.importKey !== undefined;
-  if (o.importKey !== undefined && o.importCert !== undefined) {
-    key = readPrivateKey(o.importKey, o.importKeyPassphrase ?? o.passphrase, 'the imported key');
+  const imported = o.importCert !== undefined;
+  if (o.importCert !== undefined) {
+    key = tokenCa
+      ? tokenKeyFor(o.pkcs11Uri!, 'the CA key')
+      : readPrivateKey(o.importKey!, o.importKeyPassphrase ?? o.passphrase, 'the imported key');
     const certs = readCertificates(o.importCert, 'the imported certificate');
     const caCert = certs[0]!;
     chain = certs.slice(1);
@@ -307,16 +385,16 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
       );
     caCertDer = caCert.der;
   } else {
-    key = await newRsaKey(keySize);
+    key = tokenCa ? tokenKeyFor(o.pkcs11Uri!, 'the CA key') : await newRsaKey(keySize);
     caCertDer = buildRootCertificate(key, o.subject ?? `CN=scepter CA ${suffix()},O=scepter`, days);
   }
   const caCert = parseCertificate(caCertDer);
   const ca = new CertificateAuthority({ cert: caCert, key, chain: chain.map((c) => c.der) });
 
-  let raKey: KeyObject | undefined;
+  let raKey: PrivateKeyLike | undefined;
   let raCertDer: Buffer | undefined;
   if (o.ra) {
-    raKey = await newRsaKey(keySize);
+    raKey = o.raPkcs11Uri !== undefined ? tokenKeyFor(o.raPkcs11Uri, 'the RA key') : await newRsaKey(keySize);
     raCertDer = buildRaCertificate(
       ca,
       raKey,
@@ -326,13 +404,14 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
   }
 
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  writeSecret(paths.key, exportKey(key, o.passphrase));
+  writeSecret(paths.key, caKeyRecord ?? exportKey(key as KeyObject, o.passphrase));
   writePublic(paths.cert, toPem(caCertDer));
   if (chain.length > 0) writePublic(paths.chain, chain.map((c) => toPem(c.der)).join(''));
   if (raKey && raCertDer) {
-    writeSecret(paths.raKey, exportKey(raKey, o.passphrase));
+    writeSecret(paths.raKey, raKeyRecord ?? exportKey(raKey as KeyObject, o.passphrase));
     writePublic(paths.raCert, toPem(raCertDer));
   }
+  for (const k of [key, raKey]) if (k instanceof Pkcs11Key) k.close();
   const result: InitCaResult = {
     paths,
     caCert,
@@ -340,6 +419,8 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
     imported,
     encrypted: o.passphrase !== undefined && o.passphrase !== '',
   };
+  if (caKeyRecord) result.caKeyUri = caKeyRecord.trim();
+  if (raKeyRecord) result.raKeyUri = raKeyRecord.trim();
   if (raCertDer) result.raCert = parseCertificate(raCertDer);
   return result;
 }
@@ -365,13 +446,23 @@ export function loadCa(at: CaLocation, passphrase?: string): LoadedCa {
   const key = readPrivateKey(paths.key, passphrase, 'the CA key');
   const caCert = readCertificates(paths.cert, 'ca.crt')[0]!;
   const chain = existsSync(paths.chain) ? readCertificates(paths.chain, 'chain.pem') : [];
-  const ca = new CertificateAuthority({ cert: caCert, key, chain: chain.map((c) => c.der) });
-  const out: LoadedCa = { ca, caCert, chain, paths };
-  if (existsSync(paths.raKey) && existsSync(paths.raCert)) {
-    const raKey = readPrivateKey(paths.raKey, passphrase, 'the RA key');
-    const raCert = readCertificates(paths.raCert, 'ra.crt')[0]!;
-    if (!keyMatchesSpki(raKey, raCert.spki)) throw new CaError('the RA key does not match ra.crt');
-    out.ra = { cert: raCert, key: raKey };
+  const keys: PrivateKeyLike[] = [key];
+  const close = () => {
+    for (const k of keys) if (k instanceof Pkcs11Key) k.close();
+  };
+  try {
+    const ca = new CertificateAuthority({ cert: caCert, key, chain: chain.map((c) => c.der) });
+    const out: LoadedCa = { ca, caCert, chain, paths, close };
+    if (existsSync(paths.raKey) && existsSync(paths.raCert)) {
+      const raKey = readPrivateKey(paths.raKey, passphrase, 'the RA key');
+      keys.push(raKey);
+      const raCert = readCertificates(paths.raCert, 'ra.crt')[0]!;
+      if (!keyMatchesSpki(raKey, raCert.spki)) throw new CaError('the RA key does not match ra.crt');
+      out.ra = { cert: raCert, key: raKey };
+    }
+    return out;
+  } catch (e) {
+    close();
+    throw e;
   }
-  return out;
 }

@@ -20,7 +20,8 @@
  *
  * A named CA (ca-location.ts) rolls over the same way inside its own directory `DIR/cas/NAME/`.
  */
-import type { KeyObject } from 'node:crypto';
+import { KeyObject } from 'node:crypto';
+import type { PrivateKeyHandle } from '../crypto/private-key.js';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCertificate, toPem, type Certificate } from '../pkix/certificate.js';
@@ -123,8 +124,9 @@ export function nextGenerationName(raw: Buffer): string {
   return formatName(name);
 }
 
-function keyBits(key: KeyObject): number {
-  return key.asymmetricKeyDetails?.modulusLength ?? 0;
+function keyBits(key: KeyObject | PrivateKeyHandle): number {
+  const pub = key instanceof KeyObject ? key : key.publicKey;
+  return pub.asymmetricKeyDetails?.modulusLength ?? 0;
 }
 
 /** `newKey` certified by `issuer` as a CA (same Name and key id as the next CA's own cert). */

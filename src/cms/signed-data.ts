@@ -3,7 +3,7 @@
  * send it), find the signer certificate, verify a SignerInfo over the received signed
  * attributes, and build a SignedData with one RSA signer.
  */
-import { createHash, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import * as r from '../asn1/reader.js';
 import * as der from '../asn1/writer.js';
 import { OID, oidName } from '../asn1/oids.js';
@@ -14,6 +14,7 @@ import {
   UnsupportedAlgorithmError,
   type DigestName,
 } from '../crypto/algorithms.js';
+import { keyHandle, type PrivateKeyHandle, type PrivateKeyLike } from '../crypto/private-key.js';
 import { CmsError, decoding } from './errors.js';
 import { unwrapContentInfo, wrapContentInfo } from './content-info.js';
 import { issuerAndSerial, parseSignerId, signerIdMatches, type SignerId } from './signer-id.js';
@@ -284,7 +285,8 @@ export function verifySignerInfo(sd: SignedData, si: SignerInfo, cert: Certifica
 
 export interface SignOptions {
   signerCert: Certificate;
-  signerKey: KeyObject;
+  /** A software KeyObject or a token key (src/crypto/private-key.ts). */
+  signerKey: PrivateKeyLike;
   digest: DigestName;
   /** Extra signed attributes (values are DER, sorted into a DER SET OF). */
   attributes?: Array<{ oid: string; values: der.Der[] }>;
@@ -306,9 +308,13 @@ function attribute(oid: string, values: readonly der.Der[]): Buffer {
  * SignerInfo v1 with issuerAndSerialNumber and signatureAlgorithm rsaEncryption.
  */
 export function buildSignedData(o: SignOptions): Buffer {
-  if (o.signerKey.type !== 'private' || o.signerKey.asymmetricKeyType !== 'rsa') {
+  let key: PrivateKeyHandle;
+  try {
+    key = keyHandle(o.signerKey);
+  } catch {
     throw new TypeError('buildSignedData signs with an RSA private key only');
   }
+  if (key.type !== 'rsa') throw new TypeError('buildSignedData signs with an RSA private key only');
   const content = o.content;
   const messageDigest = createHash(o.digest)
     .update(content ?? Buffer.alloc(0))
@@ -322,7 +328,7 @@ export function buildSignedData(o: SignOptions): Buffer {
   for (const a of o.attributes ?? []) attrs.push(attribute(a.oid, a.values));
   attrs.sort(Buffer.compare);
   const toSign = der.encode(der.constructed(0x31, attrs));
-  const signature = cryptoSign(o.digest, toSign, o.signerKey);
+  const signature = key.sign(o.digest, toSign);
 
   const digestAlg = der.algorithm(digestOid(o.digest)); // parameters absent (RFC 5754 §2), as OpenSSL writes it
   const signerInfo = der.seq(

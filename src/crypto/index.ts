@@ -2,4 +2,5 @@
 export * from './algorithms.js';
 export * from './keys.js';
 export * from './key-transport.js';
+export * from './private-key.js';
 export * from './content-cipher.js';

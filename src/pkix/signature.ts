@@ -2,11 +2,12 @@
  * X.509/PKCS#10 signature algorithms: AlgorithmIdentifiers for signing with a KeyObject, and
  * verification of a signature given its AlgorithmIdentifier (RSA PKCS#1 v1.5, RSA-PSS, ECDSA).
  */
-import { constants, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { constants, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import * as r from '../asn1/reader.js';
 import * as der from '../asn1/writer.js';
 import { OID } from '../asn1/oids.js';
 import type { DigestName } from '../crypto/algorithms.js';
+import { keyHandle, type PrivateKeyLike } from '../crypto/private-key.js';
 
 const ECDSA = {
   sha1: '1.2.840.10045.4.1',
@@ -45,24 +46,26 @@ export interface Signer {
 }
 
 /**
- * A signer for a private key (RSA → <digest>WithRSAEncryption with NULL parameters,
- * EC → ecdsa-with-<digest>, Ed25519 → id-Ed25519). Default digest sha256.
+ * A signer for a private key, software or on a token (src/crypto/private-key.ts): RSA →
+ * <digest>WithRSAEncryption with NULL parameters, EC → ecdsa-with-<digest>, Ed25519 →
+ * id-Ed25519. Default digest sha256.
  */
-export function createSigner(key: KeyObject, digest: DigestName = 'sha256'): Signer {
-  const type = key.asymmetricKeyType;
+export function createSigner(key: PrivateKeyLike, digest: DigestName = 'sha256'): Signer {
+  const h = keyHandle(key);
+  const type = h.type;
   if (type === 'rsa') {
     const algorithm = der.encode(der.algorithm(RSA_PKCS1[digest], der.nul()));
-    return { algorithm, sign: (data) => cryptoSign(digest, data, key) };
+    return { algorithm, sign: (data) => h.sign(digest, data) };
   }
   if (type === 'ec') {
     const algorithm = der.encode(der.algorithm(ECDSA[digest]));
-    return { algorithm, sign: (data) => cryptoSign(digest, data, { key, dsaEncoding: 'der' }) };
+    return { algorithm, sign: (data) => h.sign(digest, data) };
   }
   if (type === 'ed25519') {
     const algorithm = der.encode(der.algorithm('1.3.101.112'));
-    return { algorithm, sign: (data) => cryptoSign(null, data, key) };
+    return { algorithm, sign: (data) => h.sign(null, data) };
   }
-  throw new Error(`unsupported signing key type ${type ?? 'unknown'}`);
+  throw new Error(`unsupported signing key type ${type}`);
 }
 
 /** The digest a signature algorithm uses, if we know it (PSS: from its parameters). */

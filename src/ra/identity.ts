@@ -4,17 +4,17 @@
  * certificate (issued by the CA) signs and decrypts; envelopes to the CA certificate are still
  * accepted (clients that ignore the RA certificate).
  */
-import type { KeyObject } from 'node:crypto';
 import type { CertificateAuthority } from '../ca/issuer.js';
 import { RsaKeyTransport } from '../crypto/key-transport.js';
 import type { Certificate } from '../pkix/certificate.js';
 import { caCertResponse } from '../scep/ca-certs.js';
 import type { ScepRecipient } from '../scep/request.js';
 import type { HttpAnswer } from './types.js';
+import type { PrivateKeyLike } from '../crypto/private-key.js';
 
 export interface ScepIdentity {
   /** Signs every CertRep; `chain` certificates go into the CertRep after the signer's own. */
-  signer: { cert: Certificate; key: KeyObject; chain: Buffer[] };
+  signer: { cert: Certificate; key: PrivateKeyLike; chain: Buffer[] };
   /** Certificates an envelope may be addressed to, with their private keys. */
   recipients: ScepRecipient[];
   /** The GetCACert answer (computed once). */
@@ -28,7 +28,7 @@ export interface IdentitySource {
   ca: CertificateAuthority;
   /** Certificates above the CA certificate (empty for a self-signed root). */
   chain: readonly Certificate[];
-  ra?: { cert: Certificate; key: KeyObject };
+  ra?: { cert: Certificate; key: PrivateKeyLike };
 }
 
 /**

@@ -27,6 +27,7 @@ import { failure, type Decision } from './decision.js';
 import { sanText } from './names.js';
 import type { EnrollmentRequest } from './policy.js';
 import type { ServiceLogger } from './types.js';
+import { KeyUnavailableError } from '../crypto/private-key.js';
 
 // Formatters other modules (src/ra/operator.ts, approval.ts) import from here.
 export { sanText } from './names.js';
@@ -228,6 +229,9 @@ export class TransactionIssuer {
         });
         cert = parseCertificate(der);
       } catch (e) {
+        // The CA key is on a token that is unreachable now: nothing was issued and nothing is
+        // recorded, the transaction stays `approved` and the client's retry issues it (503).
+        if (e instanceof KeyUnavailableError) throw e;
         // Never leave the transaction `approved`: record why it failed (the operator sees it),
         // the device gets FAILURE. A CaError is about the request; anything else is logged.
         let text: string;

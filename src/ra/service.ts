@@ -10,7 +10,6 @@
  * CSR) → challenge or operator → idempotent issuance) → CertRep encrypted to the request's
  * signer with its cipher (single DES answered with 3DES), signed with its digest.
  */
-import type { KeyObject } from 'node:crypto';
 import { CaSet } from '../ca/authorities.js';
 import type { CertificateAuthority } from '../ca/issuer.js';
 import { parseCertificate, verifyCertificateSignature, type Certificate } from '../pkix/certificate.js';
@@ -39,6 +38,8 @@ import type {
   ScepService,
   ServiceLogger,
 } from './types.js';
+import type { PrivateKeyLike } from '../crypto/private-key.js';
+import { KeyUnavailableError } from '../crypto/private-key.js';
 
 export type { ServiceLogger } from './types.js';
 
@@ -57,7 +58,7 @@ export interface EnrollmentServiceOptions {
   /** Certificates above the CA certificate (empty or absent for a root). */
   chain?: readonly Certificate[];
   /** RA mode: this key pair signs CertReps and receives envelopes. */
-  ra?: { cert: Certificate; key: KeyObject };
+  ra?: { cert: Certificate; key: PrivateKeyLike };
   /** Retired CAs whose certificates stay usable (renewal, GetCert, GetCRL); default none. */
   previousCas?: readonly CertificateAuthority[];
   store: Store;
@@ -278,6 +279,8 @@ export class EnrollmentService implements ScepService {
         decision = failure(e.failInfo ?? FailInfo.badRequest, e.message);
       } else if (e instanceof ScepError) {
         return httpError(400, e.message, { ...log, outcome: 'rejected', detail: e.message });
+      } else if (e instanceof KeyUnavailableError) {
+        return this.keyUnavailable(e, log);
       } else {
         return this.internalError(e, log);
       }
@@ -285,6 +288,7 @@ export class EnrollmentService implements ScepService {
     try {
       return this.certRep(req, decision, log);
     } catch (e) {
+      if (e instanceof KeyUnavailableError) return this.keyUnavailable(e, log);
       return this.internalError(e, log);
     }
   }
@@ -314,6 +318,7 @@ export class EnrollmentService implements ScepService {
           log: { ...log, outcome: 'SUCCESS', serial: d.serial, ...(d.replay ? { replay: true } : {}) },
         };
       } catch (e) {
+        if (e instanceof KeyUnavailableError) throw e;
         this.logger?.warn(
           { err: e, transactionId: req.transactionId },
           'cannot encrypt the reply to the signer',
@@ -383,6 +388,17 @@ export class EnrollmentService implements ScepService {
         ? this.chain.map((c) => c.der)
         : [];
     return [der, ca.cert.der, ...above];
+  }
+
+  /**
+   * The CA or RA key is on a token that cannot be reached (src/crypto/pkcs11-key.ts): 503, so
+   * the client retries; nothing was issued without the key. The next request reconnects.
+   */
+  private keyUnavailable(e: KeyUnavailableError, log: OperationLog): ScepAnswer {
+    this.logger?.error({ err: e, transactionId: log.transactionId }, 'the signing key is unavailable');
+    const text = 'the CA key is unavailable; try again later';
+    const a = httpError(503, text, { ...log, outcome: 'rejected', detail: 'key unavailable' });
+    return { ...a, headers: { 'retry-after': '10' } };
   }
 
   private internalError(e: unknown, log: OperationLog): ScepAnswer {

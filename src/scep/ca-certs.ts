@@ -2,7 +2,6 @@
  * GetCACert and GetNextCACert bodies (RFC 8894 §4.2, §4.7): building them (server) and
  * reading them (client).
  */
-import type { KeyObject } from 'node:crypto';
 import { fromPem, parseCertificate, type Certificate } from '../pkix/certificate.js';
 import {
   buildDegenerate,
@@ -16,6 +15,7 @@ import {
 import { signerIdMatches } from '../cms/signer-id.js';
 import type { DigestName } from '../crypto/algorithms.js';
 import { FailInfo, ScepError } from './types.js';
+import type { PrivateKeyLike } from '../crypto/private-key.js';
 
 export type CaCertContentType = 'application/x-x509-ca-cert' | 'application/x-x509-ca-ra-cert';
 
@@ -78,7 +78,7 @@ export function parseCaCertResponse(contentType: string, body: Buffer): Certific
  */
 export function nextCaCertResponse(
   newCerts: Buffer[],
-  signer: { cert: Certificate; key: KeyObject },
+  signer: { cert: Certificate; key: PrivateKeyLike },
   digest: DigestName,
 ): Buffer {
   if (newCerts.length === 0) throw new TypeError('nextCaCertResponse needs at least one certificate');

@@ -3,12 +3,13 @@
  * EnvelopedData to the request's signer certificate) around a degenerate certs-only or
  * CRLs-only SignedData; FAILURE and PENDING carry no content at all.
  */
-import { randomBytes, type KeyObject } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Certificate } from '../pkix/certificate.js';
 import { buildDegenerate, buildEnvelopedData, buildSignedData, type KeyTransport } from '../cms/index.js';
 import type { CipherName, DigestName } from '../crypto/algorithms.js';
 import { scepAttributes } from './attributes.js';
 import { FailInfo, MessageType, PkiStatus } from './types.js';
+import type { PrivateKeyLike } from '../crypto/private-key.js';
 
 export interface CertRepOptions {
   /** The request's transactionID, echoed. */
@@ -32,7 +33,7 @@ export interface CertRepOptions {
   cipher?: CipherName;
   keyTransport?: KeyTransport;
   /** The CA or RA signing the reply; `chain` certs are added after its own certificate. */
-  signer: { cert: Certificate; key: KeyObject; chain?: Buffer[] };
+  signer: { cert: Certificate; key: PrivateKeyLike; chain?: Buffer[] };
   /** The request's digest. */
   digest: DigestName;
 }

@@ -14,13 +14,13 @@ import type { CertificateAuthority } from '../ca/issuer.js';
 import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
 import { loadCa, type LoadedCa } from '../ca/keystore.js';
 import { NextCaWatcher } from '../ca/rollover.js';
-import type { KeyObject } from 'node:crypto';
 import type { Certificate } from '../pkix/certificate.js';
 import type { EnrollmentConfig } from '../ra/config.js';
 import type { ChallengeLock } from '../ra/types.js';
 import { EnrollmentService, type NextCaSource, type ServiceLogger } from '../ra/service.js';
 import type { Store } from '../store/index.js';
 import { withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
+import type { PrivateKeyLike } from '../crypto/private-key.js';
 
 /** CA material from a data directory. */
 export interface DataDirCa {
@@ -37,7 +37,7 @@ export interface InjectedCa {
   /** Certificates above the CA certificate. */
   chain?: readonly Certificate[];
   /** RA mode: this key pair signs CertReps and receives envelopes. */
-  ra?: { cert: Certificate; key: KeyObject };
+  ra?: { cert: Certificate; key: PrivateKeyLike };
   /** Retired CAs whose certificates stay usable. */
   previousCas?: readonly CertificateAuthority[];
   /** Staged next CA certificates (GetNextCACert). */

@@ -4,6 +4,7 @@
  * line of plain text that is safe to show: no stack, no internal detail, no secret.
  */
 import type { Socket } from 'node:net';
+import { KeyUnavailableError } from '../crypto/private-key.js';
 
 /** An error the transport answers with `status` and the one-line `message`. */
 export class HttpError extends Error {
@@ -40,6 +41,9 @@ interface FastifyLikeError {
  */
 export function toHttpError(e: unknown, limits: { bodyLimit: number }): HttpError {
   if (e instanceof HttpError) return e;
+  // A CA key on a token that is unreachable (CRL signing, GetNextCACert): try again later.
+  if (e instanceof KeyUnavailableError)
+    return new HttpError(503, 'the CA key is unavailable; try again later');
   const fe = (typeof e === 'object' && e !== null ? e : {}) as FastifyLikeError;
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':

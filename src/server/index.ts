@@ -197,6 +197,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   let throttle: FailureThrottle | undefined;
 
   let build: ((set: ProfileSet) => Promise<Generation>) | undefined;
+  let closeKeys = (): void => {};
   const createdCas: string[] = [];
   if (!service) {
     if (o.dataDir === undefined) throw new TypeError('startServer needs either `service` or `dataDir`');
@@ -214,6 +215,10 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     });
     // Every CA a profile names, created on first start like the default one (DIR/cas/NAME/).
     const cas = new Map<string, LoadedCa>([[DEFAULT_CA_NAME, prepared.loaded]]);
+    // Sessions on a PKCS#11 token (every CA's), closed after the workers that used them.
+    closeKeys = () => {
+      for (const c of cas.values()) c.close();
+    };
     // (every CA under `cas` too, so a reload may point a profile at any of them).
     for (const name of new Set([
       ...initial.profiles.map((p) => p.ca ?? DEFAULT_CA_NAME),
@@ -295,6 +300,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       gen = await build(initial);
     } catch (e) {
       await ownedStore?.close();
+      closeKeys();
       throw e;
     }
     service = gen.pool ?? gen.enrollment;
@@ -387,6 +393,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     metrics?.close();
     await first?.pool?.close();
     await ownedStore?.close();
+    closeKeys();
     throw e;
   }
   const addr = app.server.address();
@@ -439,6 +446,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
           await reloading;
           await gen?.pool?.close();
           await ownedStore?.close();
+          closeKeys();
         }
       })();
       return closing;

@@ -25,6 +25,7 @@ import type { ServiceLogger, ServiceStats } from '../ra/service.js';
 import type { Store } from '../store/index.js';
 import { fromWireError, revive, runStoreCall, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+import { pkcs11SharedState } from '../crypto/pkcs11.js';
 
 export interface WorkerPoolOptions {
   /** Number of worker threads (≥ 0; at least 1 unless `inProcess`). */
@@ -135,6 +136,7 @@ export class WorkerPoolService implements ScepService {
       workerData: {
         ...this.o.init,
         storeKind: this.o.store.kind,
+        pkcs11Lock: pkcs11SharedState(),
         ...(this.o.challengeLock ? { challengeLock: true } : {}),
       } satisfies WorkerInit,
     });

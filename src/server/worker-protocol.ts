@@ -31,6 +31,8 @@ export interface WorkerInit {
   caName?: string;
   /** The enrollment profile's name (default `default`). */
   profile?: string;
+  /** The process's PKCS#11 lock (src/crypto/pkcs11.ts): token keys are shared by all threads. */
+  pkcs11Lock?: SharedArrayBuffer;
 }
 
 /** HTTP thread → worker. */

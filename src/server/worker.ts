@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { EnrollmentService, ServiceLogger, ServiceStats } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { composeEnrollment } from './compose.js';
+import { usePkcs11SharedState } from '../crypto/pkcs11.js';
 import { caLookup, composeProfiles, ProfileRouter } from './profiles.js';
 import { fromWireError, RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
@@ -26,6 +27,8 @@ function plain(obj: object): Record<string, unknown> {
 }
 
 const init = workerData as WorkerInit;
+// Before any key is opened: one PKCS#11 lock for every thread of the process.
+usePkcs11SharedState(init.pkcs11Lock);
 const store = new RemoteStore(init.storeKind, (call, transfer) => send(call, transfer));
 const logger: ServiceLogger = {
   warn: (obj, msg) => send({ type: 'log', level: 'warn', obj: plain(obj), msg }),

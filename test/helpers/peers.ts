@@ -1,9 +1,11 @@
 /**
- * Optional peers (micromdm `scepclient`/`scepserver`, `openssl`, PostgreSQL). On a bare
+ * Optional peers (micromdm `scepclient`/`scepserver`, `openssl`, PostgreSQL, SoftHSM2). On a bare
  * machine a test that needs a missing peer is skipped with a printed reason; with
  * SCEPTER_REQUIRE_PEERS=1 (set by .ci/run) a missing peer fails the test instead.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import pg from 'pg';
 import type { TestContext } from 'node:test';
 
@@ -40,5 +42,22 @@ export async function pgReachable(): Promise<boolean> {
     return false;
   } finally {
     await c.end().catch(() => undefined);
+  }
+}
+
+/** SoftHSM2's PKCS#11 module (Debian `softhsm2`). */
+export const SOFTHSM_MODULE = process.env.SCEPTER_SOFTHSM_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so';
+
+/**
+ * Whether SoftHSM2 can be driven: `softhsm2-util`, its module and the optional `pkcs11js`
+ * binding scepter uses.
+ */
+export function softHsmAvailable(): boolean {
+  if (!hasCommand('softhsm2-util') || !existsSync(SOFTHSM_MODULE)) return false;
+  try {
+    createRequire(import.meta.url)('pkcs11js');
+    return true;
+  } catch {
+    return false;
   }
 }

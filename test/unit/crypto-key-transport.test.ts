@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { constants, createPublicKey, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  constants,
+  createPublicKey,
+  privateDecrypt,
+  publicEncrypt,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 import { RsaKeyTransport, rsaEncryptOaep, rsaEncryptPkcs1v15 } from '../../src/crypto/key-transport.js';
+import { keyHandle, KeyUnavailableError, type PrivateKeyHandle } from '../../src/crypto/private-key.js';
 import { pooledRsaKey } from '../helpers/pki.js';
 
 const key = pooledRsaKey(0);
@@ -98,4 +106,89 @@ test('RsaKeyTransport refuses non-RSA or public keys and impossible key lengths'
   assert.throws(() => new RsaKeyTransport(pub), TypeError);
   assert.throws(() => kt.decryptPkcs1v15(Buffer.alloc(K), K - 10), RangeError);
   assert.throws(() => kt.decryptPkcs1v15(Buffer.alloc(K), 0), RangeError);
+});
+
+/** The software key behind the seam, with its private operations replaced as a token's would be. */
+function tokenLike(over: Partial<PrivateKeyHandle>): PrivateKeyHandle {
+  const h = keyHandle(key);
+  return {
+    publicKey: h.publicKey,
+    type: h.type,
+    modulusBytes: h.modulusBytes,
+    label: 'token-like',
+    sign: (d, data) => h.sign(d, data),
+    rejectionSecret: () => h.rejectionSecret(),
+    ...over,
+  };
+}
+
+test('OAEP decoded here over raw RSA (token keys) agrees with OpenSSL (software keys)', () => {
+  const rawOnly = new RsaKeyTransport(
+    tokenLike({ rsaDecryptRaw: (c) => privateDecrypt({ key, padding: constants.RSA_NO_PADDING }, c) }),
+  );
+  for (const h of ['sha1', 'sha256', 'sha384', 'sha512'] as const) {
+    for (const L of [16, 24, 32]) {
+      const cek = randomBytes(L);
+      const ek = rsaEncryptOaep(pub, cek, h);
+      assert.deepEqual(rawOnly.decryptOaep(ek, h, L), cek, `${h}/${L}`);
+      // A valid OAEP block of another length, another hash, a tampered block: synthetic, as in OpenSSL's path.
+      const other = L === 16 ? 24 : 16;
+      assert.deepEqual(rawOnly.decryptOaep(ek, h, other), rawOnly.syntheticKey(ek, other));
+      assert.deepEqual(rawOnly.decryptOaep(ek, h, other), kt.decryptOaep(ek, h, other));
+      assert.deepEqual(rawOnly.decryptOaep(ek, h === 'sha1' ? 'sha256' : 'sha1', L), kt.syntheticKey(ek, L));
+      const t = Buffer.from(ek);
+      t[10]! ^= 1;
+      assert.deepEqual(rawOnly.decryptOaep(t, h, L), kt.decryptOaep(t, h, L));
+    }
+  }
+  // A length that can never fit (public): synthetic, without touching the key.
+  const ek = rsaEncryptOaep(pub, randomBytes(16), 'sha512');
+  assert.deepEqual(rawOnly.decryptOaep(ek, 'sha512', K - 2 * 64 - 1), kt.syntheticKey(ek, K - 2 * 64 - 1));
+  assert.deepEqual(rawOnly.decryptOaep(randomBytes(K + 1), 'sha256', 16).length, 16);
+});
+
+test('a key that cannot be reached is not a decryption outcome: KeyUnavailableError propagates', () => {
+  const gone = new RsaKeyTransport(
+    tokenLike({
+      rsaDecryptRaw: () => {
+        throw new KeyUnavailableError('token removed');
+      },
+    }),
+  );
+  const ek = rsaEncryptPkcs1v15(pub, randomBytes(16));
+  assert.throws(() => gone.decryptPkcs1v15(ek, 16), KeyUnavailableError);
+  assert.throws(
+    () => gone.decryptOaep(rsaEncryptOaep(pub, randomBytes(16), 'sha256'), 'sha256', 16),
+    KeyUnavailableError,
+  );
+  // A refused ciphertext (the handle throws anything else) is: the synthetic key, no throw.
+  const refusing = new RsaKeyTransport(
+    tokenLike({
+      rsaDecryptRaw: () => {
+        throw new RangeError('ciphertext not below the modulus');
+      },
+    }),
+  );
+  assert.deepEqual(refusing.decryptPkcs1v15(ek, 16), refusing.syntheticKey(ek, 16));
+});
+
+test('fallback for tokens without raw RSA: the token unpads, every failure gives the synthetic key', () => {
+  const padded = new RsaKeyTransport(
+    tokenLike({
+      rsaDecryptPadded: (input, p) => {
+        assert.equal(p.scheme, 'oaep');
+        return privateDecrypt(
+          { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: p.scheme === 'oaep' ? p.hash : 'sha1' },
+          input,
+        );
+      },
+    }),
+  );
+  const cek = randomBytes(32);
+  const ek = rsaEncryptOaep(pub, cek, 'sha256');
+  assert.deepEqual(padded.decryptOaep(ek, 'sha256', 32), cek);
+  assert.deepEqual(padded.decryptOaep(ek, 'sha1', 32), padded.syntheticKey(ek, 32), 'padding error');
+  assert.deepEqual(padded.decryptOaep(ek, 'sha256', 16), padded.syntheticKey(ek, 16), 'wrong length');
+  // Same kdk as the software path: the secret comes from the key, not from the mechanism.
+  assert.deepEqual(padded.syntheticKey(ek, 32), kt.syntheticKey(ek, 32));
 });

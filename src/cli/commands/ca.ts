@@ -15,6 +15,7 @@ import { CaError } from '../../ca/issuer.js';
 import { caExists, initCa, loadCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
 import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
 import { nameText } from '../../pkix/name.js';
+import { escapeText } from '../../pkix/text.js';
 import {
   durationOrAlias,
   flag,
@@ -82,7 +83,17 @@ options; a profile names it as its CA). Refuses to overwrite an existing one.
                           (or set SCEPTER_CA_PASSPHRASE)
   --import-key K          import an existing CA key (PEM or DER) ...
   --import-cert C         ... and its certificate (root or intermediate)
-  --import-chain CH       certificates above an imported intermediate (PEM)`;
+  --import-chain CH       certificates above an imported intermediate (PEM)
+  --pkcs11-uri URI        the CA key on an HSM: an RFC 7512 PKCS#11 URI such as
+                          "pkcs11:token=CA;object=ca-key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/scepter/pin"
+                          The key pair is generated on the token (sensitive, not extractable);
+                          DIR/ca/ca.key records the URI (never a PIN). With --import-cert the
+                          certificate of an existing token key is imported
+  --ra-pkcs11-uri URI     the RA key on an HSM (same rules; may be another token)
+  --pkcs11-existing       use the key objects the URIs name instead of generating them
+  --allow-pin-value       accept pin-value=… in the URIs (discouraged: the PIN lands in shell
+                          history and process listings); the PIN otherwise comes from the URI's
+                          pin-source file or SCEPTER_PKCS11_PIN`;
 
 async function init(argv: string[]): Promise<number> {
   const p = parseOptions(argv, {
@@ -99,6 +110,10 @@ async function init(argv: string[]): Promise<number> {
     'import-key': { type: 'string' },
     'import-cert': { type: 'string' },
     'import-chain': { type: 'string' },
+    'pkcs11-uri': { type: 'string' },
+    'ra-pkcs11-uri': { type: 'string' },
+    'pkcs11-existing': { type: 'boolean' },
+    'allow-pin-value': { type: 'boolean' },
   });
   const at = caLocation(p);
   const keySize = intOpt(p, 'key-size', 3072, 2048, 4096);
@@ -115,12 +130,27 @@ async function init(argv: string[]): Promise<number> {
   const importKey = str(p, 'import-key');
   const importCert = str(p, 'import-cert');
   const importChain = str(p, 'import-chain');
-  if ((importKey === undefined) !== (importCert === undefined)) {
+  const pkcs11Uri = str(p, 'pkcs11-uri');
+  const raPkcs11Uri = str(p, 'ra-pkcs11-uri');
+  if (pkcs11Uri !== undefined && importKey !== undefined)
+    throw new UsageError('--pkcs11-uri and --import-key exclude each other');
+  if (pkcs11Uri !== undefined && importCert !== undefined && !flag(p, 'pkcs11-existing'))
+    throw new UsageError(
+      '--import-cert with --pkcs11-uri needs --pkcs11-existing (the key the certificate is for)',
+    );
+  if (pkcs11Uri === undefined && (importKey === undefined) !== (importCert === undefined)) {
     throw new UsageError('--import-key and --import-cert go together');
   }
+  if (flag(p, 'pkcs11-existing') && pkcs11Uri === undefined && raPkcs11Uri === undefined)
+    throw new UsageError('--pkcs11-existing needs --pkcs11-uri or --ra-pkcs11-uri');
+  if (raPkcs11Uri !== undefined && !o.ra) throw new UsageError('--ra-pkcs11-uri needs an RA (not --ca-only)');
+  if (pkcs11Uri !== undefined) o.pkcs11Uri = pkcs11Uri;
+  if (raPkcs11Uri !== undefined) o.raPkcs11Uri = raPkcs11Uri;
+  if (flag(p, 'pkcs11-existing')) o.pkcs11Existing = true;
+  if (flag(p, 'allow-pin-value')) o.allowPinValue = true;
   if (importChain !== undefined && importCert === undefined)
     throw new UsageError('--import-chain needs --import-cert');
-  if (importKey !== undefined && subject !== undefined)
+  if (importCert !== undefined && subject !== undefined)
     throw new UsageError('--subject cannot be used with --import-cert');
   if (importKey !== undefined) o.importKey = importKey;
   if (importCert !== undefined) o.importCert = importCert;
@@ -136,12 +166,20 @@ async function init(argv: string[]): Promise<number> {
   out.write(`${res.imported ? 'imported' : 'created'} CA ${nameText(res.caCert.subjectRaw)}\n`);
   if (typeof at !== 'string' && at.name !== DEFAULT_CA_NAME) out.write(`  name         ${at.name}\n`);
   out.write(`  certificate  ${res.paths.cert} (valid until ${res.caCert.notAfter.toISOString()})\n`);
-  out.write(`  key          ${res.paths.key} (mode 0600${res.encrypted ? ', encrypted' : ''})\n`);
+  out.write(
+    res.caKeyUri
+      ? `  key          on the token ${escapeText(res.caKeyUri)} (recorded in ${res.paths.key})\n`
+      : `  key          ${res.paths.key} (mode 0600${res.encrypted ? ', encrypted' : ''})\n`,
+  );
   if (res.chain.length > 0)
     out.write(`  chain        ${res.paths.chain} (${res.chain.length} certificate(s))\n`);
   if (res.raCert) {
     out.write(`  RA cert      ${res.paths.raCert} (${nameText(res.raCert.subjectRaw)})\n`);
-    out.write(`  RA key       ${res.paths.raKey}\n`);
+    out.write(
+      res.raKeyUri
+        ? `  RA key       on the token ${escapeText(res.raKeyUri)} (recorded in ${res.paths.raKey})\n`
+        : `  RA key       ${res.paths.raKey}\n`,
+    );
   }
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
   return 0;
