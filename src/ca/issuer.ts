@@ -20,8 +20,10 @@ import {
   keyIdentifier,
   parseBasicConstraints,
   parseSubjectAltName,
+  type KeyUsageName,
   type GeneralName,
 } from '../pkix/extensions.js';
+import { describeSpki } from '../pkix/csr.js';
 import { namesEqual } from '../pkix/name.js';
 import { createSigner, type Signer } from '../pkix/signature.js';
 import { validateProfile, type Profile } from './profile.js';
@@ -113,7 +115,13 @@ export class CertificateAuthority {
     this.keyId = m.cert.subjectKeyId ?? keyIdentifier(m.cert.spki);
   }
 
-  private signer(digest: DigestName): Signer {
+  /**
+   * The signer for a digest. An EC CA key signs with the digest that matches its curve
+   * (ECDSA P-256 → SHA-256, P-384 → SHA-384) whatever the request used: ecdsa-with-SHA1 is
+   * refused by verifiers, and a weaker digest would waste the curve.
+   */
+  private signer(requested: DigestName): Signer {
+    const digest = this.key.asymmetricKeyType === 'ec' ? ecDigest(this.key) : requested;
     let s = this.signers.get(digest);
     if (!s) {
       s = createSigner(this.key, digest);
@@ -148,7 +156,8 @@ export class CertificateAuthority {
     const emptySubject = o.subjectRaw.length === 2 && o.subjectRaw[0] === 0x30;
     const exts: der.Der[] = [];
     exts.push(buildBasicConstraints(false));
-    if (o.profile.keyUsage.length > 0) exts.push(buildKeyUsage(o.profile.keyUsage));
+    const keyUsage = keyUsageForKey(o.profile.keyUsage, o.spki);
+    if (keyUsage.length > 0) exts.push(buildKeyUsage(keyUsage));
     if (o.profile.extKeyUsage.length > 0) exts.push(buildExtKeyUsage(o.profile.extKeyUsage));
     exts.push(buildSubjectKeyIdentifier(keyIdentifier(o.spki)));
     exts.push(buildAuthorityKeyIdentifier(this.keyId));
@@ -222,4 +231,21 @@ export class CertificateAuthority {
     const tbs = der.encode(der.seq(...tbsItems));
     return der.encode(der.seq(tbs, signer.algorithm, der.bitString(signer.sign(tbs))));
   }
+}
+
+/** ECDSA digest for an EC CA key: SHA-384 on P-384 (and larger), SHA-256 otherwise. */
+function ecDigest(key: KeyObject): DigestName {
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  return curve === 'secp384r1' || curve === 'secp521r1' ? 'sha384' : 'sha256';
+}
+
+/**
+ * The profile's keyUsage for the subject key: an EC key cannot encipher keys (RFC 5480 §3),
+ * so keyEncipherment becomes keyAgreement for EC subjects; RSA keys get the profile as is.
+ */
+function keyUsageForKey(ku: readonly KeyUsageName[], spki: Buffer): KeyUsageName[] {
+  if (!ku.includes('keyEncipherment') || describeSpki(spki).keyType !== 'ec') return [...ku];
+  const out = ku.filter((k) => k !== 'keyEncipherment');
+  if (!out.includes('keyAgreement')) out.push('keyAgreement');
+  return out;
 }

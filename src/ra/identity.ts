@@ -1,8 +1,9 @@
 /**
  * Who the SCEP endpoint is: which certificate signs CertReps, which certificates may receive
- * envelopes, and what GetCACert returns. CA-only mode: the CA key does both. RA mode: the RA
- * certificate (issued by the CA) signs and decrypts; envelopes to the CA certificate are still
- * accepted (clients that ignore the RA certificate).
+ * envelopes, and what GetCACert returns. CA-only mode: the CA key does both (so it must be
+ * RSA). RA mode: the RA certificate (issued by the CA) signs and decrypts; envelopes to an RSA
+ * CA certificate are still accepted (clients that ignore the RA certificate); an EC CA key
+ * only signs certificates and CRLs.
  */
 import type { KeyObject } from 'node:crypto';
 import type { CertificateAuthority } from '../ca/issuer.js';
@@ -39,14 +40,22 @@ export interface IdentitySource {
 export function scepIdentity(src: IdentitySource): ScepIdentity {
   const caCert = src.ca.cert;
   const chainDer = src.chain.map((c) => c.der);
-  const caRecipient: ScepRecipient = { cert: caCert, transport: new RsaKeyTransport(src.ca.key) };
   const ra = src.ra;
+  if (src.ca.key.asymmetricKeyType !== 'rsa' && !ra) {
+    throw new TypeError(
+      `a ${src.ca.key.asymmetricKeyType ?? 'non-RSA'} CA key cannot decrypt SCEP requests: ` +
+        'use RA mode (an RSA RA key in front of the CA)',
+    );
+  }
+  if (ra && ra.key.asymmetricKeyType !== 'rsa') throw new TypeError('the RA key must be an RSA key');
+  const caRecipients: ScepRecipient[] =
+    src.ca.key.asymmetricKeyType === 'rsa' ? [{ cert: caCert, transport: new RsaKeyTransport(src.ca.key) }] : [];
   const signer = ra
     ? { cert: ra.cert, key: ra.key, chain: [caCert.der, ...chainDer] }
     : { cert: caCert, key: src.ca.key, chain: chainDer };
   const recipients = ra
-    ? [{ cert: ra.cert, transport: new RsaKeyTransport(ra.key) }, caRecipient]
-    : [caRecipient];
+    ? [{ cert: ra.cert, transport: new RsaKeyTransport(ra.key) }, ...caRecipients]
+    : caRecipients;
   const certs = ra ? [ra.cert.der, caCert.der, ...chainDer] : [caCert.der, ...chainDer];
   return {
     mode: ra ? 'ra' : 'ca',
