@@ -121,7 +121,7 @@ export class CertificateAuthority {
    * refused by verifiers, and a weaker digest would waste the curve.
    */
   private signer(requested: DigestName): Signer {
-    const digest = this.key.asymmetricKeyType === 'ec' ? ecDigest(this.key) : requested;
+    const digest = caDigest(this.key, requested);
     let s = this.signers.get(digest);
     if (!s) {
       s = createSigner(this.key, digest);
@@ -233,10 +233,25 @@ export class CertificateAuthority {
   }
 }
 
-/** ECDSA digest for an EC CA key: SHA-384 on P-384 (and larger), SHA-256 otherwise. */
-function ecDigest(key: KeyObject): DigestName {
+/**
+ * The digest a CA key signs with: `requested` for RSA; for EC the curve's (P-384 → SHA-384,
+ * else SHA-256), since ecdsa-with-SHA1 is refused by verifiers.
+ */
+export function caDigest(key: KeyObject, requested: DigestName = 'sha256'): DigestName {
+  if (key.asymmetricKeyType !== 'ec') return requested;
   const curve = key.asymmetricKeyDetails?.namedCurve;
   return curve === 'secp384r1' || curve === 'secp521r1' ? 'sha384' : 'sha256';
+}
+
+/**
+ * keyUsage of a CA certificate: keyCertSign + cRLSign + digitalSignature, and keyEncipherment
+ * for an RSA key (it also opens SCEP envelopes in CA-only mode, RFC 8894 §2.1.2); an EC CA
+ * key only signs.
+ */
+export function caKeyUsage(key: KeyObject): KeyUsageName[] {
+  return key.asymmetricKeyType === 'rsa'
+    ? ['digitalSignature', 'keyEncipherment', 'keyCertSign', 'cRLSign']
+    : ['digitalSignature', 'keyCertSign', 'cRLSign'];
 }
 
 /**

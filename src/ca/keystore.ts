@@ -35,16 +35,29 @@ import {
 import { buildName, namesEqual } from '../pkix/name.js';
 import { createSigner } from '../pkix/signature.js';
 import { writeFileDurably } from './durable-file.js';
-import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
+import { caDigest, caKeyUsage, CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import { randomSerial } from './serial.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 export type CaKeySize = 2048 | 3072 | 4096;
 
+/**
+ * Type of a generated CA key: RSA (`keySize` bits) or EC. An EC CA key cannot decrypt SCEP
+ * envelopes, so it needs RA mode: the RA key stays RSA and the EC key only signs certificates
+ * and CRLs.
+ */
+export type CaKeyType = 'rsa' | 'ec-p256' | 'ec-p384';
+
+/** The refusal of an EC CA without an RA (CA-only mode). */
+export const EC_CA_NEEDS_RA =
+  'an EC CA key cannot decrypt SCEP requests: an EC CA needs RA mode (--ra), where an RSA RA key decrypts and signs the SCEP messages';
+
 export interface InitCaOptions {
   /** RSA modulus size for generated keys (CA and RA); default 3072. */
   keySize?: CaKeySize;
+  /** Type of a generated CA key (default 'rsa'); EC needs `ra`. The RA key is always RSA. */
+  caKeyType?: CaKeyType;
   /** Subject of a generated CA; default "CN=scepter CA <random>,O=scepter". */
   subject?: string;
   /** Validity of a generated CA in days; default 3650. */
@@ -141,6 +154,21 @@ export async function newRsaKey(bits: number): Promise<KeyObject> {
   return privateKey;
 }
 
+/** A new CA key of `type` (RSA of `bits`). */
+export async function newCaKey(type: CaKeyType, bits: number): Promise<KeyObject> {
+  if (type === 'rsa') return newRsaKey(bits);
+  const namedCurve = type === 'ec-p384' ? 'secp384r1' : 'prime256v1';
+  const { privateKey } = await generateKeyPairAsync('ec', { namedCurve });
+  return privateKey;
+}
+
+/** The CaKeyType of a key (undefined for other key types and curves). */
+export function caKeyTypeOf(key: KeyObject): CaKeyType | undefined {
+  if (key.asymmetricKeyType === 'rsa') return 'rsa';
+  const c = key.asymmetricKeyType === 'ec' ? key.asymmetricKeyDetails?.namedCurve : undefined;
+  return c === 'prime256v1' ? 'ec-p256' : c === 'secp384r1' ? 'ec-p384' : undefined;
+}
+
 export function readPrivateKey(path: string, passphrase: string | undefined, what: string): KeyObject {
   const data = readFileSync(path);
   const text = data.toString('latin1');
@@ -195,7 +223,10 @@ function checkIssuedByChain(cert: Certificate, chain: Certificate[]): void {
   }
 }
 
-/** Self-signed root: cA=TRUE (critical), KU keyCertSign+cRLSign+digitalSignature+keyEncipherment. */
+/**
+ * Self-signed root: cA=TRUE (critical), KU keyCertSign+cRLSign+digitalSignature, plus
+ * keyEncipherment for an RSA key; signed with SHA-256 (an EC key: its curve's digest).
+ */
 export function buildRootCertificate(key: KeyObject, subject: string, days: number): Buffer {
   const name = buildName(subject);
   const spki = createPublicKeyDer(key);
@@ -211,12 +242,12 @@ export function buildRootCertificate(key: KeyObject, subject: string, days: numb
       notAfter: new Date(notBefore.getTime() + days * 86_400_000),
       extensions: [
         buildBasicConstraints(true),
-        // The CA key also does SCEP transport in CA-only mode (RFC 8894 §2.1.2).
-        buildKeyUsage(['digitalSignature', 'keyEncipherment', 'keyCertSign', 'cRLSign']),
+        // An RSA CA key also does SCEP transport in CA-only mode (RFC 8894 §2.1.2).
+        buildKeyUsage(caKeyUsage(key)),
         buildSubjectKeyIdentifier(keyId),
       ],
     },
-    createSigner(key, 'sha256'),
+    createSigner(key, caDigest(key)),
   );
 }
 
@@ -250,7 +281,7 @@ export function buildRaCertificate(
         buildAuthorityKeyIdentifier(ca.keyId),
       ],
     },
-    createSigner(ca.key, 'sha256'),
+    createSigner(ca.key, caDigest(ca.key)),
   );
 }
 
@@ -299,9 +330,11 @@ export async function initCa(dataDir: string, o: InitCaOptions = {}): Promise<In
     }
     caCertDer = caCert.der;
   } else {
-    key = await newRsaKey(keySize);
+    key = await newCaKey(o.caKeyType ?? 'rsa', keySize);
     caCertDer = buildRootCertificate(key, o.subject ?? `CN=scepter CA ${suffix()},O=scepter`, days);
   }
+  if (key.asymmetricKeyType !== 'rsa' && !o.ra) throw new CaError(EC_CA_NEEDS_RA);
+  if (!caKeyTypeOf(key)) throw new CaError('the CA key must be RSA, or EC on P-256 or P-384');
   const caCert = parseCertificate(caCertDer);
   const ca = new CertificateAuthority({ cert: caCert, key, chain: chain.map((c) => c.der) });
 
@@ -353,5 +386,6 @@ export function loadCa(dataDir: string, passphrase?: string): LoadedCa {
     if (!keyMatchesSpki(raKey, raCert.spki)) throw new CaError('the RA key does not match ra.crt');
     out.ra = { cert: raCert, key: raKey };
   }
+  if (key.asymmetricKeyType !== 'rsa' && !out.ra) throw new CaError(`${EC_CA_NEEDS_RA} (${paths.dir})`);
   return out;
 }

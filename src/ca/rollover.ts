@@ -35,13 +35,15 @@ import { OID } from '../asn1/oids.js';
 import { createSigner } from '../pkix/signature.js';
 import { previousCaDir } from './authorities.js';
 import { fsyncDir, writeFileDurably } from './durable-file.js';
-import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
+import { caDigest, caKeyUsage, CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import {
   buildRaCertificate,
   buildRootCertificate,
   caPaths,
   exportKey,
+  caKeyTypeOf,
   loadCa,
+  newCaKey,
   newRsaKey,
   readCertificates,
   readPrivateKey,
@@ -138,12 +140,12 @@ function buildCrossCertificate(issuer: CertificateAuthority, next: Certificate):
       notAfter,
       extensions: [
         buildBasicConstraints(true),
-        buildKeyUsage(['digitalSignature', 'keyEncipherment', 'keyCertSign', 'cRLSign']),
+        buildKeyUsage(caKeyUsage(next.publicKey())),
         buildSubjectKeyIdentifier(next.subjectKeyId ?? keyIdentifier(next.spki)),
         buildAuthorityKeyIdentifier(issuer.keyId),
       ],
     },
-    createSigner(issuer.key, 'sha256'),
+    createSigner(issuer.key, caDigest(issuer.key)),
   );
 }
 
@@ -173,7 +175,8 @@ export async function stageRollover(dataDir: string, o: RolloverOptions = {}): P
     throw new CaError('the next CA must have a different subject from the current CA');
   }
 
-  const key = await newRsaKey(keySize);
+  // The next CA keeps the current key type (an EC CA stays EC on its curve; its RA stays RSA).
+  const key = await newCaKey(caKeyTypeOf(current.ca.key) ?? 'rsa', keySize);
   const caCert = parseCertificate(buildRootCertificate(key, subject, days));
   const next = new CertificateAuthority({ cert: caCert, key, chain: [] });
   let ra: { key: KeyObject; cert: Certificate } | undefined;

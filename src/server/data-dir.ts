@@ -15,7 +15,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:f
 import { join } from 'node:path';
 import { writeFileDurably } from '../ca/durable-file.js';
 import { randomAlphanumeric } from '../crypto/random-text.js';
-import { caExists, caPaths, initCa, loadCa, type CaKeySize, type LoadedCa } from '../ca/keystore.js';
+import { caExists, caPaths, initCa, loadCa, type CaKeySize, type CaKeyType, type LoadedCa } from '../ca/keystore.js';
 
 export interface DataDirOptions {
   /**
@@ -26,6 +26,8 @@ export interface DataDirOptions {
   ra?: boolean;
   /** RSA key size of a CA created now (default 3072). */
   keySize?: CaKeySize;
+  /** Key type of a CA created now (default 'rsa'; EC needs the RA). */
+  caKeyType?: CaKeyType;
   /** CA key passphrase (to create or load encrypted keys). */
   passphrase?: string;
   /** A configured challenge; when given nothing is generated or read from DIR. */
@@ -117,6 +119,7 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
     await initCa(dataDir, {
       ...(o.ra !== false ? { ra: true } : {}),
       ...(o.keySize ? { keySize: o.keySize } : {}),
+      ...(o.caKeyType ? { caKeyType: o.caKeyType } : {}),
       ...(o.passphrase ? { passphrase: o.passphrase } : {}),
     });
     createdCa = true;

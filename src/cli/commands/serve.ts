@@ -26,7 +26,8 @@ import {
 import { DEFAULT_CLIENT_PROFILE, MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS } from '../../ca/profile.js';
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
-import { resolvePassphrase } from './ca.js';
+import { caKeyTypeOpt, resolvePassphrase } from './ca.js';
+import { EC_CA_NEEDS_RA, type CaKeyType } from '../../ca/keystore.js';
 import { recordStoreUrl, STORE_FILE } from './data-store.js';
 import type { ChallengeSettings } from '../../server/challenges.js';
 import { TrustedProxies } from '../../server/client-address.js';
@@ -70,6 +71,8 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
                           signs and decrypts the SCEP messages, as NDES and EJBCA do (certmonger
                           needs it); an existing CA keeps what it has
   --ra                    require the RA certificate (the default for a new CA)
+  --ca-key-type T         key of a CA created now: rsa (default), ec-p256 or ec-p384 (EC: with
+                          the RA, which stays RSA; refused with --ca-only)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
   --allow-wildcard-san    certify wildcard dNSNames (*.example.com) requested in a CSR (default:
                           refused, see docs/security.md "What the CA refuses to sign")
@@ -254,6 +257,14 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
   };
 }
 
+/** `--ca-key-type` of a CA created at first start; EC with --ca-only is refused. */
+function caKeyTypeOption(p: Parsed): { caKeyType?: CaKeyType } {
+  const t = caKeyTypeOpt(p);
+  if (t === 'rsa') return {};
+  if (flag(p, 'ca-only') || flag(p, 'no-ra')) throw new UsageError(`--ca-key-type ${t}: ${EC_CA_NEEDS_RA}`);
+  return { caKeyType: t };
+}
+
 /** `--ra` (require the RA), `--ca-only`/`--no-ra` (create without one) or neither (default). */
 function raOption(p: Parsed): { ra?: boolean } {
   const caOnly = flag(p, 'ca-only') || flag(p, 'no-ra');
@@ -285,6 +296,7 @@ export const serveCommand: Command = {
       'validate-renewals': { type: 'boolean' },
       ra: { type: 'boolean' },
       'ca-only': { type: 'boolean' },
+      'ca-key-type': { type: 'string' },
       'no-ra': { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
       'allow-wildcard-san': { type: 'boolean' },
@@ -360,6 +372,7 @@ export const serveCommand: Command = {
       challenges,
       ...(trustedProxies.length ? { trustedProxies } : {}),
       ...raOption(p),
+      ...caKeyTypeOption(p),
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
       ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
       ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),
