@@ -214,5 +214,9 @@ test('CLI: scepter enroll --key-type ec-p256, then renew it', async (t) => {
   const bad = await cli(['enroll', '--url', srv.url, '--subject', 'CN=x', '--key-type', 'ec-p521', '--out', join(dir, 'x')]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--key-type must be rsa, ec-p256 or ec-p384/);
+  // CA-only with an EC CA key cannot work for SCEP: refused before anything is written.
+  const caOnly = await cli(['ca', 'init', '--data', join(dir, 'ec-ca-only'), '--ca-key-type', 'ec-p256', '--ca-only']);
+  assert.equal(caOnly.status, 2);
+  assert.match(caOnly.stderr, /EC CA key cannot decrypt SCEP requests/);
 });
 
