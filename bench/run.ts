@@ -5,6 +5,7 @@
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
  *                    [--from-source] [--keep-dir]
+ *   npm run bench -- --ec-ca [-n 600] [--rounds 12]   (bench/ec-ca.ts: EC CA behind an RSA RA)
  *
  * The server runs as built JavaScript (src/ compiled to .tmp/bench-dist first, as `npm start`
  * runs dist/); --from-source runs the TypeScript through tsx instead (more memory per thread).
@@ -50,6 +51,12 @@ import {
   startScepter,
   type ServerProcess,
 } from './lib/processes.js';
+
+// `npm run bench -- --ec-ca …`: server CPU per enrollment, EC CA behind an RSA RA (bench/ec-ca.ts).
+if (process.argv.includes('--ec-ca')) {
+  await import('./ec-ca.js');
+  process.exit(process.exitCode ?? 0);
+}
 
 const { values: args } = parseArgs({
   options: {

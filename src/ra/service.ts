@@ -358,7 +358,7 @@ export class EnrollmentService implements ScepService {
     } catch {
       return certs;
     }
-    const ca = this.cas.issuerOf(issued);
+    const ca = this.cas.issuerOfOwn(issued);
     if (!ca) return certs;
     // The chain above the current CA; a retired CA gets it when the same parent issued it.
     const parent = this.chain[0];
