@@ -64,11 +64,25 @@ interface Config {
 }
 
 async function config(name: string, caKey: KeyObject, raKey: KeyObject | undefined): Promise<Config> {
-  const caCert = parseCertificate(buildRootCertificate(caKey, `CN=bench ${name.replace("+", " with ")} CA`, 30));
+  const caCert = parseCertificate(
+    buildRootCertificate(caKey, `CN=bench ${name.replace('+', ' with ')} CA`, 30),
+  );
   const ca = new CertificateAuthority({ cert: caCert, key: caKey, chain: [] });
-  const ra = raKey ? { cert: parseCertificate(buildRaCertificate(ca, raKey, `CN=bench ${name.replace("+", " with ")} RA`, 30)), key: raKey } : undefined;
+  const ra = raKey
+    ? {
+        cert: parseCertificate(
+          buildRaCertificate(ca, raKey, `CN=bench ${name.replace('+', ' with ')} RA`, 30),
+        ),
+        key: raKey,
+      }
+    : undefined;
   const store = await openStore(':memory:');
-  const service = composeEnrollment({ ca, ...(ra ? { ra } : {}), store, config: { challenges: [CHALLENGE] } });
+  const service = composeEnrollment({
+    ca,
+    ...(ra ? { ra } : {}),
+    store,
+    config: { challenges: [CHALLENGE] },
+  });
   const recipient = ra?.cert ?? caCert;
   return {
     name,
@@ -102,7 +116,12 @@ console.log(
 for (const c of configs) {
   for (let i = 0; i < N + WARMUP; i++) {
     c.requests.push(
-      makeEnrollment({ key: clientKeys[i % clientKeys.length]!, recipient: c.recipient, challenge: CHALLENGE, cn: `${c.name.replace("+", "-")}-${i}` }),
+      makeEnrollment({
+        key: clientKeys[i % clientKeys.length]!,
+        recipient: c.recipient,
+        challenge: CHALLENGE,
+        cn: `${c.name.replace('+', '-')}-${i}`,
+      }),
     );
   }
 }
@@ -172,4 +191,6 @@ if (failed > 0) {
   console.error(`FAIL: ${failed} replies did not check out`);
   process.exit(1);
 }
-console.log('all replies checked: SUCCESS, signed by the CA/RA, certificate for the requested key, verifies under the CA');
+console.log(
+  'all replies checked: SUCCESS, signed by the CA/RA, certificate for the requested key, verifies under the CA',
+);

@@ -167,7 +167,9 @@ export async function stageRollover(dataDir: string, o: RolloverOptions = {}): P
   if (!Number.isInteger(days) || days < 1 || days > 36500)
     throw new CaError('days must be between 1 and 36500');
   // RSA size of the new keys: the CA's, or for an EC CA (whose key type is kept) the RA's.
-  const currentBits = keyBits(current.ca.key.asymmetricKeyType === 'rsa' ? current.ca.key : (current.ra?.key ?? current.ca.key));
+  const currentBits = keyBits(
+    current.ca.key.asymmetricKeyType === 'rsa' ? current.ca.key : (current.ra?.key ?? current.ca.key),
+  );
   const keySize = o.keySize ?? ([2048, 3072, 4096].includes(currentBits) ? (currentBits as CaKeySize) : 3072);
   if (![2048, 3072, 4096].includes(keySize)) throw new CaError('key size must be 2048, 3072 or 4096');
   const subject = o.subject ?? nextGenerationName(current.caCert.subjectRaw);

@@ -30,9 +30,5 @@ export {
   type Decrypter,
   type EnvelopeOwner,
 } from './enveloped-data.js';
-export {
-  MAX_AGREE_KEYS,
-  type KeyAgreeRecipient,
-  type PasswordRecipient,
-} from './pwri-kari.js';
+export { MAX_AGREE_KEYS, type KeyAgreeRecipient, type PasswordRecipient } from './pwri-kari.js';
 export { MAX_CMS_BYTES, unwrapContentInfo, wrapContentInfo } from './content-info.js';

@@ -155,7 +155,8 @@ export function parseKari(t: r.Tlv): KeyAgreeRecipient {
   const ukmT = c.optional(0xa1);
   const ukm = ukmT ? octetsOf(new r.Cursor(ukmT).next('ukm'), 'ukm') : undefined;
   const kea = algOf(c.next('keyEncryptionAlgorithm'), 'keyEncryptionAlgorithm');
-  const keyWrap = kea.params && kea.params.tag === 0x30 ? algOf(kea.params, 'key wrap algorithm').oid : undefined;
+  const keyWrap =
+    kea.params && kea.params.tag === 0x30 ? algOf(kea.params, 'key wrap algorithm').oid : undefined;
   const keys: KeyAgreeRecipient['keys'] = [];
   for (const rek of r.children(c.expect(0x30, 'recipientEncryptedKeys'))) {
     if (keys.length >= MAX_AGREE_KEYS) {
@@ -258,7 +259,11 @@ function pwriKek(ri: PasswordRecipient, password: Buffer): { kek: Buffer; cipher
 }
 
 /** Unwraps the `keyLength`-byte content key of a password recipient; `ok` false for a wrong password. */
-export function unwrapPwri(ri: PasswordRecipient, password: Buffer, keyLength: number): { key: Buffer; ok: boolean } {
+export function unwrapPwri(
+  ri: PasswordRecipient,
+  password: Buffer,
+  keyLength: number,
+): { key: Buffer; ok: boolean } {
   const { kek, cipher, iv } = pwriKek(ri, password);
   return pwriUnwrap(cipher, kek, iv, ri.encryptedKey, keyLength);
 }
@@ -297,14 +302,16 @@ export function unwrapKari(
   const kdf =
     KDF_BY_OID.get(ri.keyEncryptionAlgorithm) ??
     badAlg(`unsupported key agreement algorithm ${describe(ri.keyEncryptionAlgorithm)}`);
-  const wrap = WRAP_BY_OID.get(ri.keyWrap ?? '') ?? badAlg(`unsupported key wrap algorithm ${describe(ri.keyWrap)}`);
+  const wrap =
+    WRAP_BY_OID.get(ri.keyWrap ?? '') ?? badAlg(`unsupported key wrap algorithm ${describe(ri.keyWrap)}`);
   let curve;
   try {
     curve = ecCurveOf(key);
   } catch (e) {
     badAlg((e as Error).message);
   }
-  if (!ri.originatorPoint) throw new CmsError('badAlg', 'only an originator public key is supported in key agreement');
+  if (!ri.originatorPoint)
+    throw new CmsError('badAlg', 'only an originator public key is supported in key agreement');
   let peer: KeyObject;
   try {
     peer = ecPublicKeyFromPoint(curve, ri.originatorPoint);
@@ -359,7 +366,12 @@ export function kariRecipientInfo(cek: Buffer, recipient: Certificate): der.DerN
   const pub = recipient.publicKey();
   const eph = ephemeralKeyFor(pub);
   const wrap = wrapFor(cek.length);
-  const kek = x963Kdf('sha256', ecdhSecret(eph.privateKey, pub), sharedInfo(wrap, undefined), KEY_WRAP_LENGTH[wrap]);
+  const kek = x963Kdf(
+    'sha256',
+    ecdhSecret(eph.privateKey, pub),
+    sharedInfo(wrap, undefined),
+    KEY_WRAP_LENGTH[wrap],
+  );
   return der.implicitConstructed(1, [
     der.int(3),
     der.explicit(

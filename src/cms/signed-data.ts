@@ -339,7 +339,8 @@ export function buildSignedData(o: SignOptions): Buffer {
     throw new TypeError('buildSignedData signs with an RSA or EC private key only');
   }
   const ecdsa = kt === 'ec' ? ECDSA_BY_DIGEST[o.digest] : undefined;
-  if (kt === 'ec' && !ecdsa) throw new TypeError(`ECDSA signing uses SHA-256, SHA-384 or SHA-512, not ${o.digest}`);
+  if (kt === 'ec' && !ecdsa)
+    throw new TypeError(`ECDSA signing uses SHA-256, SHA-384 or SHA-512, not ${o.digest}`);
   const content = o.content;
   const messageDigest = createHash(o.digest)
     .update(content ?? Buffer.alloc(0))

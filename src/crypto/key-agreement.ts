@@ -20,8 +20,8 @@ import { UnsupportedAlgorithmError, type DigestName } from './algorithms.js';
 
 /** EC curves accepted for device keys, key agreement and CA keys: node name → OID and size. */
 export const EC_CURVES = {
-  'prime256v1': { oid: '1.2.840.10045.3.1.7', bits: 256, label: 'P-256' },
-  'secp384r1': { oid: '1.3.132.0.34', bits: 384, label: 'P-384' },
+  prime256v1: { oid: '1.2.840.10045.3.1.7', bits: 256, label: 'P-256' },
+  secp384r1: { oid: '1.3.132.0.34', bits: 384, label: 'P-384' },
 } as const;
 
 export type EcCurve = keyof typeof EC_CURVES;
@@ -58,8 +58,10 @@ const WRAP_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex');
 
 /** RFC 3394 AES key wrap of `cek` (a multiple of 8 bytes, at least 16) under `kek`. */
 export function aesKeyWrap(wrap: KeyWrapName, kek: Buffer, cek: Buffer): Buffer {
-  if (kek.length !== KEY_WRAP_LENGTH[wrap]) throw new RangeError(`${wrap} needs a ${KEY_WRAP_LENGTH[wrap]}-byte KEK`);
-  if (cek.length < 16 || cek.length % 8 !== 0) throw new RangeError('AES key wrap needs a key of 16+ bytes, a multiple of 8');
+  if (kek.length !== KEY_WRAP_LENGTH[wrap])
+    throw new RangeError(`${wrap} needs a ${KEY_WRAP_LENGTH[wrap]}-byte KEK`);
+  if (cek.length < 16 || cek.length % 8 !== 0)
+    throw new RangeError('AES key wrap needs a key of 16+ bytes, a multiple of 8');
   const c = createCipheriv(NODE_WRAP[wrap], kek, WRAP_IV);
   return Buffer.concat([c.update(cek), c.final()]);
 }
@@ -91,7 +93,8 @@ export function aesKeyUnwrap(
  * (32-bit big-endian), truncated to `length` bytes.
  */
 export function x963Kdf(hash: DigestName, z: Buffer, sharedInfo: Buffer, length: number): Buffer {
-  if (!Number.isInteger(length) || length < 1 || length > 64) throw new RangeError('KDF output must be 1 to 64 bytes');
+  if (!Number.isInteger(length) || length < 1 || length > 64)
+    throw new RangeError('KDF output must be 1 to 64 bytes');
   const out: Buffer[] = [];
   let have = 0;
   for (let counter = 1; have < length; counter++) {
@@ -119,7 +122,8 @@ const CURVE_COORD_BYTES: Readonly<Record<EcCurve, number>> = { prime256v1: 32, s
  */
 export function ecPublicKeyFromPoint(curve: EcCurve, point: Buffer): KeyObject {
   const n = CURVE_COORD_BYTES[curve];
-  if (point.length !== 1 + 2 * n || point[0] !== 4) throw new TypeError('the EC point is not an uncompressed point on the curve');
+  if (point.length !== 1 + 2 * n || point[0] !== 4)
+    throw new TypeError('the EC point is not an uncompressed point on the curve');
   const crv = curve === 'prime256v1' ? 'P-256' : 'P-384';
   return createPublicKey({
     key: {

@@ -120,8 +120,8 @@ export function pwriUnwrap(
   const innerHead = cbc(true, cipher, kek, innerLast, wrapped.subarray(0, n - bs));
   const pt = cbc(true, cipher, kek, iv, Buffer.concat([innerHead, innerLast]));
   let bad = pt[0]! ^ keyLength;
-  bad |= (pt[1]! ^ pt[4]!) ^ 0xff;
-  bad |= (pt[2]! ^ pt[5]!) ^ 0xff;
-  bad |= (pt[3]! ^ pt[6]!) ^ 0xff;
+  bad |= pt[1]! ^ pt[4]! ^ 0xff;
+  bad |= pt[2]! ^ pt[5]! ^ 0xff;
+  bad |= pt[3]! ^ pt[6]! ^ 0xff;
   return { key: pt.subarray(4, 4 + keyLength), ok: bad === 0 };
 }

@@ -49,7 +49,9 @@ export function scepIdentity(src: IdentitySource): ScepIdentity {
   }
   if (ra && ra.key.asymmetricKeyType !== 'rsa') throw new TypeError('the RA key must be an RSA key');
   const caRecipients: ScepRecipient[] =
-    src.ca.key.asymmetricKeyType === 'rsa' ? [{ cert: caCert, transport: new RsaKeyTransport(src.ca.key) }] : [];
+    src.ca.key.asymmetricKeyType === 'rsa'
+      ? [{ cert: caCert, transport: new RsaKeyTransport(src.ca.key) }]
+      : [];
   const signer = ra
     ? { cert: ra.cert, key: ra.key, chain: [caCert.der, ...chainDer] }
     : { cert: caCert, key: src.ca.key, chain: chainDer };

@@ -15,7 +15,15 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:f
 import { join } from 'node:path';
 import { writeFileDurably } from '../ca/durable-file.js';
 import { randomAlphanumeric } from '../crypto/random-text.js';
-import { caExists, caPaths, initCa, loadCa, type CaKeySize, type CaKeyType, type LoadedCa } from '../ca/keystore.js';
+import {
+  caExists,
+  caPaths,
+  initCa,
+  loadCa,
+  type CaKeySize,
+  type CaKeyType,
+  type LoadedCa,
+} from '../ca/keystore.js';
 
 export interface DataDirOptions {
   /**

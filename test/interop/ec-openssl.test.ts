@@ -60,11 +60,36 @@ for (const curve of ['prime256v1', 'secp384r1'] as const) {
     if (!needPeer(t, HAVE_OPENSSL, 'openssl')) return;
     const me = ecIdentity(curve);
     for (const cipher of ['aes128', 'aes256'] as CipherName[]) {
-      const pw = tmp('pw.der', buildEnvelopedData({ content: CONTENT, password: Buffer.from(PASSWORD), cipher }));
-      const out1 = ok(['cms', '-decrypt', '-inform', 'DER', '-in', pw, '-pwri_password', PASSWORD, '-binary']);
+      const pw = tmp(
+        'pw.der',
+        buildEnvelopedData({ content: CONTENT, password: Buffer.from(PASSWORD), cipher }),
+      );
+      const out1 = ok([
+        'cms',
+        '-decrypt',
+        '-inform',
+        'DER',
+        '-in',
+        pw,
+        '-pwri_password',
+        PASSWORD,
+        '-binary',
+      ]);
       assert.ok(out1.equals(CONTENT), `PWRI ${cipher}`);
       const ka = tmp('kari.der', buildEnvelopedData({ content: CONTENT, recipient: me.cert, cipher }));
-      const out2 = ok(['cms', '-decrypt', '-inform', 'DER', '-in', ka, '-recip', me.certFile, '-inkey', me.keyFile, '-binary']);
+      const out2 = ok([
+        'cms',
+        '-decrypt',
+        '-inform',
+        'DER',
+        '-in',
+        ka,
+        '-recip',
+        me.certFile,
+        '-inkey',
+        me.keyFile,
+        '-binary',
+      ]);
       assert.ok(out2.equals(CONTENT), `KARI ${cipher}`);
     }
   });
@@ -74,7 +99,18 @@ for (const curve of ['prime256v1', 'secp384r1'] as const) {
     const me = ecIdentity(curve);
     const inFile = tmp('content.bin', CONTENT);
     for (const cipher of ['-aes128', '-aes256']) {
-      const pw = ok(['cms', '-encrypt', '-binary', '-outform', 'DER', '-in', inFile, cipher, '-pwri_password', PASSWORD]);
+      const pw = ok([
+        'cms',
+        '-encrypt',
+        '-binary',
+        '-outform',
+        'DER',
+        '-in',
+        inFile,
+        cipher,
+        '-pwri_password',
+        PASSWORD,
+      ]);
       const env = parseEnvelopedData(pw);
       assert.equal(env.passwordRecipients.length, 1);
       const a = decryptEnvelopedDataAs(env, { cert: me.cert, key: me.key, password: Buffer.from(PASSWORD) });
@@ -123,7 +159,11 @@ test('EC P-384 CA behind an RSA RA: EC and RSA devices enroll and renew; openssl
   const c = new ScepClient({ url: srv.url, caFingerprint: ca.anchorFingerprint });
 
   for (const keyType of ['ec-p256', 'ec-p384'] as const) {
-    const r = (await c.enroll({ subject: `CN=ec-${keyType}`, challenge: TEST_CHALLENGE, keyType })) as IssuedResult;
+    const r = (await c.enroll({
+      subject: `CN=ec-${keyType}`,
+      challenge: TEST_CHALLENGE,
+      keyType,
+    })) as IssuedResult;
     assert.equal(r.status, 'issued');
     assert.equal(r.key.asymmetricKeyType, 'ec');
     // ECDSA with SHA-384 from the P-384 CA.
@@ -141,7 +181,11 @@ test('EC P-384 CA behind an RSA RA: EC and RSA devices enroll and renew; openssl
     assert.ok(!fresh.certificate.spki.equals(same.certificate.spki));
     assert.equal(fresh.key.asymmetricKeyDetails?.namedCurve, r.key.asymmetricKeyDetails?.namedCurve);
     // Renewal with a challenge too: the reply goes to the challenge (PWRI).
-    const withPw = (await c.renew({ cert: fresh.certificate, key: fresh.key, challenge: TEST_CHALLENGE })) as IssuedResult;
+    const withPw = (await c.renew({
+      cert: fresh.certificate,
+      key: fresh.key,
+      challenge: TEST_CHALLENGE,
+    })) as IssuedResult;
     verifyWithOpenssl(caPem, withPw);
   }
 
@@ -154,16 +198,23 @@ test('EC P-384 CA behind an RSA RA: EC and RSA devices enroll and renew; openssl
 
   // A P-521 key is refused with a clear badAlg text.
   const p521 = generateKeyPairSync('ec', { namedCurve: 'secp521r1' }).privateKey;
-  await assert.rejects(
-    c.enroll({ subject: 'CN=p521', challenge: TEST_CHALLENGE, key: p521 }),
-    /P-256/,
-  );
+  await assert.rejects(c.enroll({ subject: 'CN=p521', challenge: TEST_CHALLENGE, key: p521 }), /P-256/);
 
   // The CRL is ECDSA-signed and `openssl crl -verify` accepts it.
   const crl = await c.getCrl(rsa.certificate);
   const crlFile = tmp('crl.der', crl.crl);
   const caFile = tmp('ca.pem', caPem);
-  const v = spawnSync('openssl', ['crl', '-inform', 'DER', '-in', crlFile, '-CAfile', caFile, '-noout', '-verify']);
+  const v = spawnSync('openssl', [
+    'crl',
+    '-inform',
+    'DER',
+    '-in',
+    crlFile,
+    '-CAfile',
+    caFile,
+    '-noout',
+    '-verify',
+  ]);
   assert.equal(v.status, 0, v.stderr.toString());
   assert.match(v.stderr.toString() + v.stdout.toString(), /verify OK/);
 });
@@ -195,28 +246,58 @@ test('CLI: scepter enroll --key-type ec-p256, then renew it', async (t) => {
   if (!needPeer(t, HAVE_OPENSSL, 'openssl')) return;
   const srv = await ecCaServer('ec-p384');
   const out = join(dir, `cli-${seq++}`);
-  const e = await cli(['enroll', '--url', srv.url, '--subject', 'CN=cli-ec', '--key-type', 'ec-p256', '--out', out], {
-    SCEPTER_CHALLENGE: TEST_CHALLENGE,
-  });
+  const e = await cli(
+    ['enroll', '--url', srv.url, '--subject', 'CN=cli-ec', '--key-type', 'ec-p256', '--out', out],
+    {
+      SCEPTER_CHALLENGE: TEST_CHALLENGE,
+    },
+  );
   assert.equal(e.status, 0, e.stderr + e.stdout);
   const key: string = readFileSync(join(out, 'key.pem'), 'utf8');
   assert.match(ok(['pkey', '-noout', '-text'], Buffer.from(key)).toString(), /NIST CURVE: P-256/);
   const cert = fromPem(readFileSync(join(out, 'cert.pem'), 'utf8'))[0]!;
   const r = await cli([
-    'renew', '--url', srv.url, '--cert', join(out, 'cert.pem'), '--key', join(out, 'key.pem'),
-    '--new-key', '--key-type', 'ec-p384', '--out', out,
+    'renew',
+    '--url',
+    srv.url,
+    '--cert',
+    join(out, 'cert.pem'),
+    '--key',
+    join(out, 'key.pem'),
+    '--new-key',
+    '--key-type',
+    'ec-p384',
+    '--out',
+    out,
   ]);
   assert.equal(r.status, 0, r.stderr + r.stdout);
   const renewed = fromPem(readFileSync(join(out, 'cert.pem'), 'utf8'))[0]!;
   assert.ok(!renewed.equals(cert));
   const newKey = readFileSync(join(out, 'key.pem'), 'utf8');
   assert.match(ok(['pkey', '-noout', '-text'], Buffer.from(newKey)).toString(), /NIST CURVE: P-384/);
-  const bad = await cli(['enroll', '--url', srv.url, '--subject', 'CN=x', '--key-type', 'ec-p521', '--out', join(dir, 'x')]);
+  const bad = await cli([
+    'enroll',
+    '--url',
+    srv.url,
+    '--subject',
+    'CN=x',
+    '--key-type',
+    'ec-p521',
+    '--out',
+    join(dir, 'x'),
+  ]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--key-type must be rsa, ec-p256 or ec-p384/);
   // CA-only with an EC CA key cannot work for SCEP: refused before anything is written.
-  const caOnly = await cli(['ca', 'init', '--data', join(dir, 'ec-ca-only'), '--ca-key-type', 'ec-p256', '--ca-only']);
+  const caOnly = await cli([
+    'ca',
+    'init',
+    '--data',
+    join(dir, 'ec-ca-only'),
+    '--ca-key-type',
+    'ec-p256',
+    '--ca-only',
+  ]);
   assert.equal(caOnly.status, 2);
   assert.match(caOnly.stderr, /EC CA key cannot decrypt SCEP requests/);
 });
-

@@ -12,7 +12,11 @@ import { caPaths, EC_CA_NEEDS_RA, initCa, loadCa } from '../../src/ca/keystore.j
 import { activateRollover, stageRollover } from '../../src/ca/rollover.js';
 import { OID } from '../../src/asn1/oids.js';
 import { parseKeyUsage } from '../../src/pkix/extensions.js';
-import { parseCertificate, verifyCertificateSignature, type Certificate } from '../../src/pkix/certificate.js';
+import {
+  parseCertificate,
+  verifyCertificateSignature,
+  type Certificate,
+} from '../../src/pkix/certificate.js';
 import { scepIdentity } from '../../src/ra/identity.js';
 import { seedCa, tempDir } from '../helpers/scep-server.js';
 
@@ -57,15 +61,17 @@ test('EC CA certificate: keyCertSign/cRLSign/digitalSignature only, ECDSA with t
     assert.equal(ra!.cert.signatureAlgorithm, sig, 'the RA certificate is ECDSA-signed by the CA');
     assert.ok(verifyCertificateSignature(ra!.cert, ca.cert.publicKey()));
     // Issued certificates: ECDSA whatever digest the request used (never ecdsa-with-SHA1).
-    const issued = parseCertificate(ca.issue({
-      serial: Buffer.from([1]),
-      subjectRaw: ra!.cert.subjectRaw,
-      spki: ra!.cert.spki,
-      notBefore: new Date(),
-      notAfter: new Date(Date.now() + 86_400_000),
-      profile: { validitySeconds: 86_400, keyUsage: ['digitalSignature'], extKeyUsage: [] },
-      digest: 'sha1',
-    }));
+    const issued = parseCertificate(
+      ca.issue({
+        serial: Buffer.from([1]),
+        subjectRaw: ra!.cert.subjectRaw,
+        spki: ra!.cert.spki,
+        notBefore: new Date(),
+        notAfter: new Date(Date.now() + 86_400_000),
+        profile: { validitySeconds: 86_400, keyUsage: ['digitalSignature'], extKeyUsage: [] },
+        digest: 'sha1',
+      }),
+    );
     assert.equal(issued.signatureAlgorithm, sig);
     assert.ok(verifyCertificateSignature(issued, ca.cert.publicKey()));
     assert.ok(ca instanceof CertificateAuthority);

@@ -96,14 +96,20 @@ test('buildSignedData signs with RSA or EC keys (ECDSA, SHA-256+) and refuses ot
       buildSignedData({ signerCert: ecSigner.cert, signerKey: ecKey, digest, content: Buffer.from('ec') }),
     );
     const si = sd.signerInfos[0]!;
-    assert.equal(si.signatureAlgorithm, { sha256: OID.ecdsaWithSHA256, sha384: OID.ecdsaWithSHA384, sha512: OID.ecdsaWithSHA512 }[digest]);
+    assert.equal(
+      si.signatureAlgorithm,
+      { sha256: OID.ecdsaWithSHA256, sha384: OID.ecdsaWithSHA384, sha512: OID.ecdsaWithSHA512 }[digest],
+    );
     assert.equal(verifySignerInfo(sd, si, ecSigner.cert), digest);
     // The signature is bound to the key: another EC certificate does not verify it.
     const other = makeSelfSigned({
       subject: 'CN=ec signer',
       key: generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey,
     });
-    assert.throws(() => verifySignerInfo(sd, si, other.cert), (e: unknown) => e instanceof CmsError && e.code === 'badMessageCheck');
+    assert.throws(
+      () => verifySignerInfo(sd, si, other.cert),
+      (e: unknown) => e instanceof CmsError && e.code === 'badMessageCheck',
+    );
   }
   // A P-521 signer is refused with badAlg (curve policy).
   const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;

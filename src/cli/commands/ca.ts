@@ -98,7 +98,8 @@ async function init(argv: string[]): Promise<number> {
   const caKeyType = caKeyTypeOpt(p);
   if (caKeyType !== 'rsa') {
     if (!o.ra) throw new UsageError(`--ca-key-type ${caKeyType}: ${EC_CA_NEEDS_RA}`);
-    if (str(p, 'import-key') !== undefined) throw new UsageError('--ca-key-type cannot be used with --import-key');
+    if (str(p, 'import-key') !== undefined)
+      throw new UsageError('--ca-key-type cannot be used with --import-key');
     o.caKeyType = caKeyType;
   }
   const subject = str(p, 'subject');
