@@ -18,7 +18,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildEnvelopedData, decryptEnvelopedDataAs, parseEnvelopedData } from '../../src/cms/index.js';
 import type { CipherName } from '../../src/crypto/algorithms.js';
-import { ScepClient, ScepFailureError, type IssuedResult } from '../../src/client/index.js';
+import {
+  Agent,
+  keyMatchesCert,
+  parseAgentConfig,
+  readPair,
+  ScepClient,
+  ScepFailureError,
+  type IssuedResult,
+} from '../../src/client/index.js';
 import { fromPem, toPem } from '../../src/pkix/certificate.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
@@ -300,4 +308,48 @@ test('CLI: scepter enroll --key-type ec-p256, then renew it', async (t) => {
   ]);
   assert.equal(caOnly.status, 2);
   assert.match(caOnly.stderr, /EC CA key cannot decrypt SCEP requests/);
+});
+
+test('agent with keyType ec-p384: enrolls, then renews with a fresh EC key (simulated clock)', async () => {
+  const srv = await ecCaServer('ec-p256');
+  const base = join(dir, `agent-${seq++}`);
+  let clock = Date.now();
+  const cfg = parseAgentConfig(
+    {
+      url: srv.url,
+      challenge: TEST_CHALLENGE,
+      keyType: 'ec-p384',
+      certificates: [{ name: 'gw', subject: 'CN=agent-ec,O=scepter', out: 'gw', renewAt: 0.5 }],
+    },
+    base,
+  );
+  assert.equal(cfg.certificates[0]!.keyType, 'ec-p384');
+  assert.throws(
+    () => parseAgentConfig({ url: srv.url, keyType: 'ec-p521', certificates: [{ subject: 'CN=a', out: 'o' }] }, base),
+    /config\.keyType must be rsa, ec-p256 or ec-p384/,
+  );
+  const agent = new Agent(cfg, { now: () => clock });
+  const [first] = await agent.runOnce();
+  assert.equal(first?.action, 'enrolled');
+  const p1 = await readPair(join(base, 'gw'));
+  assert.equal(p1?.key.asymmetricKeyDetails?.namedCurve, 'secp384r1');
+  clock += 300 * 86_400_000; // past renewAt of a one-year certificate
+  const [second] = await agent.runOnce();
+  assert.equal(second?.action, 'renewed');
+  const p2 = await readPair(join(base, 'gw'));
+  assert.ok(p2 && keyMatchesCert(p2.key, p2.certificate));
+  assert.equal(p2.key.asymmetricKeyDetails?.namedCurve, 'secp384r1');
+  assert.ok(!p2.certificate.spki.equals(p1!.certificate.spki), 'renewed with a fresh key');
+});
+
+test('EC device under manual approval: PENDING, then CertPoll (no challenge) answered by key agreement', async () => {
+  const srv = await ecCaServer('ec-p384', { lifecycle: { approval: { mode: 'manual' as const } } });
+  const c = new ScepClient({ url: srv.url });
+  const pending = await c.enroll({ subject: 'CN=ec-pending', challenge: TEST_CHALLENGE, keyType: 'ec-p256' });
+  assert.equal(pending.status, 'pending');
+  assert.ok(await srv.enrollment!.store.decide(pending.transactionId, 'approved'));
+  assert.ok(pending.status === 'pending');
+  const issued = await c.poll(pending);
+  assert.equal(issued.status, 'issued');
+  assert.equal(issued.key.asymmetricKeyType, 'ec');
 });
