@@ -325,7 +325,11 @@ test('agent with keyType ec-p384: enrolls, then renews with a fresh EC key (simu
   );
   assert.equal(cfg.certificates[0]!.keyType, 'ec-p384');
   assert.throws(
-    () => parseAgentConfig({ url: srv.url, keyType: 'ec-p521', certificates: [{ subject: 'CN=a', out: 'o' }] }, base),
+    () =>
+      parseAgentConfig(
+        { url: srv.url, keyType: 'ec-p521', certificates: [{ subject: 'CN=a', out: 'o' }] },
+        base,
+      ),
     /config\.keyType must be rsa, ec-p256 or ec-p384/,
   );
   const agent = new Agent(cfg, { now: () => clock });
