@@ -6,6 +6,7 @@
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
  *                    [--from-source] [--keep-dir]
  *   npm run bench -- --ec-ca [-n 600] [--rounds 12]   (bench/ec-ca.ts: EC CA behind an RSA RA)
+ *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *
  * The server runs as built JavaScript (src/ compiled to .tmp/bench-dist first, as `npm start`
  * runs dist/); --from-source runs the TypeScript through tsx instead (more memory per thread).
@@ -56,6 +57,11 @@ import {
 if (process.argv.includes('--ec-ca')) {
   await import('./ec-ca.js');
   process.exit(process.exitCode ?? 0);
+}
+// `npm run bench -- --ocsp`: the OCSP responder benchmark (bench/ocsp.ts) instead.
+if (process.argv.includes('--ocsp')) {
+  await import('./ocsp.js');
+  process.exit(0);
 }
 
 const { values: args } = parseArgs({

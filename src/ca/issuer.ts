@@ -14,6 +14,7 @@ import {
   buildCrlDistributionPoints,
   buildExtKeyUsage,
   buildKeyUsage,
+  buildOcspAuthorityInfoAccess,
   buildSubjectAltName,
   buildSubjectKeyIdentifier,
   extension,
@@ -116,11 +117,12 @@ export class CertificateAuthority {
   }
 
   /**
-   * The signer for a digest. An EC CA key signs with the digest that matches its curve
-   * (ECDSA P-256 → SHA-256, P-384 → SHA-384) whatever the request used: ecdsa-with-SHA1 is
-   * refused by verifiers, and a weaker digest would waste the curve.
+   * The CA key's signer for a digest (certificates, CRLs, OCSP responses), created once. An EC
+   * CA key signs with the digest that matches its curve (ECDSA P-256 → SHA-256, P-384 →
+   * SHA-384) whatever was asked: ecdsa-with-SHA1 is refused by verifiers, and a weaker digest
+   * would waste the curve.
    */
-  private signer(requested: DigestName): Signer {
+  signer(requested: DigestName): Signer {
     const digest = caDigest(this.key, requested);
     let s = this.signers.get(digest);
     if (!s) {
@@ -175,6 +177,7 @@ export class CertificateAuthority {
     }
     if (o.profile.crlDistributionPoint)
       exts.push(buildCrlDistributionPoints([o.profile.crlDistributionPoint]));
+    if (o.profile.ocspUrl) exts.push(buildOcspAuthorityInfoAccess(o.profile.ocspUrl));
     try {
       return buildCertificate(
         {

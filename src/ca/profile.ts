@@ -18,6 +18,8 @@ export interface Profile {
   extKeyUsage: string[];
   /** URL placed in a cRLDistributionPoints extension. */
   crlDistributionPoint?: string;
+  /** OCSP responder URL placed in an authorityInfoAccess extension (id-ad-ocsp). */
+  ocspUrl?: string;
   /** Copy subjectAltNames requested in the CSR (default true). */
   copySubjectAltNames?: boolean;
 }
@@ -59,5 +61,8 @@ export function validateProfile(p: Profile): void {
   for (const e of p.extKeyUsage) ekuOid(e);
   if (p.crlDistributionPoint !== undefined && !/^[a-z][a-z0-9+.-]*:\S+$/i.test(p.crlDistributionPoint)) {
     throw new ProfileError('crlDistributionPoint must be a URL');
+  }
+  if (p.ocspUrl !== undefined && !/^https?:\/\/\S+$/i.test(p.ocspUrl)) {
+    throw new ProfileError('ocspUrl must be an http(s) URL');
   }
 }

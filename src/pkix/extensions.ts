@@ -314,6 +314,15 @@ export function buildCrlDistributionPoints(urls: readonly string[]): der.DerNode
   return extension(OID.cRLDistributionPoints, false, der.seq(...points));
 }
 
+/** authorityInfoAccess Extension (non-critical) with one id-ad-ocsp URI (RFC 5280 §4.2.2.1). */
+export function buildOcspAuthorityInfoAccess(url: string): der.DerNode {
+  return extension(
+    OID.authorityInfoAccess,
+    false,
+    der.seq(der.seq(der.oid(OID.adOcsp), generalName({ type: 'uri', value: url }))),
+  );
+}
+
 /** Parses an Extensions SEQUENCE OF Extension. */
 export function parseExtensionsTlv(t: r.Tlv): Extension[] {
   r.expectTag(t, 0x30, 'Extensions');

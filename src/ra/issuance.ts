@@ -35,6 +35,19 @@ export { sanText } from './names.js';
 export const CSR_CHANGED_TEXT =
   'this transactionID belongs to another certificate request; resend the original request or start a new transaction';
 
+/**
+ * failInfoText for a message whose transactionID is held by a request sent to another CA or
+ * profile: transactionIDs are unique across the server, and each request is answered only where
+ * it was made (its policies, its CA).
+ */
+export const OTHER_PROFILE_TEXT =
+  'this transactionID belongs to a request made to another CA or profile of this server; start a new transaction';
+
+/** Whether transaction `tx` was opened under another CA or profile than this service's. */
+export function heldElsewhere(tx: TransactionRecord, here: { caName: string; profileName: string }): boolean {
+  return tx.ca !== here.caName || tx.profile !== here.profileName;
+}
+
 /** How many fresh serials are tried before giving up (a collision of 127-bit serials is ~never). */
 const SERIAL_ATTEMPTS = 8;
 
@@ -58,6 +71,10 @@ export function effectiveBackdateSeconds(backdateSeconds: number, validitySecond
 
 export interface IssuanceOptions {
   ca: CertificateAuthority;
+  /** The CA's name, recorded with every transaction and certificate (serials are unique per CA). */
+  caName: string;
+  /** The enrollment profile's name, recorded with every transaction and certificate. */
+  profileName: string;
   store: Store;
   profile: Profile;
   /** notBefore = now − backdateSeconds, capped to a share of the validity (effectiveBackdateSeconds). */
@@ -127,9 +144,12 @@ export class TransactionIssuer {
       subject,
       requester: er.ctx.remoteAddress ?? null,
       ...(meta ? { meta } : {}),
+      ca: this.o.caName,
+      profile: this.o.profileName,
     });
     if (!begin.created) {
       const ex = begin.existing;
+      if (heldElsewhere(ex, this.o)) return failure(FailInfo.badRequest, OTHER_PROFILE_TEXT);
       if (ex.signerKeyHash !== er.signerKeyHash) {
         return failure(
           FailInfo.badRequest,
@@ -174,7 +194,7 @@ export class TransactionIssuer {
   }
 
   private async replay(serial: string, er: EnrollmentRequest): Promise<Decision> {
-    const rec = await this.o.store.getCertificate(serial);
+    const rec = await this.o.store.getCertificate(serial, this.o.caName);
     if (!rec) throw new Error(`certificate ${serial} of an issued transaction is missing from the store`);
     return {
       status: 'SUCCESS',

@@ -30,7 +30,7 @@ import {
 import { ChallengeGate, ChallengeVerifier, throttled } from './challenge.js';
 import type { ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
-import { CSR_CHANGED_TEXT, TransactionIssuer } from './issuance.js';
+import { CSR_CHANGED_TEXT, OTHER_PROFILE_TEXT, TransactionIssuer, heldElsewhere } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
 import { PendingLimits, QUEUE_FULL_TEXT, isPendingOverloaded } from './pending-limits.js';
 import { OneTimeChallenges } from './one-time-challenge.js';
@@ -88,6 +88,10 @@ export type EnvelopeOpener = <T>(
 export interface EnrollmentHandlersOptions extends LifecycleOptions {
   config: ResolvedEnrollmentConfig;
   store: Store;
+  /** Name of the issuing CA, recorded with every transaction and certificate. */
+  caName: string;
+  /** Name of the enrollment profile, recorded with every transaction and certificate. */
+  profileName: string;
   /** Every CA this server has had (current first); certificates of retired CAs stay usable. */
   cas: CaSet;
   open: EnvelopeOpener;
@@ -130,9 +134,11 @@ export class EnrollmentHandlers implements Lifecycle {
       now: this.now,
       ...(o.crlValiditySeconds !== undefined ? { validitySeconds: o.crlValiditySeconds } : {}),
     });
-    this.lookup = { store: this.store, cas: o.cas, crls: this.crls };
+    this.lookup = { store: this.store, caName: o.caName, cas: o.cas, crls: this.crls };
     this.issuer = new TransactionIssuer({
       ca: o.cas.current,
+      caName: o.caName,
+      profileName: o.profileName,
       store: this.store,
       profile: cfg.profile,
       backdateSeconds: cfg.backdateSeconds,
@@ -180,7 +186,13 @@ export class EnrollmentHandlers implements Lifecycle {
     this.renewalChain = [
       proofOfPossession,
       key,
-      ...renewalPolicies({ config: this.renewal, store: this.store, cas: o.cas, now: this.now }),
+      ...renewalPolicies({
+        config: this.renewal,
+        store: this.store,
+        caName: o.caName,
+        cas: o.cas,
+        now: this.now,
+      }),
       csrPolicy(),
       checks,
     ];
@@ -319,6 +331,8 @@ export class EnrollmentHandlers implements Lifecycle {
       requester: er.ctx.remoteAddress ?? null,
       expiresAt: new Date(this.now().getTime() + this.approval.pendingTtlSeconds * 1000),
       meta: { ...pendingMeta(er, verdict), ...kind },
+      ca: this.o.caName,
+      profile: this.o.profileName,
     });
     if (!begin.created) return this.continueExisting(begin.existing, er);
     this.o.logger?.warn(
@@ -344,6 +358,7 @@ export class EnrollmentHandlers implements Lifecycle {
    * expires (recorded as failed with UNCOLLECTED_TEXT).
    */
   private async continueExisting(tx: TransactionRecord, er: EnrollmentRequest): Promise<Decision> {
+    if (heldElsewhere(tx, this.o)) return failure(FailInfo.badRequest, OTHER_PROFILE_TEXT);
     if (tx.signerKeyHash !== er.signerKeyHash) {
       return failure(FailInfo.badRequest, 'this transactionID belongs to a request signed by another key');
     }
@@ -426,7 +441,7 @@ export class EnrollmentHandlers implements Lifecycle {
     });
     if (d.status === 'SUCCESS' && !d.replay && this.renewal.revokeOld) {
       const issuer = this.o.cas.issuerOf(old);
-      if (await this.store.revoke(old.serialHex, 4, this.now())) {
+      if (await this.store.revoke(old.serialHex, 4, this.now(), this.o.caName)) {
         if (issuer) await this.crls.regenerate(issuer.cert.fingerprint);
       }
     }
@@ -439,7 +454,13 @@ export class EnrollmentHandlers implements Lifecycle {
     const stale: string[] = [];
     const PAGE = 1000;
     for (let offset = 0; ; offset += PAGE) {
-      const page = await this.store.listTransactions({ state: 'approved', limit: PAGE, offset });
+      const page = await this.store.listTransactions({
+        state: 'approved',
+        ca: this.o.caName,
+        profile: this.o.profileName,
+        limit: PAGE,
+        offset,
+      });
       for (const tx of page.items) if (this.uncollected(tx)) stale.push(tx.transactionId);
       if (page.items.length < PAGE) break;
     }

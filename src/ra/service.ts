@@ -18,7 +18,7 @@ import { formatCapabilities } from '../scep/capabilities.js';
 import { encodeCertRep } from '../scep/cert-rep.js';
 import { decodePkiRequest, openEnvelopeAs, type PkiRequest } from '../scep/request.js';
 import { FailInfo, MessageType, PkiStatus, ScepError, failInfoName, messageTypeName } from '../scep/types.js';
-import type { Store } from '../store/index.js';
+import { DEFAULT_CA, DEFAULT_PROFILE, type Store } from '../store/index.js';
 import { resolveEnrollmentConfig, type EnrollmentConfig, type ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
 import { subjectsOf } from './csr-checks.js';
@@ -45,6 +45,13 @@ type MessageHandler = (req: PkiRequest, ctx: RequestContext) => Promise<Decision
 
 export interface EnrollmentServiceOptions {
   ca: CertificateAuthority;
+  /**
+   * Name of the CA (default `default`: the data directory's default CA). Recorded with every
+   * transaction and certificate; serials, GetCert and revocations are per CA name.
+   */
+  caName?: string;
+  /** Name of the enrollment profile (default `default`), recorded with every transaction and certificate. */
+  profile?: string;
   /** Certificates above the CA certificate (empty or absent for a root). */
   chain?: readonly Certificate[];
   /** RA mode: this key pair signs CertReps and receives envelopes. */
@@ -107,6 +114,10 @@ export class EnrollmentService implements ScepService {
   readonly identity: ScepIdentity;
   readonly config: ResolvedEnrollmentConfig;
   readonly store: Store;
+  /** Name of the CA this service issues from. */
+  readonly caName: string;
+  /** Name of the enrollment profile this service answers for. */
+  readonly profile: string;
   readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
   /** CRLs and periodic upkeep (pending expiry, one-time challenge pruning, CRL refresh). */
   readonly lifecycle: Lifecycle;
@@ -136,10 +147,14 @@ export class EnrollmentService implements ScepService {
     this.identity = scepIdentity({ ca: o.ca, chain: o.chain ?? [], ...(o.ra ? { ra: o.ra } : {}) });
     this.cas = new CaSet(o.ca, o.previousCas ?? []);
     this.chain = o.chain ?? [];
+    this.caName = o.caName ?? DEFAULT_CA;
+    this.profile = o.profile ?? DEFAULT_PROFILE;
     const h = new EnrollmentHandlers({
       ...o.lifecycle,
       config: this.config,
       store: o.store,
+      caName: this.caName,
+      profileName: this.profile,
       cas: this.cas,
       open: this.open,
       reservedSubjects: subjectsOf(

@@ -12,7 +12,6 @@
  * serial and the outcome — never the token or a request body.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { CrlPublisher } from '../ca/crl.js';
 import { toPem } from '../pkix/certificate.js';
 import { escapeText } from '../pkix/text.js';
 import {
@@ -31,6 +30,7 @@ import {
   revokeCertificate,
   searchCertificates,
   type CertificateFilters,
+  type CrlPublishers,
   type Paging,
   type RequestFilters,
 } from '../ra/operator.js';
@@ -44,8 +44,11 @@ export interface AdminRoutesOptions {
   token?: string;
   /** The main store (never a worker's proxy). */
   store: Store;
-  /** The server's CRL publisher: a revocation signs a new CRL at once. */
-  crls: CrlPublisher;
+  /**
+   * The server's CRL publisher, or one per CA name (several CAs): a revocation signs a new CRL
+   * of the certificate's CA at once.
+   */
+  crls: CrlPublishers;
 }
 
 /** Largest admin request body (a JSON object with a reason). */
@@ -198,14 +201,25 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
 
   app.get('/admin/pending', async (req, reply) => {
     log(req, 'pending.list');
-    const q = queryOf(req, ['state', 'subject', 'since', 'until', 'order', 'limit', 'cursor']);
+    const q = queryOf(req, [
+      'state',
+      'subject',
+      'profile',
+      'ca',
+      'since',
+      'until',
+      'order',
+      'limit',
+      'cursor',
+    ]);
     const all = q.state === 'all';
     const state: TransactionState | undefined =
       q.state === undefined || all ? undefined : parseTransactionState(q.state);
     if (q.order !== undefined && q.order !== 'newest' && q.order !== 'oldest')
       throw new HttpError(400, 'order must be newest or oldest');
     const f: RequestFilters = { all, ...(state ? { state } : {}), ...paging(q) };
-    for (const k of ['subject', 'since', 'until'] as const) if (q[k] !== undefined) f[k] = q[k];
+    for (const k of ['subject', 'profile', 'ca', 'since', 'until'] as const)
+      if (q[k] !== undefined) f[k] = q[k];
     if (q.order !== undefined) f.order = q.order;
     const page = await listRequests(store, f);
     ok(req, `${page.items.length} of ${page.total}`);
@@ -243,6 +257,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       'san',
       'serial',
       'status',
+      'profile',
+      'ca',
       'expiringDays',
       'since',
       'until',
@@ -250,7 +266,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       'cursor',
     ]);
     const f: CertificateFilters = paging(q);
-    for (const k of ['subject', 'cn', 'san', 'serial', 'status', 'since', 'until'] as const)
+    for (const k of ['subject', 'cn', 'san', 'serial', 'status', 'profile', 'ca', 'since', 'until'] as const)
       if (q[k] !== undefined) f[k] = q[k];
     if (q.expiringDays !== undefined) f.expiringDays = intParam(q, 'expiringDays', 0, 0, 36_500);
     const page = await searchCertificates(store, f);
@@ -260,21 +276,21 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
 
   app.get('/admin/certificates/:serial', async (req, reply) => {
     log(req, 'certificates.show');
-    queryOf(req, []);
+    const { ca } = queryOf(req, ['ca']);
     const serial = serialOf(req);
     req.scepLog = { ...req.scepLog, serial };
-    const c = await getCertificate(store, serial);
+    const c = await getCertificate(store, serial, ca);
     ok(req, c.status);
     return send(reply, 200, { ...certificateView(c), pem: toPem(c.der) });
   });
 
   app.post('/admin/certificates/:serial/revoke', async (req, reply) => {
     log(req, 'certificates.revoke');
-    queryOf(req, []);
+    const { ca } = queryOf(req, ['ca']);
     const serial = serialOf(req);
     req.scepLog = { ...req.scepLog, serial };
     const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
-    const r = await revokeCertificate({ store, crls }, serial, reason);
+    const r = await revokeCertificate({ store, crls }, serial, reason, new Date(), ca);
     if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
     ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
     return send(reply, 200, {

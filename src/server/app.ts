@@ -10,6 +10,7 @@ import type { ScepService } from '../ra/types.js';
 import { crlRoutes, type CrlSource } from './crl-route.js';
 import { errorBody, handleClientError, HttpError, toHttpError } from './http-errors.js';
 import { clientAddress, TrustedProxies } from './client-address.js';
+import { ocspRoutes, type OcspSource } from './ocsp-route.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
 import { scepRoutes } from './scep-routes.js';
 
@@ -34,8 +35,13 @@ export interface AppOptions {
   logStream?: Writable;
   /** Per-request timeout in ms (default 30 s). */
   requestTimeout?: number;
-  /** Serve CRLs as DER at `/crl` and `/crl/<issuer fingerprint>.crl` (src/server/crl-route.ts). */
+  /**
+   * Serve CRLs as DER at `/crl`, `/crl/<issuer fingerprint>.crl` and `/crl/<CA name>.crl`
+   * (src/server/crl-route.ts; several CAs: `severalCaCrls`).
+   */
   crl?: CrlSource;
+  /** Answer OCSP requests at `/ocsp` (src/server/ocsp-route.ts). */
+  ocsp?: OcspSource;
   /**
    * Health and metrics (src/server/ops-routes.ts): `/healthz`, `/readyz` (with `readiness`) and,
    * when `metrics` is given, `/metrics`; every other request is counted into `metrics`.
@@ -149,6 +155,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
 
   await app.register(opsRoutes, o.ops ?? {});
   if (o.crl) await app.register(crlRoutes, { source: o.crl });
+  if (o.ocsp) await app.register(ocspRoutes, { responder: o.ocsp });
   await app.register(scepRoutes, { service: o.service });
   return app;
 }

@@ -11,6 +11,7 @@ import type { Lifecycle } from '../ra/lifecycle.js';
 import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
+import { OcspResponder } from '../ca/ocsp-responder.js';
 import { adminRoutes } from './admin-routes.js';
 import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
@@ -62,7 +63,10 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   store?: Store;
   /** Enrollment settings other than the challenge (allowSingleDes, validitySeconds, key sizes...). */
   enrollment?: Omit<EnrollmentConfig, 'challenges'>;
-  /** Certificate lifecycle: approval mode, renewal policy, CRL validity, public URL (CRL DP). */
+  /**
+   * Certificate lifecycle: approval mode, renewal policy, CRL validity, public URL (CRL DP and
+   * OCSP URL), the OCSP responder (on by default in data-directory mode).
+   */
   lifecycle?: LifecycleSettings;
   /** How often pending requests are expired and stale CRLs refreshed, ms (default 60 000). */
   maintenanceIntervalMs?: number;
@@ -91,6 +95,8 @@ export interface RunningServer {
   dataDir?: PreparedDataDir;
   /** Approval, renewal, GetCert/GetCRL and CRLs (data-directory mode only). */
   lifecycle?: Lifecycle;
+  /** The OCSP responder at `/ocsp` (data-directory mode, unless `lifecycle.ocsp` is false). */
+  ocsp?: OcspResponder;
   app: FastifyInstance;
   /** The server's metrics (absent with `metrics: false`). */
   metrics?: ServerMetrics;
@@ -166,6 +172,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     }
   }
 
+  let ocsp: OcspResponder | undefined;
   let closing: Promise<void> | undefined;
   const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
     closing !== undefined ? 'shutting down' : undefined,
@@ -176,10 +183,15 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     : service;
   let app: FastifyInstance;
   try {
+    // OCSP is answered on this thread from its store (the workers only enroll).
+    const ocspSettings = o.lifecycle?.ocsp;
+    if (enrollment && lifecycle && ocspSettings !== false)
+      ocsp = new OcspResponder({ ...ocspSettings, store: enrollment.store, cas: lifecycle.crls.cas });
     app = await buildApp({
       ...o,
       service: front,
       ...(lifecycle ? { crl: lifecycle.crls } : {}),
+      ...(ocsp ? { ocsp } : {}),
       ops: {
         readiness,
         ...(metrics ? { metrics } : {}),
@@ -237,6 +249,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   if (metrics) running.metrics = metrics;
   if (enrollment) running.enrollment = enrollment;
   if (lifecycle) running.lifecycle = lifecycle;
+  if (ocsp) running.ocsp = ocsp;
   if (prepared) running.dataDir = prepared;
   return running;
 }

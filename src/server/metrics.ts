@@ -16,13 +16,17 @@ import type { ServiceStats } from '../ra/service.js';
 import type { StoreStats } from '../store/index.js';
 import type { ScepRequestLog } from './scep-routes.js';
 
-/** `operation` label values (`CRL` is `/crl`, `other` anything else, e.g. an unknown route). */
+/**
+ * `operation` label values (`CRL` is `/crl`, `OCSP` is `/ocsp`, `other` anything else, e.g. an
+ * unknown route).
+ */
 export const OPERATION_LABELS = [
   'GetCACaps',
   'GetCACert',
   'GetNextCACert',
   'PKIOperation',
   'CRL',
+  'OCSP',
   'other',
 ] as const;
 /**

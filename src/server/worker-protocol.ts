@@ -17,6 +17,10 @@ export interface WorkerInit {
   /** Certificate lifecycle settings (approval, renewal, CRLs): see src/server/compose.ts. */
   lifecycle?: LifecycleSettings;
   storeKind: 'sqlite' | 'postgres';
+  /** Which CA of the data directory issues (default `default`): see ComposeOptions.caName. */
+  caName?: string;
+  /** The enrollment profile's name (default `default`). */
+  profile?: string;
 }
 
 /** HTTP thread → worker. */

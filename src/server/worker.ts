@@ -40,6 +40,8 @@ try {
     store,
     config: init.config,
     ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
+    ...(init.caName !== undefined ? { caName: init.caName } : {}),
+    ...(init.profile !== undefined ? { profile: init.profile } : {}),
     logger,
   });
 } catch (e) {

@@ -24,6 +24,8 @@ import {
   type Parsed,
 } from '../command.js';
 import { DEFAULT_CLIENT_PROFILE, MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS } from '../../ca/profile.js';
+import { DEFAULT_OCSP_VALIDITY_SECONDS, type OcspSettings } from '../../ca/ocsp-responder.js';
+import { DEFAULT_OCSP_SIGNER_VALIDITY_SECONDS } from '../../ca/ocsp-signer.js';
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { caKeyTypeOpt, resolvePassphrase } from './ca.js';
@@ -103,7 +105,16 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --crl-validity DURATION CRL nextUpdate (default 7d; --crl-validity-hours N still works);
                           CRLs are re-signed at half-life
   --public-url URL        this server's public base URL: issued certificates get a CRL
-                          distribution point URL/crl/<CA fingerprint>.crl
+                          distribution point URL/crl/<CA fingerprint>.crl and the OCSP
+                          responder URL/ocsp (authorityInfoAccess)
+  --ocsp-validity DURATION  nextUpdate of OCSP answers for good and revoked certificates
+                          (default 1h; 60s to 7d): how long clients and caches may keep them
+  --ocsp-signer S         who signs OCSP answers: ca (default: the CA key) or delegated (a
+                          short-lived OCSP-signing certificate with a P-256 key held in memory,
+                          issued and renewed by the server; docs/server.md "OCSP")
+  --ocsp-signer-validity DURATION  validity of the delegated certificate (default 2d; at
+                          least 4x --ocsp-validity); renewed at half of it
+  --no-ocsp               do not answer OCSP at /ocsp (issued certificates then carry no OCSP URL)
   --body-limit N          largest request body in bytes (default ${DEFAULT_BODY_LIMIT})
   --workers N             threads doing enrollments: the HTTP thread + N-1 workers (default:
                           number of cores, ${availableParallelism()} here; 1: the HTTP thread only)
@@ -254,6 +265,7 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
     },
     crlValiditySeconds: crlValidityOpt(p),
     ...(publicUrl !== undefined ? { publicUrl } : {}),
+    ocsp: ocspSettings(p),
   };
 }
 
@@ -263,6 +275,31 @@ function caKeyTypeOption(p: Parsed): { caKeyType?: CaKeyType } {
   if (t === 'rsa') return {};
   if (flag(p, 'ca-only') || flag(p, 'no-ra')) throw new UsageError(`--ca-key-type ${t}: ${EC_CA_NEEDS_RA}`);
   return { caKeyType: t };
+}
+
+/** The OCSP responder options (--ocsp-*, --no-ocsp). */
+function ocspSettings(p: ReturnType<typeof parseOptions>): OcspSettings | false {
+  const given = ['ocsp-validity', 'ocsp-signer', 'ocsp-signer-validity'].filter(
+    (n) => str(p, n) !== undefined,
+  );
+  if (flag(p, 'no-ocsp')) {
+    if (given.length > 0) throw new UsageError(`--no-ocsp and --${given[0]!} do not go together`);
+    return false;
+  }
+  const signer = str(p, 'ocsp-signer') ?? 'ca';
+  if (signer !== 'ca' && signer !== 'delegated')
+    throw new UsageError('--ocsp-signer must be ca or delegated');
+  const validitySeconds = durationOpt(p, 'ocsp-validity', DEFAULT_OCSP_VALIDITY_SECONDS, 60, 7 * 86_400);
+  const signerValiditySeconds = durationOpt(
+    p,
+    'ocsp-signer-validity',
+    Math.max(DEFAULT_OCSP_SIGNER_VALIDITY_SECONDS, 4 * validitySeconds),
+    4 * validitySeconds,
+    366 * 86_400,
+  );
+  if (signer === 'ca' && str(p, 'ocsp-signer-validity') !== undefined)
+    throw new UsageError('--ocsp-signer-validity needs --ocsp-signer delegated');
+  return { signer, validitySeconds, ...(signer === 'delegated' ? { signerValiditySeconds } : {}) };
 }
 
 /** `--ra` (require the RA), `--ca-only`/`--no-ra` (create without one) or neither (default). */
@@ -319,6 +356,10 @@ export const serveCommand: Command = {
       'crl-validity': { type: 'string' },
       'crl-validity-hours': { type: 'string' },
       'public-url': { type: 'string' },
+      'ocsp-validity': { type: 'string' },
+      'ocsp-signer': { type: 'string' },
+      'ocsp-signer-validity': { type: 'string' },
+      'no-ocsp': { type: 'boolean' },
       'body-limit': { type: 'string' },
       db: { type: 'string' },
       workers: { type: 'string' },
@@ -430,6 +471,12 @@ export const serveCommand: Command = {
     }
     out(`issued certificates are valid for ${formatDuration(validity)}`);
     out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
+    const ocsp = lifecycle.ocsp;
+    out(
+      ocsp === false || ocsp === undefined
+        ? 'OCSP: off (--no-ocsp)'
+        : `OCSP: ${server.origin}/ocsp, signed by ${ocsp.signer === 'delegated' ? 'a delegated responder certificate' : 'the CA key'}, answers valid for ${formatDuration(ocsp.validitySeconds ?? DEFAULT_OCSP_VALIDITY_SECONDS)}`,
+    );
     if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
     if (o.enrollment?.csrChecks?.allowWildcards)
       out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
