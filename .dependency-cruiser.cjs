@@ -2,7 +2,7 @@
  * Import rules of docs/architecture.md, checked by `npm run lint` (`depcruise src`):
  * no import cycles (type-only imports count), and every layer imports only the layers below it:
  *
- *   cli → server → ra → ca, store → scep → cms → pkix → crypto → asn1;  client → scep (and below)
+ *   cli → config → server → ra → ca, store → scep → cms → pkix → crypto → asn1;  client → scep (and below)
  *
  * One sideways edge: src/ca/crl.ts (CRL publishing) and src/ca/ocsp-*.ts (the OCSP responder)
  * read revocations, CRL numbers and certificate status through the Store interface.
@@ -25,7 +25,8 @@ const LAYERS = {
   client: ['scep', 'cms', 'pkix', 'crypto', 'asn1'],
   ra: ['ca', 'store', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
   server: ['ra', 'ca', 'store', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
-  cli: ['server', 'ra', 'ca', 'store', 'client', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
+  config: ['server', 'ra', 'ca', 'store', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
+  cli: ['config', 'server', 'ra', 'ca', 'store', 'client', 'scep', 'cms', 'pkix', 'crypto', 'asn1'],
 };
 
 const layerRules = Object.entries(LAYERS).map(([layer, allowed]) => ({

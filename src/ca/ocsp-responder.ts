@@ -38,6 +38,7 @@ import {
 } from '../pkix/ocsp.js';
 import type { CertificateRecord, Store } from '../store/index.js';
 import type { CaSet } from './authorities.js';
+import { DEFAULT_CA_NAME } from './ca-location.js';
 import type { CertificateAuthority } from './issuer.js';
 import {
   DEFAULT_OCSP_SIGNER_VALIDITY_SECONDS,
@@ -63,7 +64,12 @@ export interface OcspSettings {
 
 export interface OcspResponderOptions extends OcspSettings {
   store: Store;
-  cas: CaSet;
+  /**
+   * The CAs answered for: one CA's current and retired certificates (the default CA), or a
+   * function returning every CA of the data directory by store name (called per request; return
+   * the same array while nothing changed, the issuer hashes are cached per array).
+   */
+  cas: CaSet | (() => readonly OcspIssuer[]);
   /** Signed responses kept in memory (default 10 000; 0: none). */
   cacheEntries?: number;
   now?: () => Date;
@@ -105,6 +111,20 @@ function stateOf(rec: CertificateRecord | null, ca: CertificateAuthority): strin
   return `revoked:${rec.revokedAt?.getTime() ?? 0}:${rec.revocationReason ?? ''}`;
 }
 
+/** One CA the responder answers for: its name in the store and its current + retired certificates. */
+export interface OcspIssuer {
+  name: string;
+  cas: CaSet;
+}
+
+interface IssuerHash {
+  name: Buffer;
+  key: Buffer;
+  ca: CertificateAuthority;
+  /** The CA's name in the store. */
+  caName: string;
+}
+
 /** The OCSP responder of a set of CAs (see the module comment). */
 export class OcspResponder {
   readonly validitySeconds: number;
@@ -113,10 +133,9 @@ export class OcspResponder {
   private readonly cache = new Map<string, CachedResponse>();
   private readonly cacheEntries: number;
   /** Issuer name and key hashes of each CA, per hash algorithm. */
-  private readonly issuerHashes = new Map<
-    DigestName,
-    Array<{ name: Buffer; key: Buffer; ca: CertificateAuthority }>
-  >();
+  private issuerHashes = new Map<DigestName, IssuerHash[]>();
+  private issuersSeen: readonly OcspIssuer[] | undefined;
+  private readonly issuers: () => readonly OcspIssuer[];
 
   constructor(private readonly o: OcspResponderOptions) {
     this.validitySeconds = o.validitySeconds ?? DEFAULT_OCSP_VALIDITY_SECONDS;
@@ -129,6 +148,12 @@ export class OcspResponder {
     const signerValidity = o.signerValiditySeconds ?? DEFAULT_OCSP_SIGNER_VALIDITY_SECONDS;
     if (!Number.isInteger(signerValidity) || signerValidity < 4 * this.validitySeconds)
       throw new RangeError('the OCSP signer validity must be at least 4 times the response validity');
+    const cas = o.cas;
+    if (typeof cas === 'function') this.issuers = cas;
+    else {
+      const one = [{ name: DEFAULT_CA_NAME, cas }];
+      this.issuers = () => one;
+    }
     this.now = o.now ?? (() => new Date());
     this.cacheEntries = o.cacheEntries ?? DEFAULT_OCSP_CACHE_ENTRIES;
     this.signers = new OcspSigners({
@@ -162,8 +187,8 @@ export class OcspResponder {
       };
     }
     const first = req.certIds[0]!;
-    const ca = this.caOf(first);
-    if (!ca) {
+    const issuer = this.caOf(first);
+    if (!issuer) {
       return {
         body: ocspErrorResponse(OcspStatus.unauthorized),
         status: OcspStatus.unauthorized,
@@ -171,9 +196,12 @@ export class OcspResponder {
         detail: 'the issuer is not one of our CAs',
       };
     }
+    const ca = issuer.ca;
     const responder = await this.signers.forCa(ca);
     const records = await Promise.all(
-      req.certIds.map((id) => (this.caOf(id) === ca ? this.o.store.getCertificate(id.serial) : null)),
+      req.certIds.map((id) =>
+        this.caOf(id)?.ca === ca ? this.o.store.getCertificate(id.serial, issuer.caName) : null,
+      ),
     );
     const states = records.map((rec) => stateOf(rec, ca));
     const cacheKey = req.nonce || req.certIds.length > 1 ? undefined : first.raw.toString('latin1');
@@ -248,21 +276,29 @@ export class OcspResponder {
   }
 
   /** Our CA whose name and key hash the CertID carries, if any. */
-  private caOf(id: OcspCertId): CertificateAuthority | undefined {
+  private caOf(id: OcspCertId): IssuerHash | undefined {
     for (const h of this.hashesFor(id.hash))
-      if (h.name.equals(id.issuerNameHash) && h.key.equals(id.issuerKeyHash)) return h.ca;
+      if (h.name.equals(id.issuerNameHash) && h.key.equals(id.issuerKeyHash)) return h;
     return undefined;
   }
 
-  private hashesFor(alg: DigestName): Array<{ name: Buffer; key: Buffer; ca: CertificateAuthority }> {
+  private hashesFor(alg: DigestName): IssuerHash[] {
+    const issuers = this.issuers();
+    if (issuers !== this.issuersSeen) {
+      this.issuersSeen = issuers;
+      this.issuerHashes = new Map();
+    }
     let list = this.issuerHashes.get(alg);
     if (!list) {
-      list = this.o.cas.all.map((ca) => ({
-        // RFC 6960 §4.1.1: the hash of the issuer's DN (its subject) and of its public key bits.
-        name: createHash(alg).update(ca.cert.subjectRaw).digest(),
-        key: createHash(alg).update(subjectPublicKeyBits(ca.cert.spki)).digest(),
-        ca,
-      }));
+      list = issuers.flatMap((i) =>
+        i.cas.all.map((ca) => ({
+          // RFC 6960 §4.1.1: the hash of the issuer's DN (its subject) and of its public key bits.
+          name: createHash(alg).update(ca.cert.subjectRaw).digest(),
+          key: createHash(alg).update(subjectPublicKeyBits(ca.cert.spki)).digest(),
+          ca,
+          caName: i.name,
+        })),
+      );
       this.issuerHashes.set(alg, list);
     }
     return list;

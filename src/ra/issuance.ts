@@ -79,6 +79,8 @@ export interface IssuanceOptions {
   profile: Profile;
   /** notBefore = now − backdateSeconds, capped to a share of the validity (effectiveBackdateSeconds). */
   backdateSeconds: number;
+  /** The issued subject from the requested one (a profile's subject template); default: as requested. */
+  subjectOf?: (subjectRaw: Buffer) => Buffer;
   now: () => Date;
   /** Server-side detail of issuance faults (never sent to the client). */
   logger?: ServiceLogger;
@@ -215,9 +217,10 @@ export class TransactionIssuer {
       let cert: Certificate;
       try {
         der = ca.issue({
-          subjectRaw: csr.subjectRaw,
+          subjectRaw: this.o.subjectOf ? this.o.subjectOf(csr.subjectRaw) : csr.subjectRaw,
           spki: csr.spki,
           subjectAltNames: csr.subjectAltNames,
+          requestedExtensions: csr.extensions,
           serial: randomSerial(),
           notBefore: new Date(now - backdateMs),
           notAfter: new Date(now + profile.validitySeconds * 1000),

@@ -25,6 +25,7 @@ import {
   type TransactionState,
 } from '../store/index.js';
 import { sanText } from './names.js';
+import { recordDecision } from './retry-after.js';
 
 /** `invalid`: bad input; `not-found`: no such request/certificate; `conflict`: wrong state. */
 export type OperatorErrorKind = 'invalid' | 'not-found' | 'conflict';
@@ -289,6 +290,8 @@ export async function decideRequest(
     const now = (await store.getTransaction(transactionId)) ?? t;
     throw new OperatorError('conflict', `${transactionId} is ${now.state}, not pending`);
   }
+  // Someone works on the queue: PENDING hints go back to --retry-after (src/ra/retry-after.ts).
+  await recordDecision(store, new Date());
   const after = await store.getTransaction(transactionId);
   return requestView(after ?? t);
 }

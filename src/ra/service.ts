@@ -4,7 +4,8 @@
  * worker thread or in a test. Built by `composeEnrollment` (src/server/compose.ts).
  *
  * The enrollment path: decode + verify the pkiMessage → (decoder failure → signed FAILURE) →
- * open the envelope (`open`, here) → the handler of the messageType (src/ra/lifecycle.ts:
+ * (a poll of a pending transaction by its own key → PENDING, no decryption: `pendingPoll` in
+ * src/ra/lifecycle.ts) → open the envelope (`open`, here) → the handler of the messageType (src/ra/lifecycle.ts:
  * parse the CSR → policies (proof of possession, key, signer key = CSR key or renewal checks,
  * CSR) → challenge or operator → idempotent issuance) → CertRep encrypted to the request's
  * signer with its cipher (single DES answered with 3DES), signed with its digest.
@@ -30,6 +31,7 @@ import {
   type LifecycleOptions,
 } from './lifecycle.js';
 import type {
+  ChallengeLock,
   HttpAnswer,
   OperationLog,
   RequestContext,
@@ -65,6 +67,8 @@ export interface EnrollmentServiceOptions {
   /** CA rollover: the staged next CA certificates (src/ca/rollover.ts NextCaWatcher). */
   nextCa?: NextCaSource;
   logger?: ServiceLogger;
+  /** The challenge-failure throttle's lock check (src/ra/throttle.ts); absent: not throttled. */
+  challengeLock?: ChallengeLock;
   /** Clock (tests). */
   now?: () => Date;
 }
@@ -78,6 +82,8 @@ export interface ServiceStats {
   singleDesAccepted: number;
   /** Unexpected internal errors (answered with HTTP 500). */
   internalErrors: number;
+  /** pkcsPKIEnvelopes opened (each one an RSA private-key operation). */
+  envelopesOpened: number;
 }
 
 /**
@@ -118,10 +124,11 @@ export class EnrollmentService implements ScepService {
   readonly caName: string;
   /** Name of the enrollment profile this service answers for. */
   readonly profile: string;
-  readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
+  readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0, envelopesOpened: 0 };
   /** CRLs and periodic upkeep (pending expiry, one-time challenge pruning, CRL refresh). */
   readonly lifecycle: Lifecycle;
   private readonly handlers = new Map<number, MessageHandler>();
+  private readonly enrollment: EnrollmentHandlers;
   private readonly caps: string[] = [...BASE_CAPABILITIES];
   private readonly logger: ServiceLogger | undefined;
   private readonly ca: CertificateAuthority;
@@ -137,6 +144,7 @@ export class EnrollmentService implements ScepService {
    * lifetime of the request object, never logged or stored.
    */
   private readonly replyPasswords = new WeakMap<PkiRequest, Buffer>();
+  private readonly capsAnswers: { plain?: HttpAnswer; staged?: HttpAnswer } = {};
 
   constructor(o: EnrollmentServiceOptions) {
     this.ca = o.ca;
@@ -162,9 +170,11 @@ export class EnrollmentService implements ScepService {
         () => this.nextCa?.(),
       ),
       ...(o.logger ? { logger: o.logger } : {}),
+      ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
       now: o.now ?? (() => new Date()),
     });
     this.lifecycle = h;
+    this.enrollment = h;
     this.handlers.set(MessageType.PKCSReq, (req, ctx) => h.pkcsReq(req, ctx));
     this.handlers.set(MessageType.RenewalReq, (req, ctx) => h.renewalReq(req, ctx));
     this.handlers.set(MessageType.CertPoll, (req, ctx) => h.certPoll(req, ctx));
@@ -179,6 +189,7 @@ export class EnrollmentService implements ScepService {
    * (RFC 3218; openEnvelopeAs). Counts accepted single-DES requests.
    */
   private readonly open: EnvelopeOpener = (req, ctx, parse) => {
+    this.stats.envelopesOpened++;
     const opened = openEnvelopeAs(req, this.identity.recipients, parse, {
       allowSingleDes: this.config.allowSingleDes,
     });
@@ -198,15 +209,24 @@ export class EnrollmentService implements ScepService {
 
   capabilities(): readonly string[] {
     const next = this.nextCa?.();
-    return next && next.length > 0 ? [...this.caps, 'GetNextCACert'] : this.caps;
+    const all = next && next.length > 0 ? [...this.caps, 'GetNextCACert'] : this.caps;
+    const only = this.config.capabilities;
+    return only ? all.filter((c) => only.includes(c)) : all;
   }
 
+  /** GetCACaps, built once per capability set (with or without GetNextCACert). */
   getCaCaps(): HttpAnswer {
-    return {
+    const staged = (this.nextCa?.()?.length ?? 0) > 0;
+    const cached = staged ? this.capsAnswers.staged : this.capsAnswers.plain;
+    if (cached) return cached;
+    const a: HttpAnswer = {
       httpStatus: 200,
       contentType: 'text/plain',
       body: Buffer.from(formatCapabilities(this.capabilities())),
     };
+    if (staged) this.capsAnswers.staged = a;
+    else this.capsAnswers.plain = a;
+    return a;
   }
 
   /**
@@ -258,8 +278,9 @@ export class EnrollmentService implements ScepService {
         decision = failure(req.failure.failInfo, req.failure.text);
       } else {
         const handler = this.handlers.get(req.messageType);
+        // A poll of a pending transaction is answered before (and without) decryption.
         decision = handler
-          ? await handler(req, ctx)
+          ? ((await this.enrollment.pendingPoll(req)) ?? (await handler(req, ctx)))
           : failure(FailInfo.badRequest, `messageType ${req.messageType} is not supported`);
       }
     } catch (e) {

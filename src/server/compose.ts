@@ -17,6 +17,7 @@ import { NextCaWatcher } from '../ca/rollover.js';
 import type { KeyObject } from 'node:crypto';
 import type { Certificate } from '../pkix/certificate.js';
 import type { EnrollmentConfig } from '../ra/config.js';
+import type { ChallengeLock } from '../ra/types.js';
 import { EnrollmentService, type NextCaSource, type ServiceLogger } from '../ra/service.js';
 import type { Store } from '../store/index.js';
 import { withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
@@ -50,8 +51,12 @@ export type ComposeOptions = (DataDirCa | InjectedCa) & {
   /** Approval mode, renewal policy, CRL validity, public URL (CRL distribution point). */
   lifecycle?: LifecycleSettings;
   logger?: ServiceLogger;
+  /** The challenge-failure throttle's lock check (src/ra/throttle.ts); absent: not throttled. */
+  challengeLock?: ChallengeLock;
   /** Clock (tests). */
   now?: () => Date;
+  /** CA-only: the CA signs and decrypts SCEP messages even when it has an RA (a profile's `ra: false`). */
+  caOnly?: boolean;
   /**
    * Which CA issues: its name, recorded with every transaction and certificate (serials,
    * GetCert, revocations and CRLs are per CA). With `dataDir` it also selects the CA's files
@@ -86,7 +91,7 @@ export function composeEnrollment(o: ComposeOptions): EnrollmentService {
     caName,
     ...(o.profile !== undefined ? { profile: o.profile } : {}),
     ...(material.chain ? { chain: material.chain } : {}),
-    ...(material.ra ? { ra: material.ra } : {}),
+    ...(material.ra && !o.caOnly ? { ra: material.ra } : {}),
     ...(material.previousCas ? { previousCas: material.previousCas } : {}),
     ...(material.nextCa ? { nextCa: material.nextCa } : {}),
     store: o.store,
@@ -97,6 +102,7 @@ export function composeEnrollment(o: ComposeOptions): EnrollmentService {
       ...(s.crlValiditySeconds !== undefined ? { crlValiditySeconds: s.crlValiditySeconds } : {}),
     },
     ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
     ...(o.now ? { now: o.now } : {}),
   });
 }
