@@ -5,6 +5,7 @@
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
  *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0] [--hsm]
+ *   npm run bench -- --ec-ca [-n 600] [--rounds 12]   (bench/ec-ca.ts: EC CA behind an RSA RA)
  *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *   npm run bench -- --poll [-n 3000] [--pending 256]   (polls of PENDING requests; bench/lib/poll.ts)
  *
@@ -58,6 +59,11 @@ import {
   type ServerProcess,
 } from './lib/processes.js';
 
+// `npm run bench -- --ec-ca …`: server CPU per enrollment, EC CA behind an RSA RA (bench/ec-ca.ts).
+if (process.argv.includes('--ec-ca')) {
+  await import('./ec-ca.js');
+  process.exit(process.exitCode ?? 0);
+}
 // `npm run bench -- --ocsp`: the OCSP responder benchmark (bench/ocsp.ts) instead.
 if (process.argv.includes('--ocsp')) {
   await import('./ocsp.js');

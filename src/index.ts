@@ -9,6 +9,8 @@
 export {
   ScepClient,
   generateRsaKey,
+  generateEcKey,
+  keyTypeOf,
   verifyCrlSignature,
   Capabilities,
   negotiate,
@@ -24,6 +26,7 @@ export {
   type ReplyInfo,
   type WaitOptions,
   type KeySize,
+  type KeyType,
   type Negotiated,
   type CaCertificates,
   type FetchLike,

@@ -48,9 +48,30 @@ export const OID = {
   sha512WithRSAEncryption: '1.2.840.113549.1.1.13',
   sha224WithRSAEncryption: '1.2.840.113549.1.1.14',
 
-  // EC (refused for client keys, recognised for clear errors)
+  // EC keys and signatures (RFC 5480, RFC 5758)
   ecPublicKey: '1.2.840.10045.2.1',
   ecdsaWithSHA256: '1.2.840.10045.4.3.2',
+  ecdsaWithSHA384: '1.2.840.10045.4.3.3',
+  ecdsaWithSHA512: '1.2.840.10045.4.3.4',
+  prime256v1: '1.2.840.10045.3.1.7',
+  secp384r1: '1.3.132.0.34',
+  secp521r1: '1.3.132.0.35',
+
+  // Password recipients (RFC 3211, RFC 8018)
+  pbkdf2: '1.2.840.113549.1.5.12',
+  hmacWithSHA1: '1.2.840.113549.2.7',
+  hmacWithSHA256: '1.2.840.113549.2.9',
+  hmacWithSHA384: '1.2.840.113549.2.10',
+  hmacWithSHA512: '1.2.840.113549.2.11',
+  pwriKek: '1.2.840.113549.1.9.16.3.9',
+
+  // Key agreement (RFC 5753, RFC 3394)
+  dhSinglePassStdDhSha256Kdf: '1.3.132.1.11.1',
+  dhSinglePassStdDhSha384Kdf: '1.3.132.1.11.2',
+  dhSinglePassStdDhSha512Kdf: '1.3.132.1.11.3',
+  aes128Wrap: '2.16.840.1.101.3.4.1.5',
+  aes192Wrap: '2.16.840.1.101.3.4.1.25',
+  aes256Wrap: '2.16.840.1.101.3.4.1.45',
 
   // Content encryption
   desCbc: '1.3.14.3.2.7',

@@ -13,6 +13,8 @@ import {
   type Certificate,
 } from '../pkix/certificate.js';
 import { namesEqual } from '../pkix/name.js';
+import { parseAuthorityKeyIdentifier } from '../pkix/extensions.js';
+import { OID } from '../asn1/oids.js';
 import { CaError, CertificateAuthority } from './issuer.js';
 import type { CaLocation } from './ca-location.js';
 import { caPaths, readPrivateKey } from './keystore.js';
@@ -88,5 +90,25 @@ export class CaSet {
       if (verifyCertificateSignature(cert, ca.cert.publicKey())) return ca;
     }
     return undefined;
+  }
+
+  /**
+   * The CA that issued a certificate taken from our own store (so issued by one of us): the
+   * one CA whose Name and key identifier match its issuer and authorityKeyIdentifier, without
+   * a signature check — an ECDSA P-384 verification costs about as much as the signature that
+   * made the certificate. Falls back to `issuerOf` whenever that is ambiguous. Never use it for
+   * a certificate a client presents.
+   */
+  issuerOfOwn(cert: Certificate): CertificateAuthority | undefined {
+    const ext = cert.extension(OID.authorityKeyIdentifier);
+    let aki: Buffer | undefined;
+    try {
+      aki = ext ? parseAuthorityKeyIdentifier(ext.value) : undefined;
+    } catch {
+      aki = undefined;
+    }
+    const named = this.byName(cert.issuerRaw).filter((c) => !c.cert.der.equals(cert.der));
+    const hits = aki ? named.filter((c) => c.keyId.equals(aki)) : [];
+    return hits.length === 1 ? hits[0] : this.issuerOf(cert);
   }
 }

@@ -29,9 +29,11 @@ import {
   keyIdentifier,
   parseBasicConstraints,
   parseSubjectAltName,
+  type KeyUsageName,
   type GeneralName,
 } from '../pkix/extensions.js';
 import type { Extension } from '../pkix/certificate.js';
+import { describeSpki } from '../pkix/csr.js';
 import { namesEqual } from '../pkix/name.js';
 import { createSigner, type Signer } from '../pkix/signature.js';
 import { validateProfile, type Profile } from './profile.js';
@@ -126,8 +128,14 @@ export class CertificateAuthority {
     this.keyId = m.cert.subjectKeyId ?? keyIdentifier(m.cert.spki);
   }
 
-  /** The CA key's signer for `digest` (certificates, CRLs, OCSP responses), created once. */
-  signer(digest: DigestName): Signer {
+  /**
+   * The CA key's signer for a digest (certificates, CRLs, OCSP responses), created once. An EC
+   * CA key signs with the digest that matches its curve (ECDSA P-256 → SHA-256, P-384 →
+   * SHA-384) whatever was asked: ecdsa-with-SHA1 is refused by verifiers, and a weaker digest
+   * would waste the curve.
+   */
+  signer(requested: DigestName): Signer {
+    const digest = caDigest(this.key, requested);
     let s = this.signers.get(digest);
     if (!s) {
       s = createSigner(this.key, digest);
@@ -162,7 +170,8 @@ export class CertificateAuthority {
     const emptySubject = o.subjectRaw.length === 2 && o.subjectRaw[0] === 0x30;
     const exts: der.Der[] = [];
     exts.push(buildBasicConstraints(false));
-    if (o.profile.keyUsage.length > 0) exts.push(buildKeyUsage(o.profile.keyUsage));
+    const keyUsage = keyUsageForKey(o.profile.keyUsage, o.spki);
+    if (keyUsage.length > 0) exts.push(buildKeyUsage(keyUsage));
     if (o.profile.extKeyUsage.length > 0) exts.push(buildExtKeyUsage(o.profile.extKeyUsage));
     exts.push(buildSubjectKeyIdentifier(keyIdentifier(o.spki)));
     exts.push(buildAuthorityKeyIdentifier(this.keyId));
@@ -253,4 +262,37 @@ export class CertificateAuthority {
     const tbs = der.encode(der.seq(...tbsItems));
     return der.encode(der.seq(tbs, signer.algorithm, der.bitString(signer.sign(tbs))));
   }
+}
+
+/**
+ * The digest a CA key signs with: `requested` for RSA; for EC the curve's (P-384 → SHA-384,
+ * else SHA-256), since ecdsa-with-SHA1 is refused by verifiers.
+ */
+export function caDigest(key: PrivateKeyLike, requested: DigestName = 'sha256'): DigestName {
+  const pub = keyHandle(key).publicKey;
+  if (pub.asymmetricKeyType !== 'ec') return requested;
+  const curve = pub.asymmetricKeyDetails?.namedCurve;
+  return curve === 'secp384r1' || curve === 'secp521r1' ? 'sha384' : 'sha256';
+}
+
+/**
+ * keyUsage of a CA certificate: keyCertSign + cRLSign + digitalSignature, and keyEncipherment
+ * for an RSA key (it also opens SCEP envelopes in CA-only mode, RFC 8894 §2.1.2); an EC CA
+ * key only signs.
+ */
+export function caKeyUsage(key: PrivateKeyLike): KeyUsageName[] {
+  return keyHandle(key).type === 'rsa'
+    ? ['digitalSignature', 'keyEncipherment', 'keyCertSign', 'cRLSign']
+    : ['digitalSignature', 'keyCertSign', 'cRLSign'];
+}
+
+/**
+ * The profile's keyUsage for the subject key: an EC key cannot encipher keys (RFC 5480 §3),
+ * so keyEncipherment becomes keyAgreement for EC subjects; RSA keys get the profile as is.
+ */
+function keyUsageForKey(ku: readonly KeyUsageName[], spki: Buffer): KeyUsageName[] {
+  if (!ku.includes('keyEncipherment') || describeSpki(spki).keyType !== 'ec') return [...ku];
+  const out = ku.filter((k) => k !== 'keyEncipherment');
+  if (!out.includes('keyAgreement')) out.push('keyAgreement');
+  return out;
 }

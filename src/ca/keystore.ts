@@ -40,19 +40,32 @@ import { createSigner } from '../pkix/signature.js';
 import { generatePkcs11RsaKey, openPkcs11Key, Pkcs11Key } from '../crypto/pkcs11-key.js';
 import { formatPkcs11Uri, parsePkcs11Uri, Pkcs11UriError } from '../crypto/pkcs11-uri.js';
 import { Pkcs11SetupError } from '../crypto/pkcs11.js';
-import { handleSpki, type PrivateKeyLike } from '../crypto/private-key.js';
+import { handleSpki, keyHandle, type PrivateKeyLike } from '../crypto/private-key.js';
 import { caCommandArgs, caDirectory, caLocationParts, listCaNames, type CaLocation } from './ca-location.js';
 import { writeFileDurably } from './durable-file.js';
-import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
+import { caDigest, caKeyUsage, CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import { randomSerial } from './serial.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 export type CaKeySize = 2048 | 3072 | 4096;
 
+/**
+ * Type of a generated CA key: RSA (`keySize` bits) or EC. An EC CA key cannot decrypt SCEP
+ * envelopes, so it needs RA mode: the RA key stays RSA and the EC key only signs certificates
+ * and CRLs.
+ */
+export type CaKeyType = 'rsa' | 'ec-p256' | 'ec-p384';
+
+/** The refusal of an EC CA without an RA (CA-only mode). */
+export const EC_CA_NEEDS_RA =
+  'an EC CA key cannot decrypt SCEP requests: an EC CA needs RA mode (--ra), where an RSA RA key decrypts and signs the SCEP messages';
+
 export interface InitCaOptions {
   /** RSA modulus size for generated keys (CA and RA); default 3072. */
   keySize?: CaKeySize;
+  /** Type of a generated CA key (default 'rsa'); EC needs `ra`. The RA key is always RSA. */
+  caKeyType?: CaKeyType;
   /** Subject of a generated CA; default "CN=scepter CA <random>,O=scepter". */
   subject?: string;
   /** Validity of a generated CA in days; default 3650. */
@@ -197,6 +210,22 @@ function recordedUri(uri: string, allowPinValue: boolean | undefined): string {
   return `${formatPkcs11Uri(parsePkcs11Uri(uri, allowPinValue ? { allowPinValue: true } : {}))}\n`;
 }
 
+/** A new CA key of `type` (RSA of `bits`). */
+export async function newCaKey(type: CaKeyType, bits: number): Promise<KeyObject> {
+  if (type === 'rsa') return newRsaKey(bits);
+  const namedCurve = type === 'ec-p384' ? 'secp384r1' : 'prime256v1';
+  const { privateKey } = await generateKeyPairAsync('ec', { namedCurve });
+  return privateKey;
+}
+
+/** The CaKeyType of a key (undefined for other key types and curves). */
+export function caKeyTypeOf(key: PrivateKeyLike): CaKeyType | undefined {
+  const pub = keyHandle(key).publicKey;
+  if (pub.asymmetricKeyType === 'rsa') return 'rsa';
+  const c = pub.asymmetricKeyType === 'ec' ? pub.asymmetricKeyDetails?.namedCurve : undefined;
+  return c === 'prime256v1' ? 'ec-p256' : c === 'secp384r1' ? 'ec-p384' : undefined;
+}
+
 /**
  * Reads a private key file: PEM/DER (decrypted with `passphrase` when encrypted), or a
  * PKCS#11 URI line, which opens the key on its token (start-up errors name module, token,
@@ -257,7 +286,10 @@ function checkIssuedByChain(cert: Certificate, chain: Certificate[]): void {
   }
 }
 
-/** Self-signed root: cA=TRUE (critical), KU keyCertSign+cRLSign+digitalSignature+keyEncipherment. */
+/**
+ * Self-signed root: cA=TRUE (critical), KU keyCertSign+cRLSign+digitalSignature, plus
+ * keyEncipherment for an RSA key; signed with SHA-256 (an EC key: its curve's digest).
+ */
 export function buildRootCertificate(key: PrivateKeyLike, subject: string, days: number): Buffer {
   const name = buildName(subject);
   const spki = createPublicKeyDer(key);
@@ -273,12 +305,12 @@ export function buildRootCertificate(key: PrivateKeyLike, subject: string, days:
       notAfter: new Date(notBefore.getTime() + days * 86_400_000),
       extensions: [
         buildBasicConstraints(true),
-        // The CA key also does SCEP transport in CA-only mode (RFC 8894 §2.1.2).
-        buildKeyUsage(['digitalSignature', 'keyEncipherment', 'keyCertSign', 'cRLSign']),
+        // An RSA CA key also does SCEP transport in CA-only mode (RFC 8894 §2.1.2).
+        buildKeyUsage(caKeyUsage(key)),
         buildSubjectKeyIdentifier(keyId),
       ],
     },
-    createSigner(key, 'sha256'),
+    createSigner(key, caDigest(key)),
   );
 }
 
@@ -314,7 +346,7 @@ export function buildRaCertificate(
         buildAuthorityKeyIdentifier(ca.keyId),
       ],
     },
-    createSigner(ca.key, 'sha256'),
+    createSigner(ca.key, caDigest(ca.key)),
   );
 }
 
@@ -385,9 +417,11 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
       );
     caCertDer = caCert.der;
   } else {
-    key = tokenCa ? tokenKeyFor(o.pkcs11Uri!, 'the CA key') : await newRsaKey(keySize);
+    key = tokenCa ? tokenKeyFor(o.pkcs11Uri!, 'the CA key') : await newCaKey(o.caKeyType ?? 'rsa', keySize);
     caCertDer = buildRootCertificate(key, o.subject ?? `CN=scepter CA ${suffix()},O=scepter`, days);
   }
+  if (keyHandle(key).type !== 'rsa' && !o.ra) throw new CaError(EC_CA_NEEDS_RA);
+  if (!caKeyTypeOf(key)) throw new CaError('the CA key must be RSA, or EC on P-256 or P-384');
   const caCert = parseCertificate(caCertDer);
   const ca = new CertificateAuthority({ cert: caCert, key, chain: chain.map((c) => c.der) });
 
@@ -460,6 +494,7 @@ export function loadCa(at: CaLocation, passphrase?: string): LoadedCa {
       if (!keyMatchesSpki(raKey, raCert.spki)) throw new CaError('the RA key does not match ra.crt');
       out.ra = { cert: raCert, key: raKey };
     }
+    if (keyHandle(key).type !== 'rsa' && !out.ra) throw new CaError(`${EC_CA_NEEDS_RA} (${paths.dir})`);
     return out;
   } catch (e) {
     close();

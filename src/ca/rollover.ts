@@ -21,7 +21,7 @@
  * A named CA (ca-location.ts) rolls over the same way inside its own directory `DIR/cas/NAME/`.
  */
 import { KeyObject } from 'node:crypto';
-import type { PrivateKeyHandle } from '../crypto/private-key.js';
+import { keyHandle, type PrivateKeyHandle } from '../crypto/private-key.js';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCertificate, toPem, type Certificate } from '../pkix/certificate.js';
@@ -39,13 +39,15 @@ import { createSigner } from '../pkix/signature.js';
 import { previousCaDir } from './authorities.js';
 import { caCommandArgs, type CaLocation } from './ca-location.js';
 import { fsyncDir, writeFileDurably } from './durable-file.js';
-import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
+import { caDigest, caKeyUsage, CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import {
   buildRaCertificate,
   buildRootCertificate,
   caPaths,
   exportKey,
+  caKeyTypeOf,
   loadCa,
+  newCaKey,
   newRsaKey,
   readCertificates,
   readPrivateKey,
@@ -143,12 +145,12 @@ function buildCrossCertificate(issuer: CertificateAuthority, next: Certificate):
       notAfter,
       extensions: [
         buildBasicConstraints(true),
-        buildKeyUsage(['digitalSignature', 'keyEncipherment', 'keyCertSign', 'cRLSign']),
+        buildKeyUsage(caKeyUsage(next.publicKey())),
         buildSubjectKeyIdentifier(next.subjectKeyId ?? keyIdentifier(next.spki)),
         buildAuthorityKeyIdentifier(issuer.keyId),
       ],
     },
-    createSigner(issuer.key, 'sha256'),
+    createSigner(issuer.key, caDigest(issuer.key)),
   );
 }
 
@@ -169,7 +171,10 @@ export async function stageRollover(at: CaLocation, o: RolloverOptions = {}): Pr
   const days = o.days ?? 3650;
   if (!Number.isInteger(days) || days < 1 || days > 36500)
     throw new CaError('days must be between 1 and 36500');
-  const currentBits = keyBits(current.ca.key);
+  // RSA size of the new keys: the CA's, or for an EC CA (whose key type is kept) the RA's.
+  const currentBits = keyBits(
+    keyHandle(current.ca.key).type === 'rsa' ? current.ca.key : (current.ra?.key ?? current.ca.key),
+  );
   const keySize = o.keySize ?? ([2048, 3072, 4096].includes(currentBits) ? (currentBits as CaKeySize) : 3072);
   if (![2048, 3072, 4096].includes(keySize)) throw new CaError('key size must be 2048, 3072 or 4096');
   const subject = o.subject ?? nextGenerationName(current.caCert.subjectRaw);
@@ -178,7 +183,8 @@ export async function stageRollover(at: CaLocation, o: RolloverOptions = {}): Pr
     throw new CaError('the next CA must have a different subject from the current CA');
   }
 
-  const key = await newRsaKey(keySize);
+  // The next CA keeps the current key type (an EC CA stays EC on its curve; its RA stays RSA).
+  const key = await newCaKey(caKeyTypeOf(current.ca.key) ?? 'rsa', keySize);
   const caCert = parseCertificate(buildRootCertificate(key, subject, days));
   const next = new CertificateAuthority({ cert: caCert, key, chain: [] });
   let ra: { key: KeyObject; cert: Certificate } | undefined;

@@ -19,6 +19,7 @@ import {
   type EnrollResult,
   type IssuedResult,
   type KeySize,
+  type KeyType,
   type ScepClientOptions,
 } from './client.js';
 import { ScepClientError } from './errors.js';
@@ -34,6 +35,8 @@ export interface AgentCertificateConfig {
   /** Share of the lifetime after which to renew, (0, 1). */
   renewAt: number;
   keySize: KeySize;
+  /** Type of generated keys: rsa (default), ec-p256 or ec-p384. */
+  keyType: KeyType;
   /** Renew with a fresh key (default true). */
   newKey: boolean;
   /** Shell command run after each new certificate (cwd: out). */
@@ -96,6 +99,14 @@ function optStr(o: Json, k: string, where: string): string | undefined {
   return v;
 }
 
+function keyTypeField(o: Json, where: string, def: KeyType): KeyType {
+  const v = optStr(o, 'keyType', where);
+  if (v === undefined) return def;
+  if (v !== 'rsa' && v !== 'ec-p256' && v !== 'ec-p384')
+    throw new AgentConfigError('invalid-config', `${where}.keyType must be rsa, ec-p256 or ec-p384`);
+  return v;
+}
+
 function optNum(o: Json, k: string, where: string, def: number, min: number, max: number): number {
   const v = o[k];
   if (v === undefined) return def;
@@ -153,6 +164,7 @@ export function parseAgentConfig(
     throw new AgentConfigError('invalid-config', 'config.certificates must be a non-empty array');
   const defRenewAt = optNum(raw, 'renewAt', 'config', 0.66, 0.01, 0.99);
   const defKeySize = optNum(raw, 'keySize', 'config', 2048, 2048, 4096);
+  const defKeyType = keyTypeField(raw, 'config', 'rsa');
   const list: AgentCertificateConfig[] = certs.map((c: unknown, i) => {
     const where = `config.certificates[${i}]`;
     if (!isObj(c)) throw new AgentConfigError('invalid-config', `${where} must be an object`);
@@ -172,6 +184,7 @@ export function parseAgentConfig(
       out: isAbsolute(out) ? out : resolve(baseDir, out),
       renewAt: optNum(c, 'renewAt', where, defRenewAt, 0.01, 0.99),
       keySize: keySize as KeySize,
+      keyType: keyTypeField(c, where, defKeyType),
       newKey,
     };
     const sans = optStr(c, 'sans', where);
@@ -396,6 +409,7 @@ export class Agent {
         key: current.key,
         newKey: c.newKey,
         keySize: c.keySize,
+        keyType: c.keyType,
         subject: c.subject,
         ...(c.sans !== undefined ? { sans: c.sans } : {}),
         ...(challenge !== undefined && this.cfg.challengeOnRenewal ? { challenge } : {}),
@@ -413,6 +427,7 @@ export class Agent {
         subject: c.subject,
         challenge,
         keySize: c.keySize,
+        keyType: c.keyType,
         ...(c.sans !== undefined ? { sans: c.sans } : {}),
       });
       action = 'enrolled';

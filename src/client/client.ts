@@ -76,6 +76,13 @@ export interface ScepClientOptions {
 
 export type KeySize = 2048 | 3072 | 4096;
 
+/**
+ * Type of a generated key: RSA (`keySize` bits), or EC on P-256 / P-384. An EC key's
+ * CertRep comes back to the challengePassword (PasswordRecipientInfo, RFC 8894 §3.1) or, with
+ * no challenge (renewal, polling), by ECDH key agreement (a scepter server extension).
+ */
+export type KeyType = 'rsa' | 'ec-p256' | 'ec-p384';
+
 export interface EnrollOptions {
   /** Subject DN text (`CN=dev1,O=Acme`) or Name DER. */
   subject: string | Buffer;
@@ -83,8 +90,11 @@ export interface EnrollOptions {
   sans?: string | GeneralName[];
   /** challengePassword; omitted from the CSR when undefined. */
   challenge?: string;
-  /** Use this RSA private key, else a new one of `keySize` bits (default 2048). */
+  /** Use this RSA or EC (P-256, P-384) private key, else a new one of `keyType`. */
   key?: KeyObject;
+  /** Default 'rsa'. */
+  keyType?: KeyType;
+  /** RSA bits of a generated key (default 2048). */
   keySize?: KeySize;
 }
 
@@ -92,8 +102,10 @@ export interface RenewOptions {
   /** The current certificate (from this CA) and its key: they sign the request. */
   cert: Certificate;
   key: KeyObject;
-  /** A new key (KeyObject), `true` for a fresh one of `keySize` bits, or absent to keep the key. */
+  /** A new key (KeyObject), `true` for a fresh one of `keyType`, or absent to keep the key. */
   newKey?: KeyObject | boolean;
+  /** Type of a fresh new key; default: the type of `key`. */
+  keyType?: KeyType;
   keySize?: KeySize;
   /** Some servers (micromdm) want the challenge on renewal too. */
   challenge?: string;
@@ -164,6 +176,41 @@ export function generateRsaKey(bits: KeySize = 2048): Promise<KeyObject> {
       err ? reject(err) : resolve(priv),
     );
   });
+}
+
+/** A new EC key pair on P-256 or P-384 with node:crypto. */
+export function generateEcKey(curve: 'P-256' | 'P-384'): Promise<KeyObject> {
+  const namedCurve = curve === 'P-256' ? 'prime256v1' : curve === 'P-384' ? 'secp384r1' : '';
+  if (!namedCurve) return Promise.reject(new Error('EC curve must be P-256 or P-384'));
+  return new Promise((resolve, reject) => {
+    generateKeyPair('ec', { namedCurve }, (err, _pub, priv) => (err ? reject(err) : resolve(priv)));
+  });
+}
+
+/** A new key of `type` (RSA of `bits`, default 2048). */
+function generateKey(type: KeyType, bits?: KeySize): Promise<KeyObject> {
+  if (type === 'ec-p256') return generateEcKey('P-256');
+  if (type === 'ec-p384') return generateEcKey('P-384');
+  return generateRsaKey(bits ?? 2048);
+}
+
+/** The KeyType of a key, or undefined when SCEP cannot use it (other types and curves). */
+export function keyTypeOf(key: KeyObject): KeyType | undefined {
+  if (key.type !== 'private') return undefined;
+  if (key.asymmetricKeyType === 'rsa') return 'rsa';
+  if (key.asymmetricKeyType !== 'ec') return undefined;
+  const c = key.asymmetricKeyDetails?.namedCurve;
+  return c === 'prime256v1' ? 'ec-p256' : c === 'secp384r1' ? 'ec-p384' : undefined;
+}
+
+function usableKey(key: KeyObject, what: string): void {
+  if (!keyTypeOf(key))
+    throw new ScepArgumentError('not-rsa-key', `${what} needs an RSA or an EC (P-256, P-384) private key`);
+}
+
+/** ECDSA has no SHA-1/SHA-224 signatures here: EC signers use at least SHA-256. */
+function digestFor(key: KeyObject, d: DigestName): DigestName {
+  return key.asymmetricKeyType === 'ec' && (d === 'sha1' || d === 'sha224') ? 'sha256' : d;
 }
 
 function spkiOfKey(key: KeyObject): Buffer {
@@ -337,9 +384,8 @@ export class ScepClient {
 
   /** PKCSReq with a challenge, signed by a transient self-signed certificate of the new key. */
   async enroll(o: EnrollOptions): Promise<EnrollResult> {
-    const key = o.key ?? (await generateRsaKey(o.keySize ?? 2048));
-    if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa')
-      throw new ScepArgumentError('not-rsa-key', 'enroll needs an RSA private key');
+    const key = o.key ?? (await generateKey(o.keyType ?? 'rsa', o.keySize));
+    usableKey(key, 'enroll');
     const subjectRaw = typeof o.subject === 'string' ? buildName(o.subject) : o.subject;
     const publicKey = createPublicKey(key);
     const signerCert = parseCertificate(
@@ -364,10 +410,10 @@ export class ScepClient {
   async renew(o: RenewOptions): Promise<EnrollResult> {
     const caps = await this.getCaCaps();
     let key = o.key;
-    if (o.newKey === true) key = await generateRsaKey(o.keySize ?? 2048);
+    usableKey(o.key, 'renew');
+    if (o.newKey === true) key = await generateKey(o.keyType ?? keyTypeOf(o.key) ?? 'rsa', o.keySize);
     else if (o.newKey) key = o.newKey;
-    if (key.type !== 'private' || key.asymmetricKeyType !== 'rsa')
-      throw new ScepArgumentError('not-rsa-key', 'renew needs an RSA private key');
+    usableKey(key, 'renew');
     if (!spkiOfKey(o.key).equals(o.cert.spki))
       throw new ScepArgumentError('key-cert-mismatch', 'the key does not belong to the certificate');
     const subjectRaw =
@@ -517,11 +563,11 @@ export class ScepClient {
       subject: o.subjectRaw,
       key: o.key,
       publicKey: createPublicKey(o.key),
-      digest: digest === 'sha1' ? 'sha256' : digest,
+      digest: digest === 'sha1' || digest === 'sha224' ? 'sha256' : digest,
       ...(o.challenge !== undefined ? { challengePassword: o.challenge } : {}),
       ...(o.sans.length > 0 ? { subjectAltNames: o.sans } : {}),
     });
-    const { rep, info } = await this.exchange(o.messageType, csr, o.signer, newTransactionId());
+    const { rep, info } = await this.exchange(o.messageType, csr, o.signer, newTransactionId(), o.challenge);
     return this.enrollOutcome(rep, info, o.key, o.signer, ca.ca.subjectRaw, o.subjectRaw, o.via);
   }
 
@@ -580,6 +626,7 @@ export class ScepClient {
     content: Buffer,
     signer: { cert: Certificate; key: KeyObject },
     transactionId: string,
+    challenge?: string,
   ): Promise<{ rep: CertRep; info: ReplyInfo }> {
     const caps = await this.getCaCaps();
     const ca = await this.getCaCert();
@@ -589,7 +636,7 @@ export class ScepClient {
       transactionId,
       signerCert: signer.cert,
       signerKey: signer.key,
-      digest: negotiated.digest,
+      digest: digestFor(signer.key, negotiated.digest),
       recipient: ca.encryption,
       cipher: negotiated.cipher,
       ...(this.opts.keyTransport ? { keyTransport: this.opts.keyTransport } : {}),
@@ -604,7 +651,11 @@ export class ScepClient {
         transactionId,
         senderNonce,
         trustedSigners: ca.signers,
-        decrypt: signer,
+        // An EC signer's reply comes to the challenge we sent (PWRI) or by key agreement.
+        decrypt:
+          challenge !== undefined && signer.key.asymmetricKeyType !== 'rsa'
+            ? { ...signer, password: Buffer.from(challenge, 'utf8') }
+            : signer,
         allowSingleDes: this.opts.allowSingleDesReplies !== false,
       });
     } catch (e) {

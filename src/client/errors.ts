@@ -74,7 +74,8 @@ export type ScepPendingTimeoutCode = 'pending-timeout';
  * - `invalid-url`: the SCEP URL is not http(s);
  * - `invalid-fingerprint`: the CA fingerprint is not a SHA-256 digest;
  * - `invalid-serial`: a serial number is not hex digits;
- * - `not-rsa-key`: the key is not an RSA private key (SCEP needs RSA);
+ * - `not-rsa-key`: the key is neither an RSA private key nor an EC private key on P-256 or
+ *   P-384 (the name predates EC support);
  * - `key-cert-mismatch`: the key given to `renew` is not the certificate's key;
  * - `single-des-refused`: single DES was asked for as the request cipher.
  */

@@ -2,6 +2,8 @@
 export {
   ScepClient,
   generateRsaKey,
+  generateEcKey,
+  keyTypeOf,
   verifyCrlSignature,
   type ScepClientOptions,
   type EnrollOptions,
@@ -12,6 +14,7 @@ export {
   type ReplyInfo,
   type WaitOptions,
   type KeySize,
+  type KeyType,
 } from './client.js';
 export {
   ScepClientError,

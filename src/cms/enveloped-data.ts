@@ -1,6 +1,8 @@
 /**
  * CMS EnvelopedData (RFC 5652 §6) with RSA key transport recipients (KeyTransRecipientInfo):
- * build, parse (DER or BER) and decrypt with implicit rejection.
+ * build, parse (DER or BER) and decrypt with implicit rejection. Password and key-agreement
+ * recipients (for EC keys, src/cms/pwri-kari.ts) are parsed and built here too, and opened by
+ * `decryptEnvelopedDataAs`.
  *
  * Decryption errors are split in two: everything decided from public data (which recipient,
  * which algorithms, IV shape) gets a precise error; everything after the RSA operation (RSA
@@ -23,6 +25,18 @@ import {
 } from '../crypto/algorithms.js';
 import { RsaKeyTransport, rsaEncryptOaep, rsaEncryptPkcs1v15 } from '../crypto/key-transport.js';
 import { decryptContentChecked, encryptContent } from '../crypto/content-cipher.js';
+import type { KeyObject } from 'node:crypto';
+import {
+  kariNames,
+  kariRecipientInfo,
+  parseKari,
+  parsePwri,
+  pwriRecipientInfo,
+  unwrapKari,
+  unwrapPwri,
+  type KeyAgreeRecipient,
+  type PasswordRecipient,
+} from './pwri-kari.js';
 import { CmsError, decoding } from './errors.js';
 import { unwrapContentInfo, wrapContentInfo } from './content-info.js';
 import { issuerAndSerial, parseSignerId, signerIdMatches, type SignerId } from './signer-id.js';
@@ -46,8 +60,12 @@ export interface KeyTransRecipient {
 }
 
 export interface EnvelopedData {
-  /** KeyTransRecipientInfos; other recipient kinds are skipped. */
+  /** KeyTransRecipientInfos. */
   recipients: KeyTransRecipient[];
+  /** PasswordRecipientInfos (RFC 3211). */
+  passwordRecipients: PasswordRecipient[];
+  /** KeyAgreeRecipientInfos (RFC 5753); KEKRecipientInfo and other kinds are skipped. */
+  agreeRecipients: KeyAgreeRecipient[];
   /** encryptedContentInfo.contentType (id-data in SCEP). */
   contentType: string;
   contentEncryptionAlgorithm: string;
@@ -124,11 +142,15 @@ export function parseEnvelopedDataContent(t: r.Tlv): EnvelopedData {
   r.int(c.expect(r.TAG.INTEGER, 'version'));
   c.optional(0xa0); // originatorInfo
   const recipients: KeyTransRecipient[] = [];
+  const passwordRecipients: PasswordRecipient[] = [];
+  const agreeRecipients: KeyAgreeRecipient[] = [];
   let count = 0;
   for (const ri of r.children(c.expect(0x31, 'recipientInfos'))) {
     if (++count > MAX_RECIPIENTS)
       throw new CmsError('malformed', `EnvelopedData has more than ${MAX_RECIPIENTS} recipients`);
-    if (ri.tag === 0x30) recipients.push(parseKtri(ri)); // kari [1], kekri [2], pwri [3], ori [4] skipped
+    if (ri.tag === 0x30) recipients.push(parseKtri(ri));
+    else if (ri.tag === 0xa1) agreeRecipients.push(parseKari(ri));
+    else if (ri.tag === 0xa3) passwordRecipients.push(parsePwri(ri)); // kekri [2], ori [4] skipped
   }
   const eci = new r.Cursor(c.expect(0x30, 'encryptedContentInfo'));
   const contentType = r.oid(eci.expect(r.TAG.OID, 'contentType'));
@@ -141,6 +163,8 @@ export function parseEnvelopedDataContent(t: r.Tlv): EnvelopedData {
   c.end('EnvelopedData');
   return {
     recipients,
+    passwordRecipients,
+    agreeRecipients,
     contentType,
     contentEncryptionAlgorithm: alg.oid,
     contentEncryptionParams:
@@ -176,12 +200,19 @@ function keyEncryptionAlgorithm(kt: KeyTransport): der.DerNode {
 }
 
 /**
- * Builds a ContentInfo(envelopedData) DER, version 0, with one KeyTransRecipientInfo (v0,
- * issuerAndSerialNumber of `recipient`). Single DES only with `allowSingleDes`.
+ * Builds a ContentInfo(envelopedData) DER with one recipient:
+ * - `password`: a PasswordRecipientInfo (PBKDF2-SHA256, the PWRI key wrap under AES-256;
+ *   EnvelopedData version 3);
+ * - else an EC `recipient`: a KeyAgreeRecipientInfo (ephemeral-static ECDH, X9.63 KDF with
+ *   SHA-256, AES key wrap; version 2);
+ * - else an RSA `recipient`: a KeyTransRecipientInfo (v0, issuerAndSerialNumber; version 0).
+ * Single DES only with `allowSingleDes`.
  */
 export function buildEnvelopedData(o: {
   content: Buffer;
-  recipient: Certificate;
+  recipient?: Certificate;
+  /** Encrypt to this password instead of to `recipient` (RFC 3211). */
+  password?: Buffer;
   cipher: CipherName;
   keyTransport?: KeyTransport;
   allowSingleDes?: boolean;
@@ -192,20 +223,34 @@ export function buildEnvelopedData(o: {
   const info = cipherInfo(o.cipher);
   const kt = o.keyTransport ?? 'rsa';
   const { key, iv, ciphertext } = encryptContent(o.cipher, o.content);
-  const pub = o.recipient.publicKey();
-  const ek =
-    kt === 'rsa'
-      ? rsaEncryptPkcs1v15(pub, key)
-      : rsaEncryptOaep(pub, key, kt === 'oaep-sha1' ? 'sha1' : 'sha256');
-  const ktri = der.seq(
-    der.int(0),
-    issuerAndSerial(o.recipient),
-    keyEncryptionAlgorithm(kt),
-    der.octetString(ek),
-  );
+  let recipientInfo: der.DerNode;
+  let version = 0;
+  if (o.password) {
+    recipientInfo = pwriRecipientInfo(key, o.password);
+    version = 3;
+  } else if (!o.recipient) {
+    throw new TypeError('buildEnvelopedData needs a recipient or a password');
+  } else {
+    const pub = o.recipient.publicKey();
+    if (pub.asymmetricKeyType === 'ec') {
+      recipientInfo = kariRecipientInfo(key, o.recipient);
+      version = 2;
+    } else {
+      const ek =
+        kt === 'rsa'
+          ? rsaEncryptPkcs1v15(pub, key)
+          : rsaEncryptOaep(pub, key, kt === 'oaep-sha1' ? 'sha1' : 'sha256');
+      recipientInfo = der.seq(
+        der.int(0),
+        issuerAndSerial(o.recipient),
+        keyEncryptionAlgorithm(kt),
+        der.octetString(ek),
+      );
+    }
+  }
   const env = der.seq(
-    der.int(0),
-    der.set(ktri),
+    der.int(version),
+    der.set(recipientInfo),
     der.seq(
       der.oid(OID.data),
       der.algorithm(info.oid, der.octetString(iv)),
@@ -308,4 +353,57 @@ export function openEnvelopedData(
       : d.transport.decryptOaep(ri.encryptedKey, oaepHash, cipher.keyLength);
   const out = decryptContentChecked(cipher.name, cek, iv, env.encryptedContent);
   return { ok: out.ok, content: out.content, cipher: cipher.name };
+}
+
+/** Who opens an envelope without RSA key transport: a certificate and its key, and/or a password. */
+export interface EnvelopeOwner {
+  cert: Certificate;
+  key: KeyObject;
+  /** The password of a PasswordRecipientInfo (SCEP: the request's challengePassword). */
+  password?: Buffer;
+}
+
+/**
+ * Decrypts an EnvelopedData as `me`: RSA keys through the key-transport recipient
+ * (`decryptEnvelopedData`); otherwise the key-agreement recipient that names `me.cert`, or
+ * else the password recipient with `me.password`. Public decisions get precise errors (no
+ * recipient for us → badRequest; unsupported algorithms, curve or an iteration count over
+ * PWRI_LIMITS → badAlg; bad shapes → malformed); everything after the key derivation gives
+ * the one CmsError('badMessageCheck', DECRYPT_FAILED_MESSAGE).
+ */
+export function decryptEnvelopedDataAs(
+  env: EnvelopedData,
+  me: EnvelopeOwner,
+  opts?: { allowSingleDes?: boolean },
+): { content: Buffer; cipher: CipherName } {
+  if (me.key.asymmetricKeyType === 'rsa' && env.recipients.length > 0) {
+    return decryptEnvelopedData(env, [{ cert: me.cert, transport: new RsaKeyTransport(me.key) }], opts);
+  }
+  const kari = env.agreeRecipients.find((ri) => kariNames(ri, me.cert));
+  const pwri = me.password ? env.passwordRecipients[0] : undefined;
+  if (!kari && !pwri) {
+    throw new CmsError(
+      'badRequest',
+      env.passwordRecipients.length > 0
+        ? 'the message is encrypted to a password (PasswordRecipientInfo) and no password was given'
+        : 'the message is not encrypted to our certificate',
+    );
+  }
+  let cipher: CipherInfo;
+  try {
+    cipher = cipherFromOid(env.contentEncryptionAlgorithm, opts);
+  } catch (e) {
+    if (e instanceof UnsupportedAlgorithmError) throw new CmsError('badAlg', e.message);
+    throw e;
+  }
+  const iv = env.contentEncryptionParams;
+  if (!iv || iv.length !== cipher.ivLength) {
+    throw new CmsError('malformed', 'the content-encryption IV is missing or has the wrong length');
+  }
+  const cek = kari
+    ? unwrapKari(kari, me.cert, me.key, cipher.keyLength)
+    : unwrapPwri(pwri!, me.password!, cipher.keyLength);
+  const out = decryptContentChecked(cipher.name, cek.key, iv, env.encryptedContent);
+  if (!cek.ok || !out.ok) throw new CmsError('badMessageCheck', DECRYPT_FAILED_MESSAGE);
+  return { content: out.content, cipher: cipher.name };
 }

@@ -20,6 +20,7 @@ export {
   parseEnvelopedData,
   parseEnvelopedDataContent,
   decryptEnvelopedData,
+  decryptEnvelopedDataAs,
   openEnvelopedData,
   DECRYPT_FAILED_MESSAGE,
   MAX_RECIPIENTS,
@@ -27,5 +28,7 @@ export {
   type KeyTransRecipient,
   type EnvelopedData,
   type Decrypter,
+  type EnvelopeOwner,
 } from './enveloped-data.js';
+export { MAX_AGREE_KEYS, type KeyAgreeRecipient, type PasswordRecipient } from './pwri-kari.js';
 export { MAX_CMS_BYTES, unwrapContentInfo, wrapContentInfo } from './content-info.js';

@@ -15,6 +15,7 @@ import {
   type DigestName,
 } from '../crypto/algorithms.js';
 import { keyHandle, type PrivateKeyHandle, type PrivateKeyLike } from '../crypto/private-key.js';
+import { ecCurveOf } from '../crypto/key-agreement.js';
 import { CmsError, decoding } from './errors.js';
 import { unwrapContentInfo, wrapContentInfo } from './content-info.js';
 import { issuerAndSerial, parseSignerId, signerIdMatches, type SignerId } from './signer-id.js';
@@ -192,13 +193,23 @@ export function getAttribute(si: SignerInfo, oid: string): r.Tlv[] | undefined {
   return si.signedAttrs.find((a) => a.oid === oid)?.values;
 }
 
-const SIG_ALG_DIGEST: ReadonlyMap<string, DigestName> = new Map<string, DigestName>([
-  [OID.sha1WithRSAEncryption, 'sha1'],
-  [OID.sha224WithRSAEncryption, 'sha224'],
-  [OID.sha256WithRSAEncryption, 'sha256'],
-  [OID.sha384WithRSAEncryption, 'sha384'],
-  [OID.sha512WithRSAEncryption, 'sha512'],
-]);
+/** SignerInfo signature algorithms: the digest and the key type they need. */
+const SIG_ALG_DIGEST: ReadonlyMap<string, { digest: DigestName; key: 'rsa' | 'ec' }> = new Map([
+  [OID.sha1WithRSAEncryption, { digest: 'sha1', key: 'rsa' }],
+  [OID.sha224WithRSAEncryption, { digest: 'sha224', key: 'rsa' }],
+  [OID.sha256WithRSAEncryption, { digest: 'sha256', key: 'rsa' }],
+  [OID.sha384WithRSAEncryption, { digest: 'sha384', key: 'rsa' }],
+  [OID.sha512WithRSAEncryption, { digest: 'sha512', key: 'rsa' }],
+  [OID.ecdsaWithSHA256, { digest: 'sha256', key: 'ec' }],
+  [OID.ecdsaWithSHA384, { digest: 'sha384', key: 'ec' }],
+  [OID.ecdsaWithSHA512, { digest: 'sha512', key: 'ec' }],
+] as const);
+
+const ECDSA_BY_DIGEST: Readonly<Partial<Record<DigestName, string>>> = {
+  sha256: OID.ecdsaWithSHA256,
+  sha384: OID.ecdsaWithSHA384,
+  sha512: OID.ecdsaWithSHA512,
+};
 
 function badCheck(msg: string): never {
   throw new CmsError('badMessageCheck', msg);
@@ -215,10 +226,11 @@ function singleValue(si: SignerInfo, oid: string, name: string): r.Tlv {
 /**
  * Verifies one SignerInfo against `cert`: signed attributes present, content-type attribute
  * equal to eContentType, messageDigest equal to the digest of eContent (of the empty string
- * when absent), and the RSA PKCS#1 v1.5 signature over the received signed attributes (with
- * the 0xA0 tag read as SET OF). Accepts signatureAlgorithm rsaEncryption or
- * shaXWithRSAEncryption. Returns the digest used. Throws CmsError badAlg (MD5, unknown or
- * non-RSA algorithms) or badMessageCheck.
+ * when absent), and the signature over the received signed attributes (with the 0xA0 tag read
+ * as SET OF): RSA PKCS#1 v1.5 (signatureAlgorithm rsaEncryption or shaXWithRSAEncryption) or
+ * ECDSA on P-256/P-384 (ecdsa-with-SHA256/384/512, or id-ecPublicKey with the digest
+ * algorithm). Returns the digest used. Throws CmsError badAlg (MD5, SHA-1 or SHA-224 with
+ * ECDSA, unknown algorithms, other key types or curves) or badMessageCheck.
  */
 export function verifySignerInfo(sd: SignedData, si: SignerInfo, cert: Certificate): DigestName {
   let digest: DigestName;
@@ -228,8 +240,10 @@ export function verifySignerInfo(sd: SignedData, si: SignerInfo, cert: Certifica
     throw new CmsError('badAlg', (e as UnsupportedAlgorithmError).message);
   }
   let sigDigest: DigestName;
-  if (si.signatureAlgorithm === OID.rsaEncryption) {
+  let sigKey: 'rsa' | 'ec';
+  if (si.signatureAlgorithm === OID.rsaEncryption || si.signatureAlgorithm === OID.ecPublicKey) {
     sigDigest = digest;
+    sigKey = si.signatureAlgorithm === OID.rsaEncryption ? 'rsa' : 'ec';
   } else {
     const d = SIG_ALG_DIGEST.get(si.signatureAlgorithm);
     if (!d) {
@@ -239,7 +253,11 @@ export function verifySignerInfo(sd: SignedData, si: SignerInfo, cert: Certifica
         `unsupported signature algorithm ${name === si.signatureAlgorithm ? name : `${name} (${si.signatureAlgorithm})`}`,
       );
     }
-    sigDigest = d;
+    sigDigest = d.digest;
+    sigKey = d.key;
+  }
+  if (sigKey === 'ec' && !ECDSA_BY_DIGEST[sigDigest]) {
+    throw new CmsError('badAlg', `ECDSA with ${sigDigest} is not accepted (SHA-256, SHA-384 or SHA-512)`);
   }
   if (!si.signedAttrsRaw) badCheck('the signer has no signed attributes');
 
@@ -265,17 +283,26 @@ export function verifySignerInfo(sd: SignedData, si: SignerInfo, cert: Certifica
   } catch {
     throw new CmsError('badMessageCheck', "the signer certificate's public key is unusable");
   }
-  if (key.asymmetricKeyType !== 'rsa') {
+  if (key.asymmetricKeyType === 'ec') {
+    try {
+      ecCurveOf(key);
+    } catch (e) {
+      throw new CmsError('badAlg', `signer key: ${(e as Error).message}`);
+    }
+  } else if (key.asymmetricKeyType !== 'rsa') {
     throw new CmsError(
       'badAlg',
-      `signer key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (RSA only)`,
+      `signer key type ${key.asymmetricKeyType ?? 'unknown'} is not supported (RSA, or EC on P-256/P-384)`,
     );
+  }
+  if (key.asymmetricKeyType !== sigKey) {
+    throw new CmsError('badAlg', `a ${key.asymmetricKeyType} signer key cannot make a ${sigKey} signature`);
   }
   const input = Buffer.from(si.signedAttrsRaw);
   input[0] = 0x31;
   let ok = false;
   try {
-    ok = cryptoVerify(sigDigest, input, key, si.signature);
+    ok = cryptoVerify(sigDigest, input, sigKey === 'ec' ? { key, dsaEncoding: 'der' } : key, si.signature);
   } catch {
     ok = false;
   }
@@ -305,16 +332,22 @@ function attribute(oid: string, values: readonly der.Der[]): Buffer {
 /**
  * Builds a ContentInfo(signedData) DER with one signer: version 1, eContentType id-data,
  * DER-sorted signed attributes (contentType, messageDigest, signingTime, then the given ones),
- * SignerInfo v1 with issuerAndSerialNumber and signatureAlgorithm rsaEncryption.
+ * SignerInfo v1 with issuerAndSerialNumber and signatureAlgorithm rsaEncryption (RSA key) or
+ * ecdsa-with-<digest> (EC key; SHA-256/384/512).
  */
 export function buildSignedData(o: SignOptions): Buffer {
   let key: PrivateKeyHandle;
   try {
     key = keyHandle(o.signerKey);
   } catch {
-    throw new TypeError('buildSignedData signs with an RSA private key only');
+    throw new TypeError('buildSignedData signs with an RSA or EC private key only');
   }
-  if (key.type !== 'rsa') throw new TypeError('buildSignedData signs with an RSA private key only');
+  const kt = key.type;
+  if (kt !== 'rsa' && kt !== 'ec')
+    throw new TypeError('buildSignedData signs with an RSA or EC private key only');
+  const ecdsa = kt === 'ec' ? ECDSA_BY_DIGEST[o.digest] : undefined;
+  if (kt === 'ec' && !ecdsa)
+    throw new TypeError(`ECDSA signing uses SHA-256, SHA-384 or SHA-512, not ${o.digest}`);
   const content = o.content;
   const messageDigest = createHash(o.digest)
     .update(content ?? Buffer.alloc(0))
@@ -336,7 +369,7 @@ export function buildSignedData(o: SignOptions): Buffer {
     issuerAndSerial(o.signerCert),
     digestAlg,
     der.implicitConstructed(0, attrs),
-    der.algorithm(OID.rsaEncryption, der.nul()),
+    ecdsa ? der.algorithm(ecdsa) : der.algorithm(OID.rsaEncryption, der.nul()),
     der.octetString(signature),
   );
   const certs: Buffer[] = [o.signerCert.der];

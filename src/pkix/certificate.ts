@@ -182,9 +182,11 @@ const SIG_HASH: Record<string, string> = {
   [OID.sha512WithRSAEncryption]: 'sha512',
   [OID.sha224WithRSAEncryption]: 'sha224',
   [OID.ecdsaWithSHA256]: 'sha256',
+  [OID.ecdsaWithSHA384]: 'sha384',
+  [OID.ecdsaWithSHA512]: 'sha512',
 };
 
-/** Checks that `cert` was signed by `issuerKey` (RSA PKCS#1 v1.5 and ECDSA-SHA256). */
+/** Checks that `cert` was signed by `issuerKey` (RSA PKCS#1 v1.5 and ECDSA-SHA256/384/512). */
 export function verifyCertificateSignature(cert: Certificate, issuerKey: KeyObject): boolean {
   const hash = SIG_HASH[cert.signatureAlgorithm];
   if (!hash) return false;

@@ -70,6 +70,15 @@ const EC_CURVE_BITS: Readonly<Record<string, number>> = {
   '1.3.132.0.10': 256, // secp256k1
 };
 
+/** The named-curve OID of an id-ecPublicKey SPKI, or undefined for other keys and explicit curves. */
+export function ecCurveOid(spki: Buffer): string | undefined {
+  const c = new r.Cursor(r.expectTag(r.parse(spki), 0x30, 'SubjectPublicKeyInfo'));
+  const alg = new r.Cursor(c.expect(0x30, 'algorithm'));
+  if (r.oid(alg.expect(r.TAG.OID, 'algorithm')) !== OID.ecPublicKey) return undefined;
+  const params = alg.peek();
+  return params && params.tag === r.TAG.OID ? r.oid(params) : undefined;
+}
+
 /** Key type and size from an SPKI without creating a KeyObject. */
 export function describeSpki(spki: Buffer): { keyType: 'rsa' | 'ec' | 'other'; keyBits: number } {
   const c = new r.Cursor(r.expectTag(r.parse(spki), 0x30, 'SubjectPublicKeyInfo'));

@@ -1,8 +1,9 @@
 /**
  * Who the SCEP endpoint is: which certificate signs CertReps, which certificates may receive
- * envelopes, and what GetCACert returns. CA-only mode: the CA key does both. RA mode: the RA
- * certificate (issued by the CA) signs and decrypts; envelopes to the CA certificate are still
- * accepted (clients that ignore the RA certificate).
+ * envelopes, and what GetCACert returns. CA-only mode: the CA key does both (so it must be
+ * RSA). RA mode: the RA certificate (issued by the CA) signs and decrypts; envelopes to an RSA
+ * CA certificate are still accepted (clients that ignore the RA certificate); an EC CA key
+ * only signs certificates and CRLs.
  */
 import type { CertificateAuthority } from '../ca/issuer.js';
 import { RsaKeyTransport } from '../crypto/key-transport.js';
@@ -10,7 +11,7 @@ import type { Certificate } from '../pkix/certificate.js';
 import { caCertResponse } from '../scep/ca-certs.js';
 import type { ScepRecipient } from '../scep/request.js';
 import type { HttpAnswer } from './types.js';
-import type { PrivateKeyLike } from '../crypto/private-key.js';
+import { keyHandle, type PrivateKeyLike } from '../crypto/private-key.js';
 
 export interface ScepIdentity {
   /** Signs every CertRep; `chain` certificates go into the CertRep after the signer's own. */
@@ -39,14 +40,23 @@ export interface IdentitySource {
 export function scepIdentity(src: IdentitySource): ScepIdentity {
   const caCert = src.ca.cert;
   const chainDer = src.chain.map((c) => c.der);
-  const caRecipient: ScepRecipient = { cert: caCert, transport: new RsaKeyTransport(src.ca.key) };
   const ra = src.ra;
+  const caKeyType = keyHandle(src.ca.key).type;
+  if (caKeyType !== 'rsa' && !ra) {
+    throw new TypeError(
+      `a ${caKeyType} CA key cannot decrypt SCEP requests: ` +
+        'use RA mode (an RSA RA key in front of the CA)',
+    );
+  }
+  if (ra && keyHandle(ra.key).type !== 'rsa') throw new TypeError('the RA key must be an RSA key');
+  const caRecipients: ScepRecipient[] =
+    caKeyType === 'rsa' ? [{ cert: caCert, transport: new RsaKeyTransport(src.ca.key) }] : [];
   const signer = ra
     ? { cert: ra.cert, key: ra.key, chain: [caCert.der, ...chainDer] }
     : { cert: caCert, key: src.ca.key, chain: chainDer };
   const recipients = ra
-    ? [{ cert: ra.cert, transport: new RsaKeyTransport(ra.key) }, caRecipient]
-    : [caRecipient];
+    ? [{ cert: ra.cert, transport: new RsaKeyTransport(ra.key) }, ...caRecipients]
+    : caRecipients;
   const certs = ra ? [ra.cert.der, caCert.der, ...chainDer] : [caCert.der, ...chainDer];
   return {
     mode: ra ? 'ra' : 'ca',

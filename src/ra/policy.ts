@@ -8,7 +8,9 @@
  * policy → badRequest; unsupported key algorithm → badAlg.
  */
 import type { Csr } from '../pkix/csr.js';
-import { verifyCsrSignature } from '../pkix/csr.js';
+import { ecCurveOid, verifyCsrSignature } from '../pkix/csr.js';
+import { OID } from '../asn1/oids.js';
+import { EC_CURVE_POLICY_TEXT } from '../crypto/key-agreement.js';
 import type { CipherName } from '../crypto/algorithms.js';
 import type { PkiRequest } from '../scep/request.js';
 import { FailInfo } from '../scep/types.js';
@@ -88,17 +90,26 @@ export interface KeyPolicyOptions {
   maxRsaBits?: number;
 }
 
-/** RSA keys within [minRsaBits, maxRsaBits]; EC and other key types → badAlg with a clear text. */
+/**
+ * RSA keys within [minRsaBits, maxRsaBits] and EC keys on P-256 or P-384; other curves and
+ * key types → badAlg with a clear text.
+ */
 export function keyPolicy(o: KeyPolicyOptions = {}): Policy {
   const min = o.minRsaBits ?? 2048;
   const max = o.maxRsaBits ?? 8192;
   return (req) => {
     const { keyType, keyBits } = req.csr;
     if (keyType === 'ec') {
-      return reject(FailInfo.badAlg, `EC keys are not supported; use an RSA key of at least ${min} bits`);
+      const curve = ecCurveOid(req.csr.spki);
+      return curve === OID.prime256v1 || curve === OID.secp384r1
+        ? undefined
+        : reject(FailInfo.badAlg, `EC key of ${keyBits || 'unknown'} bits refused: ${EC_CURVE_POLICY_TEXT}`);
     }
     if (keyType !== 'rsa')
-      return reject(FailInfo.badAlg, `only RSA keys are supported (at least ${min} bits)`);
+      return reject(
+        FailInfo.badAlg,
+        `only RSA keys (at least ${min} bits) and EC keys on P-256 or P-384 are supported`,
+      );
     if (keyBits < min)
       return reject(FailInfo.badRequest, `RSA key of ${keyBits} bits is too small (minimum ${min})`);
     if (keyBits > max)

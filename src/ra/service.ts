@@ -139,6 +139,12 @@ export class EnrollmentService implements ScepService {
   private readonly chain: readonly Certificate[];
   private readonly nextCa: NextCaSource | undefined;
   private nextCaAnswer: { key: string; answer: HttpAnswer } | undefined;
+  /**
+   * The challengePassword of an opened request signed by a non-RSA (EC) key: its SUCCESS
+   * reply goes to a PasswordRecipientInfo keyed by it (RFC 8894 §3.1). Held only for the
+   * lifetime of the request object, never logged or stored.
+   */
+  private readonly replyPasswords = new WeakMap<PkiRequest, Buffer>();
   private readonly capsAnswers: { plain?: HttpAnswer; staged?: HttpAnswer } = {};
 
   constructor(o: EnrollmentServiceOptions) {
@@ -188,6 +194,10 @@ export class EnrollmentService implements ScepService {
     const opened = openEnvelopeAs(req, this.identity.recipients, parse, {
       allowSingleDes: this.config.allowSingleDes,
     });
+    const challenge = challengeOf(opened.value);
+    if (challenge !== undefined && req.signerCert.publicKey().asymmetricKeyType !== 'rsa') {
+      this.replyPasswords.set(req, Buffer.from(challenge, 'utf8'));
+    }
     if (opened.cipher === 'des') {
       this.stats.singleDesAccepted++;
       this.logger?.warn(
@@ -309,6 +319,7 @@ export class EnrollmentService implements ScepService {
           certificates: this.replyCertificates(req, d.certificates),
           ...(d.crls ? { crls: d.crls } : {}),
           recipientCert: req.signerCert,
+          ...this.replyRecipient(req),
           cipher: d.cipher,
         });
         return {
@@ -363,6 +374,18 @@ export class EnrollmentService implements ScepService {
   }
 
   /**
+   * Who an EC signer's SUCCESS reply is encrypted to: the request's challengePassword when it
+   * sent one (PasswordRecipientInfo, RFC 8894 §3.1); otherwise its certificate by ECDH key
+   * agreement (KeyAgreeRecipientInfo, RFC 5753) — the scepter extension a client asks for by
+   * signing with an EC key and sending no challenge (renewal, CertPoll, GetCert, GetCRL).
+   * RSA signers always get key transport.
+   */
+  private replyRecipient(req: PkiRequest): { recipientPassword?: Buffer } {
+    const password = this.replyPasswords.get(req);
+    return password ? { recipientPassword: password } : {};
+  }
+
+  /**
    * The certificates of a SUCCESS CertRep: for PKCSReq, RenewalReq and CertPoll the issued
    * certificate first, then the CA that issued it and the chain above that CA (never the RA);
    * otherwise (GetCert, GetCRL) `certs` as they are. Clients pick the certificate for their key.
@@ -376,7 +399,7 @@ export class EnrollmentService implements ScepService {
     } catch {
       return certs;
     }
-    const ca = this.cas.issuerOf(issued);
+    const ca = this.cas.issuerOfOwn(issued);
     if (!ca) return certs;
     // The chain above the current CA; a retired CA gets it when the same parent issued it.
     const parent = this.chain[0];
@@ -410,4 +433,11 @@ export class EnrollmentService implements ScepService {
 
 function httpError(status: number, text: string, log: OperationLog): ScepAnswer {
   return { httpStatus: status, contentType: TEXT, body: Buffer.from(`${text}\n`), log };
+}
+
+/** The challengePassword of an opened messageData, when it is a CSR that carries one. */
+function challengeOf(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || !('challengePassword' in value)) return undefined;
+  const c = (value as { challengePassword: unknown }).challengePassword;
+  return typeof c === 'string' && c.length > 0 ? c : undefined;
 }

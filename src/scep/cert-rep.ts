@@ -27,8 +27,17 @@ export interface CertRepOptions {
   certificates?: Buffer[];
   /** SUCCESS for GetCRL: the CRL(s). */
   crls?: Buffer[];
-  /** The request's signer certificate; SUCCESS content is encrypted to it. */
+  /**
+   * The request's signer certificate; SUCCESS content is encrypted to it: RSA key transport
+   * for an RSA key, ECDH key agreement (RFC 5753) for an EC key without `recipientPassword`.
+   */
   recipientCert?: Certificate;
+  /**
+   * Encrypt the SUCCESS content to this password instead (PasswordRecipientInfo, RFC 3211):
+   * RFC 8894 §3.1 for a signer key that cannot receive key transport, keyed by the request's
+   * challengePassword.
+   */
+  recipientPassword?: Buffer;
   /** The request's cipher (single DES is answered with 3DES). Default aes256. */
   cipher?: CipherName;
   keyTransport?: KeyTransport;
@@ -58,6 +67,7 @@ export function encodeCertRep(o: CertRepOptions): Buffer {
     content = buildEnvelopedData({
       content: inner,
       recipient: o.recipientCert,
+      ...(o.recipientPassword ? { password: o.recipientPassword } : {}),
       cipher: replyCipher(o.cipher),
       ...(o.keyTransport ? { keyTransport: o.keyTransport } : {}),
     });

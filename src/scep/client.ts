@@ -9,7 +9,7 @@ import {
   buildEnvelopedData,
   buildSignedData,
   CmsError,
-  decryptEnvelopedData,
+  decryptEnvelopedDataAs,
   parseDegenerate,
   parseEnvelopedData,
   parseSignedData,
@@ -19,7 +19,6 @@ import {
 } from '../cms/index.js';
 import { signerIdMatches } from '../cms/signer-id.js';
 import type { CipherName, DigestName } from '../crypto/algorithms.js';
-import { RsaKeyTransport } from '../crypto/key-transport.js';
 import { readScepAttributes, scepAttributes } from './attributes.js';
 import { MAX_PKI_MESSAGE_BYTES } from './request.js';
 import { FailInfo, MessageType, PkiStatus, ScepError } from './types.js';
@@ -88,8 +87,12 @@ export interface DecodeCertRepOptions {
   senderNonce: Buffer;
   /** CA/RA certificates the reply must be signed by (compared by public key). */
   trustedSigners: Certificate[];
-  /** Our certificate and key, to open a SUCCESS reply's envelope. */
-  decrypt?: { cert: Certificate; key: KeyObject };
+  /**
+   * Our certificate and key, to open a SUCCESS reply's envelope: key transport for an RSA
+   * key; for an EC key key agreement, or the password recipient with `password` (the
+   * challengePassword we sent, RFC 8894 §3.1).
+   */
+  decrypt?: { cert: Certificate; key: KeyObject; password?: Buffer };
   allowSingleDes?: boolean;
 }
 
@@ -170,9 +173,9 @@ export function decodeCertRep(input: Buffer, o: DecodeCertRepOptions): CertRep {
   let inner: Buffer;
   try {
     const env = parseEnvelopedData(sd.eContent);
-    const out = decryptEnvelopedData(
+    const out = decryptEnvelopedDataAs(
       env,
-      [{ cert: o.decrypt.cert, transport: new RsaKeyTransport(o.decrypt.key) }],
+      o.decrypt,
       o.allowSingleDes ? { allowSingleDes: true } : undefined,
     );
     inner = out.content;

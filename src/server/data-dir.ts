@@ -18,7 +18,15 @@ import { join } from 'node:path';
 import { writeFileDurably } from '../ca/durable-file.js';
 import { randomAlphanumeric } from '../crypto/random-text.js';
 import { DEFAULT_CA_NAME, caCommandArgs, checkCaName, type CaLocation } from '../ca/ca-location.js';
-import { caExists, caPaths, initCa, loadCa, type CaKeySize, type LoadedCa } from '../ca/keystore.js';
+import {
+  caExists,
+  caPaths,
+  initCa,
+  loadCa,
+  type CaKeySize,
+  type CaKeyType,
+  type LoadedCa,
+} from '../ca/keystore.js';
 
 export { listCaNames } from '../ca/ca-location.js';
 
@@ -31,6 +39,8 @@ export interface DataDirOptions {
   ra?: boolean;
   /** RSA key size of a CA created now (default 3072). */
   keySize?: CaKeySize;
+  /** Key type of a CA created now (default 'rsa'; EC needs the RA). */
+  caKeyType?: CaKeyType;
   /** CA key passphrase (to create or load encrypted keys). */
   passphrase?: string;
   /** A configured challenge; when given nothing is generated or read from DIR. */
@@ -120,6 +130,8 @@ export interface PrepareCaOptions {
   ra?: boolean;
   /** RSA key size of a CA created now (default 3072). */
   keySize?: CaKeySize;
+  /** Key type of a CA created now (default 'rsa'; EC needs the RA). */
+  caKeyType?: CaKeyType;
   /** CA key passphrase (to create or load encrypted keys). */
   passphrase?: string;
   /** False: a missing CA is an error instead of being created (default true). */
@@ -155,6 +167,7 @@ export async function prepareCa(
     await initCa(at, {
       ...(o.ra !== false ? { ra: true } : {}),
       ...(o.keySize ? { keySize: o.keySize } : {}),
+      ...(o.caKeyType ? { caKeyType: o.caKeyType } : {}),
       ...(o.passphrase ? { passphrase: o.passphrase } : {}),
     });
     created = true;
@@ -175,6 +188,7 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
   const { loaded, created: createdCa } = await prepareCa(dataDir, DEFAULT_CA_NAME, {
     ...(o.ra !== undefined ? { ra: o.ra } : {}),
     ...(o.keySize ? { keySize: o.keySize } : {}),
+    ...(o.caKeyType ? { caKeyType: o.caKeyType } : {}),
     ...(o.passphrase ? { passphrase: o.passphrase } : {}),
   });
   const challenge: ChallengeInfo =

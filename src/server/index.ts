@@ -5,7 +5,7 @@
  * client tests and the benchmarks.
  */
 import type { FastifyInstance } from 'fastify';
-import type { CaKeySize } from '../ca/keystore.js';
+import type { CaKeySize, CaKeyType } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
 import type { Lifecycle } from '../ra/lifecycle.js';
 import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
@@ -71,6 +71,8 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   ra?: boolean;
   /** Key size of a CA created now (default 3072; tests use 2048). */
   keySize?: CaKeySize;
+  /** Key type of a CA created now (default 'rsa'; 'ec-p256'/'ec-p384' need the RA). */
+  caKeyType?: CaKeyType;
   /** CA key passphrase. */
   caPassphrase?: string;
   /** Store URL (default sqlite:DIR/scepter.db); ignored when `store` is given. */
@@ -206,6 +208,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     prepared = await prepareDataDir(dataDir, {
       ...(o.ra !== undefined ? { ra: o.ra } : {}),
       ...(o.keySize ? { keySize: o.keySize } : {}),
+      ...(o.caKeyType ? { caKeyType: o.caKeyType } : {}),
       ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
       ...(o.challenge !== undefined ? { challenge: o.challenge } : {}),
       ...(o.challenges?.static === false || !needsDataDirChallenge(initial)

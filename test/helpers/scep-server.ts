@@ -3,7 +3,7 @@
  * a device (key + transient self-signed signer cert), PKCSReq building and CertRep opening with
  * our own client-side codec.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +65,8 @@ export interface SeedCaOptions {
   caKey?: number;
   raKey?: number;
   subject?: string;
+  /** An EC CA key (generated: EC keys are cheap) behind the RSA fixture RA; implies `ra`. */
+  caKeyType?: 'rsa' | 'ec-p256' | 'ec-p384';
 }
 
 /**
@@ -77,13 +79,17 @@ export function seedCa(at: CaLocation, o: SeedCaOptions = {}): void {
   if (caExists(at)) return;
   const paths = caPaths(at);
   const bits = o.keySize ?? 2048;
-  const key = pooledRsaKey(o.caKey ?? (bits === 2048 ? takeCaKey() : 0), bits);
+  const ec = o.caKeyType === 'ec-p256' || o.caKeyType === 'ec-p384';
+  const key = ec
+    ? generateKeyPairSync('ec', { namedCurve: o.caKeyType === 'ec-p384' ? 'secp384r1' : 'prime256v1' })
+        .privateKey
+    : pooledRsaKey(o.caKey ?? (bits === 2048 ? takeCaKey() : 0), bits);
   const tag = Math.random().toString(16).slice(2, 10);
   const caDer = buildRootCertificate(key, o.subject ?? `CN=scepter CA ${tag},O=scepter`, 3650);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   writeSecret(paths.key, exportKey(key, o.passphrase));
   writePublic(paths.cert, toPem(caDer));
-  if (o.ra) {
+  if (o.ra || ec) {
     const raKey = pooledRsaKey(o.raKey ?? (bits === 2048 ? takeCaKey() : 1), bits);
     const ca = new CertificateAuthority({ cert: parseCertificate(caDer), key, chain: [] });
     const raDer = buildRaCertificate(ca, raKey, `CN=scepter RA ${tag},O=scepter`, 730);
@@ -100,6 +106,7 @@ export function seeded<T extends Partial<StartServerOptions>>(o: T): T {
       ...(o.ra ? { ra: true } : {}),
       ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
       ...(o.keySize === 3072 ? { keySize: 3072 as const } : {}),
+      ...(o.caKeyType ? { caKeyType: o.caKeyType } : {}),
     });
   }
   return o;

@@ -79,11 +79,45 @@ test('absent content: messageDigest is over the empty string and eContent stays 
   assert.equal(verifyFirst(noTime), 'sha256');
 });
 
-test('buildSignedData refuses a non-RSA signer key', () => {
-  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+test('buildSignedData signs with RSA or EC keys (ECDSA, SHA-256+) and refuses other keys', () => {
+  const ed = generateKeyPairSync('ed25519').privateKey;
   assert.throws(
-    () => buildSignedData({ signerCert: signer.cert, signerKey: ec, digest: 'sha256' }),
+    () => buildSignedData({ signerCert: signer.cert, signerKey: ed, digest: 'sha256' }),
     TypeError,
+  );
+  const ecKey = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey;
+  const ecSigner = makeSelfSigned({ subject: 'CN=ec signer', key: ecKey });
+  assert.throws(
+    () => buildSignedData({ signerCert: ecSigner.cert, signerKey: ecKey, digest: 'sha1' }),
+    TypeError,
+  );
+  for (const digest of ['sha256', 'sha384', 'sha512'] as const) {
+    const sd = parseSignedData(
+      buildSignedData({ signerCert: ecSigner.cert, signerKey: ecKey, digest, content: Buffer.from('ec') }),
+    );
+    const si = sd.signerInfos[0]!;
+    assert.equal(
+      si.signatureAlgorithm,
+      { sha256: OID.ecdsaWithSHA256, sha384: OID.ecdsaWithSHA384, sha512: OID.ecdsaWithSHA512 }[digest],
+    );
+    assert.equal(verifySignerInfo(sd, si, ecSigner.cert), digest);
+    // The signature is bound to the key: another EC certificate does not verify it.
+    const other = makeSelfSigned({
+      subject: 'CN=ec signer',
+      key: generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey,
+    });
+    assert.throws(
+      () => verifySignerInfo(sd, si, other.cert),
+      (e: unknown) => e instanceof CmsError && e.code === 'badMessageCheck',
+    );
+  }
+  // A P-521 signer is refused with badAlg (curve policy).
+  const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' }).privateKey;
+  const s521 = makeSelfSigned({ subject: 'CN=p521', key: p521 });
+  const sd = parseSignedData(buildSignedData({ signerCert: s521.cert, signerKey: p521, digest: 'sha512' }));
+  assert.throws(
+    () => verifySignerInfo(sd, sd.signerInfos[0]!, s521.cert),
+    (e: unknown) => e instanceof CmsError && e.code === 'badAlg' && /P-256 or P-384/.test(e.message),
   );
 });
 

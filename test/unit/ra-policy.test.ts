@@ -84,9 +84,14 @@ test('keyPolicy: RSA bounds, EC and other key types', async () => {
     publicKey: ec.publicKey,
     challengePassword: 'x',
   });
-  const r = await p(enrollment({ csr: ecCsr }));
-  assert.equal(r?.failInfo, FailInfo.badAlg);
-  assert.match(r.text, /EC keys are not supported/);
+  assert.equal(await p(enrollment({ csr: ecCsr })), undefined, 'P-256 is accepted');
+  for (const namedCurve of ['P-521', 'secp256k1']) {
+    const k = generateKeyPairSync('ec', { namedCurve });
+    const csr = buildCsr({ subject: 'CN=ec', key: k.privateKey, publicKey: k.publicKey });
+    const r = await p(enrollment({ csr }));
+    assert.equal(r?.failInfo, FailInfo.badAlg, namedCurve);
+    assert.match(r.text, /only EC keys on P-256 or P-384 are accepted/);
+  }
 
   const ed = generateKeyPairSync('ed25519');
   const edCsr = buildCsr({ subject: 'CN=ed', key: ed.privateKey, publicKey: ed.publicKey });

@@ -179,10 +179,10 @@ test('MD5 digest → FAILURE badAlg (signed with an allowed digest)', async (t) 
   assert.notEqual(rep.digest, 'md5' as never);
 });
 
-test('key policy: EC CSR → badAlg, RSA-1024 → badRequest, signer key ≠ CSR key → badRequest', async (t) => {
+test('key policy: EC P-521 CSR → badAlg, RSA-1024 → badRequest, signer key ≠ CSR key → badRequest', async (t) => {
   const e = await env(t);
   const d = device('CN=dev-key', { pool: 1 });
-  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-521' });
   const ecCsr = buildCsr({
     subject: 'CN=ec',
     key: ec.privateKey,
@@ -191,7 +191,7 @@ test('key policy: EC CSR → badAlg, RSA-1024 → badRequest, signer key ≠ CSR
   });
   const r1 = await enroll(e, d, { content: ecCsr });
   assertFailure(r1.rep, FailInfo.badAlg);
-  assert.match(r1.rep.failInfoText ?? '', /EC keys are not supported/);
+  assert.match(r1.rep.failInfoText ?? '', /only EC keys on P-256 or P-384 are accepted/);
 
   const small = device('CN=small', { pool: 0, bits: 1024 });
   const r2 = await enroll(e, small);

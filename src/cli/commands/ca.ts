@@ -12,7 +12,15 @@ import {
   type CaLocation,
 } from '../../ca/ca-location.js';
 import { CaError } from '../../ca/issuer.js';
-import { caExists, initCa, loadCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
+import {
+  caExists,
+  EC_CA_NEEDS_RA,
+  initCa,
+  loadCa,
+  type CaKeySize,
+  type CaKeyType,
+  type InitCaOptions,
+} from '../../ca/keystore.js';
 import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
 import { nameText } from '../../pkix/name.js';
 import { escapeText } from '../../pkix/text.js';
@@ -74,6 +82,8 @@ options; a profile names it as its CA). Refuses to overwrite an existing one.
   --name NAME             a named CA (lower-case letters, digits, - and _); default: the
                           default CA (its name is \`default\`)
   --key-size N            RSA key size for generated keys: 2048, 3072 (default) or 4096
+  --ca-key-type T         CA key: rsa (default), ec-p256 or ec-p384. An EC CA needs the RA
+                          (the RA key stays RSA: it decrypts and signs the SCEP messages)
   --subject DN            CA subject, e.g. "CN=Example SCEP CA,O=Example" (default: random CN)
   --validity DURATION     CA validity: 3650d, … (default 3650d; --days N still works)
   --ca-only               no separate RA (alias --no-ra). By default the CA gets an RA key and
@@ -100,6 +110,7 @@ async function init(argv: string[]): Promise<number> {
     data: { type: 'string' },
     name: { type: 'string' },
     'key-size': { type: 'string' },
+    'ca-key-type': { type: 'string' },
     subject: { type: 'string' },
     validity: { type: 'string' },
     days: { type: 'string' },
@@ -125,6 +136,13 @@ async function init(argv: string[]): Promise<number> {
     ra: !(flag(p, 'ca-only') || flag(p, 'no-ra')),
   };
   if (!o.ra && flag(p, 'ra')) throw new UsageError('give --ra or --ca-only, not both');
+  const caKeyType = caKeyTypeOpt(p);
+  if (caKeyType !== 'rsa') {
+    if (!o.ra) throw new UsageError(`--ca-key-type ${caKeyType}: ${EC_CA_NEEDS_RA}`);
+    if (str(p, 'import-key') !== undefined)
+      throw new UsageError('--ca-key-type cannot be used with --import-key');
+    o.caKeyType = caKeyType;
+  }
   const subject = str(p, 'subject');
   if (subject !== undefined) o.subject = subject;
   const importKey = str(p, 'import-key');
@@ -183,6 +201,14 @@ async function init(argv: string[]): Promise<number> {
   }
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
   return 0;
+}
+
+/** `--ca-key-type rsa|ec-p256|ec-p384` (default rsa). */
+export function caKeyTypeOpt(p: ReturnType<typeof parseOptions>): CaKeyType {
+  const v = str(p, 'ca-key-type') ?? 'rsa';
+  if (v !== 'rsa' && v !== 'ec-p256' && v !== 'ec-p384')
+    throw new UsageError('--ca-key-type must be rsa, ec-p256 or ec-p384');
+  return v;
 }
 
 const ROLLOVER_USAGE = `Usage: scepter ca rollover --data DIR [--name NAME] [options]

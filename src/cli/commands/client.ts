@@ -6,7 +6,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { ScepClient, type IssuedResult, type EnrollResult, type KeySize } from '../../client/client.js';
+import {
+  keyTypeOf,
+  ScepClient,
+  type IssuedResult,
+  type EnrollResult,
+  type KeySize,
+  type KeyType,
+} from '../../client/client.js';
 import { formatFingerprint, type CaCertificates } from '../../client/ca-certs.js';
 import { negotiate } from '../../client/negotiate.js';
 import { ScepArgumentError, ScepFailureError, ScepPendingTimeoutError } from '../../client/errors.js';
@@ -74,13 +81,22 @@ function readKey(path: string, what: string) {
   }
   try {
     const k = privateKeyFrom(data, process.env.SCEPTER_KEY_PASSPHRASE);
-    if (k.asymmetricKeyType !== 'rsa')
-      throw new UsageError(`${what} ${path} is not an RSA key (SCEP needs RSA)`);
+    if (!keyTypeOf(k))
+      throw new UsageError(`${what} ${path} is neither an RSA key nor an EC key on P-256 or P-384`);
     return k;
   } catch (e) {
     if (e instanceof UsageError) throw e;
     throw new UsageError(`${what} ${path} is not a usable private key`);
   }
+}
+
+/** `--key-type rsa|ec-p256|ec-p384`, or undefined when not given. */
+function keyTypeOpt(p: ReturnType<typeof parseOptions>): KeyType | undefined {
+  const v = str(p, 'key-type');
+  if (v === undefined) return undefined;
+  if (v !== 'rsa' && v !== 'ec-p256' && v !== 'ec-p384')
+    throw new UsageError('--key-type must be rsa, ec-p256 or ec-p384');
+  return v;
 }
 
 function keySizeOpt(p: ReturnType<typeof parseOptions>): KeySize {
@@ -257,8 +273,11 @@ next run with the same --out resumes that transaction instead of sending a new r
   --challenge-file F      read the challenge from the first line of F
   --out DIR               output directory (required)
   --force                 replace an existing DIR/key.pem and DIR/cert.pem (refused otherwise)
-  --key FILE              use this RSA private key (PEM/DER; $SCEPTER_KEY_PASSPHRASE if encrypted)
-  --key-size N            size of a generated key: 2048 (default), 3072 or 4096
+  --key FILE              use this RSA or EC private key (PEM/DER; $SCEPTER_KEY_PASSPHRASE if
+                          encrypted)
+  --key-type T            type of a generated key: rsa (default), ec-p256 or ec-p384 (the
+                          CertRep of an EC key is encrypted to the challenge, RFC 8894 §3.1)
+  --key-size N            size of a generated RSA key: 2048 (default), 3072 or 4096
 ${POLL_USAGE}
 ${COMMON_USAGE}
 
@@ -274,6 +293,7 @@ ${EXIT_USAGE}`,
       out: { type: 'string' },
       key: { type: 'string' },
       'key-size': { type: 'string' },
+      'key-type': { type: 'string' },
       force: { type: 'boolean' },
     });
     const json = flag(p, 'json');
@@ -305,6 +325,8 @@ ${EXIT_USAGE}`,
     const keyFile = str(p, 'key');
     const key = keyFile === undefined ? undefined : readKey(keyFile, '--key');
     const keySize = keySizeOpt(p);
+    const keyType = keyTypeOpt(p);
+    if (key && keyType) throw new UsageError('--key-type is for a generated key, not with --key');
     const challenge = challengeFrom(p);
     const client = new ScepClient(opts);
     try {
@@ -314,6 +336,7 @@ ${EXIT_USAGE}`,
           subject: subject!,
           sans,
           keySize,
+          ...(keyType ? { keyType } : {}),
           ...(key ? { key } : {}),
           ...(challenge !== undefined ? { challenge } : {}),
         });
@@ -337,7 +360,10 @@ subjectAltNames of the current certificate. Writes DIR/key.pem (0600), cert.pem,
   --cert FILE             the current certificate (PEM or DER; required)
   --key FILE              its private key (required)
   --new-key               renew with a freshly generated key (recommended)
-  --key-size N            size of the new key: 2048 (default), 3072 or 4096
+  --key-type T            type of the new key: rsa, ec-p256 or ec-p384 (default: that of K).
+                          An EC certificate renewed without a challenge gets its reply by ECDH
+                          key agreement (a scepter server extension)
+  --key-size N            size of a new RSA key: 2048 (default), 3072 or 4096
   --challenge X           also send a challenge (some servers, e.g. micromdm, want one)
   --challenge-file F      read it from F (or $SCEPTER_CHALLENGE)
   --out DIR               output directory (required; may be where C and K live)
@@ -353,6 +379,7 @@ ${EXIT_USAGE}`,
       key: { type: 'string' },
       'new-key': { type: 'boolean' },
       'key-size': { type: 'string' },
+      'key-type': { type: 'string' },
       challenge: { type: 'string' },
       'challenge-file': { type: 'string' },
       out: { type: 'string' },
@@ -364,6 +391,8 @@ ${EXIT_USAGE}`,
     const out = req(p, 'out');
     const saved = await savedRequest(p, out, opts.url);
     const keySize = keySizeOpt(p);
+    const keyType = keyTypeOpt(p);
+    if (keyType && !flag(p, 'new-key')) throw new UsageError('--key-type needs --new-key');
     const challenge = challengeFrom(p);
     const client = new ScepClient(opts);
     try {
@@ -374,6 +403,7 @@ ${EXIT_USAGE}`,
           key,
           newKey: flag(p, 'new-key'),
           keySize,
+          ...(keyType ? { keyType } : {}),
           ...(challenge !== undefined ? { challenge } : {}),
         });
       const r = await settle(client, send, saved, p, json, out, opts.url);

@@ -28,7 +28,8 @@ import { DEFAULT_OCSP_VALIDITY_SECONDS, type OcspSettings } from '../../ca/ocsp-
 import { DEFAULT_OCSP_SIGNER_VALIDITY_SECONDS } from '../../ca/ocsp-signer.js';
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
-import { resolvePassphrase } from './ca.js';
+import { caKeyTypeOpt, resolvePassphrase } from './ca.js';
+import { EC_CA_NEEDS_RA, type CaKeyType } from '../../ca/keystore.js';
 import { refuseMixedFlags, serveFromConfig } from './serve-config.js';
 import { configFromFlags } from '../../config/flags.js';
 import { validateConfig } from '../../config/load.js';
@@ -81,6 +82,8 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
                           signs and decrypts the SCEP messages, as NDES and EJBCA do (certmonger
                           needs it); an existing CA keeps what it has
   --ra                    require the RA certificate (the default for a new CA)
+  --ca-key-type T         key of a CA created now: rsa (default), ec-p256 or ec-p384 (EC: with
+                          the RA, which stays RSA; refused with --ca-only)
   --allow-single-des      accept requests encrypted with single DES (old clients); replies use 3DES
   --allow-wildcard-san    certify wildcard dNSNames (*.example.com) requested in a CSR (default:
                           refused, see docs/security.md "What the CA refuses to sign")
@@ -285,6 +288,14 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
   };
 }
 
+/** `--ca-key-type` of a CA created at first start; EC with --ca-only is refused. */
+function caKeyTypeOption(p: Parsed): { caKeyType?: CaKeyType } {
+  const t = caKeyTypeOpt(p);
+  if (t === 'rsa') return {};
+  if (flag(p, 'ca-only') || flag(p, 'no-ra')) throw new UsageError(`--ca-key-type ${t}: ${EC_CA_NEEDS_RA}`);
+  return { caKeyType: t };
+}
+
 /** The OCSP responder options (--ocsp-*, --no-ocsp). */
 function ocspSettings(p: ReturnType<typeof parseOptions>): OcspSettings | false {
   const given = ['ocsp-validity', 'ocsp-signer', 'ocsp-signer-validity'].filter(
@@ -342,6 +353,7 @@ export const serveCommand: Command = {
       'validate-renewals': { type: 'boolean' },
       ra: { type: 'boolean' },
       'ca-only': { type: 'boolean' },
+      'ca-key-type': { type: 'string' },
       'no-ra': { type: 'boolean' },
       'allow-single-des': { type: 'boolean' },
       'allow-wildcard-san': { type: 'boolean' },
@@ -464,6 +476,7 @@ export const serveCommand: Command = {
     const o: StartServerOptions = {
       ...serverOptions(config, data, 'flags'),
       // A --challenge (or SCEPTER_CHALLENGE) stands in for DIR/challenge, as before.
+      ...caKeyTypeOption(p),
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
     };
     const allowSingleDes = flag(p, 'allow-single-des');
