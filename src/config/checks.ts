@@ -144,6 +144,12 @@ export function semanticProblems(c: ScepterConfig): SemanticProblem[] {
   }
   if (c.defaultProfile !== undefined && !(c.defaultProfile in profiles))
     out.push({ path: ['defaultProfile'], message: `there is no profile ${c.defaultProfile}` });
+  for (const [name, ca] of Object.entries(c.cas ?? {}))
+    if (ca.keyType !== undefined && ca.keyType !== 'rsa' && ca.ra === false)
+      out.push({
+        path: ['cas', name, 'keyType'],
+        message: `an ${ca.keyType} CA key cannot decrypt SCEP requests: it needs its RSA RA (ra: true)`,
+      });
   if (c.server?.metrics?.enabled === false && c.server.metrics.token !== undefined)
     out.push({ path: ['server', 'metrics', 'token'], message: 'a token for disabled metrics' });
   return out;

@@ -168,6 +168,9 @@ export function serverOptions(c: ScepterConfig, dataDir: string, version: string
     },
     ...(s.trustedProxies?.length ? { trustedProxies: [...s.trustedProxies] } : {}),
     ...(c.cas?.default?.ra !== undefined ? { ra: c.cas.default.ra } : {}),
+    ...(c.cas?.default?.keyType !== undefined && c.cas.default.keyType !== 'rsa'
+      ? { caKeyType: c.cas.default.keyType }
+      : {}),
     ...(c.store?.url !== undefined ? { storeUrl: c.store.url } : {}),
     ...(c.caPassphrase !== undefined ? { caPassphrase: c.caPassphrase } : {}),
     ...(s.metrics?.enabled === false ? { metrics: false } : {}),

@@ -306,6 +306,7 @@ export const Profile = obj(
 const Ca = obj(
   {
     ra: Type.Boolean({ description: 'a CA created on first start gets an RA certificate' }),
+    keyType: oneOf(['rsa', 'ec-p256', 'ec-p384'], 'key type of a CA created on first start'),
   },
   'a CA',
 );

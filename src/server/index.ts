@@ -106,7 +106,7 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   /** The configuration's version (e.g. a hash of the file) for /readyz and the metrics (default `flags`). */
   configVersion?: string;
   /** Named CAs (DIR/cas/NAME/) created on first start: RA or CA-only (default RA). */
-  cas?: Readonly<Record<string, { ra?: boolean }>>;
+  cas?: Readonly<Record<string, { ra?: boolean; keyType?: CaKeyType }>>;
 }
 
 export interface RunningServer {
@@ -229,8 +229,10 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     ])) {
       if (cas.has(name)) continue;
       const ra = o.cas?.[name]?.ra;
+      const keyType = o.cas?.[name]?.keyType;
       const ca = await prepareCa(dataDir, name, {
         ...(ra !== undefined ? { ra } : {}),
+        ...(keyType !== undefined && keyType !== 'rsa' ? { caKeyType: keyType } : {}),
         ...(o.keySize ? { keySize: o.keySize } : {}),
         ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
       });

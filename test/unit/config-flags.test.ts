@@ -91,3 +91,44 @@ test('serve flags that fail the schema are refused by the same checks as a file'
       e instanceof ConfigError && /serve flags key server\.port: must be <= 65535/.test(e.message),
   );
 });
+
+test('the OCSP and Retry-After flags and the CA key type map onto the schema', () => {
+  const config = validateConfig(
+    configFromFlags({
+      ...FLAGS,
+      approval: { ...FLAGS.approval, retryAfterSeconds: 30, maxRetryAfterSeconds: 900 },
+      ocsp: { signer: 'delegated', validitySeconds: 7200, signerValiditySeconds: 4 * 86_400 },
+    }),
+    'flags',
+  );
+  assert.equal(config.ocsp?.signer, 'delegated');
+  assert.equal(config.profiles?.['default']?.approval?.maxRetryAfter, 900);
+  const o = serverOptions(config, '/tmp/x', 'v');
+  assert.deepEqual(o.ocspSettings, {
+    signer: 'delegated',
+    validitySeconds: 7200,
+    signerValiditySeconds: 4 * 86_400,
+  });
+  assert.equal(o.profiles?.profiles[0]?.lifecycle?.approval?.maxRetryAfterSeconds, 900);
+  const off = serverOptions(
+    validateConfig(configFromFlags({ ...FLAGS, ocsp: false }), 'flags'),
+    '/tmp/x',
+    'v',
+  );
+  assert.equal(off.ocspSettings, false);
+
+  const ec = parseConfig(
+    'cas:\n  routers:\n    keyType: ec-p384\nprofiles:\n  r:\n    ca: routers\n',
+    'ec.yaml',
+  ).config;
+  assert.equal(ec.cas?.['routers']?.keyType, 'ec-p384');
+  assert.throws(
+    () =>
+      parseConfig(
+        'cas:\n  routers:\n    ra: false\n    keyType: ec-p256\nprofiles:\n  r:\n    ca: routers\n',
+        'bad.yaml',
+      ),
+    (e: unknown) =>
+      e instanceof ConfigError && /cas\.routers\.keyType/.test(e.message) && /RSA RA/.test(e.message),
+  );
+});
