@@ -2,7 +2,7 @@
  * The certificate authority: issues end-entity certificates from a CSR's subject and public
  * key under a profile, and signs CRLs. Subject, SPKI and issuer Name are spliced as raw DER.
  */
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, KeyObject } from 'node:crypto';
 import * as der from '../asn1/writer.js';
 import { OID } from '../asn1/oids.js';
 import type { DigestName } from '../crypto/algorithms.js';
@@ -264,12 +264,17 @@ export class CertificateAuthority {
   }
 }
 
+/** A key's type and curve: a KeyObject (public or private) as is, a token key's public half. */
+function keyDetails(key: PrivateKeyLike): KeyObject {
+  return key instanceof KeyObject ? key : key.publicKey;
+}
+
 /**
  * The digest a CA key signs with: `requested` for RSA; for EC the curve's (P-384 → SHA-384,
  * else SHA-256), since ecdsa-with-SHA1 is refused by verifiers.
  */
 export function caDigest(key: PrivateKeyLike, requested: DigestName = 'sha256'): DigestName {
-  const pub = keyHandle(key).publicKey;
+  const pub = keyDetails(key);
   if (pub.asymmetricKeyType !== 'ec') return requested;
   const curve = pub.asymmetricKeyDetails?.namedCurve;
   return curve === 'secp384r1' || curve === 'secp521r1' ? 'sha384' : 'sha256';
@@ -281,7 +286,7 @@ export function caDigest(key: PrivateKeyLike, requested: DigestName = 'sha256'):
  * key only signs.
  */
 export function caKeyUsage(key: PrivateKeyLike): KeyUsageName[] {
-  return keyHandle(key).type === 'rsa'
+  return keyDetails(key).asymmetricKeyType === 'rsa'
     ? ['digitalSignature', 'keyEncipherment', 'keyCertSign', 'cRLSign']
     : ['digitalSignature', 'keyCertSign', 'cRLSign'];
 }
