@@ -16,6 +16,7 @@ import { decodeCertRep, decodePkiRequest, PkiStatus, type CertRep } from '../../
 import { ScepClient } from '../../src/client/client.js';
 import type { RunningServer } from '../../src/server/index.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
+import { run } from '../helpers/run.js';
 import { TEST_CHALLENGE, tempDir, testServer } from '../helpers/scep-server.js';
 
 const HAVE_SCEPCLIENT = hasCommand('scepclient');
@@ -112,12 +113,14 @@ function scepclient(
   });
 }
 
-function cli(args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+/**
+ * Runs the CLI without blocking this process, which also runs the server under test: a
+ * synchronous spawn would stall the server's and the HTTP client's keep-alive timers, and the
+ * next request could then reuse a connection the server closes at the same moment.
+ */
+async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
+  const r = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { hangLimitMs: 60_000 });
+  return { code: r.code, out: r.output };
 }
 
 async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
@@ -172,17 +175,22 @@ test(
     const txB = pending.find((x) => x.subject?.includes('reject-me'))!;
     assert.ok(txA && txB);
 
-    const list = cli(['pending', 'list', '--data', data]);
+    const list = await cli(['pending', 'list', '--data', data]);
     assert.equal(list.code, 0, list.out);
     assert.ok(list.out.includes(txA.transactionId) && list.out.includes(txB.transactionId), list.out);
-    const show = cli(['pending', 'show', txA.transactionId, '--data', data, '--json']);
+    const show = await cli(['pending', 'show', txA.transactionId, '--data', data, '--json']);
     assert.equal(JSON.parse(show.out).challenge, 'absent');
-    assert.equal(cli(['pending', 'approve', txA.transactionId, '--data', data]).code, 0);
+    assert.equal((await cli(['pending', 'approve', txA.transactionId, '--data', data])).code, 0);
     assert.equal(
-      cli(['pending', 'reject', txB.transactionId, '--data', data, '--reason', 'unknown device']).code,
+      (await cli(['pending', 'reject', txB.transactionId, '--data', data, '--reason', 'unknown device']))
+        .code,
       0,
     );
-    assert.equal(cli(['pending', 'approve', txB.transactionId, '--data', data]).code, 1, 'already decided');
+    assert.equal(
+      (await cli(['pending', 'approve', txB.transactionId, '--data', data])).code,
+      1,
+      'already decided',
+    );
 
     const [ra, rb] = await Promise.all([a, b]);
     assert.equal(ra.code, 0, ra.out);
@@ -285,7 +293,7 @@ test(
     writeFileSync(badPem, toPem(bad.certificate.der));
 
     const serialWithColons = bad.certificate.serialHex.toUpperCase().match(/../g)!.join(':');
-    const rv = cli([
+    const rv = await cli([
       'revoke',
       '--data',
       data,
@@ -333,7 +341,7 @@ test(
     );
     assert.ok(got.der.equals(bad.certificate.der));
 
-    const list = cli(['certs', 'list', '--data', data, '--status', 'revoked', '--json']);
+    const list = await cli(['certs', 'list', '--data', data, '--status', 'revoked', '--json']);
     const parsed = JSON.parse(list.out) as {
       total: number;
       items: Array<{ serial: string; revocationReason: string }>;
@@ -341,7 +349,7 @@ test(
     assert.equal(parsed.total, 1);
     assert.equal(parsed.items[0]!.serial, bad.certificate.serialHex);
     assert.equal(parsed.items[0]!.revocationReason, 'keyCompromise');
-    const cn = cli(['certs', 'list', '--data', data, '--cn', 'stays']);
+    const cn = await cli(['certs', 'list', '--data', data, '--cn', 'stays']);
     assert.ok(
       cn.out.includes(good.certificate.serialHex) && !cn.out.includes(bad.certificate.serialHex),
       cn.out,
