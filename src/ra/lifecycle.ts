@@ -171,6 +171,7 @@ export class EnrollmentHandlers implements Lifecycle {
         maxPerAddress: this.approval.maxPendingPerAddress,
         maxOpen: this.approval.maxOpenPending,
         retryAfterSeconds: Math.max(this.approval.retryAfterSeconds, 300),
+        profile: o.profileName,
         now: () => this.now().getTime(),
       },
       o.logger,

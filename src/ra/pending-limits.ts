@@ -28,6 +28,12 @@ export interface PendingLimitOptions {
   maxOpen?: number;
   /** Retry-After (seconds) suggested when the queue is full. Default 300. */
   retryAfterSeconds?: number;
+  /**
+   * The profile these limits belong to: the open-request cap counts this profile's pending
+   * requests only, and the per-address rate is counted per profile. Absent: the whole store
+   * (one-profile servers, and the counters of the default profile keep their old keys).
+   */
+  profile?: string;
   /** Clock, ms (tests). */
   now?: () => number;
 }
@@ -58,6 +64,8 @@ export class PendingLimits {
   readonly retryAfterSeconds: number;
   private readonly now: () => number;
   private fullLogged = false;
+  private readonly profile: string | undefined;
+  private readonly scope: string;
 
   constructor(
     private readonly store: Store,
@@ -69,6 +77,9 @@ export class PendingLimits {
     this.maxOpen = o.maxOpen ?? DEFAULT_MAX_OPEN_PENDING;
     this.retryAfterSeconds = o.retryAfterSeconds ?? 300;
     this.now = o.now ?? Date.now;
+    this.profile = o.profile;
+    this.scope =
+      o.profile === undefined || o.profile === 'default' ? SCOPE_PREFIX : `${SCOPE_PREFIX}${o.profile}:`;
     for (const [name, v] of [
       ['maxPerAddress', this.maxPerAddress],
       ['maxOpen', this.maxOpen],
@@ -88,7 +99,7 @@ export class PendingLimits {
     const key = sourceKey(ctx.remoteAddress);
     if (this.maxPerAddress > 0) {
       const t = this.now();
-      const n = await this.store.incrementCounter(SCOPE_PREFIX + key, t - (t % this.windowMs));
+      const n = await this.store.incrementCounter(this.scope + key, t - (t % this.windowMs));
       if (n > this.maxPerAddress) {
         if (n === this.maxPerAddress + 1)
           this.logger?.warn(
@@ -104,11 +115,17 @@ export class PendingLimits {
       }
     }
     if (this.maxOpen > 0) {
-      const open = (await this.store.listTransactions({ state: 'pending', limit: 0 })).total;
+      const open = (
+        await this.store.listTransactions({
+          state: 'pending',
+          limit: 0,
+          ...(this.profile !== undefined ? { profile: this.profile } : {}),
+        })
+      ).total;
       if (open >= this.maxOpen) {
         if (!this.fullLogged)
           this.logger?.warn(
-            { open, max: this.maxOpen },
+            { open, max: this.maxOpen, ...(this.profile !== undefined ? { profile: this.profile } : {}) },
             'pending requests: queue full, new requests answered 503',
           );
         this.fullLogged = true;

@@ -24,13 +24,14 @@ import {
 
 const T0 = 30_000_000 * 60_000; // a window start
 
-async function addPending(store: Store, n: number, prefix = 'p'): Promise<void> {
+async function addPending(store: Store, n: number, prefix = 'p', profile?: string): Promise<void> {
   for (let i = 0; i < n; i++)
     await store.beginTransaction({
       transactionId: `${prefix}-${i}`,
       signerKeyHash: 'aa',
       messageType: 19,
       state: 'pending',
+      ...(profile !== undefined ? { profile } : {}),
     });
 }
 
@@ -86,6 +87,23 @@ test('pending limits: a full queue gives the overloaded marker (503 + Retry-Afte
   assert.equal(await store.decide('q-0', 'rejected', 'no'), true);
   assert.equal(await limits.checkNewPending({ remoteAddress: '192.0.2.4' }), undefined);
   assert.throws(() => new PendingLimits(store, { maxOpen: -1 }), RangeError);
+});
+
+test('pending limits per profile: a full queue or a busy address in one profile does not limit another', async (t) => {
+  const store = await openStore(':memory:');
+  t.after(() => store.close());
+  const now = () => T0;
+  const routers = new PendingLimits(store, { maxOpen: 3, maxPerAddress: 2, profile: 'routers', now });
+  const laptops = new PendingLimits(store, { maxOpen: 3, maxPerAddress: 2, profile: 'laptops', now });
+  await addPending(store, 3, 'r', 'routers');
+  assert.ok(isPendingOverloaded(await routers.checkNewPending({ remoteAddress: '192.0.2.1' })));
+  assert.equal(await laptops.checkNewPending({ remoteAddress: '192.0.2.1' }), undefined);
+  assert.equal(await laptops.checkNewPending({ remoteAddress: '192.0.2.1' }), undefined);
+  const third = await laptops.checkNewPending({ remoteAddress: '192.0.2.1' });
+  assert.ok(third && !isPendingOverloaded(third) && third.status === 'FAILURE');
+  assert.equal(third.text, PENDING_RATE_TEXT);
+  await addPending(store, 3, 'l', 'laptops');
+  assert.ok(isPendingOverloaded(await laptops.checkNewPending({ remoteAddress: '192.0.2.9' })));
 });
 
 test('pending limits: two instances on one store share the per-address rate', async (t) => {
