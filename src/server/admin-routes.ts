@@ -35,7 +35,8 @@ import {
   type RequestFilters,
 } from '../ra/operator.js';
 import type { Store, TransactionState } from '../store/index.js';
-import { ADMIN_AUTH_CHALLENGE, adminAuth } from './challenges.js';
+import { ADMIN_AUTH_CHALLENGE, adminAuth, type AdminAuth } from './challenges.js';
+import type { ConsoleSessions } from './console-session.js';
 import { HttpError, toHttpError } from './http-errors.js';
 import type { ScepRequestLog } from './scep-routes.js';
 
@@ -46,6 +47,8 @@ export interface AdminRoutesOptions {
   store: Store;
   /** The server's CRL publisher: a revocation signs a new CRL at once. */
   crls: CrlPublisher;
+  /** Web console sessions, accepted like the bearer token (src/server/console-session.ts). */
+  sessions?: ConsoleSessions;
 }
 
 /** Largest admin request body (a JSON object with a reason). */
@@ -147,10 +150,37 @@ function serialOf(req: FastifyRequest): string {
   return parseSerial((req.params as { serial?: string }).serial ?? '');
 }
 
+/**
+ * The onRequest hook of the JSON admin routes: 404 when the API is off, 401 without the right
+ * token or a console session, 403 for a console session without its CSRF token.
+ */
+export function adminGuard(auth: AdminAuth) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const verdict = auth(req);
+    if (verdict === 'ok') return;
+    if (verdict === 'disabled') {
+      req.scepLog = { outcome: 'rejected', detail: 'no such route' };
+      return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
+    }
+    if (verdict === 'forbidden') {
+      req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong CSRF token' };
+      return send(reply, 403, { error: 'forbidden: missing or wrong CSRF token' });
+    }
+    req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong bearer token' };
+    reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
+    return send(reply, 401, { error: 'unauthorized' });
+  };
+}
+
 /** Registers the `/admin/*` operator routes (the challenge endpoint is src/server/challenges.ts). */
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o) => {
-  const auth = adminAuth(o.token);
+  const auth = adminAuth(o.token, o.sessions);
   const { store, crls } = o;
+  /** PEM of the issuing CA (current or retired) of a certificate, when it is one of ours. */
+  const chainOf = (issuer: string): string[] => {
+    const ca = crls.cas.byFingerprint(issuer);
+    return ca ? [toPem(ca.cert.der), ...ca.chain.map((d) => toPem(d))] : [];
+  };
 
   // Bodies are small JSON objects; the root hook labels every POST body octet-stream.
   app.removeAllContentTypeParsers();
@@ -159,17 +189,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   );
 
   // Before the body is read: 404 when the API is off, 401 without the right token.
-  app.addHook('onRequest', async (req, reply) => {
-    const verdict = auth(req);
-    if (verdict === 'ok') return;
-    if (verdict === 'disabled') {
-      req.scepLog = { outcome: 'rejected', detail: 'no such route' };
-      return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
-    }
-    req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong bearer token' };
-    reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
-    return send(reply, 401, { error: 'unauthorized' });
-  });
+  app.addHook('onRequest', adminGuard(auth));
 
   app.setErrorHandler(async (err, req, reply) => {
     let status: number;
@@ -265,7 +285,22 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     req.scepLog = { ...req.scepLog, serial };
     const c = await getCertificate(store, serial);
     ok(req, c.status);
-    return send(reply, 200, { ...certificateView(c), pem: toPem(c.der) });
+    return send(reply, 200, { ...certificateView(c), pem: toPem(c.der), chain: chainOf(c.issuer) });
+  });
+
+  // The certificate and its chain as one PEM file (the console's download link).
+  app.get('/admin/certificates/:serial/pem', async (req, reply) => {
+    log(req, 'certificates.pem');
+    queryOf(req, []);
+    const serial = serialOf(req);
+    req.scepLog = { ...req.scepLog, serial };
+    const c = await getCertificate(store, serial);
+    ok(req, c.status);
+    return reply
+      .code(200)
+      .header('content-type', 'application/x-pem-file')
+      .header('content-disposition', `attachment; filename="${c.serial}.pem"`)
+      .send([toPem(c.der), ...chainOf(c.issuer)].join(''));
   });
 
   app.post('/admin/certificates/:serial/revoke', async (req, reply) => {

@@ -25,6 +25,7 @@ import {
 } from '../ra/throttle.js';
 import type { ScepService } from '../ra/types.js';
 import type { Store } from '../store/index.js';
+import type { ConsoleSessions } from './console-session.js';
 import type { PreparedDataDir } from './data-dir.js';
 import { toHttpError } from './http-errors.js';
 
@@ -77,6 +78,8 @@ export interface AdminChallengeOptions {
   key: Buffer;
   /** Default lifetime, seconds (default 3600). */
   ttlSeconds?: number;
+  /** Web console sessions, accepted like the bearer token (src/server/console-session.ts). */
+  sessions?: ConsoleSessions;
 }
 
 /** Compares bearer tokens in constant time whatever their lengths. */
@@ -86,23 +89,36 @@ function tokenMatcher(token: string): (candidate: string) => boolean {
 }
 
 /**
- * The admin bearer-token check shared by every `/admin/*` route (this file's challenge endpoint
- * and src/server/admin-routes.ts): `disabled` when no token is configured (answer 404),
- * `unauthorized` for a missing or wrong `Authorization: Bearer` header (answer 401), else `ok`.
+ * The admin check shared by every `/admin/*` route (this file's challenge endpoint, and
+ * src/server/admin-routes.ts, src/server/admin-status-routes.ts): `disabled` when no token is
+ * configured (answer 404); `ok` for the right `Authorization: Bearer` token, or — without an
+ * Authorization header — for a web console session (src/server/console-session.ts) whose CSRF
+ * token matches on a state change; `forbidden` for a console session without the right CSRF
+ * token (answer 403); else `unauthorized` (answer 401).
  * Throws RangeError for a token shorter than MIN_ADMIN_TOKEN_LENGTH.
  */
-export type AdminAuth = (req: FastifyRequest) => 'disabled' | 'unauthorized' | 'ok';
+export type AdminAuth = (req: FastifyRequest) => 'disabled' | 'unauthorized' | 'forbidden' | 'ok';
 
-export function adminAuth(token: string | undefined): AdminAuth {
+export function adminAuth(token: string | undefined, sessions?: ConsoleSessions): AdminAuth {
   if (token !== undefined && token.length < MIN_ADMIN_TOKEN_LENGTH)
     throw new RangeError(`the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
   const matches = token !== undefined ? tokenMatcher(token) : undefined;
   return (req) => {
     if (!matches) return 'disabled';
     const auth = req.headers.authorization;
+    if (auth === undefined && sessions) {
+      const v = sessions.check(req.method, req.headers);
+      if (v.kind === 'ok') return 'ok';
+      if (v.kind === 'csrf') return 'forbidden';
+    }
     const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
     return m && matches(m[1]!) ? 'ok' : 'unauthorized';
   };
+}
+
+/** Whether `candidate` is the admin token (constant time); false when none is configured. */
+export function adminTokenMatcher(token: string | undefined): (candidate: string) => boolean {
+  return token !== undefined ? tokenMatcher(token) : () => false;
 }
 
 /** The `WWW-Authenticate` value of an admin 401. */
@@ -114,7 +130,7 @@ function text(reply: FastifyReply, status: number, body: string): FastifyReply {
 
 /** `POST /admin/challenge[?ttl=SECONDS][&format=json]`: one fresh one-time challenge. */
 export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = async (app, o) => {
-  const auth = adminAuth(o.token);
+  const auth = adminAuth(o.token, o.sessions);
   const challenges = new OneTimeChallenges(o.key);
   const defaultTtl = o.ttlSeconds ?? 3600;
 
@@ -142,6 +158,10 @@ export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = a
     if (verdict === 'disabled') {
       req.scepLog = { outcome: 'rejected', detail: 'no such route' };
       return text(reply, 404, 'not found');
+    }
+    if (verdict === 'forbidden') {
+      req.scepLog = { operation: 'AdminChallenge', outcome: 'rejected', detail: 'missing or wrong CSRF token' };
+      return text(reply, 403, 'forbidden: missing or wrong CSRF token');
     }
     req.scepLog = {
       operation: 'AdminChallenge',

@@ -4,6 +4,7 @@
  * that drains in-flight requests and closes the store. Used by `scepter serve`, the tests, the
  * client tests and the benchmarks.
  */
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { CaKeySize } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
@@ -12,6 +13,9 @@ import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { adminRoutes } from './admin-routes.js';
+import { adminStatusRoutes } from './admin-status-routes.js';
+import { consoleRoutes } from './console-routes.js';
+import { ConsoleSessions, loadSessionKey } from './console-session.js';
 import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
@@ -74,6 +78,12 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   metrics?: boolean;
   /** Bearer token `/metrics` requires (default: none, open to whoever reaches the port). */
   metricsToken?: string;
+  /**
+   * The web console at `/ui/` (docs/console.md; served only with `challenges.adminToken`, data-
+   * directory mode): `dir` is the built bundle (default: dist/console/ of the package),
+   * `idleSeconds` the session idle timeout (default 1800).
+   */
+  console?: { dir?: string; idleSeconds?: number };
 }
 
 export interface RunningServer {
@@ -171,6 +181,16 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const front = prepared
     ? throttledService(service, o.challenges?.throttle, enrollment?.store, logger)
     : service;
+  // Web console sessions (src/server/console-session.ts): signed with a key kept in the data
+  // directory, so every instance sharing it accepts the same sessions.
+  const sessions =
+    prepared && o.dataDir !== undefined && o.challenges?.adminToken !== undefined
+      ? new ConsoleSessions({
+          key: loadSessionKey(o.dataDir),
+          secure: Boolean(o.tls),
+          ...(o.console?.idleSeconds !== undefined ? { idleSeconds: o.console.idleSeconds } : {}),
+        })
+      : undefined;
   let app: FastifyInstance;
   try {
     app = await buildApp({
@@ -188,16 +208,27 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       await app.register(adminChallengeRoutes, {
         store: enrollment.store,
         key: prepared.challengeKey,
+        ...(sessions ? { sessions } : {}),
         ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
         ...(o.challenges?.ttlSeconds !== undefined ? { ttlSeconds: o.challenges.ttlSeconds } : {}),
       });
     }
     // Operator API (src/server/admin-routes.ts): same admin token; runs here, on the main store.
     if (enrollment && lifecycle) {
-      await app.register(adminRoutes, {
+      const token = o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {};
+      const auth = { ...token, ...(sessions ? { sessions } : {}) };
+      await app.register(adminRoutes, { store: enrollment.store, crls: lifecycle.crls, ...auth });
+      await app.register(adminStatusRoutes, {
         store: enrollment.store,
         crls: lifecycle.crls,
-        ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
+        ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
+        ...auth,
+      });
+      // The web console (src/server/console-routes.ts): 404 unless an admin token is set.
+      await app.register(consoleRoutes, {
+        ...token,
+        sessions: sessions ?? new ConsoleSessions({ key: randomBytes(32), secure: Boolean(o.tls) }),
+        ...(o.console?.dir !== undefined ? { dir: o.console.dir } : {}),
       });
     }
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });

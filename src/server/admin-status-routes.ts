@@ -1,0 +1,160 @@
+/**
+ * `GET /admin/dashboard`: the server's state at a glance, for the web console's dashboard and
+ * CA pages (docs/server.md "Admin API"): certificates issued per day, pending requests,
+ * issuance rate over the last minute, each CA (current and retired) with its expiry and CRL,
+ * and the rollover state (a staged next CA). Everything is read from the store and the CA
+ * files, so every instance sharing them answers the same. Same authentication as every
+ * `/admin/*` route (src/server/challenges.ts `adminAuth`).
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { CrlPublisher } from '../ca/crl.js';
+import { readStagedCertificates } from '../ca/rollover.js';
+import { nameText } from '../pkix/name.js';
+import type { Store } from '../store/index.js';
+import { adminGuard } from './admin-routes.js';
+import { adminAuth } from './challenges.js';
+import type { ConsoleSessions } from './console-session.js';
+
+export interface AdminStatusOptions {
+  token?: string;
+  sessions?: ConsoleSessions;
+  store: Store;
+  crls: CrlPublisher;
+  /** Data directory (for the staged rollover), when there is one. */
+  dataDir?: string;
+  now?: () => Date;
+}
+
+/** Days of the issued-per-day series (today included). */
+export const DASHBOARD_DAYS = 14;
+const DAY_MS = 86_400_000;
+/** The window of `issuedPerSecond`, seconds. */
+export const RATE_WINDOW_SECONDS = 60;
+
+const caSchema = {
+  type: 'object',
+  required: ['subject', 'fingerprint', 'current', 'notBefore', 'notAfter', 'crl'],
+  properties: {
+    subject: { type: 'string' },
+    fingerprint: { type: 'string' },
+    current: { type: 'boolean' },
+    notBefore: { type: 'string', format: 'date-time' },
+    notAfter: { type: 'string', format: 'date-time' },
+    crl: {
+      type: ['object', 'null'],
+      required: ['crlNumber', 'thisUpdate', 'nextUpdate'],
+      properties: {
+        crlNumber: { type: 'string' },
+        thisUpdate: { type: 'string', format: 'date-time' },
+        nextUpdate: { type: 'string', format: 'date-time' },
+      },
+    },
+  },
+} as const;
+
+export const DASHBOARD_SCHEMA = {
+  description: 'Issued certificates per day, pending requests, issuance rate, CAs and rollover state',
+  response: {
+    200: {
+      type: 'object',
+      required: ['generatedAt', 'issuedPerDay', 'pending', 'issuedPerSecond', 'cas', 'rollover'],
+      properties: {
+        generatedAt: { type: 'string', format: 'date-time' },
+        issuedPerDay: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['day', 'count'],
+            properties: { day: { type: 'string', format: 'date' }, count: { type: 'integer' } },
+          },
+        },
+        pending: { type: 'integer' },
+        issuedPerSecond: { type: 'number' },
+        cas: { type: 'array', items: caSchema },
+        rollover: {
+          type: 'object',
+          required: ['staged'],
+          properties: {
+            staged: { type: 'boolean' },
+            next: {
+              type: 'object',
+              required: ['subject', 'notBefore', 'notAfter'],
+              properties: {
+                subject: { type: 'string' },
+                notBefore: { type: 'string', format: 'date-time' },
+                notAfter: { type: 'string', format: 'date-time' },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+export const adminStatusRoutes: FastifyPluginAsync<AdminStatusOptions> = async (app, o) => {
+  const { store, crls } = o;
+  const now = o.now ?? (() => new Date());
+  app.addHook('onRequest', adminGuard(adminAuth(o.token, o.sessions)));
+
+  app.get('/admin/dashboard', { schema: DASHBOARD_SCHEMA }, async (req, reply) => {
+    req.scepLog = { operation: 'admin.dashboard', outcome: 'rejected' };
+    const t = now();
+    const today = Math.floor(t.getTime() / DAY_MS) * DAY_MS;
+    const issuedPerDay = [];
+    for (let i = DASHBOARD_DAYS - 1; i >= 0; i--) {
+      const since = new Date(today - i * DAY_MS);
+      const until = new Date(since.getTime() + DAY_MS);
+      const { total } = await store.searchCertificates({ since, until, limit: 1 });
+      issuedPerDay.push({ day: since.toISOString().slice(0, 10), count: total });
+    }
+    const lastMinute = await store.searchCertificates({
+      since: new Date(t.getTime() - RATE_WINDOW_SECONDS * 1000),
+      limit: 1,
+    });
+    const pending = (await store.listTransactions({ state: 'pending', limit: 1 })).total;
+    const cas = [];
+    for (const ca of crls.cas.all) {
+      const crl = await store.latestCrl(ca.cert.fingerprint);
+      cas.push({
+        subject: nameText(ca.cert.subjectRaw),
+        fingerprint: ca.cert.fingerprint,
+        current: ca === crls.cas.current,
+        notBefore: ca.cert.notBefore.toISOString(),
+        notAfter: ca.cert.notAfter.toISOString(),
+        crl: crl
+          ? {
+              crlNumber: crl.crlNumber.toString(),
+              thisUpdate: crl.thisUpdate.toISOString(),
+              nextUpdate: crl.nextUpdate.toISOString(),
+            }
+          : null,
+      });
+    }
+    let staged;
+    try {
+      staged = o.dataDir !== undefined ? readStagedCertificates(o.dataDir) : undefined;
+    } catch {
+      staged = undefined; // half-written or damaged: `scepter ca` reports it
+    }
+    const next = staged?.[0];
+    req.scepLog = { ...req.scepLog, outcome: 'SUCCESS' };
+    return reply.code(200).send({
+      generatedAt: t.toISOString(),
+      issuedPerDay,
+      pending,
+      issuedPerSecond: lastMinute.total / RATE_WINDOW_SECONDS,
+      cas,
+      rollover: next
+        ? {
+            staged: true,
+            next: {
+              subject: nameText(next.subjectRaw),
+              notBefore: next.notBefore.toISOString(),
+              notAfter: next.notAfter.toISOString(),
+            },
+          }
+        : { staged: false },
+    });
+  });
+};
