@@ -4,9 +4,9 @@
  * revocation with an immediate CRL. Every action goes through src/ra/operator.ts, the same
  * code the CLI runs, against the HTTP thread's store (the main store also with `--workers N`).
  *
- * Authentication is the admin bearer token of `POST /admin/challenge` (`adminAuth` in
- * src/server/challenges.ts, compared in constant time): without a configured token every
- * `/admin/*` path answers 404 like an unknown path; a missing or wrong token gets 401. Errors
+ * Authentication is the one admin seam (src/server/admin-auth.ts: named bearer tokens compared
+ * in constant time; the admin's name lands on `req.admin`): without a configured credential
+ * every `/admin/*` path answers 404 like an unknown path; a missing or wrong token gets 401. Errors
  * are JSON `{ "error": "<one line>" }` (400 bad input, 401, 404 unknown, 409 wrong state, 413
  * body too large). Each request is one log line (app.ts) with the action, the transactionID or
  * serial and the outcome — never the token or a request body.
@@ -35,13 +35,13 @@ import {
   type RequestFilters,
 } from '../ra/operator.js';
 import type { Store, TransactionState } from '../store/index.js';
-import { ADMIN_AUTH_CHALLENGE, adminAuth } from './challenges.js';
+import { adminGuard, type AdminAuth } from './admin-auth.js';
 import { HttpError, toHttpError } from './http-errors.js';
 import type { ScepRequestLog } from './scep-routes.js';
 
 export interface AdminRoutesOptions {
-  /** The admin bearer token; absent: every `/admin/*` path answers 404. */
-  token?: string;
+  /** Who may call (src/server/admin-auth.ts); disabled: every `/admin/*` path answers 404. */
+  auth: AdminAuth;
   /** The main store (never a worker's proxy). */
   store: Store;
   /** The server's CRL publisher: a revocation signs a new CRL at once. */
@@ -149,7 +149,6 @@ function serialOf(req: FastifyRequest): string {
 
 /** Registers the `/admin/*` operator routes (the challenge endpoint is src/server/challenges.ts). */
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o) => {
-  const auth = adminAuth(o.token);
   const { store, crls } = o;
 
   // Bodies are small JSON objects; the root hook labels every POST body octet-stream.
@@ -159,17 +158,17 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   );
 
   // Before the body is read: 404 when the API is off, 401 without the right token.
-  app.addHook('onRequest', async (req, reply) => {
-    const verdict = auth(req);
-    if (verdict === 'ok') return;
-    if (verdict === 'disabled') {
-      req.scepLog = { outcome: 'rejected', detail: 'no such route' };
-      return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
-    }
-    req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong bearer token' };
-    reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
-    return send(reply, 401, { error: 'unauthorized' });
-  });
+  app.addHook(
+    'onRequest',
+    adminGuard(o.auth, (req, reply, why) => {
+      if (why === 'disabled') {
+        req.scepLog = { outcome: 'rejected', detail: 'no such route' };
+        return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
+      }
+      req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong bearer token' };
+      return send(reply, 401, { error: 'unauthorized' });
+    }),
+  );
 
   app.setErrorHandler(async (err, req, reply) => {
     let status: number;
@@ -190,7 +189,12 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
 
   /** Sets the request's log line: action plus transactionID/serial; outcome filled in later. */
   const log = (req: FastifyRequest, action: string, ids: Partial<ScepRequestLog> = {}) => {
-    req.scepLog = { operation: `admin.${action}`, outcome: 'rejected', ...ids };
+    req.scepLog = {
+      operation: `admin.${action}`,
+      outcome: 'rejected',
+      ...(req.admin ? { admin: req.admin } : {}),
+      ...ids,
+    };
   };
   const ok = (req: FastifyRequest, detail: string) => {
     req.scepLog = { ...req.scepLog, outcome: 'SUCCESS', detail };

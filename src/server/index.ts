@@ -12,6 +12,7 @@ import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import { adminRoutes } from './admin-routes.js';
+import { bearerTokenAuth, DEFAULT_ADMIN_NAME, type AdminAuth, type AdminToken } from './admin-auth.js';
 import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
@@ -74,6 +75,20 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   metrics?: boolean;
   /** Bearer token `/metrics` requires (default: none, open to whoever reaches the port). */
   metricsToken?: string;
+  /**
+   * Named admin bearer tokens (src/server/admin-auth.ts); `challenges.adminToken` joins them as
+   * the token named `admin`. None: the admin API answers 404.
+   */
+  adminTokens?: readonly AdminToken[];
+}
+
+/** The admin credentials of a server: `adminTokens` plus the single `challenges.adminToken`. */
+export function adminAuthOf(o: Pick<StartServerOptions, 'adminTokens' | 'challenges'>): AdminAuth {
+  const single = o.challenges?.adminToken;
+  return bearerTokenAuth([
+    ...(o.adminTokens ?? []),
+    ...(single !== undefined ? [{ name: DEFAULT_ADMIN_NAME, secret: single }] : []),
+  ]);
 }
 
 export interface RunningServer {
@@ -90,6 +105,8 @@ export interface RunningServer {
   /** Approval, renewal, GetCert/GetCRL and CRLs (data-directory mode only). */
   lifecycle?: Lifecycle;
   app: FastifyInstance;
+  /** Who may call the admin API (the seam every admin route uses). */
+  adminAuth: AdminAuth;
   /** The server's metrics (absent with `metrics: false`). */
   metrics?: ServerMetrics;
   /** Stops accepting connections, finishes in-flight requests, closes the store it opened. */
@@ -163,6 +180,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     }
   }
 
+  const adminAuth = adminAuthOf(o);
   let closing: Promise<void> | undefined;
   const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
     closing !== undefined ? 'shutting down' : undefined,
@@ -188,17 +206,13 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       await app.register(adminChallengeRoutes, {
         store: enrollment.store,
         key: prepared.challengeKey,
-        ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
+        auth: adminAuth,
         ...(o.challenges?.ttlSeconds !== undefined ? { ttlSeconds: o.challenges.ttlSeconds } : {}),
       });
     }
-    // Operator API (src/server/admin-routes.ts): same admin token; runs here, on the main store.
+    // Operator API (src/server/admin-routes.ts): same admin seam; runs here, on the main store.
     if (enrollment && lifecycle) {
-      await app.register(adminRoutes, {
-        store: enrollment.store,
-        crls: lifecycle.crls,
-        ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
-      });
+      await app.register(adminRoutes, { store: enrollment.store, crls: lifecycle.crls, auth: adminAuth });
     }
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   } catch (e) {
@@ -217,6 +231,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     port,
     service,
     app,
+    adminAuth,
     close() {
       closing ??= (async () => {
         stopMaintenance?.();
