@@ -4,9 +4,9 @@
  * revocation with an immediate CRL. Every action goes through src/ra/operator.ts, the same
  * code the CLI runs, against the HTTP thread's store (the main store also with `--workers N`).
  *
- * Authentication is the admin bearer token of `POST /admin/challenge` (`adminAuth` in
- * src/server/challenges.ts, compared in constant time): without a configured token every
- * `/admin/*` path answers 404 like an unknown path; a missing or wrong token gets 401. Errors
+ * Authentication is the one admin seam (src/server/admin-auth.ts: named bearer tokens compared
+ * in constant time; the admin's name lands on `req.admin`): without a configured credential
+ * every `/admin/*` path answers 404 like an unknown path; a missing or wrong token gets 401. Errors
  * are JSON `{ "error": "<one line>" }` (400 bad input, 401, 404 unknown, 409 wrong state, 413
  * body too large). Each request is one log line (app.ts) with the action, the transactionID or
  * serial and the outcome — never the token or a request body.
@@ -35,20 +35,17 @@ import {
   type RequestFilters,
 } from '../ra/operator.js';
 import type { Store, TransactionState } from '../store/index.js';
-import { ADMIN_AUTH_CHALLENGE, adminAuth, type AdminAuth } from './challenges.js';
-import type { ConsoleSessions } from './console-session.js';
+import { adminGuard, type AdminAuth } from './admin-auth.js';
 import { HttpError, toHttpError } from './http-errors.js';
 import type { ScepRequestLog } from './scep-routes.js';
 
 export interface AdminRoutesOptions {
-  /** The admin bearer token; absent: every `/admin/*` path answers 404. */
-  token?: string;
+  /** Who may call (src/server/admin-auth.ts); disabled: every `/admin/*` path answers 404. */
+  auth: AdminAuth;
   /** The main store (never a worker's proxy). */
   store: Store;
   /** The server's CRL publisher: a revocation signs a new CRL at once. */
   crls: CrlPublisher;
-  /** Web console sessions, accepted like the bearer token (src/server/console-session.ts). */
-  sessions?: ConsoleSessions;
 }
 
 /** Largest admin request body (a JSON object with a reason). */
@@ -150,31 +147,22 @@ function serialOf(req: FastifyRequest): string {
   return parseSerial((req.params as { serial?: string }).serial ?? '');
 }
 
-/**
- * The onRequest hook of the JSON admin routes: 404 when the API is off, 401 without the right
- * token or a console session, 403 for a console session without its CSRF token.
- */
-export function adminGuard(auth: AdminAuth) {
-  return async (req: FastifyRequest, reply: FastifyReply) => {
-    const verdict = auth(req);
-    if (verdict === 'ok') return;
-    if (verdict === 'disabled') {
-      req.scepLog = { outcome: 'rejected', detail: 'no such route' };
-      return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
-    }
-    if (verdict === 'forbidden') {
-      req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong CSRF token' };
-      return send(reply, 403, { error: 'forbidden: missing or wrong CSRF token' });
-    }
-    req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong bearer token' };
-    reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
-    return send(reply, 401, { error: 'unauthorized' });
-  };
+/** How the JSON admin routes refuse: 404 while disabled (like any unknown path), else a JSON 401. */
+export function adminJsonDenied(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  why: 'disabled' | 'unauthorized',
+): FastifyReply {
+  if (why === 'disabled') {
+    req.scepLog = { outcome: 'rejected', detail: 'no such route' };
+    return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
+  }
+  req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong credential' };
+  return send(reply, 401, { error: 'unauthorized' });
 }
 
 /** Registers the `/admin/*` operator routes (the challenge endpoint is src/server/challenges.ts). */
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o) => {
-  const auth = adminAuth(o.token, o.sessions);
   const { store, crls } = o;
   /** PEM of the issuing CA (current or retired) of a certificate, when it is one of ours. */
   const chainOf = (issuer: string): string[] => {
@@ -189,7 +177,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   );
 
   // Before the body is read: 404 when the API is off, 401 without the right token.
-  app.addHook('onRequest', adminGuard(auth));
+  app.addHook('onRequest', adminGuard(o.auth, adminJsonDenied));
 
   app.setErrorHandler(async (err, req, reply) => {
     let status: number;
@@ -210,7 +198,12 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
 
   /** Sets the request's log line: action plus transactionID/serial; outcome filled in later. */
   const log = (req: FastifyRequest, action: string, ids: Partial<ScepRequestLog> = {}) => {
-    req.scepLog = { operation: `admin.${action}`, outcome: 'rejected', ...ids };
+    req.scepLog = {
+      operation: `admin.${action}`,
+      outcome: 'rejected',
+      ...(req.admin ? { admin: req.admin } : {}),
+      ...ids,
+    };
   };
   const ok = (req: FastifyRequest, detail: string) => {
     req.scepLog = { ...req.scepLog, outcome: 'SUCCESS', detail };

@@ -4,20 +4,19 @@
  * issuance rate over the last minute, each CA (current and retired) with its expiry and CRL,
  * and the rollover state (a staged next CA). Everything is read from the store and the CA
  * files, so every instance sharing them answers the same. Same authentication as every
- * `/admin/*` route (src/server/challenges.ts `adminAuth`).
+ * `/admin/*` route (src/server/admin-auth.ts).
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { CrlPublisher } from '../ca/crl.js';
 import { readStagedCertificates } from '../ca/rollover.js';
 import { nameText } from '../pkix/name.js';
 import type { Store } from '../store/index.js';
-import { adminGuard } from './admin-routes.js';
-import { adminAuth } from './challenges.js';
-import type { ConsoleSessions } from './console-session.js';
+import { adminGuard, type AdminAuth } from './admin-auth.js';
+import { adminJsonDenied } from './admin-routes.js';
 
 export interface AdminStatusOptions {
-  token?: string;
-  sessions?: ConsoleSessions;
+  /** Who may call (src/server/admin-auth.ts); disabled: 404. */
+  auth: AdminAuth;
   store: Store;
   crls: CrlPublisher;
   /** Data directory (for the staged rollover), when there is one. */
@@ -95,7 +94,7 @@ export const DASHBOARD_SCHEMA = {
 export const adminStatusRoutes: FastifyPluginAsync<AdminStatusOptions> = async (app, o) => {
   const { store, crls } = o;
   const now = o.now ?? (() => new Date());
-  app.addHook('onRequest', adminGuard(adminAuth(o.token, o.sessions)));
+  app.addHook('onRequest', adminGuard(o.auth, adminJsonDenied));
 
   app.get('/admin/dashboard', { schema: DASHBOARD_SCHEMA }, async (req, reply) => {
     req.scepLog = { operation: 'admin.dashboard', outcome: 'rejected' };

@@ -12,6 +12,7 @@ import { errorBody, handleClientError, HttpError, toHttpError } from './http-err
 import { clientAddress, TrustedProxies } from './client-address.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
 import { scepRoutes } from './scep-routes.js';
+import './admin-auth.js';
 
 /** Default largest request body (a pkiMessage is a few KiB; RFC 8894 notes recommend 256 KiB). */
 export const DEFAULT_BODY_LIMIT = 256 * 1024;
@@ -92,6 +93,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('scepLog', null);
   const trusted = o.trustedProxies?.length ? new TrustedProxies(o.trustedProxies) : undefined;
   app.decorateRequest('clientAddress', undefined);
+  app.decorateRequest('admin', null);
 
   app.addHook('onRequest', async (req) => {
     req.clientAddress = clientAddress(req.socket.remoteAddress, req.headers, trusted);
@@ -118,6 +120,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       ms: Math.round(reply.elapsedTime * 100) / 100,
       remote: req.clientAddress ?? req.ip,
       ...(s?.operation ? { operation: s.operation } : {}),
+      ...(s?.admin ? { admin: s.admin } : {}),
       ...(s?.messageType ? { messageType: s.messageType } : {}),
       ...(s?.transactionId ? { transactionId: s.transactionId } : {}),
       outcome: s?.outcome ?? (status >= 400 ? 'rejected' : 'SUCCESS'),

@@ -13,8 +13,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { adminTokenMatcher } from './challenges.js';
-import type { ConsoleSessions, Session } from './console-session.js';
+import { randomBytes } from 'node:crypto';
+import type { AdminAuth } from './admin-auth.js';
+import { ConsoleSessions, type Session } from './console-session.js';
 
 /** The bundle shipped in the package: dist/console/ next to dist/server/. */
 export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../console/', import.meta.url));
@@ -42,13 +43,14 @@ const TYPES: Readonly<Record<string, string>> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-/** Largest login body (a JSON object with the token). */
-const LOGIN_BODY_LIMIT = 4096;
+/** Largest body read (the session endpoints take none). */
+const BODY_LIMIT = 4096;
 
 export interface ConsoleRoutesOptions {
-  /** The admin token; absent: every `/ui/` path answers 404. */
-  token?: string;
-  sessions: ConsoleSessions;
+  /** The admin bearer tokens the login checks; disabled: every `/ui/` path answers 404. */
+  bearer: AdminAuth;
+  /** Present whenever `bearer` is enabled. */
+  sessions?: ConsoleSessions;
   /** The built console (default DEFAULT_CONSOLE_DIR). */
   dir?: string;
 }
@@ -90,19 +92,26 @@ function json(reply: FastifyReply, status: number, body: unknown): FastifyReply 
 
 const sessionSchema = {
   type: 'object',
-  required: ['csrfToken', 'expiresAt'],
-  properties: { csrfToken: { type: 'string' }, expiresAt: { type: 'string', format: 'date-time' } },
+  required: ['csrfToken', 'expiresAt', 'admin'],
+  properties: {
+    csrfToken: { type: 'string' },
+    expiresAt: { type: 'string', format: 'date-time' },
+    admin: { type: 'string' },
+  },
 } as const;
-const errorSchema = { type: 'object', required: ['error'], properties: { error: { type: 'string' } } } as const;
+const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'string' } },
+} as const;
 
 export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (app, o) => {
-  const enabled = o.token !== undefined;
-  const isAdminToken = adminTokenMatcher(o.token);
-  const { sessions } = o;
+  const enabled = o.bearer.enabled;
+  const sessions = o.sessions ?? new ConsoleSessions({ key: randomBytes(32), secure: false });
   const assets = enabled ? loadAssets(o.dir ?? DEFAULT_CONSOLE_DIR) : new Map<string, Asset>();
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: LOGIN_BODY_LIMIT }, (_r, body, done) =>
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_r, body, done) =>
     done(null, body),
   );
   app.addHook('onRequest', async (req, reply) => {
@@ -124,12 +133,16 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
   const sessionBody = (s: Session) => ({
     csrfToken: sessions.csrfToken(s),
     expiresAt: new Date(s.expiresAt * 1000).toISOString(),
+    admin: s.admin,
   });
   const page = (req: FastifyRequest, reply: FastifyReply, name: string) => {
     const a = assets.get(name);
     if (!a) {
       req.scepLog = { operation: 'console', outcome: 'rejected', detail: 'no such file' };
-      return security(reply).code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
+      return security(reply)
+        .code(404)
+        .header('content-type', 'text/plain; charset=utf-8')
+        .send('not found\n');
     }
     req.scepLog = { operation: 'console', outcome: 'SUCCESS' };
     return security(reply).code(200).header('content-type', a.type).send(a.body);
@@ -144,33 +157,28 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
     page(req, reply, req.params.file),
   );
 
+  // The login authenticates exactly like the admin API: `Authorization: Bearer <token>`
+  // through the bearer seam (src/server/admin-auth.ts); the session carries the token's name.
   app.post(
     '/ui/api/login',
     {
       schema: {
-        description: 'Log in to the web console with the admin token; sets the session cookie',
-        response: { 200: sessionSchema, 400: errorSchema, 401: errorSchema },
+        description: 'Log in to the web console with an admin bearer token; sets the session cookie',
+        response: { 200: sessionSchema, 401: errorSchema },
       },
     },
     async (req, reply) => {
-      req.scepLog = { operation: 'console.login', outcome: 'rejected' };
-      let token: unknown;
-      try {
-        const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-        token = (JSON.parse(raw) as { token?: unknown }).token;
-      } catch {
-        token = undefined;
-      }
-      if (typeof token !== 'string' || token.length === 0 || token.length > 1024) {
-        req.scepLog.detail = 'the body must be {"token": "<admin token>"}';
-        return json(reply, 400, { error: 'the body must be {"token": "<admin token>"}' });
-      }
-      if (!isAdminToken(token)) {
-        req.scepLog.detail = 'wrong admin token';
+      const admin = o.bearer.authenticate(req);
+      if (admin === null) {
+        req.scepLog = {
+          operation: 'console.login',
+          outcome: 'rejected',
+          detail: 'missing or wrong admin token',
+        };
         return json(reply, 401, { error: 'wrong admin token' });
       }
-      const s = sessions.create();
-      req.scepLog = { operation: 'console.login', outcome: 'SUCCESS' };
+      const s = sessions.create(admin);
+      req.scepLog = { operation: 'console.login', outcome: 'SUCCESS', admin };
       reply.header('set-cookie', sessions.cookie(s));
       return json(reply, 200, sessionBody(s));
     },
@@ -204,7 +212,11 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
     {
       schema: {
         description: 'End the console session (needs the CSRF token)',
-        response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } }, 401: errorSchema, 403: errorSchema },
+        response: {
+          200: { type: 'object', properties: { ok: { type: 'boolean' } } },
+          401: errorSchema,
+          403: errorSchema,
+        },
       },
     },
     async (req, reply) => {

@@ -3,14 +3,19 @@
  * token, the browser holds a stateless signed session cookie; the console's requests to the
  * `/admin/*` API authenticate with it instead of a bearer token.
  *
- * - The cookie `scepter_session` is `v1.<expires>.<issued>.<id>.<mac>`: the expiry and issue
- *   times (seconds), a random id, and HMAC-SHA256 over the rest under the session key. No server
+ * - The cookie `scepter_session` is `v1.<expires>.<issued>.<id>.<admin>.<mac>`: the expiry and
+ *   issue times (seconds), a random id, the admin's name (base64url; the named token the login
+ *   authenticated with, src/server/admin-auth.ts), and HMAC-SHA256 over the rest under the
+ *   session key. `consoleSessionAuth` makes it one more `AdminAuth` in front of the bearer
+ *   tokens, so every admin route, log line and audit record sees the same admin name. No server
  *   state: any thread or instance holding the same key (DIR/console-session.key, created once
  *   with mode 0600) accepts it. HttpOnly, SameSite=Strict, Path=/, Secure under HTTPS.
  * - Expiry: idle timeout (renewed on every authenticated request) and an absolute lifetime.
  * - CSRF: every request other than GET/HEAD carries `X-CSRF-Token`, a synchronizer token derived
  *   from the session (HMAC of its id under the key), returned by the login. A cross-site page can
  *   neither read it nor, without CORS, send a custom header; SameSite=Strict is a second wall.
+ *   Without the right token the session does not authenticate the request (401 on the admin
+ *   API, 403 on logout).
  * - Logout clears the cookie and denies the session id in this process until it expires; other
  *   instances sharing the key keep accepting it until its idle timeout (documented).
  *
@@ -20,6 +25,8 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { fastifyCookie } from '@fastify/cookie';
+import type { FastifyRequest } from 'fastify';
+import type { AdminAuth } from './admin-auth.js';
 
 export const SESSION_COOKIE = 'scepter_session';
 export const CSRF_HEADER = 'x-csrf-token';
@@ -30,7 +37,7 @@ export const DEFAULT_SESSION_IDLE_SECONDS = 30 * 60;
 /** Default absolute lifetime of a session, seconds. */
 export const DEFAULT_SESSION_MAX_SECONDS = 12 * 60 * 60;
 /** Longest cookie value considered at all. */
-const MAX_COOKIE_LENGTH = 256;
+const MAX_COOKIE_LENGTH = 512;
 
 export interface ConsoleSessionOptions {
   /** HMAC key (at least 32 bytes). */
@@ -45,15 +52,15 @@ export interface ConsoleSessionOptions {
 /** A valid session. */
 export interface Session {
   id: string;
+  /** The admin's name (from the named token of the login). */
+  admin: string;
   issuedAt: number;
   expiresAt: number;
 }
 
 /** What a request carries: no session, a valid one, or a valid one whose CSRF token is wrong. */
 export type SessionVerdict =
-  | { kind: 'none' }
-  | { kind: 'csrf'; session: Session }
-  | { kind: 'ok'; session: Session };
+  { kind: 'none' } | { kind: 'csrf'; session: Session } | { kind: 'ok'; session: Session };
 
 const b64 = (b: Buffer) => b.toString('base64url');
 
@@ -74,7 +81,8 @@ export function loadSessionKey(dataDir: string): Buffer {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
   const key = Buffer.from(readFileSync(path, 'utf8').trim(), 'hex');
-  if (key.length < 32) throw new Error(`${path} does not hold a 32-byte hex key; delete it to make a new one`);
+  if (key.length < 32)
+    throw new Error(`${path} does not hold a 32-byte hex key; delete it to make a new one`);
   return key;
 }
 
@@ -96,10 +104,10 @@ export class ConsoleSessions {
     return createHmac('sha256', this.o.key).update(text).digest();
   }
 
-  /** A new session (after a successful login). */
-  create(): Session {
+  /** A new session of `admin` (after a successful login). */
+  create(admin: string): Session {
     const now = this.now();
-    return { id: b64(randomBytes(16)), issuedAt: now, expiresAt: now + this.idleSeconds };
+    return { id: b64(randomBytes(16)), admin, issuedAt: now, expiresAt: now + this.idleSeconds };
   }
 
   /** The session renewed for another idle period, capped by its absolute lifetime. */
@@ -114,7 +122,7 @@ export class ConsoleSessions {
 
   /** The Set-Cookie value carrying the session. */
   cookie(s: Session): string {
-    const body = `v1.${s.expiresAt}.${s.issuedAt}.${s.id}`;
+    const body = `v1.${s.expiresAt}.${s.issuedAt}.${s.id}.${b64(Buffer.from(s.admin, 'utf8'))}`;
     return fastifyCookie.serialize(SESSION_COOKIE, `${body}.${b64(this.mac(body))}`, {
       httpOnly: true,
       sameSite: 'strict',
@@ -147,12 +155,20 @@ export class ConsoleSessions {
     if (typeof header !== 'string' || header.length > 8192) return undefined;
     const value = fastifyCookie.parse(header)[SESSION_COOKIE];
     if (typeof value !== 'string' || value.length > MAX_COOKIE_LENGTH) return undefined;
-    const m = /^(v1\.(\d{1,12})\.(\d{1,12})\.([A-Za-z0-9_-]{22}))\.([A-Za-z0-9_-]{43})$/.exec(value);
+    const m =
+      /^(v1\.(\d{1,12})\.(\d{1,12})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{1,88}))\.([A-Za-z0-9_-]{43})$/.exec(
+        value,
+      );
     if (!m) return undefined;
-    const given = Buffer.from(m[5]!, 'base64url');
+    const given = Buffer.from(m[6]!, 'base64url');
     const want = this.mac(m[1]!);
     if (given.length !== want.length || !timingSafeEqual(given, want)) return undefined;
-    const s: Session = { expiresAt: Number(m[2]), issuedAt: Number(m[3]), id: m[4]! };
+    const s: Session = {
+      expiresAt: Number(m[2]),
+      issuedAt: Number(m[3]),
+      id: m[4]!,
+      admin: Buffer.from(m[5]!, 'base64url').toString('utf8'),
+    };
     const now = this.now();
     if (s.expiresAt <= now || s.issuedAt + this.maxSeconds <= now || s.issuedAt > now + 60) return undefined;
     if (this.denied.has(s.id)) return undefined;
@@ -175,4 +191,22 @@ export class ConsoleSessions {
       ? { kind: 'ok', session: s }
       : { kind: 'csrf', session: s };
   }
+}
+
+/**
+ * `inner` (the bearer tokens) with console sessions in front: a request without an
+ * Authorization header authenticates as its session's admin — on a state change only with the
+ * session's CSRF token. Requests with an Authorization header go to `inner` alone.
+ */
+export function consoleSessionAuth(sessions: ConsoleSessions, inner: AdminAuth): AdminAuth {
+  return {
+    get enabled() {
+      return inner.enabled;
+    },
+    authenticate(req: FastifyRequest): string | null {
+      if (req.headers.authorization !== undefined) return inner.authenticate(req);
+      const v = sessions.check(req.method, req.headers);
+      return v.kind === 'ok' ? v.session.admin : null;
+    },
+  };
 }

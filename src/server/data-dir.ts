@@ -149,7 +149,11 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
  * group or others: the data directory and its `ca/` subdirectory (CA keys, challenge files,
  * the SQLite store), and the admin token file. Missing paths are skipped; Windows has no modes.
  */
-export function permissionWarnings(o: { dataDir: string; adminTokenFile?: string }): string[] {
+export function permissionWarnings(o: {
+  dataDir: string;
+  adminTokenFile?: string;
+  adminTokensFile?: string;
+}): string[] {
   if (process.platform === 'win32') return [];
   const out: string[] = [];
   const check = (path: string, what: string, fix: string): void => {
@@ -169,5 +173,7 @@ export function permissionWarnings(o: { dataDir: string; adminTokenFile?: string
   check(caPaths(o.dataDir).dir, 'the CA directory', `chmod 700 ${caPaths(o.dataDir).dir}`);
   if (o.adminTokenFile !== undefined)
     check(o.adminTokenFile, 'the admin token file', `chmod 600 ${o.adminTokenFile}`);
+  if (o.adminTokensFile !== undefined)
+    check(o.adminTokensFile, 'the admin tokens file', `chmod 600 ${o.adminTokensFile}`);
   return out;
 }

@@ -4,7 +4,6 @@
  * that drains in-flight requests and closes the store. Used by `scepter serve`, the tests, the
  * client tests and the benchmarks.
  */
-import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { CaKeySize } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
@@ -15,7 +14,8 @@ import { openStore, type Store } from '../store/index.js';
 import { adminRoutes } from './admin-routes.js';
 import { adminStatusRoutes } from './admin-status-routes.js';
 import { consoleRoutes } from './console-routes.js';
-import { ConsoleSessions, loadSessionKey } from './console-session.js';
+import { ConsoleSessions, consoleSessionAuth, loadSessionKey } from './console-session.js';
+import { bearerTokenAuth, DEFAULT_ADMIN_NAME, type AdminAuth, type AdminToken } from './admin-auth.js';
 import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
@@ -79,11 +79,25 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   /** Bearer token `/metrics` requires (default: none, open to whoever reaches the port). */
   metricsToken?: string;
   /**
-   * The web console at `/ui/` (docs/console.md; served only with `challenges.adminToken`, data-
+   * Named admin bearer tokens (src/server/admin-auth.ts); `challenges.adminToken` joins them as
+   * the token named `admin`. None: the admin API answers 404.
+   */
+  adminTokens?: readonly AdminToken[];
+  /**
+   * The web console at `/ui/` (docs/console.md; served only with an admin credential, data-
    * directory mode): `dir` is the built bundle (default: dist/console/ of the package),
    * `idleSeconds` the session idle timeout (default 1800).
    */
   console?: { dir?: string; idleSeconds?: number };
+}
+
+/** The admin credentials of a server: `adminTokens` plus the single `challenges.adminToken`. */
+export function adminAuthOf(o: Pick<StartServerOptions, 'adminTokens' | 'challenges'>): AdminAuth {
+  const single = o.challenges?.adminToken;
+  return bearerTokenAuth([
+    ...(o.adminTokens ?? []),
+    ...(single !== undefined ? [{ name: DEFAULT_ADMIN_NAME, secret: single }] : []),
+  ]);
 }
 
 export interface RunningServer {
@@ -100,6 +114,8 @@ export interface RunningServer {
   /** Approval, renewal, GetCert/GetCRL and CRLs (data-directory mode only). */
   lifecycle?: Lifecycle;
   app: FastifyInstance;
+  /** Who may call the admin API (the seam every admin route uses). */
+  adminAuth: AdminAuth;
   /** The server's metrics (absent with `metrics: false`). */
   metrics?: ServerMetrics;
   /** Stops accepting connections, finishes in-flight requests, closes the store it opened. */
@@ -173,6 +189,19 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     }
   }
 
+  const bearerAuth = adminAuthOf(o);
+  // Web console sessions (src/server/console-session.ts), another way to authenticate as a named
+  // admin: signed with a key kept in the data directory, so every instance sharing it accepts
+  // the same sessions.
+  const sessions =
+    prepared && o.dataDir !== undefined && bearerAuth.enabled
+      ? new ConsoleSessions({
+          key: loadSessionKey(o.dataDir),
+          secure: Boolean(o.tls),
+          ...(o.console?.idleSeconds !== undefined ? { idleSeconds: o.console.idleSeconds } : {}),
+        })
+      : undefined;
+  const adminAuth = sessions ? consoleSessionAuth(sessions, bearerAuth) : bearerAuth;
   let closing: Promise<void> | undefined;
   const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
     closing !== undefined ? 'shutting down' : undefined,
@@ -181,16 +210,6 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const front = prepared
     ? throttledService(service, o.challenges?.throttle, enrollment?.store, logger)
     : service;
-  // Web console sessions (src/server/console-session.ts): signed with a key kept in the data
-  // directory, so every instance sharing it accepts the same sessions.
-  const sessions =
-    prepared && o.dataDir !== undefined && o.challenges?.adminToken !== undefined
-      ? new ConsoleSessions({
-          key: loadSessionKey(o.dataDir),
-          secure: Boolean(o.tls),
-          ...(o.console?.idleSeconds !== undefined ? { idleSeconds: o.console.idleSeconds } : {}),
-        })
-      : undefined;
   let app: FastifyInstance;
   try {
     app = await buildApp({
@@ -208,26 +227,23 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       await app.register(adminChallengeRoutes, {
         store: enrollment.store,
         key: prepared.challengeKey,
-        ...(sessions ? { sessions } : {}),
-        ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
+        auth: adminAuth,
         ...(o.challenges?.ttlSeconds !== undefined ? { ttlSeconds: o.challenges.ttlSeconds } : {}),
       });
     }
-    // Operator API (src/server/admin-routes.ts): same admin token; runs here, on the main store.
+    // Operator API (src/server/admin-routes.ts): same admin seam; runs here, on the main store.
     if (enrollment && lifecycle) {
-      const token = o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {};
-      const auth = { ...token, ...(sessions ? { sessions } : {}) };
-      await app.register(adminRoutes, { store: enrollment.store, crls: lifecycle.crls, ...auth });
+      await app.register(adminRoutes, { store: enrollment.store, crls: lifecycle.crls, auth: adminAuth });
       await app.register(adminStatusRoutes, {
         store: enrollment.store,
         crls: lifecycle.crls,
+        auth: adminAuth,
         ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
-        ...auth,
       });
-      // The web console (src/server/console-routes.ts): 404 unless an admin token is set.
+      // The web console (src/server/console-routes.ts): 404 unless an admin credential is set.
       await app.register(consoleRoutes, {
-        ...token,
-        sessions: sessions ?? new ConsoleSessions({ key: randomBytes(32), secure: Boolean(o.tls) }),
+        bearer: bearerAuth,
+        ...(sessions ? { sessions } : {}),
         ...(o.console?.dir !== undefined ? { dir: o.console.dir } : {}),
       });
     }
@@ -248,6 +264,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     port,
     service,
     app,
+    adminAuth,
     close() {
       closing ??= (async () => {
         stopMaintenance?.();

@@ -13,6 +13,8 @@ import { HttpError } from './http-errors.js';
 /** What the per-request log line says about the SCEP side of a request. */
 export interface ScepRequestLog extends Partial<OperationLog> {
   operation?: string;
+  /** The admin (token name) an admin API request authenticated as. */
+  admin?: string;
   /** Log at debug level only (health checks and scrapes: src/server/ops-routes.ts). */
   quiet?: boolean;
 }

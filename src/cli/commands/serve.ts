@@ -9,6 +9,13 @@ import type { LogLevel } from '../../server/app.js';
 import { permissionWarnings } from '../../server/data-dir.js';
 import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
 import {
+  AdminTokenError,
+  checkAdminTokens,
+  DEFAULT_ADMIN_NAME,
+  parseAdminTokens,
+  type AdminToken,
+} from '../../server/admin-auth.js';
+import {
   durationOpt,
   crlValidityOpt,
   durationOrAlias,
@@ -53,8 +60,12 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --challenge-window DURATION  throttling window: 30s, 15m, 1h ... (default 15m)
   --trusted-proxy ADDR|CIDR  a reverse proxy whose Forwarded / X-Forwarded-For header gives the
                           client address (right-most untrusted hop); repeatable
-  --admin-token-file F    enable POST /admin/challenge (one-time challenges for an MDM) with
-                          the bearer token in F (or env SCEPTER_ADMIN_TOKEN; ≥ 16 characters)
+  --admin-tokens F        enable the admin API (/admin/*: pending requests, certificates,
+                          revocation, one-time challenges, audit) for the named bearer tokens
+                          in F: one \`name secret\` per line, # comments; the name is the
+                          actor in the audit trail (secrets ≥ 16 characters, never logged)
+  --admin-token-file F    one more admin token, named \`admin\`: the bearer token in F (or env
+                          SCEPTER_ADMIN_TOKEN; ≥ 16 characters)
   --challenge-ttl DURATION  lifetime of challenges minted by /admin/challenge (default 1h)
   --validate-url URL      external validation webhook: before an initial enrollment is issued,
                           POST its details (the challenge included: use HTTPS) to URL and issue
@@ -145,6 +156,26 @@ function metricsTokenOf(p: ReturnType<typeof parseOptions>): string | undefined 
     what: 'metrics token',
     token: { minLength: 16 },
   });
+}
+
+/** The named admin tokens of --admin-tokens FILE (none without it). */
+function adminTokensOf(p: ReturnType<typeof parseOptions>): AdminToken[] {
+  const file = str(p, 'admin-tokens');
+  if (file === undefined) return [];
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read --admin-tokens ${file}`);
+  }
+  try {
+    const tokens = parseAdminTokens(text);
+    if (tokens.length === 0) throw new UsageError(`--admin-tokens ${file} holds no token`);
+    return tokens;
+  } catch (e) {
+    if (e instanceof AdminTokenError) throw new UsageError(`--admin-tokens ${file}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** The challenge options of `scepter serve` (static on/off, throttle, admin endpoint). */
@@ -277,6 +308,7 @@ export const serveCommand: Command = {
       'challenge-max-global-failures': { type: 'string' },
       'trusted-proxy': { type: 'string', multiple: true },
       'admin-token-file': { type: 'string' },
+      'admin-tokens': { type: 'string' },
       'challenge-ttl': { type: 'string' },
       'validate-url': { type: 'string' },
       'validate-token-file': { type: 'string' },
@@ -332,6 +364,16 @@ export const serveCommand: Command = {
     const validity = validitySeconds(p);
     const challenges = challengeSettings(p);
     const metricsToken = metricsTokenOf(p);
+    const adminTokens = adminTokensOf(p);
+    if (challenges.adminToken !== undefined) {
+      try {
+        checkAdminTokens([...adminTokens, { name: DEFAULT_ADMIN_NAME, secret: challenges.adminToken }]);
+      } catch (e) {
+        if (e instanceof AdminTokenError)
+          throw new UsageError(`--admin-token-file with --admin-tokens: ${e.message}`);
+        throw e;
+      }
+    }
     const validation = validationSettings(p);
     const tp = p.values['trusted-proxy'];
     const trustedProxies = Array.isArray(tp) ? tp.filter((x): x is string => typeof x === 'string') : [];
@@ -365,6 +407,7 @@ export const serveCommand: Command = {
       ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),
       ...(flag(p, 'no-metrics') ? { metrics: false } : {}),
       ...(metricsToken !== undefined ? { metricsToken } : {}),
+      ...(adminTokens.length > 0 ? { adminTokens } : {}),
       ...(tlsCert !== undefined && tlsKey !== undefined
         ? { tls: { cert: readPem(tlsCert, '--tls-cert'), key: readPem(tlsKey, '--tls-key') } }
         : {}),
@@ -396,8 +439,17 @@ export const serveCommand: Command = {
       default:
         out('challenge password from configuration');
     }
+    const admins = [
+      ...adminTokens.map((t) => t.name),
+      ...(challenges.adminToken !== undefined ? [DEFAULT_ADMIN_NAME] : []),
+    ];
     out(
-      `one-time challenges: \`scepter challenge new --data ${data}\`${challenges.adminToken !== undefined ? `, POST ${server.origin}/admin/challenge (bearer token)` : ''}`,
+      `one-time challenges: \`scepter challenge new --data ${data}\`${admins.length ? `, POST ${server.origin}/admin/challenge (bearer token)` : ''}`,
+    );
+    out(
+      admins.length
+        ? `admin API: ${server.origin}/admin/ for ${admins.length} named token${admins.length > 1 ? 's' : ''} (${admins.join(', ')})`
+        : 'admin API: off (--admin-tokens FILE to enable)',
     );
     const maxFailures = challenges.throttle?.maxFailures ?? 0;
     out(
@@ -421,9 +473,11 @@ export const serveCommand: Command = {
     if (o.enrollment?.csrChecks?.allowWildcards)
       out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
     const tokenFile = str(p, 'admin-token-file');
+    const tokensFile = str(p, 'admin-tokens');
     for (const w of permissionWarnings({
       dataDir: data,
       ...(tokenFile ? { adminTokenFile: tokenFile } : {}),
+      ...(tokensFile ? { adminTokensFile: tokensFile } : {}),
     }))
       out(`warning: ${w}`);
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
