@@ -25,8 +25,13 @@ export function whenLoggedOut(f: () => void): void {
   onLoggedOut = f;
 }
 
-export async function api<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json' };
+export async function api<T>(
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  extraHeaders: Record<string, string> = {},
+): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
   if (method !== 'GET') {
     headers['x-csrf-token'] = csrfToken;
     headers['content-type'] = 'application/json';
@@ -66,6 +71,13 @@ export function query(params: Record<string, string | number | undefined>): stri
 export interface SessionInfo {
   csrfToken: string;
   expiresAt: string;
+  /** The admin's name (of the token used to log in). */
+  admin: string;
+}
+
+/** Logs in with an admin token, sent like every admin API client sends it (bearer). */
+export function login(token: string): Promise<SessionInfo> {
+  return api<SessionInfo>('POST', '/ui/api/login', undefined, { authorization: `Bearer ${token}` });
 }
 
 export interface ListPage<T> {

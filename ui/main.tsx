@@ -8,7 +8,7 @@ import 'uplot/dist/uPlot.min.css';
 import './styles.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, setCsrfToken, whenLoggedOut, type SessionInfo } from './api';
+import { api, login, setCsrfToken, whenLoggedOut, type SessionInfo } from './api';
 import { Dashboard } from './pages/dashboard';
 import { Pending } from './pages/pending';
 import { Certificates, CertificateDetailPage } from './pages/certificates';
@@ -44,7 +44,7 @@ function Login(props: { onLogin: (s: SessionInfo) => void }) {
     setBusy(true);
     setError('');
     try {
-      props.onLogin(await api<SessionInfo>('POST', '/ui/api/login', { token }));
+      props.onLogin(await login(token.trim()));
     } catch (err) {
       setError(err instanceof Error ? err.message : 'login failed');
     } finally {
@@ -98,9 +98,11 @@ function Page(props: { hash: string }) {
 
 function App() {
   const [state, setState] = useState<'loading' | 'out' | 'in'>('loading');
+  const [admin, setAdmin] = useState('');
   const hash = useHash();
   const logged = (s: SessionInfo) => {
     setCsrfToken(s.csrfToken);
+    setAdmin(s.admin);
     setState('in');
   };
   useEffect(() => whenLoggedOut(() => setState('out')), []);
@@ -140,6 +142,9 @@ function App() {
             ))}
           </ul>
         </nav>
+        <span class="who" aria-label="Logged in as">
+          {admin}
+        </span>
         <button type="button" class="logout" onClick={logout}>
           Log out
         </button>

@@ -179,7 +179,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
       }
       const s = sessions.create(admin);
       req.scepLog = { operation: 'console.login', outcome: 'SUCCESS', admin };
-      reply.header('set-cookie', sessions.cookie(s));
+      sessions.setCookie(reply, s);
       return json(reply, 200, sessionBody(s));
     },
   );
@@ -195,14 +195,14 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
       },
     },
     async (req, reply) => {
-      const v = sessions.check('GET', req.headers);
+      const v = sessions.check(req);
       if (v.kind !== 'ok') {
         req.scepLog = { operation: 'console.session', outcome: 'rejected', detail: 'no session' };
         return json(reply, 401, { error: 'not logged in' });
       }
       const s = sessions.renew(v.session);
       req.scepLog = { operation: 'console.session', outcome: 'SUCCESS' };
-      reply.header('set-cookie', sessions.cookie(s));
+      sessions.setCookie(reply, s);
       return json(reply, 200, sessionBody(s));
     },
   );
@@ -221,7 +221,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
     },
     async (req, reply) => {
       req.scepLog = { operation: 'console.logout', outcome: 'rejected' };
-      const v = sessions.check(req.method, req.headers);
+      const v = sessions.check(req);
       if (v.kind === 'none') return json(reply, 401, { error: 'not logged in' });
       if (v.kind === 'csrf') {
         req.scepLog.detail = 'missing or wrong CSRF token';
@@ -229,7 +229,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
       }
       sessions.revoke(v.session);
       req.scepLog = { operation: 'console.logout', outcome: 'SUCCESS' };
-      reply.header('set-cookie', sessions.clearCookie());
+      sessions.clearCookie(reply);
       return json(reply, 200, { ok: true });
     },
   );

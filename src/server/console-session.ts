@@ -6,7 +6,7 @@
  * - The cookie `scepter_session` is `v1.<expires>.<issued>.<id>.<admin>.<mac>`: the expiry and
  *   issue times (seconds), a random id, the admin's name (base64url; the named token the login
  *   authenticated with, src/server/admin-auth.ts), and HMAC-SHA256 over the rest under the
- *   session key. `consoleSessionAuth` makes it one more `AdminAuth` in front of the bearer
+ *   session key, read and set through `@fastify/cookie`. `consoleSessionAuth` makes it one more `AdminAuth` in front of the bearer
  *   tokens, so every admin route, log line and audit record sees the same admin name. No server
  *   state: any thread or instance holding the same key (DIR/console-session.key, created once
  *   with mode 0600) accepts it. HttpOnly, SameSite=Strict, Path=/, Secure under HTTPS.
@@ -24,8 +24,8 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { fastifyCookie } from '@fastify/cookie';
-import type { FastifyRequest } from 'fastify';
+import type { CookieSerializeOptions } from '@fastify/cookie';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AdminAuth } from './admin-auth.js';
 
 export const SESSION_COOKIE = 'scepter_session';
@@ -120,27 +120,29 @@ export class ConsoleSessions {
     return b64(this.mac(`csrf\0${s.id}`));
   }
 
-  /** The Set-Cookie value carrying the session. */
-  cookie(s: Session): string {
+  /** The cookie value carrying the session. */
+  encode(s: Session): string {
     const body = `v1.${s.expiresAt}.${s.issuedAt}.${s.id}.${b64(Buffer.from(s.admin, 'utf8'))}`;
-    return fastifyCookie.serialize(SESSION_COOKIE, `${body}.${b64(this.mac(body))}`, {
-      httpOnly: true,
-      sameSite: 'strict',
-      secure: this.o.secure,
-      path: '/',
-      maxAge: Math.max(0, s.expiresAt - this.now()),
-    });
+    return `${body}.${b64(this.mac(body))}`;
   }
 
-  /** The Set-Cookie value that removes the session cookie. */
-  clearCookie(): string {
-    return fastifyCookie.serialize(SESSION_COOKIE, '', {
-      httpOnly: true,
-      sameSite: 'strict',
-      secure: this.o.secure,
-      path: '/',
-      maxAge: 0,
-    });
+  /** The attributes of the session cookie (`maxAge` 0: remove it). */
+  cookieOptions(maxAge: number): CookieSerializeOptions {
+    return { httpOnly: true, sameSite: 'strict', secure: this.o.secure, path: '/', maxAge };
+  }
+
+  /** Sets the session cookie on a reply (`@fastify/cookie` is registered on the app). */
+  setCookie(reply: FastifyReply, s: Session): void {
+    reply.setCookie(
+      SESSION_COOKIE,
+      this.encode(s),
+      this.cookieOptions(Math.max(0, s.expiresAt - this.now())),
+    );
+  }
+
+  /** Removes the session cookie. */
+  clearCookie(reply: FastifyReply): void {
+    reply.setCookie(SESSION_COOKIE, '', this.cookieOptions(0));
   }
 
   /** Denies the session in this process until it expires (logout). */
@@ -150,10 +152,8 @@ export class ConsoleSessions {
     this.denied.set(s.id, s.expiresAt);
   }
 
-  /** The valid session in a Cookie header, if any. */
-  fromCookieHeader(header: string | undefined): Session | undefined {
-    if (typeof header !== 'string' || header.length > 8192) return undefined;
-    const value = fastifyCookie.parse(header)[SESSION_COOKIE];
+  /** The valid session in a cookie value, if any. */
+  decode(value: string | undefined): Session | undefined {
     if (typeof value !== 'string' || value.length > MAX_COOKIE_LENGTH) return undefined;
     const m =
       /^(v1\.(\d{1,12})\.(\d{1,12})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{1,88}))\.([A-Za-z0-9_-]{43})$/.exec(
@@ -179,12 +179,11 @@ export class ConsoleSessions {
    * The request's session: `none`, or the session with `ok` — for a state change (any method
    * but GET/HEAD) only when `X-CSRF-Token` matches — else `csrf`.
    */
-  check(method: string, headers: Record<string, string | string[] | undefined>): SessionVerdict {
-    const cookie = headers.cookie;
-    const s = this.fromCookieHeader(Array.isArray(cookie) ? cookie.join('; ') : cookie);
+  check(req: FastifyRequest): SessionVerdict {
+    const s = this.decode(req.cookies?.[SESSION_COOKIE]);
     if (!s) return { kind: 'none' };
-    if (method === 'GET' || method === 'HEAD') return { kind: 'ok', session: s };
-    const t = headers[CSRF_HEADER];
+    if (req.method === 'GET' || req.method === 'HEAD') return { kind: 'ok', session: s };
+    const t = req.headers[CSRF_HEADER];
     const given = typeof t === 'string' && /^[A-Za-z0-9_-]{43}$/.test(t) ? Buffer.from(t, 'base64url') : null;
     const want = Buffer.from(this.csrfToken(s), 'base64url');
     return given && given.length === want.length && timingSafeEqual(given, want)
@@ -205,7 +204,7 @@ export function consoleSessionAuth(sessions: ConsoleSessions, inner: AdminAuth):
     },
     authenticate(req: FastifyRequest): string | null {
       if (req.headers.authorization !== undefined) return inner.authenticate(req);
-      const v = sessions.check(req.method, req.headers);
+      const v = sessions.check(req);
       return v.kind === 'ok' ? v.session.admin : null;
     },
   };

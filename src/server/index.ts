@@ -4,6 +4,7 @@
  * that drains in-flight requests and closes the store. Used by `scepter serve`, the tests, the
  * client tests and the benchmarks.
  */
+import { fastifyCookie } from '@fastify/cookie';
 import type { FastifyInstance } from 'fastify';
 import type { CaKeySize } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
@@ -223,6 +224,8 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       },
     });
     appRef = app;
+    // Console session cookies (req.cookies, reply.setCookie) for every admin route.
+    if (sessions) await app.register(fastifyCookie);
     if (prepared && enrollment) {
       await app.register(adminChallengeRoutes, {
         store: enrollment.store,

@@ -1,9 +1,11 @@
 /**
- * Optional peers (micromdm `scepclient`/`scepserver`, `openssl`, PostgreSQL). On a bare
+ * Optional peers (micromdm `scepclient`/`scepserver`, `openssl`, PostgreSQL, Debian's
+ * `chromium` for the web console tests). On a bare
  * machine a test that needs a missing peer is skipped with a printed reason; with
  * SCEPTER_REQUIRE_PEERS=1 (set by .ci/run) a missing peer fails the test instead.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import type { TestContext } from 'node:test';
 
@@ -41,4 +43,11 @@ export async function pgReachable(): Promise<boolean> {
   } finally {
     await c.end().catch(() => undefined);
   }
+}
+
+/** Debian's Chromium, driven by playwright-core in the web console tests (test/helpers/browser.ts). */
+export const CHROMIUM = process.env.SCEPTER_TEST_CHROMIUM ?? '/usr/bin/chromium';
+
+export function hasChromium(): boolean {
+  return existsSync(CHROMIUM);
 }
