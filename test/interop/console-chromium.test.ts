@@ -69,6 +69,11 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 60_000): Promis
   }
 }
 
+/** A link of the main navigation. */
+function nav(page: Page, name: string) {
+  return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name, exact: true });
+}
+
 async function login(page: Page, origin: string): Promise<void> {
   await page.goto(`${origin}/ui/`);
   await page.getByLabel('Admin token').fill('wrong-token-wrong-token');
@@ -124,7 +129,7 @@ test(
       return p.items.find((x) => x.subject?.includes('kiosk-7'));
     });
 
-    await page.getByRole('link', { name: 'Pending requests' }).click();
+    await nav(page, 'Pending requests').click();
     const row = page.locator('#pending-table tbody tr').filter({ hasText: 'kiosk-7' });
     await row.waitFor();
     const rowText = await row.innerText();
@@ -145,7 +150,7 @@ test(
     const serial = issued.serialHex;
 
     // Find it, open it, revoke it.
-    await page.getByRole('link', { name: 'Certificates' }).click();
+    await nav(page, 'Certificates').click();
     await page.getByLabel('Common name contains').fill('kiosk-7');
     await page.getByRole('button', { name: 'Search' }).click();
     await page.getByRole('status').filter({ hasText: '1 certificate found' }).waitFor();
@@ -181,10 +186,10 @@ test(
     assert.match(text.stdout, /Key Compromise/);
 
     // The other pages render.
-    await page.getByRole('link', { name: 'CA status' }).click();
+    await nav(page, 'CA status').click();
     await page.getByRole('heading', { name: 'Rollover' }).waitFor();
     await shot(page, 'ca-status');
-    await page.getByRole('link', { name: 'Challenges' }).click();
+    await nav(page, 'Challenges').click();
     await page.getByRole('button', { name: 'Mint challenge' }).click();
     const minted = await page.getByLabel('Challenge', { exact: true }).inputValue();
     assert.match(minted, /^[A-Za-z0-9]{8,}$/);
@@ -209,7 +214,7 @@ test(
 
     // Phone-sized screen: the pending table becomes cards, the navigation wraps.
     await page.setViewportSize({ width: 390, height: 844 });
-    await page.getByRole('link', { name: 'Dashboard' }).click();
+    await nav(page, 'Dashboard').click();
     await page.getByTestId('pending-count').waitFor();
     await shot(page, 'dashboard-phone');
 
