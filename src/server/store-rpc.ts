@@ -47,6 +47,9 @@ export const STORE_METHODS = [
   'incrementCounter',
   'readCounters',
   'pruneCounters',
+  'appendAudit',
+  'listAudit',
+  'readAuditChain',
   'integrityCheck',
 ] as const satisfies readonly Exclude<keyof Store, LocalMember>[];
 
