@@ -359,6 +359,7 @@ export class EnrollmentHandlers implements Lifecycle {
         await this.store.expirePending(this.now());
         return failure(FailInfo.badRequest, 'the request expired before an operator approved it');
       }
+      await this.store.notePoll(tx.transactionId, this.now());
       return this.pending();
     }
     if (tx.state === 'expired')

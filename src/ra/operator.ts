@@ -132,6 +132,8 @@ export interface RequestView {
   /** Remote address of the device. */
   requester: string | null;
   createdAt: string;
+  /** The device's latest poll while pending (null before its first). */
+  lastPollAt: string | null;
   expiresAt: string | null;
   certSerial: string | null;
   failText: string | null;
@@ -172,6 +174,7 @@ export function requestView(t: TransactionRecord): RequestView {
     challenge: verdictOf(t),
     requester: t.requester,
     createdAt: t.createdAt.toISOString(),
+    lastPollAt: t.lastPollAt?.toISOString() ?? null,
     expiresAt: t.expiresAt?.toISOString() ?? null,
     certSerial: t.certSerial,
     failText: t.failText,

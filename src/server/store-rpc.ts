@@ -36,6 +36,7 @@ export const STORE_METHODS = [
   'decide',
   'fail',
   'expirePending',
+  'notePoll',
   'nextCrlNumber',
   'saveCrl',
   'latestCrl',

@@ -213,6 +213,7 @@ export interface TransactionRow {
   fail_info: number | null;
   fail_text: string | null;
   meta: string | null;
+  last_poll_at?: unknown;
 }
 
 export type ToDate = (v: unknown) => Date;
@@ -256,6 +257,7 @@ export function transactionFromRow(r: TransactionRow, toDate: ToDate): Transacti
     failInfo: r.fail_info,
     failText: r.fail_text,
     meta: r.meta === null ? null : (JSON.parse(r.meta) as JsonObject),
+    lastPollAt: optDate(r.last_poll_at ?? null, toDate),
   };
 }
 

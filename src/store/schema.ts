@@ -161,6 +161,12 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   { version: 2, name: 'rate counters', sqlite: COUNTERS, postgres: COUNTERS },
   { version: 3, name: 'audit trail', sqlite: AUDIT_SQLITE, postgres: AUDIT_POSTGRES },
+  {
+    version: 4,
+    name: 'last poll of a pending request',
+    sqlite: 'ALTER TABLE transactions ADD COLUMN last_poll_at INTEGER;',
+    postgres: 'ALTER TABLE transactions ADD COLUMN last_poll_at TIMESTAMPTZ;',
+  },
 ];
 
 export const MIGRATIONS_TABLE_SQL = `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -141,6 +141,7 @@ export type OpMethod =
   | 'decide'
   | 'fail'
   | 'expirePending'
+  | 'notePoll'
   | 'nextCrlNumber'
   | 'saveCrl'
   | 'latestCrl'
@@ -263,6 +264,17 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
         `UPDATE transactions SET state = ?, fail_info = ?, fail_text = ?, updated_at = ?
          WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
         [state, failInfo, failText, d.ts(new Date()), transactionId],
+      ],
+    ],
+    result: changedOne,
+  },
+
+  notePoll: {
+    kind: 'write',
+    statements: (d, transactionId: string, at: Date) => [
+      [
+        `UPDATE transactions SET last_poll_at = ? WHERE transaction_id = ? AND state = 'pending'`,
+        [d.ts(at), transactionId],
       ],
     ],
     result: changedOne,

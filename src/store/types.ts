@@ -127,6 +127,8 @@ export interface TransactionRecord {
   failText: string | null;
   /** Free-form extra data for the RA (profile, renewal signer serial, ...). */
   meta: JsonObject | null;
+  /** The device's latest poll (CertPoll or resent PKCSReq) while pending; null before one. */
+  lastPollAt: Date | null;
 }
 
 /** What `beginTransaction` takes; timestamps default to now. `state` may not be 'issued'. */
@@ -298,6 +300,11 @@ export interface Store {
     failInfo: number | null,
     failText: string | null,
   ): Promise<boolean>;
+  /**
+   * Records a poll (CertPoll or resent PKCSReq) of a pending transaction at `at`. Returns
+   * whether it was pending.
+   */
+  notePoll(transactionId: string, at: Date): Promise<boolean>;
   /** Pending transactions whose expiresAt <= now become 'expired'. Returns how many. */
   expirePending(now: Date): Promise<number>;
 

@@ -14,7 +14,9 @@ import { ConsoleSessions, CSRF_HEADER, SESSION_COOKIE } from '../../src/server/c
 import { CONSOLE_CSP } from '../../src/server/console-routes.js';
 import { ensureConsoleBuilt } from '../helpers/build.js';
 import { logSink } from '../helpers/log-sink.js';
+import { pooledRsaKey } from '../helpers/pki.js';
 import { tempDir, testServer } from '../helpers/scep-server.js';
+import { ScepClient, type PendingResult } from '../../src/client/index.js';
 
 const TOKEN = 'unit-console-token-0123456789';
 const BOB = 'bobs-console-token-9876543210';
@@ -27,7 +29,10 @@ interface Login {
 }
 
 async function login(origin: string, token = TOKEN): Promise<Login> {
-  const r = await fetch(`${origin}/ui/api/login`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+  const r = await fetch(`${origin}/ui/api/login`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+  });
   assert.equal(r.status, 200, await r.clone().text());
   const setCookie = r.headers.get('set-cookie') ?? '';
   const body = (await r.json()) as { csrfToken: string; admin: string };
@@ -93,7 +98,11 @@ test('console: headers, login, session on the admin API, CSRF, forgery, logout, 
   // Reads with the session alone; no session → 401.
   const dash = await fetch(`${o}/admin/dashboard`, { headers: { cookie: a.cookie } });
   assert.equal(dash.status, 200);
-  const d = (await dash.json()) as { pending: number; cas: Array<{ current: boolean; crl: unknown }>; issuedPerDay: unknown[] };
+  const d = (await dash.json()) as {
+    pending: number;
+    cas: Array<{ current: boolean; crl: unknown }>;
+    issuedPerDay: unknown[];
+  };
   assert.equal(d.pending, 0);
   assert.equal(d.issuedPerDay.length, 14);
   assert.equal(d.cas.filter((c) => c.current).length, 1);
@@ -107,13 +116,24 @@ test('console: headers, login, session on the admin API, CSRF, forgery, logout, 
   const mint = (headers: Record<string, string>) =>
     fetch(`${o}/admin/challenge?format=json`, { method: 'POST', headers });
   assert.equal((await mint({ cookie: a.cookie })).status, 401, 'no CSRF token');
-  assert.equal((await mint({ cookie: a.cookie, [CSRF_HEADER]: 'A'.repeat(43) })).status, 401, 'wrong CSRF token');
+  assert.equal(
+    (await mint({ cookie: a.cookie, [CSRF_HEADER]: 'A'.repeat(43) })).status,
+    401,
+    'wrong CSRF token',
+  );
   const b = await login(o, BOB);
-  assert.equal((await mint({ cookie: a.cookie, [CSRF_HEADER]: b.csrf })).status, 401, "another session's token");
+  assert.equal(
+    (await mint({ cookie: a.cookie, [CSRF_HEADER]: b.csrf })).status,
+    401,
+    "another session's token",
+  );
   const ok = await mint({ cookie: a.cookie, [CSRF_HEADER]: a.csrf });
   assert.equal(ok.status, 200);
   assert.match(((await ok.json()) as { challenge: string }).challenge, /^[A-Za-z0-9]+$/);
-  const revoke = await fetch(`${o}/admin/certificates/01/revoke`, { method: 'POST', headers: { cookie: a.cookie } });
+  const revoke = await fetch(`${o}/admin/certificates/01/revoke`, {
+    method: 'POST',
+    headers: { cookie: a.cookie },
+  });
   assert.equal(revoke.status, 401, 'revocation without the CSRF token');
 
   // Forged cookies: another MAC, another admin name, another expiry.
@@ -134,7 +154,10 @@ test('console: headers, login, session on the admin API, CSRF, forgery, logout, 
     assert.equal((await fetch(`${o}/admin/dashboard`, { headers: { cookie } })).status, 401, cookie);
 
   // Logout needs the CSRF token, then the session is dead here.
-  assert.equal((await fetch(`${o}/ui/api/logout`, { method: 'POST', headers: { cookie: a.cookie } })).status, 403);
+  assert.equal(
+    (await fetch(`${o}/ui/api/logout`, { method: 'POST', headers: { cookie: a.cookie } })).status,
+    403,
+  );
   const out = await fetch(`${o}/ui/api/logout`, {
     method: 'POST',
     headers: { cookie: a.cookie, [CSRF_HEADER]: a.csrf },
@@ -145,9 +168,12 @@ test('console: headers, login, session on the admin API, CSRF, forgery, logout, 
 
   // The log names the admin of console actions and never holds a token or a cookie.
   const text = log.text();
-  for (const secret of [TOKEN, BOB, value!, a.csrf]) assert.ok(!text.includes(secret), 'no secret in the log');
+  for (const secret of [TOKEN, BOB, value!, a.csrf])
+    assert.ok(!text.includes(secret), 'no secret in the log');
   assert.ok(
-    log.lines().some((l) => l.operation === 'AdminChallenge' && l.admin === 'admin' && l.outcome === 'SUCCESS'),
+    log
+      .lines()
+      .some((l) => l.operation === 'AdminChallenge' && l.admin === 'admin' && l.outcome === 'SUCCESS'),
   );
 });
 
@@ -167,6 +193,27 @@ test('sessions work across instances sharing the data directory, worker threads 
   // Another data directory (another key): the session means nothing there.
   const c = await testServer(t, { challenges: { adminToken: TOKEN }, console: { dir } });
   assert.equal((await fetch(`${c.origin}/admin/dashboard`, { headers: { cookie: l.cookie } })).status, 401);
+});
+
+test('pending requests show the first and the last poll (worker threads: the poll is recorded through the store RPC)', async (t) => {
+  const s = await testServer(t, {
+    workers: 2,
+    challenges: { adminToken: TOKEN },
+    lifecycle: { approval: { mode: 'manual' } },
+  });
+  const c = new ScepClient({ url: s.url });
+  const p = (await c.enroll({ subject: 'CN=poller,O=Test', key: pooledRsaKey(3, 2048) })) as PendingResult;
+  assert.equal(p.status, 'pending');
+  const show = async () => {
+    const r = await fetch(`${s.origin}/admin/pending/${encodeURIComponent(p.transactionId)}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    return (await r.json()) as { createdAt: string; lastPollAt: string | null };
+  };
+  assert.equal((await show()).lastPollAt, null, 'not polled yet');
+  assert.equal((await c.poll(p)).status, 'pending');
+  const v = await show();
+  assert.ok(v.lastPollAt !== null && Date.parse(v.lastPollAt) >= Date.parse(v.createdAt), JSON.stringify(v));
 });
 
 test('session expiry: idle timeout, absolute lifetime; Secure under HTTPS', () => {

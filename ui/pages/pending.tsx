@@ -40,7 +40,7 @@ function Row(props: { r: RequestView; onDone: (text: string, error?: boolean) =>
       <td data-label="Challenge">{challengeText(r.challenge)}</td>
       <td data-label="Source">{r.requester ?? '—'}</td>
       <td data-label="First poll">{when(r.createdAt)}</td>
-      <td data-label="Last poll">{when(r.lastPollAt ?? r.createdAt)}</td>
+      <td data-label="Last poll">{r.lastPollAt ? when(r.lastPollAt) : 'not yet'}</td>
       <td data-label="transactionID" class="mono">
         {r.transactionId}
       </td>
