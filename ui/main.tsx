@@ -142,9 +142,7 @@ function App() {
             ))}
           </ul>
         </nav>
-        <span class="who" aria-label="Logged in as">
-          {admin}
-        </span>
+        <span class="who">Signed in as {admin}</span>
         <button type="button" class="logout" onClick={logout}>
           Log out
         </button>

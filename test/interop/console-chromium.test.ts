@@ -186,6 +186,10 @@ test(
     assert.match(text.stdout, /Key Compromise/);
 
     // The other pages render.
+    await nav(page, 'Failures').click();
+    await page.getByRole('heading', { name: 'Enrollment failures' }).waitFor();
+    await page.getByRole('status').filter({ hasText: /recorded|not available/ }).waitFor();
+    await shot(page, 'failures');
     await nav(page, 'CA status').click();
     await page.getByRole('heading', { name: 'Rollover' }).waitFor();
     await shot(page, 'ca-status');

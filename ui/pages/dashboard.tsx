@@ -11,7 +11,7 @@ function IssuedChart(props: { days: DashboardData['issuedPerDay'] }) {
     if (!box) return;
     const xs = props.days.map((d) => Date.parse(`${d.day}T00:00:00Z`) / 1000);
     const ys = props.days.map((d) => d.count);
-    const width = () => Math.max(260, Math.min(box.clientWidth || 600, 900));
+    const width = () => Math.max(260, box.clientWidth || 600);
     const chart = new uPlot(
       {
         width: width(),
@@ -19,7 +19,10 @@ function IssuedChart(props: { days: DashboardData['issuedPerDay'] }) {
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
         legend: { show: false },
         cursor: { show: false },
-        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+        scales: {
+          x: { time: true, range: (_u, min, max) => [min - 43_200, max + 43_200] },
+          y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+        },
         axes: [{}, { label: 'certificates' }],
         series: [
           {},
