@@ -142,12 +142,18 @@ export interface Dashboard {
   rollover: { staged: boolean; next?: { subject: string; notBefore: string; notAfter: string } };
 }
 
-/** One refused enrollment (the audit trail's `GET /admin/failures`). */
+/** One refused enrollment (the audit trail's `GET /admin/failures`, newest first). */
 export interface FailureView {
+  seq: number;
   at: string;
-  reason: string;
   transactionId: string | null;
+  reason: string | null;
+  failInfo: string | null;
+  messageType: string | null;
   source: string | null;
-  subject?: string | null;
-  operation?: string | null;
+  profile: string | null;
+}
+
+export interface FailureList {
+  items: FailureView[];
 }

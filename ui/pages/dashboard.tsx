@@ -1,7 +1,7 @@
 /** Dashboard: issued per day (chart), failures by reason, pending count, CAs, rate. */
 import uPlot from 'uplot';
 import { useEffect, useRef } from 'preact/hooks';
-import { api, ApiError, type Dashboard as DashboardData, type FailureView, type ListPage } from '../api';
+import { api, ApiError, type Dashboard as DashboardData, type FailureList } from '../api';
 import { Loading, useLoad, when } from '../util';
 
 function IssuedChart(props: { days: DashboardData['issuedPerDay'] }) {
@@ -80,12 +80,15 @@ function IssuedChart(props: { days: DashboardData['issuedPerDay'] }) {
 
 /** Failures grouped by reason, from the audit trail when the server has it. */
 function FailuresByReason() {
-  const { data, error } = useLoad(() => api<ListPage<FailureView>>('GET', '/admin/failures?limit=500'));
+  const { data, error } = useLoad(() => api<FailureList>('GET', '/admin/failures?limit=500'));
   if (error instanceof ApiError && error.status === 404)
     return <p>Failure records are not available on this server.</p>;
   if (!data) return <Loading error={error} />;
   const counts = new Map<string, number>();
-  for (const f of data.items) counts.set(f.reason, (counts.get(f.reason) ?? 0) + 1);
+  for (const f of data.items) {
+    const reason = f.reason ?? f.failInfo ?? 'unknown';
+    counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  }
   const rows = [...counts].sort((a, b) => b[1] - a[1]);
   if (rows.length === 0) return <p>No refused enrollments recorded.</p>;
   return (

@@ -1,11 +1,9 @@
 /** Recent refused enrollments with their exact reason, transactionID and source. */
-import { api, ApiError, type FailureView, type ListPage } from '../api';
+import { api, ApiError, type FailureList } from '../api';
 import { Loading, Status, useLoad, when } from '../util';
 
 export function Failures() {
-  const { data, error, reload } = useLoad(() =>
-    api<ListPage<FailureView>>('GET', '/admin/failures?limit=200'),
-  );
+  const { data, error, reload } = useLoad(() => api<FailureList>('GET', '/admin/failures?limit=200'));
   return (
     <section aria-labelledby="fail-h">
       <h1 id="fail-h">Enrollment failures</h1>
@@ -22,7 +20,7 @@ export function Failures() {
       ) : (
         <>
           <Status>
-            {data.total} failure{data.total === 1 ? '' : 's'} recorded
+            {data.items.length} recent failure{data.items.length === 1 ? '' : 's'} recorded
           </Status>
           {data.items.length > 0 && (
             <div class="scroll">
@@ -34,19 +32,21 @@ export function Failures() {
                     <th scope="col">Reason</th>
                     <th scope="col">transactionID</th>
                     <th scope="col">Source</th>
-                    <th scope="col">Subject</th>
+                    <th scope="col">failInfo</th>
+                    <th scope="col">Message</th>
                   </tr>
                 </thead>
                 <tbody>
-                  {data.items.map((f, i) => (
-                    <tr key={i}>
+                  {data.items.map((f) => (
+                    <tr key={f.seq}>
                       <td data-label="When">{when(f.at)}</td>
-                      <td data-label="Reason">{f.reason}</td>
+                      <td data-label="Reason">{f.reason ?? '—'}</td>
                       <td data-label="transactionID" class="mono">
                         {f.transactionId ?? '—'}
                       </td>
                       <td data-label="Source">{f.source ?? '—'}</td>
-                      <td data-label="Subject">{f.subject ?? '—'}</td>
+                      <td data-label="failInfo">{f.failInfo ?? '—'}</td>
+                      <td data-label="Message">{f.messageType ?? '—'}</td>
                     </tr>
                   ))}
                 </tbody>
