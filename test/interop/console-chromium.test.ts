@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { ScepClient } from '../../src/client/client.js';
+import { ScepFailureError } from '../../src/client/errors.js';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import { openBrowser } from '../helpers/browser.js';
 import { ensureConsoleBuilt } from '../helpers/build.js';
@@ -185,11 +186,25 @@ test(
     assert.match(text.stdout, new RegExp(`Serial Number: ${serial.toUpperCase()}\\b`));
     assert.match(text.stdout, /Key Compromise/);
 
-    // The other pages render.
+    // A refused enrollment (an RSA key below the 2048-bit minimum) with its exact reason.
+    const refused = await client
+      .enroll({ subject: 'CN=old-phone,O=Example', challenge: TEST_CHALLENGE, key: pooledRsaKey(0, 1024) })
+      .then(
+        () => assert.fail('a 1024-bit key was accepted'),
+        (e: unknown) => {
+          assert.ok(e instanceof ScepFailureError, String(e));
+          return e;
+        },
+      );
     await nav(page, 'Failures').click();
-    await page.getByRole('heading', { name: 'Enrollment failures' }).waitFor();
-    await page.getByRole('status').filter({ hasText: /recorded|not available/ }).waitFor();
+    const failure = page.locator('#failures-table tbody tr').filter({ hasText: refused.transactionId });
+    await failure.waitFor();
+    const failureText = await failure.innerText();
+    assert.match(failureText, /1024/, 'the exact reason names the key size');
+    assert.match(failureText, /127\.0\.0\.1/, 'the source');
     await shot(page, 'failures');
+
+    // The other pages render.
     await nav(page, 'CA status').click();
     await page.getByRole('heading', { name: 'Rollover' }).waitFor();
     await shot(page, 'ca-status');
@@ -207,14 +222,14 @@ test(
     assert.equal(r.status, 'issued');
 
     // Within the page: a state change without the CSRF token is refused and changes nothing.
-    const refused = await page.evaluate(async (id) => {
+    const noCsrf = await page.evaluate(async (id) => {
       const a = await fetch(`/admin/pending/${encodeURIComponent(id)}/reject`, {
         method: 'POST',
         body: '{}',
       });
       return a.status;
     }, tx.transactionId);
-    assert.equal(refused, 401);
+    assert.equal(noCsrf, 401);
 
     // Phone-sized screen: the pending table becomes cards, the navigation wraps.
     await page.setViewportSize({ width: 390, height: 844 });
