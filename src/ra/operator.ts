@@ -24,6 +24,7 @@ import {
   type TransactionRecord,
   type TransactionState,
 } from '../store/index.js';
+import { auditText, recordAudit } from './audit.js';
 import { sanText } from './names.js';
 
 /** `invalid`: bad input; `not-found`: no such request/certificate; `conflict`: wrong state. */
@@ -251,11 +252,12 @@ export function checkReason(reason: string): string {
  * reason). `not-found` when unknown, `conflict` when not pending (expired ones included).
  */
 export async function decideRequest(
-  store: Store,
+  ctx: { store: Store; actor: string },
   transactionId: string,
   decision: 'approve' | 'reject',
   reason?: string,
 ): Promise<RequestView> {
+  const { store } = ctx;
   if (reason !== undefined && decision === 'approve')
     throw new OperatorError('invalid', 'a reason goes with reject only');
   if (reason !== undefined) checkReason(reason);
@@ -265,6 +267,13 @@ export async function decideRequest(
     const now = (await store.getTransaction(transactionId)) ?? t;
     throw new OperatorError('conflict', `${transactionId} is ${now.state}, not pending`);
   }
+  await recordAudit(
+    store,
+    ctx.actor,
+    decision === 'approve' ? 'request.approved' : 'request.rejected',
+    transactionId,
+    { subject: t.subject !== null ? auditText(t.subject) : undefined, reason },
+  );
   const after = await store.getTransaction(transactionId);
   return requestView(after ?? t);
 }
@@ -397,7 +406,7 @@ export interface RevokeResult {
  * unknown serial, `conflict` when its issuer is not one of the publisher's CAs.
  */
 export async function revokeCertificate(
-  ctx: { store: Store; crls: CrlPublisher },
+  ctx: { store: Store; crls: CrlPublisher; actor: string },
   serialInput: string,
   reason: RevocationReason,
   at: Date = new Date(),
@@ -411,6 +420,12 @@ export async function revokeCertificate(
       `the issuer of ${cert.serial} (${cert.issuer}) is not one of our CAs`,
     );
   const changed = await store.revoke(cert.serial, reason, at);
+  if (changed)
+    await recordAudit(store, ctx.actor, 'certificate.revoked', cert.serial, {
+      subject: auditText(cert.subject),
+      reason: revocationReasonName(reason),
+      issuer: cert.issuer,
+    });
   const crl = await crls.regenerate(issuer.cert.fingerprint);
   const now = (await store.getCertificate(cert.serial)) ?? cert;
   return { changed, cert: now, crl };

@@ -1,7 +1,7 @@
 /**
  * The operator HTTP API under `/admin/` (docs/server.md "Admin API") as a fastify plugin:
- * the pending queue (list, show, approve, reject), certificate search and lookup, and
- * revocation with an immediate CRL. Every action goes through src/ra/operator.ts, the same
+ * the pending queue (list, show, approve, reject), certificate search and lookup,
+ * revocation with an immediate CRL, the audit trail and recent enrollment failures. Every action goes through src/ra/operator.ts, the same
  * code the CLI runs, against the HTTP thread's store (the main store also with `--workers N`).
  *
  * Authentication is the one admin seam (src/server/admin-auth.ts: named bearer tokens compared
@@ -16,6 +16,14 @@ import type { CrlPublisher } from '../ca/crl.js';
 import { toPem } from '../pkix/certificate.js';
 import { escapeText } from '../pkix/text.js';
 import {
+  AuditQueryError,
+  DEFAULT_AUDIT_PAGE,
+  listAuditRecords,
+  MAX_AUDIT_PAGE,
+  recentFailures,
+  type AuditFilters,
+} from '../ra/audit.js';
+import {
   certificateView,
   decideRequest,
   DEFAULT_PAGE_LIMIT,
@@ -26,6 +34,7 @@ import {
   OperatorError,
   parseReason,
   parseSerial,
+  parseTime,
   parseTransactionState,
   requestView,
   revokeCertificate,
@@ -143,6 +152,12 @@ function transactionIdOf(req: FastifyRequest): string {
   return id;
 }
 
+/** The authenticated admin's name (the audit trail's actor). */
+function adminOf(req: FastifyRequest): string {
+  if (req.admin === null) throw new Error('admin route reached without an authenticated admin');
+  return req.admin;
+}
+
 function serialOf(req: FastifyRequest): string {
   return parseSerial((req.params as { serial?: string }).serial ?? '');
 }
@@ -159,6 +174,16 @@ export function adminJsonDenied(
   }
   req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong credential' };
   return send(reply, 401, { error: 'unauthorized' });
+}
+
+/** Runs an audit listing; a bad filter is a 400. */
+async function auditQuery<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof AuditQueryError) throw new HttpError(400, e.message);
+    throw e;
+  }
 }
 
 /** Registers the `/admin/*` operator routes (the challenge endpoint is src/server/challenges.ts). */
@@ -242,7 +267,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       const id = transactionIdOf(req);
       req.scepLog = { ...req.scepLog, transactionId: id };
       const reason = reasonOf(bodyOf(req, ['reason']), false);
-      const v = await decideRequest(store, id, decision, reason);
+      const v = await decideRequest({ store, actor: adminOf(req) }, id, decision, reason);
       ok(req, v.state);
       return send(reply, 200, v);
     });
@@ -302,7 +327,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     const serial = serialOf(req);
     req.scepLog = { ...req.scepLog, serial };
     const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
-    const r = await revokeCertificate({ store, crls }, serial, reason);
+    const r = await revokeCertificate({ store, crls, actor: adminOf(req) }, serial, reason);
     if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
     ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
     return send(reply, 200, {
@@ -313,6 +338,26 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
         nextUpdate: r.crl.nextUpdate.toISOString(),
       },
     });
+  });
+
+  app.get('/admin/audit', async (req, reply) => {
+    log(req, 'audit.list');
+    const q = queryOf(req, ['action', 'since', 'before', 'limit']);
+    const f: AuditFilters = { limit: intParam(q, 'limit', DEFAULT_AUDIT_PAGE, 1, MAX_AUDIT_PAGE) };
+    if (q.action !== undefined) f.action = q.action;
+    if (q.since !== undefined) f.since = parseTime('since', q.since);
+    if (q.before !== undefined) f.before = intParam(q, 'before', 1, 1, 999_999_999);
+    const page = await auditQuery(() => listAuditRecords(store, f));
+    ok(req, `${page.items.length} records`);
+    return send(reply, 200, page);
+  });
+
+  app.get('/admin/failures', async (req, reply) => {
+    log(req, 'failures.list');
+    const q = queryOf(req, ['limit']);
+    const items = await recentFailures(store, intParam(q, 'limit', DEFAULT_AUDIT_PAGE, 1, MAX_AUDIT_PAGE));
+    ok(req, `${items.length} failures`);
+    return send(reply, 200, { items });
   });
 
   // Anything else under /admin/ (after authentication): a JSON 404, never the SCEP route.

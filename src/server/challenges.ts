@@ -138,6 +138,7 @@ export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = a
       const [c] = await challenges.mint(o.store, {
         ttlSeconds: ttl,
         meta: { source: 'admin-api', ...(req.ip ? { requester: req.ip } : {}) },
+        actor: req.admin ?? 'admin',
       });
       req.scepLog = {
         operation: 'AdminChallenge',

@@ -54,7 +54,12 @@ function logSink(): { stream: Writable; text: () => string } {
 /** Mints one-time challenges straight into a running server's store. */
 async function mint(s: RunningServer, n = 1, ttlSeconds = 3600, now?: Date): Promise<string[]> {
   const ot = new OneTimeChallenges(s.dataDir!.challengeKey);
-  const c = await ot.mint(s.enrollment!.store, { ttlSeconds, count: n, ...(now ? { now } : {}) });
+  const c = await ot.mint(s.enrollment!.store, {
+    ttlSeconds,
+    count: n,
+    actor: 'test',
+    ...(now ? { now } : {}),
+  });
   return c.map((x) => x.value);
 }
 

@@ -2,6 +2,9 @@
  * `scepter ca <subcommand>`: CA key material (init, rollover, activate). Subcommands live in
  * `caSubcommands`; add one entry per subcommand.
  */
+import { recordAudit } from '../../ra/audit.js';
+import { cliActor } from '../actor.js';
+import { OperatorCliError, storeUrlOf, withStore } from './data-store.js';
 import { caExists, initCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
 import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
 import { nameText } from '../../pkix/name.js';
@@ -135,6 +138,8 @@ is already staged (remove DIR/ca/next/ to discard it).
                           (default: the current subject with " G2", " G3", … on its CN)
   --validity DURATION     validity (default 3650d; --days N still works)
   --no-cross              do not write cross.crt
+  --db URL                store whose audit trail records the rollover (default: the one
+                          \`scepter serve\` recorded in DIR/store.json)
   --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE); the new keys
                           are encrypted with it too`;
 
@@ -147,6 +152,7 @@ async function rollover(argv: string[]): Promise<number> {
     days: { type: 'string' },
     'no-cross': { type: 'boolean' },
     'passphrase-file': { type: 'string' },
+    db: { type: 'string' },
   });
   const data = req(p, 'data');
   const o: RolloverOptions = { days: caValidityDays(p) };
@@ -183,10 +189,37 @@ async function rollover(argv: string[]): Promise<number> {
   out.write(
     'Clients can fetch it now (GetNextCACert). Switch over with `scepter ca activate`, then restart the server.\n',
   );
+  await auditCa(data, str(p, 'db'), 'ca.rollover.staged', res.caCert.fingerprint, {
+    subject: nameText(res.caCert.subjectRaw),
+    notAfter: res.caCert.notAfter.toISOString(),
+    ra: res.raCert !== undefined,
+  });
   return 0;
 }
 
-const ACTIVATE_USAGE = `Usage: scepter ca activate --data DIR [--passphrase-file F]
+/**
+ * Records a CA action in the audit trail of the data directory's store (actor `cli:<user>`).
+ * Without a store yet (the server never started) there is no trail: a note says so.
+ */
+async function auditCa(
+  data: string,
+  db: string | undefined,
+  action: 'ca.rollover.staged' | 'ca.activated',
+  fingerprint: string,
+  details: Record<string, string | boolean>,
+): Promise<void> {
+  let url: string;
+  try {
+    url = storeUrlOf(data, db);
+  } catch (e) {
+    if (!(e instanceof OperatorCliError)) throw e;
+    process.stdout.write(`not recorded in the audit trail: ${e.message}\n`);
+    return;
+  }
+  await withStore(data, url, (store) => recordAudit(store, cliActor(), action, fingerprint, details));
+}
+
+const ACTIVATE_USAGE = `Usage: scepter ca activate --data DIR [--passphrase-file F] [--db URL]
 
 Makes the CA staged by \`scepter ca rollover\` current. The current CA's files move to
 DIR/ca/previous/<sha256 fingerprint>/, where the server keeps using them for the certificates
@@ -194,10 +227,16 @@ it issued (GetCert, renewal, revocation, its CRL). In RA mode the staged RA beco
 Takes effect when the server is next started; a running server keeps the old CA until then.
 
   --data DIR              data directory (required)
-  --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE)`;
+  --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE)
+  --db URL                store whose audit trail records the activation (default: the one
+                          \`scepter serve\` recorded in DIR/store.json)`;
 
 async function activate(argv: string[]): Promise<number> {
-  const p = parseOptions(argv, { data: { type: 'string' }, 'passphrase-file': { type: 'string' } });
+  const p = parseOptions(argv, {
+    data: { type: 'string' },
+    'passphrase-file': { type: 'string' },
+    db: { type: 'string' },
+  });
   const data = req(p, 'data');
   const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
   if (!nextCaStaged(data)) {
@@ -216,6 +255,10 @@ async function activate(argv: string[]): Promise<number> {
   );
   out.write(`  kept in      ${res.previous.dir}\n`);
   out.write('Restart the server to issue under the new CA.\n');
+  await auditCa(data, str(p, 'db'), 'ca.activated', res.caCert.fingerprint, {
+    subject: nameText(res.caCert.subjectRaw),
+    retired: res.previous.caCert.fingerprint,
+  });
   return 0;
 }
 

@@ -3,6 +3,7 @@
  * store and, in the same run, signs and stores a new CRL for its issuer (current or retired
  * CA). A running server serves that CRL from the store at once (GetCRL and /crl).
  */
+import { cliActor } from '../actor.js';
 import { CrlPublisher, REVOCATION_REASONS, revocationReasonName } from '../../ca/crl.js';
 import {
   certificateView,
@@ -81,7 +82,7 @@ export const revokeCommand: Command = {
       const crls = new CrlPublisher({ store, cas, validitySeconds });
       let r;
       try {
-        r = await revokeCertificate({ store, crls }, serial, reason);
+        r = await revokeCertificate({ store, crls, actor: cliActor() }, serial, reason);
       } catch (e) {
         if (!(e instanceof OperatorError)) throw e;
         process.stderr.write(`scepter revoke: ${cell(e.message)}\n`);
