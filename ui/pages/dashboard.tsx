@@ -159,7 +159,7 @@ export function Dashboard() {
 export function CaTable(props: { cas: DashboardData['cas'] }) {
   return (
     <div class="scroll">
-      <table>
+      <table class="cards-on-phone">
         <caption>Certificate authorities, their expiry and CRL</caption>
         <thead>
           <tr>
@@ -173,11 +173,11 @@ export function CaTable(props: { cas: DashboardData['cas'] }) {
         <tbody>
           {props.cas.map((c) => (
             <tr key={c.fingerprint}>
-              <td>{c.subject}</td>
-              <td>{c.current ? 'current' : 'retired'}</td>
-              <td>{when(c.notAfter)}</td>
-              <td>{c.crl?.crlNumber ?? '—'}</td>
-              <td>{when(c.crl?.nextUpdate)}</td>
+              <td data-label="CA">{c.subject}</td>
+              <td data-label="Role">{c.current ? 'current' : 'retired'}</td>
+              <td data-label="Expires">{when(c.notAfter)}</td>
+              <td data-label="CRL number">{c.crl?.crlNumber ?? '—'}</td>
+              <td data-label="CRL next update">{when(c.crl?.nextUpdate)}</td>
             </tr>
           ))}
         </tbody>
