@@ -135,6 +135,17 @@ test('console: headers, login, session on the admin API, CSRF, forgery, logout, 
     headers: { cookie: a.cookie },
   });
   assert.equal(revoke.status, 401, 'revocation without the CSRF token');
+  // The audit trail names the session's admin (bob's session mints one challenge).
+  const byBob = await mint({ cookie: b.cookie, [CSRF_HEADER]: b.csrf });
+  assert.equal(byBob.status, 200);
+  const audit = await fetch(`${o}/admin/audit?action=challenge.minted`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+  });
+  assert.equal(audit.status, 200);
+  const actors = ((await audit.json()) as { items: Array<{ actor: string }> }).items
+    .map((x) => x.actor)
+    .sort();
+  assert.deepEqual(actors, ['admin', 'bob'], 'one minted by the admin session, one by bob’s');
 
   // Forged cookies: another MAC, another admin name, another expiry.
   const [, value] = a.cookie.split('=');
