@@ -9,12 +9,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import type { FastifyRequest } from 'fastify';
 import { ConsoleSessions, CSRF_HEADER, SESSION_COOKIE } from '../../src/server/console-session.js';
 import { CONSOLE_CSP } from '../../src/server/console-routes.js';
 import { ensureConsoleBuilt } from '../helpers/build.js';
 import { logSink } from '../helpers/log-sink.js';
-import { pooledRsaKey } from '../helpers/pki.js';
+import { makeSelfSigned, pooledRsaKey } from '../helpers/pki.js';
 import { tempDir, testServer } from '../helpers/scep-server.js';
 import { ScepClient, type PendingResult } from '../../src/client/index.js';
 
@@ -227,7 +228,37 @@ test('pending requests show the first and the last poll (worker threads: the pol
   assert.ok(v.lastPollAt !== null && Date.parse(v.lastPollAt) >= Date.parse(v.createdAt), JSON.stringify(v));
 });
 
-test('session expiry: idle timeout, absolute lifetime; Secure under HTTPS', () => {
+test('under HTTPS the session cookie is Secure', async (t) => {
+  const tlsCert = makeSelfSigned({ subject: 'CN=127.0.0.1', key: pooledRsaKey(4), days: 1 });
+  const s = await testServer(t, {
+    tls: { cert: tlsCert.certPem, key: tlsCert.keyPem },
+    challenges: { adminToken: TOKEN },
+    console: { dir: ensureConsoleBuilt() },
+  });
+  const setCookie = await new Promise<string>((resolve, reject) => {
+    const req = httpsRequest(
+      `${s.origin}/ui/api/login`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}` },
+        ca: tlsCert.certPem,
+        checkServerIdentity: () => undefined,
+      },
+      (r) => {
+        r.resume();
+        r.on('end', () => resolve(String(r.headers['set-cookie'] ?? '')));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  assert.match(setCookie, new RegExp(`^${SESSION_COOKIE}=`));
+  assert.match(setCookie, /; Secure/i);
+  assert.match(setCookie, /; HttpOnly/i);
+  assert.match(setCookie, /; SameSite=Strict/i);
+});
+
+test('session expiry: idle timeout, absolute lifetime; cookie attributes', () => {
   let now = 1_000_000;
   const sessions = new ConsoleSessions({
     key: randomBytes(32),
