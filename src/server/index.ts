@@ -11,7 +11,9 @@ import type { Lifecycle } from '../ra/lifecycle.js';
 import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
+import swagger from '@fastify/swagger';
 import { adminRoutes } from './admin-routes.js';
+import { OPENAPI_OPTIONS } from './admin-schemas.js';
 import { bearerTokenAuth, DEFAULT_ADMIN_NAME, type AdminAuth, type AdminToken } from './admin-auth.js';
 import { buildApp, type AppOptions } from './app.js';
 import { ServerMetrics } from './metrics.js';
@@ -202,6 +204,8 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       },
     });
     appRef = app;
+    // Before the admin routes: @fastify/swagger collects their schemas (admin-schemas.ts).
+    await app.register(swagger, OPENAPI_OPTIONS);
     if (prepared && enrollment) {
       await app.register(adminChallengeRoutes, {
         store: enrollment.store,
