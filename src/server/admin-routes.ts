@@ -44,7 +44,9 @@ import {
   type RequestFilters,
 } from '../ra/operator.js';
 import type { Store, TransactionState } from '../store/index.js';
+import '@fastify/swagger';
 import { adminGuard, type AdminAuth } from './admin-auth.js';
+import { adminSchema } from './admin-schemas.js';
 import { HttpError, toHttpError } from './http-errors.js';
 import type { ScepRequestLog } from './scep-routes.js';
 
@@ -195,6 +197,11 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     return ca ? [toPem(ca.cert.der), ...ca.chain.map((d) => toPem(d))] : [];
   };
 
+  // The route schemas document (OpenAPI); input is checked by this file's own code, answers
+  // are sent as ready JSON text.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+
   // Bodies are small JSON objects; the root hook labels every POST body octet-stream.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ADMIN_BODY_LIMIT }, (_r, body, done) =>
@@ -234,7 +241,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     req.scepLog = { ...req.scepLog, outcome: 'SUCCESS', detail };
   };
 
-  app.get('/admin/pending', async (req, reply) => {
+  app.get('/admin/pending', adminSchema('GET /admin/pending'), async (req, reply) => {
     log(req, 'pending.list');
     const q = queryOf(req, ['state', 'subject', 'since', 'until', 'order', 'limit', 'cursor']);
     const all = q.state === 'all';
@@ -250,30 +257,38 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     return send(reply, 200, page);
   });
 
-  app.get('/admin/pending/:transactionId', async (req, reply) => {
-    log(req, 'pending.show');
-    queryOf(req, []);
-    const id = transactionIdOf(req);
-    req.scepLog = { ...req.scepLog, transactionId: id };
-    const v = requestView(await getRequest(store, id));
-    ok(req, v.state);
-    return send(reply, 200, v);
-  });
-
-  for (const decision of ['approve', 'reject'] as const) {
-    app.post(`/admin/pending/:transactionId/${decision}`, async (req, reply) => {
-      log(req, `pending.${decision}`);
+  app.get(
+    '/admin/pending/:transactionId',
+    adminSchema('GET /admin/pending/:transactionId'),
+    async (req, reply) => {
+      log(req, 'pending.show');
       queryOf(req, []);
       const id = transactionIdOf(req);
       req.scepLog = { ...req.scepLog, transactionId: id };
-      const reason = reasonOf(bodyOf(req, ['reason']), false);
-      const v = await decideRequest({ store, actor: adminOf(req) }, id, decision, reason);
+      const v = requestView(await getRequest(store, id));
       ok(req, v.state);
       return send(reply, 200, v);
-    });
+    },
+  );
+
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post(
+      `/admin/pending/:transactionId/${decision}`,
+      adminSchema(`POST /admin/pending/:transactionId/${decision}`),
+      async (req, reply) => {
+        log(req, `pending.${decision}`);
+        queryOf(req, []);
+        const id = transactionIdOf(req);
+        req.scepLog = { ...req.scepLog, transactionId: id };
+        const reason = reasonOf(bodyOf(req, ['reason']), false);
+        const v = await decideRequest({ store, actor: adminOf(req) }, id, decision, reason);
+        ok(req, v.state);
+        return send(reply, 200, v);
+      },
+    );
   }
 
-  app.get('/admin/certificates', async (req, reply) => {
+  app.get('/admin/certificates', adminSchema('GET /admin/certificates'), async (req, reply) => {
     log(req, 'certificates.search');
     const q = queryOf(req, [
       'subject',
@@ -296,51 +311,63 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     return send(reply, 200, page);
   });
 
-  app.get('/admin/certificates/:serial', async (req, reply) => {
-    log(req, 'certificates.show');
-    queryOf(req, []);
-    const serial = serialOf(req);
-    req.scepLog = { ...req.scepLog, serial };
-    const c = await getCertificate(store, serial);
-    ok(req, c.status);
-    return send(reply, 200, { ...certificateView(c), pem: toPem(c.der), chain: chainOf(c.issuer) });
-  });
+  app.get(
+    '/admin/certificates/:serial',
+    adminSchema('GET /admin/certificates/:serial'),
+    async (req, reply) => {
+      log(req, 'certificates.show');
+      queryOf(req, []);
+      const serial = serialOf(req);
+      req.scepLog = { ...req.scepLog, serial };
+      const c = await getCertificate(store, serial);
+      ok(req, c.status);
+      return send(reply, 200, { ...certificateView(c), pem: toPem(c.der), chain: chainOf(c.issuer) });
+    },
+  );
 
   // The certificate and its chain as one PEM file (the console's download link).
-  app.get('/admin/certificates/:serial/pem', async (req, reply) => {
-    log(req, 'certificates.pem');
-    queryOf(req, []);
-    const serial = serialOf(req);
-    req.scepLog = { ...req.scepLog, serial };
-    const c = await getCertificate(store, serial);
-    ok(req, c.status);
-    return reply
-      .code(200)
-      .header('content-type', 'application/x-pem-file')
-      .header('content-disposition', `attachment; filename="${c.serial}.pem"`)
-      .send([toPem(c.der), ...chainOf(c.issuer)].join(''));
-  });
+  app.get(
+    '/admin/certificates/:serial/pem',
+    adminSchema('GET /admin/certificates/:serial/pem'),
+    async (req, reply) => {
+      log(req, 'certificates.pem');
+      queryOf(req, []);
+      const serial = serialOf(req);
+      req.scepLog = { ...req.scepLog, serial };
+      const c = await getCertificate(store, serial);
+      ok(req, c.status);
+      return reply
+        .code(200)
+        .header('content-type', 'application/x-pem-file')
+        .header('content-disposition', `attachment; filename="${c.serial}.pem"`)
+        .send([toPem(c.der), ...chainOf(c.issuer)].join(''));
+    },
+  );
 
-  app.post('/admin/certificates/:serial/revoke', async (req, reply) => {
-    log(req, 'certificates.revoke');
-    queryOf(req, []);
-    const serial = serialOf(req);
-    req.scepLog = { ...req.scepLog, serial };
-    const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
-    const r = await revokeCertificate({ store, crls, actor: adminOf(req) }, serial, reason);
-    if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
-    ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
-    return send(reply, 200, {
-      ...certificateView(r.cert),
-      crl: {
-        crlNumber: r.crl.crlNumber.toString(),
-        thisUpdate: r.crl.thisUpdate.toISOString(),
-        nextUpdate: r.crl.nextUpdate.toISOString(),
-      },
-    });
-  });
+  app.post(
+    '/admin/certificates/:serial/revoke',
+    adminSchema('POST /admin/certificates/:serial/revoke'),
+    async (req, reply) => {
+      log(req, 'certificates.revoke');
+      queryOf(req, []);
+      const serial = serialOf(req);
+      req.scepLog = { ...req.scepLog, serial };
+      const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
+      const r = await revokeCertificate({ store, crls, actor: adminOf(req) }, serial, reason);
+      if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
+      ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
+      return send(reply, 200, {
+        ...certificateView(r.cert),
+        crl: {
+          crlNumber: r.crl.crlNumber.toString(),
+          thisUpdate: r.crl.thisUpdate.toISOString(),
+          nextUpdate: r.crl.nextUpdate.toISOString(),
+        },
+      });
+    },
+  );
 
-  app.get('/admin/audit', async (req, reply) => {
+  app.get('/admin/audit', adminSchema('GET /admin/audit'), async (req, reply) => {
     log(req, 'audit.list');
     const q = queryOf(req, ['action', 'since', 'before', 'limit']);
     const f: AuditFilters = { limit: intParam(q, 'limit', DEFAULT_AUDIT_PAGE, 1, MAX_AUDIT_PAGE) };
@@ -352,12 +379,21 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     return send(reply, 200, page);
   });
 
-  app.get('/admin/failures', async (req, reply) => {
+  app.get('/admin/failures', adminSchema('GET /admin/failures'), async (req, reply) => {
     log(req, 'failures.list');
     const q = queryOf(req, ['limit']);
     const items = await recentFailures(store, intParam(q, 'limit', DEFAULT_AUDIT_PAGE, 1, MAX_AUDIT_PAGE));
     ok(req, `${items.length} failures`);
     return send(reply, 200, { items });
+  });
+
+  // The OpenAPI description of these routes (src/server/admin-schemas.ts), behind the same
+  // authentication: without an admin credential there is no admin API to describe.
+  app.get('/admin/openapi.json', async (req, reply) => {
+    log(req, 'openapi');
+    queryOf(req, []);
+    ok(req, 'openapi');
+    return send(reply, 200, app.swagger());
   });
 
   // Anything else under /admin/ (after authentication): a JSON 404, never the SCEP route.

@@ -25,6 +25,7 @@ import {
 import type { ScepService } from '../ra/types.js';
 import type { Store } from '../store/index.js';
 import { adminGuard, type AdminAuth } from './admin-auth.js';
+import { adminSchema } from './admin-schemas.js';
 import type { PreparedDataDir } from './data-dir.js';
 import { toHttpError } from './http-errors.js';
 
@@ -116,9 +117,11 @@ export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = a
     return why === 'disabled' ? text(reply, 404, 'not found') : text(reply, 401, 'unauthorized');
   });
 
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.post(
     '/admin/challenge',
-    { onRequest: checkToken },
+    { onRequest: checkToken, ...adminSchema('POST /admin/challenge') },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const q = (req.query ?? {}) as Record<string, string | string[] | undefined>;
       const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);

@@ -12,7 +12,9 @@ import type { Lifecycle } from '../ra/lifecycle.js';
 import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
+import swagger from '@fastify/swagger';
 import { adminRoutes } from './admin-routes.js';
+import { OPENAPI_OPTIONS } from './admin-schemas.js';
 import { adminStatusRoutes } from './admin-status-routes.js';
 import { consoleRoutes } from './console-routes.js';
 import { ConsoleSessions, consoleSessionAuth, loadSessionKey } from './console-session.js';
@@ -226,6 +228,8 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     appRef = app;
     // Console session cookies (req.cookies, reply.setCookie) for every admin route.
     if (sessions) await app.register(fastifyCookie);
+    // Before the admin routes: @fastify/swagger collects their schemas (admin-schemas.ts).
+    await app.register(swagger, OPENAPI_OPTIONS);
     if (prepared && enrollment) {
       await app.register(adminChallengeRoutes, {
         store: enrollment.store,
