@@ -12,6 +12,7 @@ import { errorBody, handleClientError, HttpError, toHttpError } from './http-err
 import { clientAddress, TrustedProxies } from './client-address.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
 import { scepRoutes } from './scep-routes.js';
+import { textLogStream, type LogFormat } from './log-format.js';
 import './admin-auth.js';
 
 /** Default largest request body (a pkiMessage is a few KiB; RFC 8894 notes recommend 256 KiB). */
@@ -31,8 +32,10 @@ export interface AppOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Default 'info'. 'silent' turns logging off. */
   logLevel?: LogLevel;
-  /** Where JSON log lines go (default stdout). */
+  /** Where log lines go (default stdout). */
   logStream?: Writable;
+  /** JSON lines (default) or human-readable text lines (src/server/log-format.ts). */
+  logFormat?: LogFormat;
   /** Per-request timeout in ms (default 30 s). */
   requestTimeout?: number;
   /** Serve CRLs as DER at `/crl` and `/crl/<issuer fingerprint>.crl` (src/server/crl-route.ts). */
@@ -73,12 +76,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return server;
   };
 
+  const logStream = o.logFormat === 'text' ? textLogStream(o.logStream ?? process.stdout) : o.logStream;
   const app = Fastify({
     serverFactory,
     bodyLimit,
     logger: {
       level: o.logLevel ?? 'info',
-      ...(o.logStream ? { stream: o.logStream } : {}),
+      ...(logStream ? { stream: logStream } : {}),
     },
     // Our own onResponse hook writes the one line per request; fastify's would duplicate it.
     logController: new LogController({ disableRequestLogging: true }),

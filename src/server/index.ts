@@ -34,6 +34,7 @@ import type { LifecycleSettings } from './lifecycle-setup.js';
 import { WorkerPoolService } from './worker-pool.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_URL_LIMIT, type AppOptions, type LogLevel } from './app.js';
+export { LOG_FORMATS, type LogFormat } from './log-format.js';
 export { prepareDataDir, loadOrCreateChallenge, CHALLENGE_FILE, type PreparedDataDir } from './data-dir.js';
 
 export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> {

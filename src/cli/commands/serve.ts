@@ -7,7 +7,13 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { LogLevel } from '../../server/app.js';
 import { permissionWarnings } from '../../server/data-dir.js';
-import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
+import {
+  DEFAULT_BODY_LIMIT,
+  LOG_FORMATS,
+  startServer,
+  type LogFormat,
+  type StartServerOptions,
+} from '../../server/index.js';
 import {
   AdminTokenError,
   checkAdminTokens,
@@ -121,6 +127,9 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --tls-cert F --tls-key F  serve HTTPS with this PEM certificate and key
   --passphrase-file F     CA key passphrase (or env SCEPTER_CA_PASSPHRASE)
   --log-level L           fatal, error, warn, info (default), debug, trace or silent
+  --log-format F          json (default: one JSON object per line on stdout) or text (one
+                          human-readable line per event; client-supplied values escaped).
+                          This start-up banner goes to stderr either way
   --no-metrics            do not serve Prometheus metrics at /metrics (/healthz and /readyz
                           are always served)
   --metrics-token-file F  /metrics requires \`Authorization: Bearer <token>\` with the token in F`;
@@ -346,12 +355,16 @@ export const serveCommand: Command = {
       'tls-key': { type: 'string' },
       'passphrase-file': { type: 'string' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
       'no-metrics': { type: 'boolean' },
       'metrics-token-file': { type: 'string' },
     });
     const data = req(p, 'data');
     const logLevel = (str(p, 'log-level') ?? 'info') as LogLevel;
     if (!LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}`);
+    const logFormat = (str(p, 'log-format') ?? 'json') as LogFormat;
+    if (!LOG_FORMATS.includes(logFormat))
+      throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}`);
     const tlsCert = str(p, 'tls-cert');
     const tlsKey = str(p, 'tls-key');
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -391,6 +404,7 @@ export const serveCommand: Command = {
       port: intOpt(p, 'port', 8080, 0, 65535),
       bodyLimit: intOpt(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024),
       logLevel,
+      logFormat,
       workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
       enrollment: {
         allowSingleDes: flag(p, 'allow-single-des'),
@@ -414,7 +428,8 @@ export const serveCommand: Command = {
     };
 
     const server = await startServer(o);
-    const out = (s: string) => process.stdout.write(s + '\n');
+    // The banner goes to stderr: stdout carries the log lines only (JSON or text).
+    const out = (s: string) => process.stderr.write(s + '\n');
     const d = server.dataDir!;
     // So `scepter pending/certs/challenge/revoke --data DIR` open this store without --db.
     try {
