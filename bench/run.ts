@@ -4,7 +4,9 @@
  *
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
- *                    [--from-source] [--keep-dir]
+ *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0]
+ *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
+ *   npm run bench -- --poll [-n 3000] [--pending 256]   (polls of PENDING requests; bench/lib/poll.ts)
  *
  * The server runs as built JavaScript (src/ compiled to .tmp/bench-dist first, as `npm start`
  * runs dist/); --from-source runs the TypeScript through tsx instead (more memory per thread).
@@ -27,7 +29,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { initCa, type CaKeySize } from '../src/ca/keystore.js';
+import { initCa, loadCa, type CaKeySize } from '../src/ca/keystore.js';
 import { parseCertificate, fromPem, type Certificate } from '../src/pkix/certificate.js';
 import { openStore, type NewCertificate } from '../src/store/index.js';
 import {
@@ -38,6 +40,7 @@ import {
 } from '../test/helpers/enrollment.js';
 import { benchKeys } from './lib/keys.js';
 import { checkLoad, percentile, runLoad, type CheckedLoad, type LoadResult } from './lib/load.js';
+import { pollBench } from './lib/poll.js';
 import {
   buildForBench,
   cpuSeconds,
@@ -50,6 +53,12 @@ import {
   startScepter,
   type ServerProcess,
 } from './lib/processes.js';
+
+// `npm run bench -- --ocsp`: the OCSP responder benchmark (bench/ocsp.ts) instead.
+if (process.argv.includes('--ocsp')) {
+  await import('./ocsp.js');
+  process.exit(0);
+}
 
 const { values: args } = parseArgs({
   options: {
@@ -69,6 +78,12 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     'keep-dir': { type: 'boolean', default: false },
     'from-source': { type: 'boolean', default: false },
+    ra: { type: 'boolean', default: false },
+    'server-cpus': { type: 'string' },
+    poll: { type: 'boolean', default: false },
+    /** A compiled CLI entry to run instead of compiling src/ (A/B comparisons with another tree). */
+    entry: { type: 'string' },
+    pending: { type: 'string', default: '256' },
   },
 });
 
@@ -309,17 +324,66 @@ async function main(): Promise<void> {
     log(`  ${signPerSec.toFixed(0)} sign/s → RSA bound ${bound1.toFixed(0)} enrollments/s per core`);
 
     let builtEntry: string | undefined;
-    if (!args['from-source']) {
+    if (args.entry) {
+      builtEntry = args.entry;
+    } else if (!args['from-source']) {
       log('compiling src/ (tsconfig.build.json) to .tmp/bench-dist …');
       builtEntry = buildForBench(process.cwd(), join(process.cwd(), '.tmp/bench-dist'));
     }
     const dataDir = join(dir, 'scepter');
-    const ca = await initCa(dataDir, { keySize: KEY_SIZE });
+    const ca = await initCa(dataDir, { keySize: KEY_SIZE, ...(args.ra ? { ra: true } : {}) });
     const caCert = ca.caCert;
+    // Envelopes go to the RA when there is one (as GetCACert tells clients).
+    const recipient = ca.raCert ?? caCert;
+    const trusted = ca.raCert ? [ca.raCert, caCert] : [caCert];
+    const serverCpus = args['server-cpus'] ? { cpus: args['server-cpus'] } : {};
     log(`generating ${args.keys} client keys and ${N} + ${args.warmup} requests (untimed) …`);
     const keys = await benchKeys(join(process.cwd(), '.tmp/bench-keys'), Number(args.keys));
-    const warm = build(caCert, keys, Number(args.warmup), 'warm');
-    const reqs = build(caCert, keys, N, 'dev', Number(args.warmup));
+    if (args.poll) {
+      const loaded = loadCa(dataDir);
+      const signer = loaded.ra ?? { cert: caCert, key: loaded.ca.key };
+      const store = await freshStore(dir, 'poll');
+      try {
+        const res = await pollBench({
+          serve: {
+            dataDir,
+            challenge: CHALLENGE,
+            db: store.url,
+            workers: Number(WORKERS[0]),
+            ...(builtEntry ? { builtEntry } : {}),
+            logFile: join(dir, 'scepter-poll.log'),
+            ...serverCpus,
+            ...(args.profile
+              ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', join(args.profile, 'poll')] }
+              : {}),
+          },
+          recipient,
+          ca: caCert,
+          trusted,
+          signerKey: signer.key,
+          keys,
+          pending: Number(args.pending),
+          n: N,
+          c: C,
+          warmup: Number(args.warmup),
+        });
+        reportPoll(res, signPerSec);
+        if (args.json)
+          writeFileSync(
+            args.json,
+            JSON.stringify(
+              { date: new Date().toISOString(), keySize: KEY_SIZE, signPerSec, ...res },
+              null,
+              2,
+            ),
+          );
+      } finally {
+        await store.drop();
+      }
+      return;
+    }
+    const warm = build(recipient, keys, Number(args.warmup), 'warm');
+    const reqs = build(recipient, keys, N, 'dev', Number(args.warmup));
     const txIds = reqs.map((e) => e.transactionId);
 
     const scenarios: Array<{ workers: number; prefill: number; instances: number }> = WORKERS.map((w) => ({
@@ -350,6 +414,7 @@ async function main(): Promise<void> {
               workers: sc.workers,
               ...(builtEntry ? { builtEntry } : {}),
               logFile: join(dir, `scepter-${tag}-${k}.log`),
+              ...serverCpus,
               ...(profDir ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir] } : {}),
             }),
           );
@@ -362,9 +427,9 @@ async function main(): Promise<void> {
         let resendMismatches: number | null = null;
         try {
           m = await measure(servers, warm, reqs);
-          checked = checkLoad(m.r, reqs, [caCert]);
+          checked = checkLoad(m.r, reqs, trusted);
           if (sc.instances > 1)
-            resendMismatches = await resendElsewhere(servers, reqs, m.r, checked, [caCert], 200);
+            resendMismatches = await resendElsewhere(servers, reqs, m.r, checked, trusted, 200);
         } finally {
           for (const s of servers) await s.stop();
         }
@@ -442,6 +507,22 @@ async function main(): Promise<void> {
     if (args['keep-dir']) log(`kept ${dir}`);
     else rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The poll figures: CPU per PENDING answer against its RSA floor (one signature), same run. */
+function reportPoll(r: Awaited<ReturnType<typeof pollBench>>, signPerSec: number): void {
+  const opensslMs = 1000 / signPerSec;
+  const out = [
+    '',
+    `PENDING polls (CertPoll of a pending request), RSA-${KEY_SIZE}${args.ra ? ' RA' : ''}, n=${r.polls} c=${C} workers=${WORKERS[0]}`,
+    '',
+    '| polls/s | p50 ms | p99 ms | not PENDING | server CPU ms/poll | 1 RSA sign ms (openssl) | 1 RSA sign ms (node, same key) | CPU beyond 1 sign ms (node) | polls per RSA sign/s (openssl) |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.notPending} | ${r.cpuMsPerPoll.toFixed(3)} | ${opensslMs.toFixed(3)} | ${r.nodeSignMs.toFixed(3)} | ${(r.cpuMsPerPoll - r.nodeSignMs).toFixed(3)} | ${(opensslMs / r.cpuMsPerPoll).toFixed(2)} |`,
+    '',
+    `devices polling every 60 s per core: ${(60_000 / r.cpuMsPerPoll).toFixed(0)}; 10,000 devices: ${(((10_000 / 60) * r.cpuMsPerPoll) / 1000).toFixed(3)} cores; 1,000,000 devices: ${(((1_000_000 / 60) * r.cpuMsPerPoll) / 1000).toFixed(2)} cores`,
+  ];
+  process.stdout.write(out.join('\n') + '\n');
 }
 
 function report(rows: Row[], signPerSec: number, bound1: number): void {

@@ -73,6 +73,10 @@ export interface ScepterServeOptions {
   root?: string;
   /** Compiled CLI entry (…/cli/main.js); default: the TypeScript sources through tsx. */
   builtEntry?: string;
+  /** More `scepter serve` options (e.g. `--approval manual`). */
+  serveArgs?: string[];
+  /** Run the server under `taskset -c CPUS` (pinned to those cores). */
+  cpus?: string;
 }
 
 /**
@@ -115,8 +119,11 @@ export async function startScepter(o: ScepterServeOptions): Promise<ServerProces
     o.logLevel ?? 'info',
     ...(o.db ? ['--db', o.db] : []),
     ...(o.workers !== undefined ? ['--workers', String(o.workers)] : []),
+    ...(o.serveArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', fd, fd] });
+  const child = o.cpus
+    ? spawn('taskset', ['-c', o.cpus, process.execPath, ...args], { cwd: root, stdio: ['ignore', fd, fd] })
+    : spawn(process.execPath, args, { cwd: root, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   try {
     const m = await waitForLine(o.logFile, /listening on (http:\/\/\S+)/, child, 60_000);

@@ -100,6 +100,12 @@ export const OID = {
   ekuEmailProtection: '1.3.6.1.5.5.7.3.4',
   ekuIpsecIke: '1.3.6.1.5.5.7.3.17',
   ekuOcspSigning: '1.3.6.1.5.5.7.3.9',
+
+  // OCSP (RFC 6960, RFC 8954)
+  adOcsp: '1.3.6.1.5.5.7.48.1',
+  ocspBasic: '1.3.6.1.5.5.7.48.1.1',
+  ocspNonce: '1.3.6.1.5.5.7.48.1.2',
+  ocspNoCheck: '1.3.6.1.5.5.7.48.1.5',
 } as const;
 
 export type OidName = keyof typeof OID;

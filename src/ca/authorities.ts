@@ -15,11 +15,12 @@ import {
 } from '../pkix/certificate.js';
 import { namesEqual } from '../pkix/name.js';
 import { CaError, CertificateAuthority } from './issuer.js';
+import type { CaLocation } from './ca-location.js';
 import { caPaths } from './keystore.js';
 
 /** Directory of the CAs retired by `scepter ca activate`. */
-export function previousCaDir(dataDir: string): string {
-  return join(caPaths(dataDir).dir, 'previous');
+export function previousCaDir(at: CaLocation): string {
+  return join(caPaths(at).dir, 'previous');
 }
 
 function readKey(path: string, passphrase: string | undefined): KeyObject {
@@ -49,8 +50,8 @@ export function loadCaFrom(dir: string, passphrase?: string): CertificateAuthori
 }
 
 /** The CAs retired by earlier rollovers (newest first by notBefore). */
-export function loadPreviousCas(dataDir: string, passphrase?: string): CertificateAuthority[] {
-  const dir = previousCaDir(dataDir);
+export function loadPreviousCas(at: CaLocation, passphrase?: string): CertificateAuthority[] {
+  const dir = previousCaDir(at);
   if (!existsSync(dir)) return [];
   const out: CertificateAuthority[] = [];
   for (const name of readdirSync(dir)) {

@@ -9,8 +9,10 @@ import type { DigestName } from '../crypto/algorithms.js';
 import type { Certificate } from '../pkix/certificate.js';
 import { buildCertificate } from '../pkix/certificate-builder.js';
 import {
+  buildAuthorityInfoAccess,
   buildAuthorityKeyIdentifier,
   buildBasicConstraints,
+  buildCertificatePolicies,
   buildCrlDistributionPoints,
   buildExtKeyUsage,
   buildKeyUsage,
@@ -22,6 +24,7 @@ import {
   parseSubjectAltName,
   type GeneralName,
 } from '../pkix/extensions.js';
+import type { Extension } from '../pkix/certificate.js';
 import { namesEqual } from '../pkix/name.js';
 import { createSigner, type Signer } from '../pkix/signature.js';
 import { validateProfile, type Profile } from './profile.js';
@@ -58,6 +61,8 @@ export interface IssueOptions {
   notAfter: Date;
   profile: Profile;
   digest?: DigestName;
+  /** The CSR's requested extensions: those the profile names in `passThroughExtensions` are copied. */
+  requestedExtensions?: readonly Extension[];
 }
 
 export interface RevokedEntry {
@@ -113,7 +118,8 @@ export class CertificateAuthority {
     this.keyId = m.cert.subjectKeyId ?? keyIdentifier(m.cert.spki);
   }
 
-  private signer(digest: DigestName): Signer {
+  /** The CA key's signer for `digest` (certificates, CRLs, OCSP responses), created once. */
+  signer(digest: DigestName): Signer {
     let s = this.signers.get(digest);
     if (!s) {
       s = createSigner(this.key, digest);
@@ -164,8 +170,24 @@ export class CertificateAuthority {
         exts.push(buildSubjectAltName(o.subjectAltNames, emptySubject));
       }
     }
-    if (o.profile.crlDistributionPoint)
-      exts.push(buildCrlDistributionPoints([o.profile.crlDistributionPoint]));
+    const dps = [
+      ...(o.profile.crlDistributionPoint ? [o.profile.crlDistributionPoint] : []),
+      ...(o.profile.crlDistributionPoints ?? []),
+    ];
+    if (dps.length > 0) exts.push(buildCrlDistributionPoints(dps));
+    const aia = o.profile.authorityInfoAccess;
+    const ocsp = [...(o.profile.ocspUrl ? [o.profile.ocspUrl] : []), ...(aia?.ocsp ?? [])];
+    if (aia?.caIssuers?.length || ocsp.length > 0)
+      exts.push(buildAuthorityInfoAccess({ caIssuers: aia?.caIssuers ?? [], ocsp }));
+    if (o.profile.certificatePolicies?.length)
+      exts.push(buildCertificatePolicies(o.profile.certificatePolicies));
+    for (const c of o.profile.customExtensions ?? [])
+      exts.push(extension(c.oid, c.critical === true, Buffer.from(c.valueHex, 'hex')));
+    const pass = o.profile.passThroughExtensions;
+    if (pass?.length) {
+      for (const e of o.requestedExtensions ?? [])
+        if (pass.includes(e.oid)) exts.push(extension(e.oid, e.critical, e.value));
+    }
     try {
       return buildCertificate(
         {

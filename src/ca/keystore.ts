@@ -1,5 +1,6 @@
 /**
- * The CA's key material on disk, under `<data>/ca/`:
+ * A CA's key material on disk, under `<data>/ca/` (the default CA) or `<data>/cas/NAME/` (a
+ * named CA, see ca-location.ts):
  *
  *   ca.key     PKCS#8 PEM, mode 0600; AES-256-CBC encrypted when a passphrase is given
  *   ca.crt     the CA certificate (self-signed root, or an imported root/intermediate)
@@ -34,6 +35,7 @@ import {
 } from '../pkix/extensions.js';
 import { buildName, namesEqual } from '../pkix/name.js';
 import { createSigner } from '../pkix/signature.js';
+import { caCommandArgs, caDirectory, caLocationParts, listCaNames, type CaLocation } from './ca-location.js';
 import { writeFileDurably } from './durable-file.js';
 import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import { randomSerial } from './serial.js';
@@ -96,9 +98,9 @@ export interface LoadedCa {
   paths: CaPaths;
 }
 
-/** File locations of the CA material in a data directory. */
-export function caPaths(dataDir: string): CaPaths {
-  const dir = join(dataDir, 'ca');
+/** File locations of a CA's material (a bare data directory: its default CA). */
+export function caPaths(at: CaLocation): CaPaths {
+  const dir = caDirectory(at);
   return {
     dir,
     key: join(dir, 'ca.key'),
@@ -109,9 +111,9 @@ export function caPaths(dataDir: string): CaPaths {
   };
 }
 
-/** True when a CA certificate or key already exists in the data directory. */
-export function caExists(dataDir: string): boolean {
-  const p = caPaths(dataDir);
+/** True when the CA's certificate or key already exists. */
+export function caExists(at: CaLocation): boolean {
+  const p = caPaths(at);
   return existsSync(p.key) || existsSync(p.cert);
 }
 
@@ -255,13 +257,13 @@ export function buildRaCertificate(
 }
 
 /**
- * Creates the CA in `<dataDir>/ca/`: generates a self-signed root, or imports a key and
+ * Creates the CA in `<dataDir>/ca/` (or `<dataDir>/cas/NAME/`): generates a self-signed root, or imports a key and
  * certificate (root or intermediate with its chain); optionally an RA key and certificate.
  * Refuses to overwrite an existing CA.
  */
-export async function initCa(dataDir: string, o: InitCaOptions = {}): Promise<InitCaResult> {
-  const paths = caPaths(dataDir);
-  if (caExists(dataDir)) throw new CaError(`a CA already exists in ${paths.dir}`);
+export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<InitCaResult> {
+  const paths = caPaths(at);
+  if (caExists(at)) throw new CaError(`a CA already exists in ${paths.dir}`);
   const keySize = o.keySize ?? 3072;
   if (![2048, 3072, 4096].includes(keySize)) throw new CaError('key size must be 2048, 3072 or 4096');
   const days = o.days ?? 3650;
@@ -297,6 +299,12 @@ export async function initCa(dataDir: string, o: InitCaOptions = {}): Promise<In
     } else {
       checkIssuedByChain(caCert, chain);
     }
+    const twin = caWithCertificate(at, caCert.fingerprint);
+    if (twin !== undefined)
+      throw new CaError(
+        `this certificate is already the CA "${twin}" of the data directory; each CA needs its own ` +
+          '(serials and CRLs are kept per CA)',
+      );
     caCertDer = caCert.der;
   } else {
     key = await newRsaKey(keySize);
@@ -336,11 +344,23 @@ export async function initCa(dataDir: string, o: InitCaOptions = {}): Promise<In
   return result;
 }
 
-/** Loads the CA (and RA, if present) from `<dataDir>/ca/`. Synchronous. */
-export function loadCa(dataDir: string, passphrase?: string): LoadedCa {
-  const paths = caPaths(dataDir);
+/** The name of another CA of the same data directory whose current certificate has this fingerprint. */
+function caWithCertificate(at: CaLocation, fingerprint: string): string | undefined {
+  const { dataDir, name } = caLocationParts(at);
+  for (const other of listCaNames(dataDir)) {
+    if (other === name) continue;
+    const file = caPaths({ dataDir, name: other }).cert;
+    if (!existsSync(file)) continue;
+    if (readCertificates(file, 'ca.crt')[0]?.fingerprint === fingerprint) return other;
+  }
+  return undefined;
+}
+
+/** Loads the CA (and RA, if present) from `<dataDir>/ca/` (or `cas/NAME/`). Synchronous. */
+export function loadCa(at: CaLocation, passphrase?: string): LoadedCa {
+  const paths = caPaths(at);
   if (!existsSync(paths.key) || !existsSync(paths.cert)) {
-    throw new CaError(`no CA in ${paths.dir}: run \`scepter ca init --data ${dataDir}\``);
+    throw new CaError(`no CA in ${paths.dir}: run \`scepter ca init ${caCommandArgs(at)}\``);
   }
   const key = readPrivateKey(paths.key, passphrase, 'the CA key');
   const caCert = readCertificates(paths.cert, 'ca.crt')[0]!;

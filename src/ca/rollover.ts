@@ -17,6 +17,8 @@
  * src/ca/authorities.ts loads, so the old CA keeps serving its certificates, renewals,
  * revocations and CRL) and renames the staged files into place, `ca.crt` last. Every step is
  * a copy or an atomic rename, and a run interrupted half way can simply be repeated.
+ *
+ * A named CA (ca-location.ts) rolls over the same way inside its own directory `DIR/cas/NAME/`.
  */
 import type { KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
@@ -34,6 +36,7 @@ import { buildName, formatName, namesEqual, parseName, type ParsedName } from '.
 import { OID } from '../asn1/oids.js';
 import { createSigner } from '../pkix/signature.js';
 import { previousCaDir } from './authorities.js';
+import { caCommandArgs, type CaLocation } from './ca-location.js';
 import { fsyncDir, writeFileDurably } from './durable-file.js';
 import { CaError, CertificateAuthority, keyMatchesSpki } from './issuer.js';
 import {
@@ -61,8 +64,8 @@ export interface NextCaPaths {
 }
 
 /** File locations of a staged next CA. */
-export function nextCaPaths(dataDir: string): NextCaPaths {
-  const dir = join(caPaths(dataDir).dir, 'next');
+export function nextCaPaths(at: CaLocation): NextCaPaths {
+  const dir = join(caPaths(at).dir, 'next');
   return {
     dir,
     key: join(dir, 'ca.key'),
@@ -74,8 +77,8 @@ export function nextCaPaths(dataDir: string): NextCaPaths {
 }
 
 /** True when a next CA is staged (or a staging/activation was left half done). */
-export function nextCaStaged(dataDir: string): boolean {
-  const p = nextCaPaths(dataDir);
+export function nextCaStaged(at: CaLocation): boolean {
+  const p = nextCaPaths(at);
   return existsSync(p.cert) || existsSync(p.key);
 }
 
@@ -153,14 +156,14 @@ function buildCrossCertificate(issuer: CertificateAuthority, next: Certificate):
  * certificate from the current CA. Refuses when one is already staged. Needs the current CA
  * (its passphrase when encrypted) to sign the cross certificate.
  */
-export async function stageRollover(dataDir: string, o: RolloverOptions = {}): Promise<RolloverResult> {
-  const paths = nextCaPaths(dataDir);
-  if (nextCaStaged(dataDir)) {
+export async function stageRollover(at: CaLocation, o: RolloverOptions = {}): Promise<RolloverResult> {
+  const paths = nextCaPaths(at);
+  if (nextCaStaged(at)) {
     throw new CaError(
       `a next CA is already staged in ${paths.dir}: activate it (scepter ca activate) or remove that directory`,
     );
   }
-  const current = loadCa(dataDir, o.passphrase);
+  const current = loadCa(at, o.passphrase);
   const days = o.days ?? 3650;
   if (!Number.isInteger(days) || days < 1 || days > 36500)
     throw new CaError('days must be between 1 and 36500');
@@ -210,8 +213,8 @@ export async function stageRollover(dataDir: string, o: RolloverOptions = {}): P
 }
 
 /** The staged next CA's public certificates (CA first, then the RA when staged), or undefined. */
-export function readStagedCertificates(dataDir: string): Certificate[] | undefined {
-  const p = nextCaPaths(dataDir);
+export function readStagedCertificates(at: CaLocation): Certificate[] | undefined {
+  const p = nextCaPaths(at);
   if (!existsSync(p.cert)) return undefined;
   const certs = [readCertificates(p.cert, 'next/ca.crt')[0]!];
   if (existsSync(p.raCert)) certs.push(readCertificates(p.raCert, 'next/ra.crt')[0]!);
@@ -229,7 +232,7 @@ export class NextCaWatcher {
   private certs: Certificate[] | undefined;
 
   constructor(
-    private readonly dataDir: string,
+    private readonly at: CaLocation,
     private readonly ttlMs = 1000,
     private readonly clock: () => number = () => performance.now(),
   ) {}
@@ -239,12 +242,12 @@ export class NextCaWatcher {
     const now = this.clock();
     if (now - this.checkedAt < this.ttlMs) return this.certs;
     this.checkedAt = now;
-    const p = nextCaPaths(this.dataDir);
+    const p = nextCaPaths(this.at);
     const stamp = [p.cert, p.raCert].map(statStamp).join('|');
     if (stamp === this.stamp) return this.certs;
     this.stamp = stamp;
     try {
-      this.certs = readStagedCertificates(this.dataDir);
+      this.certs = readStagedCertificates(this.at);
     } catch {
       this.certs = undefined; // half-written or damaged: not offered (the CLI reports it)
       this.stamp = ''; // look again next time
@@ -287,13 +290,13 @@ function copyOnce(src: string, dst: string): void {
  * with `passphrase` and match their certificates. Takes effect at the next server start. Safe
  * to re-run after an interruption: a file already renamed is recognised as the new one.
  */
-export function activateRollover(dataDir: string, passphrase?: string): ActivateResult {
-  const cur = { ...caPaths(dataDir), cross: '' };
+export function activateRollover(at: CaLocation, passphrase?: string): ActivateResult {
+  const cur = { ...caPaths(at), cross: '' };
   cur.cross = join(cur.dir, 'cross.crt');
-  const next = nextCaPaths(dataDir);
+  const next = nextCaPaths(at);
   if (!existsSync(next.cert)) {
     throw new CaError(
-      `no next CA is staged in ${next.dir}: run \`scepter ca rollover --data ${dataDir}\` first`,
+      `no next CA is staged in ${next.dir}: run \`scepter ca rollover ${caCommandArgs(at)}\` first`,
     );
   }
   const nextCert = readCertificates(next.cert, 'next/ca.crt')[0]!;
@@ -332,7 +335,7 @@ export function activateRollover(dataDir: string, passphrase?: string): Activate
   }
 
   // 1. Keep a copy of every file of the old CA.
-  const prevDir = join(previousCaDir(dataDir), oldCert.fingerprint);
+  const prevDir = join(previousCaDir(at), oldCert.fingerprint);
   mkdirSync(prevDir, { recursive: true, mode: 0o700 });
   for (const f of files) if (existsSync(f.file) && !f.isNew) copyOnce(f.file, join(prevDir, f.name));
   // 2. Staged files into place (ca.crt last); old files without a successor go.
@@ -346,7 +349,7 @@ export function activateRollover(dataDir: string, passphrase?: string): Activate
   } catch {
     // an unexpected file left in next/: harmless, the staged CA itself has moved
   }
-  const loaded = loadCa(dataDir, passphrase);
+  const loaded = loadCa(at, passphrase);
   if (loaded.caCert.fingerprint !== nextCert.fingerprint)
     throw new CaError('activation did not complete: ca.crt is not the staged CA');
   const out: ActivateResult = { caCert: loaded.caCert, previous: { caCert: oldCert, dir: prevDir } };

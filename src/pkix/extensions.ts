@@ -314,6 +314,30 @@ export function buildCrlDistributionPoints(urls: readonly string[]): der.DerNode
   return extension(OID.cRLDistributionPoints, false, der.seq(...points));
 }
 
+/** certificatePolicies Extension (non-critical): one PolicyInformation per policy OID, no qualifiers. */
+export function buildCertificatePolicies(policyOids: readonly string[]): der.DerNode {
+  if (policyOids.length === 0) throw new ExtensionError('certificatePolicies needs a policy');
+  return extension(OID.certificatePolicies, false, der.seq(...policyOids.map((o) => der.seq(der.oid(o)))));
+}
+
+/** id-ad-caIssuers and id-ad-ocsp (RFC 5280 §4.2.2.1). */
+const AD_CA_ISSUERS = '1.3.6.1.5.5.7.48.2';
+
+/** authorityInfoAccess Extension (non-critical) with caIssuers and OCSP URIs. */
+export function buildAuthorityInfoAccess(o: {
+  caIssuers?: readonly string[];
+  ocsp?: readonly string[];
+}): der.DerNode {
+  const ads = [
+    ...(o.ocsp ?? []).map((u) => der.seq(der.oid(OID.adOcsp), generalName({ type: 'uri', value: u }))),
+    ...(o.caIssuers ?? []).map((u) =>
+      der.seq(der.oid(AD_CA_ISSUERS), generalName({ type: 'uri', value: u })),
+    ),
+  ];
+  if (ads.length === 0) throw new ExtensionError('authorityInfoAccess needs a URL');
+  return extension(OID.authorityInfoAccess, false, der.seq(...ads));
+}
+
 /** Parses an Extensions SEQUENCE OF Extension. */
 export function parseExtensionsTlv(t: r.Tlv): Extension[] {
   r.expectTag(t, 0x30, 'Extensions');

@@ -178,6 +178,11 @@ function encodeValue(oid: string, value: string, isHex: boolean): der.Der {
   return PRINTABLE.test(value) ? der.printable(value) : der.utf8(value);
 }
 
+/** The dotted OID of an attribute type name (CN, O, OU, …, case-insensitive) or a dotted OID; throws NameError. */
+export function attributeTypeOid(type: string): string {
+  return attrOid(type);
+}
+
 function attrOid(type: string): string {
   const t = type.trim();
   if (/^\d+(\.\d+)+$/.test(t)) return t;

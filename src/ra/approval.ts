@@ -15,6 +15,7 @@
 import type { JsonObject } from '../store/index.js';
 import { nameText } from '../pkix/name.js';
 import { sanText } from './names.js';
+import { DEFAULT_MAX_RETRY_AFTER } from './retry-after.js';
 import { DEFAULT_MAX_OPEN_PENDING, DEFAULT_MAX_PENDING_PER_ADDRESS } from './pending-limits.js';
 import type { EnrollmentRequest } from './policy.js';
 
@@ -27,8 +28,13 @@ export interface ApprovalConfig {
   mode?: ApprovalMode;
   /** How long a pending request waits for a decision, seconds (default 7 days). */
   pendingTtlSeconds?: number;
-  /** HTTP Retry-After hint sent with PENDING (default 60 s). */
+  /**
+   * HTTP Retry-After hint sent with PENDING (default 60 s): the shortest; it grows while a large
+   * queue waits for a decision (src/ra/retry-after.ts).
+   */
   retryAfterSeconds?: number;
+  /** The longest Retry-After hint (default 3600 s; equal to `retryAfterSeconds`: fixed). */
+  maxRetryAfterSeconds?: number;
   /**
    * New pending requests one client address may queue per minute (default 100; 0: no limit).
    * More get FAILURE badRequest until the minute ends (src/ra/pending-limits.ts).
@@ -46,6 +52,8 @@ export function resolveApprovalConfig(c: ApprovalConfig = {}): ResolvedApprovalC
     mode: c.mode ?? 'auto',
     pendingTtlSeconds: c.pendingTtlSeconds ?? 7 * 86_400,
     retryAfterSeconds: c.retryAfterSeconds ?? 60,
+    maxRetryAfterSeconds:
+      c.maxRetryAfterSeconds ?? Math.max(DEFAULT_MAX_RETRY_AFTER, c.retryAfterSeconds ?? 60),
     maxPendingPerAddress: c.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
     maxOpenPending: c.maxOpenPending ?? DEFAULT_MAX_OPEN_PENDING,
   };
@@ -55,6 +63,8 @@ export function resolveApprovalConfig(c: ApprovalConfig = {}): ResolvedApprovalC
     throw new RangeError('the pending lifetime must be a positive number of seconds');
   if (!Number.isInteger(r.retryAfterSeconds) || r.retryAfterSeconds < 1)
     throw new RangeError('Retry-After must be a positive number of seconds');
+  if (!Number.isInteger(r.maxRetryAfterSeconds) || r.maxRetryAfterSeconds < r.retryAfterSeconds)
+    throw new RangeError('the longest Retry-After must be a whole number of seconds ≥ --retry-after');
   if (!Number.isInteger(r.maxPendingPerAddress) || r.maxPendingPerAddress < 0)
     throw new RangeError('the pending rate per address must be a whole number ≥ 0');
   if (!Number.isInteger(r.maxOpenPending) || r.maxOpenPending < 0)

@@ -11,7 +11,7 @@ import type { Decision } from './decision.js';
 import { nameText } from '../pkix/name.js';
 import type { OneTimeChallenges } from './one-time-challenge.js';
 import { reject, rejectionDecision, type EnrollmentRequest, type Policy, type Rejection } from './policy.js';
-import type { ServiceLogger } from './types.js';
+import type { ChallengeLock, RequestContext, ServiceLogger } from './types.js';
 import { unlessKnownTransaction, type ValidationMode } from './validation.js';
 
 /** Longest challenge accepted (MDM challenges can be long opaque tokens). */
@@ -76,6 +76,8 @@ export interface ChallengeGateOptions {
    * for a transaction the same key already holds.
    */
   validation?: { policy: Policy; mode: ValidationMode };
+  /** The challenge-failure throttle (absent: not throttled). */
+  locked?: ChallengeLock;
 }
 
 /**
@@ -118,9 +120,17 @@ export class ChallengeGate {
     return { kind: 'invalid' };
   }
 
+  /**
+   * True when the request's source is locked by the challenge-failure throttle: asked only
+   * right before a challenge would be checked, never on other paths.
+   */
+  async locked(ctx: RequestContext): Promise<boolean> {
+    return this.o.locked ? this.o.locked(ctx.remoteAddress) : false;
+  }
+
   /** Auto mode: may this initial enrollment proceed, and on what grounds? No store write. */
   async authorize(er: EnrollmentRequest): Promise<{ grant: ChallengeGrant } | { rejection: Rejection }> {
-    if (er.ctx.challengeThrottled) return { rejection: throttled() };
+    if (await this.locked(er.ctx)) return { rejection: throttled() };
     if (this.o.validation?.mode === 'challenge') return this.authorizeExternally(er);
     const c = this.classify(er.csr.challengePassword);
     if (c.kind === 'static') return { grant: c };

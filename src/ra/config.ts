@@ -13,6 +13,7 @@ import {
   type ValidationConfig,
 } from './validation.js';
 import type { CsrCheckOptions } from './csr-checks.js';
+import { validateProfileRules, type ProfileRules } from './profile-rules.js';
 
 export interface EnrollmentConfig {
   /** Accepted challengePassword values (several allow rotation). Empty: every PKCSReq is refused. */
@@ -41,6 +42,10 @@ export interface EnrollmentConfig {
   validation?: ValidationConfig;
   /** Checks of the subject, subjectAltNames and key before issuance (src/ra/csr-checks.ts). */
   csrChecks?: CsrCheckOptions;
+  /** A configuration profile's subject and subjectAltName rules (src/ra/profile-rules.ts). */
+  rules?: ProfileRules;
+  /** GetCACaps keywords to advertise (those of them the service implements); absent: all it implements. */
+  capabilities?: readonly string[];
 }
 
 /** The configuration with every default filled in. */
@@ -54,6 +59,8 @@ export interface ResolvedEnrollmentConfig {
   backdateSeconds: number;
   validation: ResolvedValidationConfig | undefined;
   csrChecks: CsrCheckOptions;
+  rules: ProfileRules | undefined;
+  capabilities: readonly string[] | undefined;
 }
 
 /** Fills in defaults; throws RangeError for values that make no sense. */
@@ -85,6 +92,7 @@ export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollment
     throw new RangeError('backdateSeconds must be >= 0');
   if (c.oneTimeChallengeKey !== undefined && !/^(?:[0-9a-f]{2}){32,}$/i.test(c.oneTimeChallengeKey))
     throw new RangeError('the one-time challenge key must be at least 32 bytes of hex');
+  if (c.rules) validateProfileRules(c.rules);
   return {
     challenges: [...c.challenges],
     oneTimeChallengeKey: c.oneTimeChallengeKey,
@@ -95,5 +103,7 @@ export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollment
     backdateSeconds,
     validation: c.validation ? resolveValidationConfig(c.validation) : undefined,
     csrChecks: { ...c.csrChecks },
+    rules: c.rules,
+    capabilities: c.capabilities ? [...c.capabilities] : undefined,
   };
 }

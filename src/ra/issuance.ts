@@ -36,6 +36,19 @@ export { sanText } from './names.js';
 export const CSR_CHANGED_TEXT =
   'this transactionID belongs to another certificate request; resend the original request or start a new transaction';
 
+/**
+ * failInfoText for a message whose transactionID is held by a request sent to another CA or
+ * profile: transactionIDs are unique across the server, and each request is answered only where
+ * it was made (its policies, its CA).
+ */
+export const OTHER_PROFILE_TEXT =
+  'this transactionID belongs to a request made to another CA or profile of this server; start a new transaction';
+
+/** Whether transaction `tx` was opened under another CA or profile than this service's. */
+export function heldElsewhere(tx: TransactionRecord, here: { caName: string; profileName: string }): boolean {
+  return tx.ca !== here.caName || tx.profile !== here.profileName;
+}
+
 /** How many fresh serials are tried before giving up (a collision of 127-bit serials is ~never). */
 const SERIAL_ATTEMPTS = 8;
 
@@ -59,10 +72,16 @@ export function effectiveBackdateSeconds(backdateSeconds: number, validitySecond
 
 export interface IssuanceOptions {
   ca: CertificateAuthority;
+  /** The CA's name, recorded with every transaction and certificate (serials are unique per CA). */
+  caName: string;
+  /** The enrollment profile's name, recorded with every transaction and certificate. */
+  profileName: string;
   store: Store;
   profile: Profile;
   /** notBefore = now − backdateSeconds, capped to a share of the validity (effectiveBackdateSeconds). */
   backdateSeconds: number;
+  /** The issued subject from the requested one (a profile's subject template); default: as requested. */
+  subjectOf?: (subjectRaw: Buffer) => Buffer;
   now: () => Date;
   /** Server-side detail of issuance faults (never sent to the client). */
   logger?: ServiceLogger;
@@ -128,9 +147,12 @@ export class TransactionIssuer {
       subject,
       requester: er.ctx.remoteAddress ?? null,
       ...(meta ? { meta } : {}),
+      ca: this.o.caName,
+      profile: this.o.profileName,
     });
     if (!begin.created) {
       const ex = begin.existing;
+      if (heldElsewhere(ex, this.o)) return failure(FailInfo.badRequest, OTHER_PROFILE_TEXT);
       if (ex.signerKeyHash !== er.signerKeyHash) {
         return failure(
           FailInfo.badRequest,
@@ -175,7 +197,7 @@ export class TransactionIssuer {
   }
 
   private async replay(serial: string, er: EnrollmentRequest): Promise<Decision> {
-    const rec = await this.o.store.getCertificate(serial);
+    const rec = await this.o.store.getCertificate(serial, this.o.caName);
     if (!rec) throw new Error(`certificate ${serial} of an issued transaction is missing from the store`);
     return {
       status: 'SUCCESS',
@@ -196,9 +218,10 @@ export class TransactionIssuer {
       let cert: Certificate;
       try {
         der = ca.issue({
-          subjectRaw: csr.subjectRaw,
+          subjectRaw: this.o.subjectOf ? this.o.subjectOf(csr.subjectRaw) : csr.subjectRaw,
           spki: csr.spki,
           subjectAltNames: csr.subjectAltNames,
+          requestedExtensions: csr.extensions,
           serial: randomSerial(),
           notBefore: new Date(now - backdateMs),
           notAfter: new Date(now + profile.validitySeconds * 1000),
@@ -228,6 +251,8 @@ export class TransactionIssuer {
             messageType: messageTypeName(req.messageType),
             source: er.ctx.remoteAddress,
             issuer: ca.cert.fingerprint,
+            ca: this.o.caName,
+            profile: this.o.profileName,
           }),
         });
         return { status: 'SUCCESS', certificates: [der], serial: cert.serialHex, cipher: er.cipher };

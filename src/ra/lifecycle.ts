@@ -19,7 +19,7 @@ import { parseCsr } from '../pkix/csr.js';
 import { namesEqual, nameText } from '../pkix/name.js';
 import { parseIssuerAndSerial, parseIssuerAndSubject } from '../scep/message-data.js';
 import type { PkiRequest } from '../scep/request.js';
-import { FailInfo } from '../scep/types.js';
+import { FailInfo, MessageType } from '../scep/types.js';
 import type { JsonObject, Store, TransactionRecord } from '../store/index.js';
 import {
   pendingMeta,
@@ -30,9 +30,10 @@ import {
 import { ChallengeGate, ChallengeVerifier, throttled } from './challenge.js';
 import type { ResolvedEnrollmentConfig } from './config.js';
 import { failure, type Decision } from './decision.js';
-import { CSR_CHANGED_TEXT, TransactionIssuer } from './issuance.js';
+import { CSR_CHANGED_TEXT, OTHER_PROFILE_TEXT, TransactionIssuer, heldElsewhere } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
 import { PendingLimits, QUEUE_FULL_TEXT, isPendingOverloaded } from './pending-limits.js';
+import { RetryAfterHint } from './retry-after.js';
 import { OneTimeChallenges } from './one-time-challenge.js';
 import {
   csrPolicy,
@@ -50,9 +51,10 @@ import {
   resolveRenewalConfig,
   type RenewalConfig,
 } from './renewal.js';
-import type { RequestContext, ServiceLogger } from './types.js';
+import type { ChallengeLock, RequestContext, ServiceLogger } from './types.js';
 import { unlessKnownTransaction, validationPolicy } from './validation.js';
 import { csrChecks, type ReservedSubjects } from './csr-checks.js';
+import { profileRulesPolicy, subjectFromTemplate } from './profile-rules.js';
 
 /** failText of an approved request the device did not collect within the pending TTL. */
 export const UNCOLLECTED_TEXT = 'the approved request was not collected in time';
@@ -88,13 +90,24 @@ export type EnvelopeOpener = <T>(
 export interface EnrollmentHandlersOptions extends LifecycleOptions {
   config: ResolvedEnrollmentConfig;
   store: Store;
+  /** Name of the issuing CA, recorded with every transaction and certificate. */
+  caName: string;
+  /** Name of the enrollment profile, recorded with every transaction and certificate. */
+  profileName: string;
   /** Every CA this server has had (current first); certificates of retired CAs stay usable. */
   cas: CaSet;
   open: EnvelopeOpener;
   /** Names no certificate may get: every CA, RA and chain certificate's subject. */
   reservedSubjects?: ReservedSubjects;
+  /** The challenge-failure throttle, asked where a challenge is checked (absent: none). */
+  challengeLock?: ChallengeLock;
   logger?: ServiceLogger;
   now: () => Date;
+}
+
+/** The issued subject from a profile's template (the rules policy has checked it can be filled). */
+function subjectTemplate(template: string): (subjectRaw: Buffer) => Buffer {
+  return (subjectRaw) => subjectFromTemplate(template, subjectRaw);
 }
 
 /** The message handlers of the enrollment service and the lifecycle upkeep. */
@@ -106,6 +119,8 @@ export class EnrollmentHandlers implements Lifecycle {
   private readonly store: Store;
   private readonly now: () => Date;
   private readonly issuer: TransactionIssuer;
+  /** The Retry-After of PENDING answers, adapted to the queue (src/ra/retry-after.ts). */
+  readonly retryAfter: RetryAfterHint;
   /** Static and one-time challenges, the external validator (src/ra/challenge.ts). */
   private readonly gate: ChallengeGate;
   /** Limits on NEW pending requests: per-address rate, cap on the open queue. */
@@ -130,12 +145,23 @@ export class EnrollmentHandlers implements Lifecycle {
       now: this.now,
       ...(o.crlValiditySeconds !== undefined ? { validitySeconds: o.crlValiditySeconds } : {}),
     });
-    this.lookup = { store: this.store, cas: o.cas, crls: this.crls };
+    this.lookup = { store: this.store, caName: o.caName, cas: o.cas, crls: this.crls };
+    this.retryAfter = new RetryAfterHint(
+      this.store,
+      this.approval.retryAfterSeconds,
+      this.approval.maxRetryAfterSeconds,
+      this.now,
+    );
     this.issuer = new TransactionIssuer({
       ca: o.cas.current,
+      caName: o.caName,
+      profileName: o.profileName,
       store: this.store,
       profile: cfg.profile,
       backdateSeconds: cfg.backdateSeconds,
+      ...(cfg.rules?.subject?.template !== undefined
+        ? { subjectOf: subjectTemplate(cfg.rules.subject.template) }
+        : {}),
       now: this.now,
       ...(o.logger ? { logger: o.logger } : {}),
     });
@@ -156,6 +182,7 @@ export class EnrollmentHandlers implements Lifecycle {
       ...(oneTimeKey ? { oneTime: new OneTimeChallenges(Buffer.from(oneTimeKey, 'hex')) } : {}),
       store: this.store,
       ...(o.logger ? { logger: o.logger } : {}),
+      ...(o.challengeLock ? { locked: o.challengeLock } : {}),
       now: this.now,
       ...(validation
         ? {
@@ -176,13 +203,29 @@ export class EnrollmentHandlers implements Lifecycle {
     // What the CA refuses to sign (src/ra/csr-checks.ts): every chain, before the challenge gate
     // or the operator, so a refused CSR never spends a one-time challenge.
     const checks = csrChecks(cfg.csrChecks, o.reservedSubjects);
-    this.initialPolicies = [proofOfPossession, key, signerKeyIsCsrKey, csrPolicy(), checks];
+    // A profile's own rules narrow what the integrity checks accept: always after them.
+    const rules = profileRulesPolicy(cfg.rules);
+    this.initialPolicies = [
+      proofOfPossession,
+      key,
+      signerKeyIsCsrKey,
+      csrPolicy(),
+      checks,
+      ...(rules ? [rules] : []),
+    ];
     this.renewalChain = [
       proofOfPossession,
       key,
-      ...renewalPolicies({ config: this.renewal, store: this.store, cas: o.cas, now: this.now }),
+      ...renewalPolicies({
+        config: this.renewal,
+        store: this.store,
+        caName: o.caName,
+        cas: o.cas,
+        now: this.now,
+      }),
       csrPolicy(),
       checks,
+      ...(rules ? [rules] : []),
     ];
     // --validate-renewals: the webhook last, once per renewal transaction (not for resends).
     if (cfg.validation?.renewals) {
@@ -263,7 +306,7 @@ export class EnrollmentHandlers implements Lifecycle {
     // An external validator in mode `challenge` is the challenge check: its refusals count.
     const external = gate.validationMode;
     const guessable = mode === 'challenge-or-manual' || external === 'challenge';
-    if (guessable && er.ctx.challengeThrottled) return rejectionDecision(throttled());
+    if (guessable && (await gate.locked(er.ctx))) return rejectionDecision(throttled());
     // External validation first (a new transaction only): a refusal fails, an allow goes on
     // (to the queue in manual mode); in mode `challenge` it stands for a valid challenge.
     const refused = await gate.validate(er);
@@ -319,6 +362,8 @@ export class EnrollmentHandlers implements Lifecycle {
       requester: er.ctx.remoteAddress ?? null,
       expiresAt: new Date(this.now().getTime() + this.approval.pendingTtlSeconds * 1000),
       meta: { ...pendingMeta(er, verdict), ...kind },
+      ca: this.o.caName,
+      profile: this.o.profileName,
     });
     if (!begin.created) return this.continueExisting(begin.existing, er);
     this.o.logger?.warn(
@@ -327,13 +372,13 @@ export class EnrollmentHandlers implements Lifecycle {
     );
     return {
       status: 'PENDING',
-      retryAfterSeconds: this.approval.retryAfterSeconds,
+      retryAfterSeconds: this.retryAfter.current(),
       ...(guessable && verdict === 'invalid' ? { challengeFailure: true } : {}),
     };
   }
 
   private pending(): Decision {
-    return { status: 'PENDING', retryAfterSeconds: this.approval.retryAfterSeconds };
+    return { status: 'PENDING', retryAfterSeconds: this.retryAfter.current() };
   }
 
   /**
@@ -344,6 +389,7 @@ export class EnrollmentHandlers implements Lifecycle {
    * expires (recorded as failed with UNCOLLECTED_TEXT).
    */
   private async continueExisting(tx: TransactionRecord, er: EnrollmentRequest): Promise<Decision> {
+    if (heldElsewhere(tx, this.o)) return failure(FailInfo.badRequest, OTHER_PROFILE_TEXT);
     if (tx.signerKeyHash !== er.signerKeyHash) {
       return failure(FailInfo.badRequest, 'this transactionID belongs to a request signed by another key');
     }
@@ -394,6 +440,40 @@ export class EnrollmentHandlers implements Lifecycle {
     );
   }
 
+  /**
+   * The answer to a poll that needs no decryption: a CertPoll, or a resent initial PKCSReq
+   * (manual modes), for a transaction that is still pending and was opened by the key that
+   * signed this message. Called after the signature and the signed attributes (transactionID,
+   * senderNonce, messageType) were verified and BEFORE the envelope is opened, so a device
+   * polling a pending request costs one store read, the last-poll write (`notePoll`) and the
+   * CertRep signature, no RSA decryption. Anything else — unknown transaction, another signer key, not pending, expired,
+   * a renewal — is undefined: the normal path decides (and opens the envelope).
+   *
+   * What this skips is the comparison of the message's content (the CSR, or the CertPoll's
+   * subject) with the stored request: a changed CSR under a pending transactionID is answered
+   * PENDING instead of FAILURE, and refused once the request is decided, when the normal path
+   * runs again (only the stored CSR is ever issued). The PENDING answer tells the signer
+   * nothing it did not send (its transactionID and nonce), and only the key holding the
+   * transaction gets it; it does not depend on the envelope, so it is no decryption oracle.
+   */
+  async pendingPoll(req: PkiRequest): Promise<Decision | undefined> {
+    if (req.failure) return undefined;
+    if (req.messageType === MessageType.PKCSReq) {
+      // In auto mode nothing waits; a PKCSReq signed by one of our certificates is a renewal.
+      if (this.approval.mode === 'auto') return undefined;
+      if (this.renewal.enabled && this.o.cas.issuerOf(req.signerCert)) return undefined;
+    } else if (req.messageType !== MessageType.CertPoll) {
+      return undefined;
+    }
+    const tx = await this.store.getTransaction(req.transactionId);
+    if (!tx || tx.state !== 'pending' || tx.csr === null) return undefined;
+    if (tx.signerKeyHash !== spkiHash(req.signerCert.spki)) return undefined;
+    if (tx.expiresAt && tx.expiresAt.getTime() <= this.now().getTime()) return undefined;
+    // The console shows when the device last asked (migration 5; one small write per poll).
+    await this.store.notePoll(tx.transactionId, this.now());
+    return this.pending();
+  }
+
   /** CertPoll: the state of an earlier PKCSReq/RenewalReq, signed by the same key. */
   async certPoll(req: PkiRequest, ctx: RequestContext): Promise<Decision> {
     const { value: ias, cipher } = this.o.open(req, ctx, parseIssuerAndSubject);
@@ -427,7 +507,7 @@ export class EnrollmentHandlers implements Lifecycle {
     });
     if (d.status === 'SUCCESS' && !d.replay && this.renewal.revokeOld) {
       const issuer = this.o.cas.issuerOf(old);
-      if (await this.store.revoke(old.serialHex, 4, this.now())) {
+      if (await this.store.revoke(old.serialHex, 4, this.now(), this.o.caName)) {
         if (issuer) await this.crls.regenerate(issuer.cert.fingerprint);
       }
     }
@@ -440,7 +520,13 @@ export class EnrollmentHandlers implements Lifecycle {
     const stale: string[] = [];
     const PAGE = 1000;
     for (let offset = 0; ; offset += PAGE) {
-      const page = await this.store.listTransactions({ state: 'approved', limit: PAGE, offset });
+      const page = await this.store.listTransactions({
+        state: 'approved',
+        ca: this.o.caName,
+        profile: this.o.profileName,
+        limit: PAGE,
+        offset,
+      });
       for (const tx of page.items) if (this.uncollected(tx)) stale.push(tx.transactionId);
       if (page.items.length < PAGE) break;
     }
@@ -452,5 +538,6 @@ export class EnrollmentHandlers implements Lifecycle {
     // Expired one-time challenges (used or not) are dead weight: their tokens carry the expiry.
     await this.store.pruneSecrets(this.now());
     await this.crls.refreshAll();
+    await this.retryAfter.refresh();
   }
 }

@@ -16,6 +16,8 @@ import { failure, type Decision } from './decision.js';
 
 export interface LookupContext {
   store: Store;
+  /** Name of this service's CA: serials are looked up in it (another CA may have the same). */
+  caName: string;
   cas: CaSet;
   crls: CrlPublisher;
 }
@@ -23,7 +25,7 @@ export interface LookupContext {
 /** GetCert: the stored certificate with this issuer and serial. */
 export async function getCert(c: LookupContext, ias: IssuerAndSerial, cipher: CipherName): Promise<Decision> {
   const hex = serialToHex(ias.serial);
-  const rec = await c.store.getCertificate(hex);
+  const rec = await c.store.getCertificate(hex, c.caName);
   if (!rec || !namesEqual(parseCertificate(rec.der).issuerRaw, ias.issuerRaw)) {
     return failure(FailInfo.badCertId, 'no certificate with this issuer and serial number');
   }

@@ -26,6 +26,7 @@ import {
 } from '../store/index.js';
 import { auditText, recordAudit } from './audit.js';
 import { sanText } from './names.js';
+import { recordDecision } from './retry-after.js';
 
 /** `invalid`: bad input; `not-found`: no such request/certificate; `conflict`: wrong state. */
 export type OperatorErrorKind = 'invalid' | 'not-found' | 'conflict';
@@ -98,6 +99,20 @@ export function parseTime(name: string, text: string): Date {
   return d;
 }
 
+/** What a CA or profile name filter may be (names are never wildcards). */
+const NAME_FILTER = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** A CA or profile name filter, or an `invalid` OperatorError. */
+function nameFilter(name: string, v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  if (!NAME_FILTER.test(v))
+    throw new OperatorError(
+      'invalid',
+      `${name} must be a name: letters, digits, ".", "-" or "_" (at most 64)`,
+    );
+  return v;
+}
+
 function textFilter(name: string, v: string | undefined): string | undefined {
   if (v === undefined) return undefined;
   if (v.length === 0 || v.length > MAX_FILTER_LENGTH)
@@ -123,6 +138,10 @@ export type ChallengeVerdictView = 'valid' | 'invalid' | 'absent' | 'one-time';
 export interface RequestView {
   transactionId: string;
   state: TransactionState;
+  /** The CA the request was sent to (`default`: the data directory's default CA). */
+  ca: string;
+  /** The profile the request was sent to. */
+  profile: string;
   subject: string | null;
   sans: string[];
   /** `rsa 2048`-style summary of keyType and keyBits. */
@@ -167,6 +186,8 @@ export function requestView(t: TransactionRecord): RequestView {
   return {
     transactionId: t.transactionId,
     state: t.state,
+    ca: t.ca,
+    profile: t.profile,
     subject,
     sans,
     key: keyType !== null ? `${keyType} ${keyBits ?? '?'}` : null,
@@ -197,6 +218,9 @@ export interface RequestFilters extends Paging {
   all?: boolean;
   /** Case-insensitive substring of the subject (CN included). */
   subject?: string;
+  /** Only requests sent to this profile / this CA. */
+  profile?: string;
+  ca?: string;
   /** Created at or after / before (ISO 8601 text). */
   since?: string;
   until?: string;
@@ -213,12 +237,16 @@ export async function listRequests(store: Store, f: RequestFilters): Promise<Lis
   const { limit, offset } = pageOf(f);
   const state = f.all ? undefined : (f.state ?? 'pending');
   const subject = textFilter('subject', f.subject);
+  const profile = nameFilter('profile', f.profile);
+  const ca = nameFilter('ca', f.ca);
   const since = f.since !== undefined ? parseTime('since', f.since) : undefined;
   const until = f.until !== undefined ? parseTime('until', f.until) : undefined;
   await store.expirePending(new Date());
   const page = await store.listTransactions({
     ...(state ? { state } : {}),
     ...(subject !== undefined ? { subject } : {}),
+    ...(profile !== undefined ? { profile } : {}),
+    ...(ca !== undefined ? { ca } : {}),
     ...(since ? { since } : {}),
     ...(until ? { until } : {}),
     order: f.order ?? 'newest',
@@ -272,8 +300,15 @@ export async function decideRequest(
     ctx.actor,
     decision === 'approve' ? 'request.approved' : 'request.rejected',
     transactionId,
-    { subject: t.subject !== null ? auditText(t.subject) : undefined, reason },
+    {
+      subject: t.subject !== null ? auditText(t.subject) : undefined,
+      reason,
+      ca: t.ca,
+      profile: t.profile,
+    },
   );
+  // Someone works on the queue: PENDING hints go back to --retry-after (src/ra/retry-after.ts).
+  await recordDecision(store, new Date());
   const after = await store.getTransaction(transactionId);
   return requestView(after ?? t);
 }
@@ -283,6 +318,10 @@ export async function decideRequest(
 /** What an operator sees of a certificate. */
 export interface CertificateView {
   serial: string;
+  /** The issuing CA's name (`default`: the data directory's default CA). */
+  ca: string;
+  /** The profile it was issued under. */
+  profile: string;
   subject: string;
   commonName: string | null;
   sans: string[];
@@ -299,6 +338,8 @@ export interface CertificateView {
 export function certificateView(c: CertificateRecord): CertificateView {
   return {
     serial: c.serial,
+    ca: c.ca,
+    profile: c.profile,
     subject: c.subject,
     commonName: c.commonName,
     sans: c.sans,
@@ -331,6 +372,9 @@ export interface CertificateFilters extends Paging {
   san?: string;
   serial?: string;
   status?: string;
+  /** Only certificates of this CA / issued under this profile. */
+  ca?: string;
+  profile?: string;
   expiringDays?: number;
   /** Issued at or after / before (ISO 8601 text). */
   since?: string;
@@ -348,6 +392,10 @@ export function certificateQuery(f: CertificateFilters): CertificateQuery {
   const san = textFilter('san', f.san);
   if (san !== undefined) q.san = san;
   if (f.serial !== undefined) q.serial = parseSerial(f.serial);
+  const ca = nameFilter('ca', f.ca);
+  if (ca !== undefined) q.ca = ca;
+  const profile = nameFilter('profile', f.profile);
+  if (profile !== undefined) q.profile = profile;
   if (f.status !== undefined) {
     if (f.status !== 'valid' && f.status !== 'revoked')
       throw new OperatorError('invalid', 'status must be valid or revoked');
@@ -369,12 +417,34 @@ export async function searchCertificates(
   return listPage(page.items.map(certificateView), page.total, q.offset ?? 0);
 }
 
-/** One certificate by serial (any input form); `not-found` when unknown. */
-export async function getCertificate(store: Store, serialInput: string): Promise<CertificateRecord> {
+/**
+ * One certificate by serial (any input form) and, when given, the name of its CA. Without a CA
+ * the serial must be unambiguous: two CAs may have issued the same serial, and then the caller
+ * must say which (`invalid`). `not-found` when unknown.
+ */
+export async function getCertificate(
+  store: Store,
+  serialInput: string,
+  caName?: string,
+): Promise<CertificateRecord> {
   const serial = parseSerial(serialInput);
-  const c = await store.getCertificate(serial);
-  if (!c) throw new OperatorError('not-found', `no certificate with serial ${serial}`);
-  return c;
+  const ca = nameFilter('ca', caName);
+  if (ca !== undefined) {
+    const c = await store.getCertificate(serial, ca);
+    if (!c) throw new OperatorError('not-found', `no certificate with serial ${serial} in CA ${ca}`);
+    return c;
+  }
+  const found = await store.searchCertificates({ serial, limit: 20 });
+  const only = found.items[0];
+  if (!only) throw new OperatorError('not-found', `no certificate with serial ${serial}`);
+  if (found.total > 1) {
+    const names = found.items.map((c) => c.ca).join(', ');
+    throw new OperatorError(
+      'invalid',
+      `serial ${serial} was issued by several CAs (${names}): name the CA (--ca NAME, ?ca=NAME)`,
+    );
+  }
+  return only;
 }
 
 // ---------------------------------------------------------------- revocation
@@ -391,6 +461,12 @@ export function parseReason(text: string | undefined): RevocationReason {
   return r;
 }
 
+/**
+ * The CRL publisher of each CA a revocation may need, by CA name (undefined: not served here).
+ * A single publisher stands for the CAs it holds (matched by the certificate's issuer).
+ */
+export type CrlPublishers = CrlPublisher | ((caName: string) => CrlPublisher | undefined);
+
 export interface RevokeResult {
   /** False when it was revoked already (the first reason and time stay). */
   changed: boolean;
@@ -401,32 +477,37 @@ export interface RevokeResult {
 }
 
 /**
- * Revokes a certificate and, at once, signs and stores a new CRL for its issuer (current or
- * retired CA), which every server process serves from the store immediately. `not-found` for an
- * unknown serial, `conflict` when its issuer is not one of the publisher's CAs.
+ * Revokes a certificate (of CA `caName`; see getCertificate for an ambiguous serial) and, at
+ * once, signs and stores a new CRL for its issuer (current or retired CA of that CA), which
+ * every server process serves from the store immediately. `not-found` for an unknown serial,
+ * `conflict` when its CA or issuer is not one of the publishers'.
  */
 export async function revokeCertificate(
-  ctx: { store: Store; crls: CrlPublisher; actor: string },
+  ctx: { store: Store; crls: CrlPublishers; actor: string },
   serialInput: string,
   reason: RevocationReason,
   at: Date = new Date(),
+  caName?: string,
 ): Promise<RevokeResult> {
-  const { store, crls } = ctx;
-  const cert = await getCertificate(store, serialInput);
+  const { store } = ctx;
+  const cert = await getCertificate(store, serialInput, caName);
+  const crls = typeof ctx.crls === 'function' ? ctx.crls(cert.ca) : ctx.crls;
+  if (!crls) throw new OperatorError('conflict', `the CA ${cert.ca} of ${cert.serial} is not served here`);
   const issuer = crls.cas.byFingerprint(cert.issuer);
   if (!issuer)
     throw new OperatorError(
       'conflict',
       `the issuer of ${cert.serial} (${cert.issuer}) is not one of our CAs`,
     );
-  const changed = await store.revoke(cert.serial, reason, at);
+  const changed = await store.revoke(cert.serial, reason, at, cert.ca);
   if (changed)
     await recordAudit(store, ctx.actor, 'certificate.revoked', cert.serial, {
+      ca: cert.ca,
       subject: auditText(cert.subject),
       reason: revocationReasonName(reason),
       issuer: cert.issuer,
     });
   const crl = await crls.regenerate(issuer.cert.fingerprint);
-  const now = (await store.getCertificate(cert.serial)) ?? cert;
+  const now = (await store.getCertificate(cert.serial, cert.ca)) ?? cert;
   return { changed, cert: now, crl };
 }

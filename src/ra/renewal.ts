@@ -75,6 +75,8 @@ export function renewalTransactionId(oldSerial: string, transactionId: string): 
 export interface RenewalPolicyOptions {
   config: ResolvedRenewalConfig;
   store: Store;
+  /** Name of the CA whose certificates may sign renewals here. */
+  caName: string;
   cas: CaSet;
   now: () => Date;
 }
@@ -92,7 +94,7 @@ export function renewalPolicies(o: RenewalPolicyOptions): Policy[] {
 
   const signerValid: Policy = async (req) => {
     const signer = req.request.signerCert;
-    const rec = await store.getCertificate(signer.serialHex);
+    const rec = await store.getCertificate(signer.serialHex, o.caName);
     if (!rec || !rec.der.equals(signer.der))
       return reject(FailInfo.badRequest, 'the certificate that signs the renewal is unknown to this CA');
     if (rec.status === 'revoked')

@@ -4,7 +4,8 @@
  * worker thread or in a test. Built by `composeEnrollment` (src/server/compose.ts).
  *
  * The enrollment path: decode + verify the pkiMessage → (decoder failure → signed FAILURE) →
- * open the envelope (`open`, here) → the handler of the messageType (src/ra/lifecycle.ts:
+ * (a poll of a pending transaction by its own key → PENDING, no decryption: `pendingPoll` in
+ * src/ra/lifecycle.ts) → open the envelope (`open`, here) → the handler of the messageType (src/ra/lifecycle.ts:
  * parse the CSR → policies (proof of possession, key, signer key = CSR key or renewal checks,
  * CSR) → challenge or operator → idempotent issuance) → CertRep encrypted to the request's
  * signer with its cipher (single DES answered with 3DES), signed with its digest.
@@ -18,7 +19,7 @@ import { formatCapabilities } from '../scep/capabilities.js';
 import { encodeCertRep } from '../scep/cert-rep.js';
 import { decodePkiRequest, openEnvelopeAs, type PkiRequest } from '../scep/request.js';
 import { FailInfo, MessageType, PkiStatus, ScepError, failInfoName, messageTypeName } from '../scep/types.js';
-import type { Store } from '../store/index.js';
+import { DEFAULT_CA, DEFAULT_PROFILE, type Store } from '../store/index.js';
 import { resolveEnrollmentConfig, type EnrollmentConfig, type ResolvedEnrollmentConfig } from './config.js';
 import { auditEntry, auditText, DEVICE_ACTOR } from './audit.js';
 import { failure, type Decision } from './decision.js';
@@ -31,6 +32,7 @@ import {
   type LifecycleOptions,
 } from './lifecycle.js';
 import type {
+  ChallengeLock,
   HttpAnswer,
   OperationLog,
   RequestContext,
@@ -46,6 +48,13 @@ type MessageHandler = (req: PkiRequest, ctx: RequestContext) => Promise<Decision
 
 export interface EnrollmentServiceOptions {
   ca: CertificateAuthority;
+  /**
+   * Name of the CA (default `default`: the data directory's default CA). Recorded with every
+   * transaction and certificate; serials, GetCert and revocations are per CA name.
+   */
+  caName?: string;
+  /** Name of the enrollment profile (default `default`), recorded with every transaction and certificate. */
+  profile?: string;
   /** Certificates above the CA certificate (empty or absent for a root). */
   chain?: readonly Certificate[];
   /** RA mode: this key pair signs CertReps and receives envelopes. */
@@ -59,6 +68,8 @@ export interface EnrollmentServiceOptions {
   /** CA rollover: the staged next CA certificates (src/ca/rollover.ts NextCaWatcher). */
   nextCa?: NextCaSource;
   logger?: ServiceLogger;
+  /** The challenge-failure throttle's lock check (src/ra/throttle.ts); absent: not throttled. */
+  challengeLock?: ChallengeLock;
   /** Clock (tests). */
   now?: () => Date;
 }
@@ -72,6 +83,8 @@ export interface ServiceStats {
   singleDesAccepted: number;
   /** Unexpected internal errors (answered with HTTP 500). */
   internalErrors: number;
+  /** pkcsPKIEnvelopes opened (each one an RSA private-key operation). */
+  envelopesOpened: number;
 }
 
 /**
@@ -115,10 +128,15 @@ export class EnrollmentService implements ScepService {
   readonly identity: ScepIdentity;
   readonly config: ResolvedEnrollmentConfig;
   readonly store: Store;
-  readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
+  /** Name of the CA this service issues from. */
+  readonly caName: string;
+  /** Name of the enrollment profile this service answers for. */
+  readonly profile: string;
+  readonly stats: ServiceStats = { singleDesAccepted: 0, internalErrors: 0, envelopesOpened: 0 };
   /** CRLs and periodic upkeep (pending expiry, one-time challenge pruning, CRL refresh). */
   readonly lifecycle: Lifecycle;
   private readonly handlers = new Map<number, MessageHandler>();
+  private readonly enrollment: EnrollmentHandlers;
   private readonly caps: string[] = [...BASE_CAPABILITIES];
   private readonly logger: ServiceLogger | undefined;
   private readonly ca: CertificateAuthority;
@@ -128,6 +146,7 @@ export class EnrollmentService implements ScepService {
   private readonly chain: readonly Certificate[];
   private readonly nextCa: NextCaSource | undefined;
   private nextCaAnswer: { key: string; answer: HttpAnswer } | undefined;
+  private readonly capsAnswers: { plain?: HttpAnswer; staged?: HttpAnswer } = {};
 
   constructor(o: EnrollmentServiceOptions) {
     this.ca = o.ca;
@@ -138,10 +157,14 @@ export class EnrollmentService implements ScepService {
     this.identity = scepIdentity({ ca: o.ca, chain: o.chain ?? [], ...(o.ra ? { ra: o.ra } : {}) });
     this.cas = new CaSet(o.ca, o.previousCas ?? []);
     this.chain = o.chain ?? [];
+    this.caName = o.caName ?? DEFAULT_CA;
+    this.profile = o.profile ?? DEFAULT_PROFILE;
     const h = new EnrollmentHandlers({
       ...o.lifecycle,
       config: this.config,
       store: o.store,
+      caName: this.caName,
+      profileName: this.profile,
       cas: this.cas,
       open: this.open,
       reservedSubjects: subjectsOf(
@@ -149,9 +172,11 @@ export class EnrollmentService implements ScepService {
         () => this.nextCa?.(),
       ),
       ...(o.logger ? { logger: o.logger } : {}),
+      ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
       now: o.now ?? (() => new Date()),
     });
     this.lifecycle = h;
+    this.enrollment = h;
     this.handlers.set(MessageType.PKCSReq, (req, ctx) => h.pkcsReq(req, ctx));
     this.handlers.set(MessageType.RenewalReq, (req, ctx) => h.renewalReq(req, ctx));
     this.handlers.set(MessageType.CertPoll, (req, ctx) => h.certPoll(req, ctx));
@@ -166,6 +191,7 @@ export class EnrollmentService implements ScepService {
    * (RFC 3218; openEnvelopeAs). Counts accepted single-DES requests.
    */
   private readonly open: EnvelopeOpener = (req, ctx, parse) => {
+    this.stats.envelopesOpened++;
     const opened = openEnvelopeAs(req, this.identity.recipients, parse, {
       allowSingleDes: this.config.allowSingleDes,
     });
@@ -181,15 +207,24 @@ export class EnrollmentService implements ScepService {
 
   capabilities(): readonly string[] {
     const next = this.nextCa?.();
-    return next && next.length > 0 ? [...this.caps, 'GetNextCACert'] : this.caps;
+    const all = next && next.length > 0 ? [...this.caps, 'GetNextCACert'] : this.caps;
+    const only = this.config.capabilities;
+    return only ? all.filter((c) => only.includes(c)) : all;
   }
 
+  /** GetCACaps, built once per capability set (with or without GetNextCACert). */
   getCaCaps(): HttpAnswer {
-    return {
+    const staged = (this.nextCa?.()?.length ?? 0) > 0;
+    const cached = staged ? this.capsAnswers.staged : this.capsAnswers.plain;
+    if (cached) return cached;
+    const a: HttpAnswer = {
       httpStatus: 200,
       contentType: 'text/plain',
       body: Buffer.from(formatCapabilities(this.capabilities())),
     };
+    if (staged) this.capsAnswers.staged = a;
+    else this.capsAnswers.plain = a;
+    return a;
   }
 
   /**
@@ -241,8 +276,9 @@ export class EnrollmentService implements ScepService {
         decision = failure(req.failure.failInfo, req.failure.text);
       } else {
         const handler = this.handlers.get(req.messageType);
+        // A poll of a pending transaction is answered before (and without) decryption.
         decision = handler
-          ? await handler(req, ctx)
+          ? ((await this.enrollment.pendingPoll(req)) ?? (await handler(req, ctx)))
           : failure(FailInfo.badRequest, `messageType ${req.messageType} is not supported`);
       }
     } catch (e) {
@@ -282,6 +318,8 @@ export class EnrollmentService implements ScepService {
           failInfo: log.failInfo,
           reason: log.detail !== undefined ? auditText(log.detail) : undefined,
           source: ctx.remoteAddress,
+          ca: this.caName,
+          profile: this.profile,
         }),
       ]);
     } catch (e) {

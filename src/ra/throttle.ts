@@ -26,10 +26,12 @@
  * instances on one store share one budget; without a store (tests, a bare service) an in-memory
  * counter with at most `maxKeys` sources is used.
  *
- * `ThrottledScepService` applies it in front of a ScepService (in the HTTP thread): it marks a
- * locked request (`ctx.challengeThrottled`); the RA answers a marked initial enrollment with the
- * throttled FAILURE before looking at its challenge, and flags answers whose challenge failed
- * (`log.challengeFailure`), which are the only ones counted.
+ * Where it applies: the RA asks `blocked` (as its `ChallengeLock`, src/ra/types.ts) only where
+ * a challenge would be checked — an initial enrollment that passed its other policies — and
+ * answers a locked source with the throttled FAILURE before looking at its challenge; polls,
+ * renewals, resends and GetCert never read the counters. The RA flags answers whose challenge
+ * failed (`log.challengeFailure`); `ThrottledScepService`, in front of the service on the HTTP
+ * thread, counts those (the only ones counted).
  */
 import { isIP } from 'node:net';
 import type { Store } from '../store/index.js';
@@ -233,7 +235,7 @@ export class FailureThrottle {
   }
 }
 
-/** A ScepService that throttles challenge failures (see above). */
+/** A ScepService that counts the challenge failures of the service behind it (see above). */
 export class ThrottledScepService implements ScepService {
   constructor(
     private readonly inner: ScepService,
@@ -257,11 +259,7 @@ export class ThrottledScepService implements ScepService {
   }
 
   async pkiOperation(message: Buffer, ctx: RequestContext): Promise<ScepAnswer> {
-    const locked = await this.throttle.blocked(ctx.remoteAddress);
-    const answer = await this.inner.pkiOperation(
-      message,
-      locked ? { ...ctx, challengeThrottled: true } : ctx,
-    );
+    const answer = await this.inner.pkiOperation(message, ctx);
     if (answer.log.challengeFailure) await this.throttle.fail(ctx.remoteAddress);
     return answer;
   }

@@ -38,6 +38,8 @@ export interface OperationLog {
   challengeFailure?: boolean;
   /** The limit that refused the request (`pending-rate`, `pending-queue`, `challenge-throttle`). */
   limit?: string;
+  /** The configuration profile that answered. */
+  profile?: string;
 }
 
 /** A PKIOperation answer plus what to log about it. */
@@ -49,12 +51,18 @@ export interface ScepAnswer extends HttpAnswer {
 export interface RequestContext {
   remoteAddress?: string;
   userAgent?: string;
-  /**
-   * Set by the throttle (src/ra/throttle.ts) when this source failed the challenge too often:
-   * an initial enrollment is refused without its challenge being checked.
-   */
-  challengeThrottled?: boolean;
+  /** The configuration profile the request was sent to (its URL path; src/server/profiles.ts). */
+  profile?: string;
 }
+
+/**
+ * Whether a client address is locked by the challenge-failure throttle (src/ra/throttle.ts
+ * `FailureThrottle.blocked`). The RA asks it only where a challenge would be checked (an
+ * initial enrollment that passed its other policies), so polls, renewals, resends and GetCert
+ * never read the failure counters; a locked source's initial enrollment is refused without
+ * its challenge being looked at.
+ */
+export type ChallengeLock = (remoteAddress: string | undefined) => Promise<boolean>;
 
 /**
  * The SCEP service, one method per protocol operation (RFC 8894 §4). Transports call these

@@ -12,7 +12,6 @@
  * serial and the outcome — never the token or a request body.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { CrlPublisher } from '../ca/crl.js';
 import { toPem } from '../pkix/certificate.js';
 import { escapeText } from '../pkix/text.js';
 import {
@@ -40,6 +39,7 @@ import {
   revokeCertificate,
   searchCertificates,
   type CertificateFilters,
+  type CrlPublishers,
   type Paging,
   type RequestFilters,
 } from '../ra/operator.js';
@@ -55,8 +55,11 @@ export interface AdminRoutesOptions {
   auth: AdminAuth;
   /** The main store (never a worker's proxy). */
   store: Store;
-  /** The server's CRL publisher: a revocation signs a new CRL at once. */
-  crls: CrlPublisher;
+  /**
+   * The server's CRL publisher, or one per CA name (several CAs): a revocation signs a new CRL
+   * of the certificate's CA at once.
+   */
+  crls: CrlPublishers;
 }
 
 /** Largest admin request body (a JSON object with a reason). */
@@ -191,9 +194,9 @@ async function auditQuery<T>(fn: () => Promise<T>): Promise<T> {
 /** Registers the `/admin/*` operator routes (the challenge endpoint is src/server/challenges.ts). */
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o) => {
   const { store, crls } = o;
-  /** PEM of the issuing CA (current or retired) of a certificate, when it is one of ours. */
-  const chainOf = (issuer: string): string[] => {
-    const ca = crls.cas.byFingerprint(issuer);
+  /** PEM of the issuing CA (current or retired) of a certificate of CA `caName`, when it is one of ours. */
+  const chainOf = (caName: string, issuer: string): string[] => {
+    const ca = (typeof crls === 'function' ? crls(caName) : crls)?.cas.byFingerprint(issuer);
     return ca ? [toPem(ca.cert.der), ...ca.chain.map((d) => toPem(d))] : [];
   };
 
@@ -243,14 +246,25 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
 
   app.get('/admin/pending', adminSchema('GET /admin/pending'), async (req, reply) => {
     log(req, 'pending.list');
-    const q = queryOf(req, ['state', 'subject', 'since', 'until', 'order', 'limit', 'cursor']);
+    const q = queryOf(req, [
+      'state',
+      'subject',
+      'profile',
+      'ca',
+      'since',
+      'until',
+      'order',
+      'limit',
+      'cursor',
+    ]);
     const all = q.state === 'all';
     const state: TransactionState | undefined =
       q.state === undefined || all ? undefined : parseTransactionState(q.state);
     if (q.order !== undefined && q.order !== 'newest' && q.order !== 'oldest')
       throw new HttpError(400, 'order must be newest or oldest');
     const f: RequestFilters = { all, ...(state ? { state } : {}), ...paging(q) };
-    for (const k of ['subject', 'since', 'until'] as const) if (q[k] !== undefined) f[k] = q[k];
+    for (const k of ['subject', 'profile', 'ca', 'since', 'until'] as const)
+      if (q[k] !== undefined) f[k] = q[k];
     if (q.order !== undefined) f.order = q.order;
     const page = await listRequests(store, f);
     ok(req, `${page.items.length} of ${page.total}`);
@@ -296,6 +310,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       'san',
       'serial',
       'status',
+      'profile',
+      'ca',
       'expiringDays',
       'since',
       'until',
@@ -303,7 +319,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       'cursor',
     ]);
     const f: CertificateFilters = paging(q);
-    for (const k of ['subject', 'cn', 'san', 'serial', 'status', 'since', 'until'] as const)
+    for (const k of ['subject', 'cn', 'san', 'serial', 'status', 'profile', 'ca', 'since', 'until'] as const)
       if (q[k] !== undefined) f[k] = q[k];
     if (q.expiringDays !== undefined) f.expiringDays = intParam(q, 'expiringDays', 0, 0, 36_500);
     const page = await searchCertificates(store, f);
@@ -316,12 +332,12 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     adminSchema('GET /admin/certificates/:serial'),
     async (req, reply) => {
       log(req, 'certificates.show');
-      queryOf(req, []);
+      const { ca } = queryOf(req, ['ca']);
       const serial = serialOf(req);
       req.scepLog = { ...req.scepLog, serial };
-      const c = await getCertificate(store, serial);
+      const c = await getCertificate(store, serial, ca);
       ok(req, c.status);
-      return send(reply, 200, { ...certificateView(c), pem: toPem(c.der), chain: chainOf(c.issuer) });
+      return send(reply, 200, { ...certificateView(c), pem: toPem(c.der), chain: chainOf(c.ca, c.issuer) });
     },
   );
 
@@ -331,16 +347,16 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     adminSchema('GET /admin/certificates/:serial/pem'),
     async (req, reply) => {
       log(req, 'certificates.pem');
-      queryOf(req, []);
+      const { ca } = queryOf(req, ['ca']);
       const serial = serialOf(req);
       req.scepLog = { ...req.scepLog, serial };
-      const c = await getCertificate(store, serial);
+      const c = await getCertificate(store, serial, ca);
       ok(req, c.status);
       return reply
         .code(200)
         .header('content-type', 'application/x-pem-file')
         .header('content-disposition', `attachment; filename="${c.serial}.pem"`)
-        .send([toPem(c.der), ...chainOf(c.issuer)].join(''));
+        .send([toPem(c.der), ...chainOf(c.ca, c.issuer)].join(''));
     },
   );
 
@@ -349,11 +365,11 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     adminSchema('POST /admin/certificates/:serial/revoke'),
     async (req, reply) => {
       log(req, 'certificates.revoke');
-      queryOf(req, []);
+      const { ca } = queryOf(req, ['ca']);
       const serial = serialOf(req);
       req.scepLog = { ...req.scepLog, serial };
       const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
-      const r = await revokeCertificate({ store, crls, actor: adminOf(req) }, serial, reason);
+      const r = await revokeCertificate({ store, crls, actor: adminOf(req) }, serial, reason, new Date(), ca);
       if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
       ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
       return send(reply, 200, {

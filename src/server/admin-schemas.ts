@@ -28,6 +28,8 @@ const requestView = {
   properties: {
     transactionId: str,
     state: { type: 'string', enum: ['pending', 'approved', 'issued', 'rejected', 'failed', 'expired'] },
+    ca: str,
+    profile: str,
     subject: nullableStr,
     sans: strings,
     key: nullableStr,
@@ -45,6 +47,8 @@ const requestView = {
 
 const certificateProperties = {
   serial: str,
+  ca: str,
+  profile: str,
   subject: str,
   commonName: nullableStr,
   sans: strings,
@@ -199,6 +203,8 @@ export const ADMIN_SCHEMAS = {
           enum: ['pending', 'approved', 'issued', 'rejected', 'failed', 'expired', 'all'],
         },
         subject: str,
+        profile: str,
+        ca: str,
         since: str,
         until: str,
         order: { type: 'string', enum: ['newest', 'oldest'] },
@@ -236,6 +242,8 @@ export const ADMIN_SCHEMAS = {
         san: str,
         serial: str,
         status: { type: 'string', enum: ['valid', 'revoked'] },
+        ca: str,
+        profile: str,
         expiringDays: { type: 'integer', minimum: 0, maximum: 36_500 },
         since: str,
         until: str,
@@ -248,6 +256,11 @@ export const ADMIN_SCHEMAS = {
   'GET /admin/certificates/:serial': {
     summary: 'One certificate with its PEM and its chain (issuing CA first, PEM)',
     params: serialParam,
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ca: str },
+    },
     response: {
       200: {
         type: 'object',
@@ -261,6 +274,11 @@ export const ADMIN_SCHEMAS = {
   'GET /admin/certificates/:serial/pem': {
     summary: 'The certificate and its chain as one PEM file (application/x-pem-file, attachment)',
     params: serialParam,
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ca: str },
+    },
     produces: ['application/x-pem-file'],
     response: {
       200: {
@@ -278,6 +296,11 @@ export const ADMIN_SCHEMAS = {
   'POST /admin/certificates/:serial/revoke': {
     summary: 'Revoke a certificate and publish a new CRL at once',
     params: serialParam,
+    querystring: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { ca: str },
+    },
     body: reasonBody('a CRLReason name (keyCompromise, superseded, …) or its number'),
     response: {
       200: {

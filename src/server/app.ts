@@ -5,12 +5,20 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Writable } from 'node:stream';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerFactory } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifyServerFactory,
+} from 'fastify';
 import type { ScepService } from '../ra/types.js';
 import { crlRoutes, type CrlSource } from './crl-route.js';
 import { errorBody, handleClientError, HttpError, toHttpError } from './http-errors.js';
 import { clientAddress, TrustedProxies } from './client-address.js';
+import { ocspRoutes, type OcspSource } from './ocsp-route.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
+import type { ScepEndpoints } from './profiles.js';
 import { scepRoutes } from './scep-routes.js';
 import { textLogStream, type LogFormat } from './log-format.js';
 import './admin-auth.js';
@@ -24,6 +32,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface AppOptions {
   service: ScepService;
+  /** Profiles: the service of each request path (src/server/profiles.ts); absent: `service` everywhere. */
+  endpoints?: ScepEndpoints;
   /** Largest request body in bytes; bigger → 413 before anything is parsed. */
   bodyLimit?: number;
   /** Longest request target in characters; longer → 414. */
@@ -38,8 +48,13 @@ export interface AppOptions {
   logFormat?: LogFormat;
   /** Per-request timeout in ms (default 30 s). */
   requestTimeout?: number;
-  /** Serve CRLs as DER at `/crl` and `/crl/<issuer fingerprint>.crl` (src/server/crl-route.ts). */
+  /**
+   * Serve CRLs as DER at `/crl`, `/crl/<issuer fingerprint>.crl` and `/crl/<CA name>.crl`
+   * (src/server/crl-route.ts; several CAs: `severalCaCrls`).
+   */
   crl?: CrlSource;
+  /** Answer OCSP requests at `/ocsp` (src/server/ocsp-route.ts). */
+  ocsp?: OcspSource;
   /**
    * Health and metrics (src/server/ops-routes.ts): `/healthz`, `/readyz` (with `readiness`) and,
    * when `metrics` is given, `/metrics`; every other request is counted into `metrics`.
@@ -99,21 +114,30 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('clientAddress', undefined);
   app.decorateRequest('admin', null);
 
-  app.addHook('onRequest', async (req) => {
+  // The hooks take callbacks rather than being async: they run on every request, GetCACaps and
+  // GetCACert included, and a promise per hook is measurable there (docs/benchmarks.md).
+  app.addHook('onRequest', (req, _reply, done) => {
     req.clientAddress = clientAddress(req.socket.remoteAddress, req.headers, trusted);
-    if (req.url.length > urlLimit) throw new HttpError(414, `request URL longer than ${urlLimit} characters`);
+    if (req.url.length > urlLimit)
+      return done(new HttpError(414, `request URL longer than ${urlLimit} characters`));
     // Any Content-Type (or none) is a raw pkiMessage; normalising it keeps fastify from
     // refusing odd media types with 415 before our parser runs.
     if (req.method === 'POST') req.headers['content-type'] = 'application/octet-stream';
+    done();
   });
 
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onSend', (_req, reply, payload, done) => {
     reply.header('cache-control', 'no-store');
-    return payload;
+    done(null, payload);
   });
 
   const metrics = o.ops?.metrics;
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
+    logRequest(req, reply);
+    done();
+  });
+
+  function logRequest(req: FastifyRequest, reply: FastifyReply): void {
     const s = req.scepLog;
     const status = reply.statusCode;
     const q = req.url.indexOf('?');
@@ -125,6 +149,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       remote: req.clientAddress ?? req.ip,
       ...(s?.operation ? { operation: s.operation } : {}),
       ...(s?.admin ? { admin: s.admin } : {}),
+      ...(s?.profile ? { profile: s.profile } : {}),
       ...(s?.messageType ? { messageType: s.messageType } : {}),
       ...(s?.transactionId ? { transactionId: s.transactionId } : {}),
       outcome: s?.outcome ?? (status >= 400 ? 'rejected' : 'SUCCESS'),
@@ -140,7 +165,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     if (s?.outcome === 'overloaded' || s?.limit) req.log.warn(line, 'request');
     else if (status >= 500) req.log.error(line, 'request');
     else req.log.info(line, 'request');
-  });
+  }
 
   app.setErrorHandler(async (err, req, reply) => {
     const he = toHttpError(err, { bodyLimit });
@@ -156,6 +181,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
 
   await app.register(opsRoutes, o.ops ?? {});
   if (o.crl) await app.register(crlRoutes, { source: o.crl });
-  await app.register(scepRoutes, { service: o.service });
+  if (o.ocsp) await app.register(ocspRoutes, { responder: o.ocsp });
+  await app.register(scepRoutes, { service: o.service, ...(o.endpoints ? { endpoints: o.endpoints } : {}) });
   return app;
 }

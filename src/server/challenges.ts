@@ -9,7 +9,6 @@
  * values appear only in the response body: never in a log line (the log has the path only).
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import type { EnrollmentConfig } from '../ra/config.js';
 import {
   MAX_ONE_TIME_TTL_SECONDS,
   MIN_ONE_TIME_TTL_SECONDS,
@@ -26,7 +25,6 @@ import type { ScepService } from '../ra/types.js';
 import type { Store } from '../store/index.js';
 import { adminGuard, type AdminAuth } from './admin-auth.js';
 import { adminSchema } from './admin-schemas.js';
-import type { PreparedDataDir } from './data-dir.js';
 import { toHttpError } from './http-errors.js';
 
 /** Challenge settings of `startServer` / `scepter serve`. */
@@ -50,28 +48,24 @@ export const ADMIN_CHALLENGE_BODY_LIMIT = 64 * 1024;
 /** Shortest admin token accepted (src/server/admin-auth.ts). */
 export { MIN_ADMIN_TOKEN_LENGTH } from './admin-auth.js';
 
-/** The challenge part of the enrollment configuration for a prepared data directory. */
-export function challengeConfig(
-  prepared: PreparedDataDir,
-): Pick<EnrollmentConfig, 'challenges' | 'oneTimeChallengeKey'> {
-  return {
-    challenges: prepared.challenge.source === 'disabled' ? [] : [prepared.challenge.value],
-    oneTimeChallengeKey: prepared.challengeKey.toString('hex'),
-  };
-}
-
 /**
- * `service` behind the challenge-failure throttle (src/ra/throttle.ts), or as is when disabled.
- * With `store` the counters are kept there (shared by every worker and instance on it).
+ * The challenge-failure throttle (src/ra/throttle.ts), or undefined when disabled. With
+ * `store` the counters are kept there (shared by every worker and instance on it). The RA asks
+ * its `blocked` where a challenge is checked (`challengeLock`); `throttledService` counts the
+ * failures.
  */
-export function throttledService(
-  service: ScepService,
+export function challengeThrottle(
   o: ThrottleOptions | undefined,
   store?: Store,
   logger?: ThrottleLogger,
-): ScepService {
+): FailureThrottle | undefined {
   const throttle = new FailureThrottle(o, store ? storeCounter(store) : undefined, logger);
-  return throttle.enabled ? new ThrottledScepService(service, throttle) : service;
+  return throttle.enabled ? throttle : undefined;
+}
+
+/** `service` with its challenge failures counted by `throttle` (as is without one). */
+export function throttledService(service: ScepService, throttle: FailureThrottle | undefined): ScepService {
+  return throttle ? new ThrottledScepService(service, throttle) : service;
 }
 
 export interface AdminChallengeOptions {

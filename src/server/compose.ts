@@ -4,17 +4,20 @@
  * CRL distribution point in the profile. The HTTP thread, each enrollment worker, the
  * benchmarks and the tests all build their service here, so they run the same enrollment path.
  *
- * Two sources of CA material: a data directory (`dataDir`: the CA, its RA, retired CAs under
- * `ca/previous/`, a staged next CA under `ca/next/`), or injected material (`ca`, ...: tests and
+ * Two sources of CA material: a data directory (`dataDir`: the CA named `caName` — the default
+ * CA in `ca/`, a named one in `cas/NAME/` — its RA, retired CAs under `previous/`, a staged next
+ * CA under `next/`), or injected material (`ca`, ...: tests and
  * benchmarks with a fixture CA and an in-memory store). No HTTP here (no fastify).
  */
 import { loadPreviousCas } from '../ca/authorities.js';
 import type { CertificateAuthority } from '../ca/issuer.js';
+import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
 import { loadCa, type LoadedCa } from '../ca/keystore.js';
 import { NextCaWatcher } from '../ca/rollover.js';
 import type { KeyObject } from 'node:crypto';
 import type { Certificate } from '../pkix/certificate.js';
 import type { EnrollmentConfig } from '../ra/config.js';
+import type { ChallengeLock } from '../ra/types.js';
 import { EnrollmentService, type NextCaSource, type ServiceLogger } from '../ra/service.js';
 import type { Store } from '../store/index.js';
 import { withCrlDistributionPoint, type LifecycleSettings } from './lifecycle-setup.js';
@@ -24,7 +27,7 @@ export interface DataDirCa {
   dataDir: string;
   /** CA key passphrase. */
   passphrase?: string;
-  /** The CA already loaded from `dataDir` (saves loading it twice). */
+  /** The CA `caName` already loaded from `dataDir` (saves loading it twice). */
   loaded?: LoadedCa;
 }
 
@@ -48,21 +51,35 @@ export type ComposeOptions = (DataDirCa | InjectedCa) & {
   /** Approval mode, renewal policy, CRL validity, public URL (CRL distribution point). */
   lifecycle?: LifecycleSettings;
   logger?: ServiceLogger;
+  /** The challenge-failure throttle's lock check (src/ra/throttle.ts); absent: not throttled. */
+  challengeLock?: ChallengeLock;
   /** Clock (tests). */
   now?: () => Date;
+  /** CA-only: the CA signs and decrypts SCEP messages even when it has an RA (a profile's `ra: false`). */
+  caOnly?: boolean;
+  /**
+   * Which CA issues: its name, recorded with every transaction and certificate (serials,
+   * GetCert, revocations and CRLs are per CA). With `dataDir` it also selects the CA's files
+   * (`default`: `DIR/ca/`, otherwise `DIR/cas/NAME/`). Default `default`.
+   */
+  caName?: string;
+  /** The enrollment profile's name, recorded with every transaction and certificate. Default `default`. */
+  profile?: string;
 };
 
 /** Builds the enrollment service with its lifecycle (see the module comment). */
 export function composeEnrollment(o: ComposeOptions): EnrollmentService {
   let material: InjectedCa;
+  const caName = o.caName ?? DEFAULT_CA_NAME;
   if ('dataDir' in o) {
-    const loaded = o.loaded ?? loadCa(o.dataDir, o.passphrase);
-    const next = new NextCaWatcher(o.dataDir);
+    const at = { dataDir: o.dataDir, name: caName };
+    const loaded = o.loaded ?? loadCa(at, o.passphrase);
+    const next = new NextCaWatcher(at);
     material = {
       ca: loaded.ca,
       chain: loaded.chain,
       ...(loaded.ra ? { ra: loaded.ra } : {}),
-      previousCas: loadPreviousCas(o.dataDir, o.passphrase),
+      previousCas: loadPreviousCas(at, o.passphrase),
       nextCa: () => next.current(),
     };
   } else {
@@ -71,8 +88,10 @@ export function composeEnrollment(o: ComposeOptions): EnrollmentService {
   const s = o.lifecycle ?? {};
   return new EnrollmentService({
     ca: material.ca,
+    caName,
+    ...(o.profile !== undefined ? { profile: o.profile } : {}),
     ...(material.chain ? { chain: material.chain } : {}),
-    ...(material.ra ? { ra: material.ra } : {}),
+    ...(material.ra && !o.caOnly ? { ra: material.ra } : {}),
     ...(material.previousCas ? { previousCas: material.previousCas } : {}),
     ...(material.nextCa ? { nextCa: material.nextCa } : {}),
     store: o.store,
@@ -83,6 +102,7 @@ export function composeEnrollment(o: ComposeOptions): EnrollmentService {
       ...(s.crlValiditySeconds !== undefined ? { crlValiditySeconds: s.crlValiditySeconds } : {}),
     },
     ...(o.logger ? { logger: o.logger } : {}),
+    ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
     ...(o.now ? { now: o.now } : {}),
   });
 }

@@ -1,26 +1,64 @@
 /**
  * CRLs as plain DER over HTTP (RFC 5280 §4.2.1.13 distribution points; `application/pkix-crl`,
- * RFC 2585): `GET /crl` → the current CA's CRL; `GET /crl/<sha256-fingerprint>[.crl]` → the CRL
- * of that issuer (current or retired CA). Issued certificates point to the second form when a
- * public URL is configured, so their CRL stays reachable after a CA rollover.
+ * RFC 2585): `GET /crl` → the default CA's current CRL; `GET /crl/<sha256-fingerprint>[.crl]` →
+ * the CRL of that issuer (current or retired certificate of any of the server's CAs);
+ * `GET /crl/<CA name>[.crl]` → the current CRL of the named CA (`/crl/default.crl` too). Issued
+ * certificates point to the fingerprint form when a public URL is configured, so their CRL
+ * stays reachable after a CA rollover.
  *
  * A CRL is cacheable until its nextUpdate (`crlCacheHeaders`); `If-None-Match` with its ETag
  * is answered 304.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
 import type { CrlRecord } from '../store/index.js';
 
-/** Where the route gets CRLs from (the lifecycle's CrlPublisher). */
+/** Where the route gets CRLs from (the lifecycle's CrlPublisher, or `severalCaCrls`). */
 export interface CrlSource {
   /** The issuer's current CRL (default: the current CA), or undefined for an unknown issuer. */
   current(issuer?: string): Promise<CrlRecord | undefined>;
+  /**
+   * The current CRL of the CA with this name, or undefined for an unknown name. Absent: the
+   * source is one CA, known as `default`.
+   */
+  ofCa?(name: string): Promise<CrlRecord | undefined>;
 }
+
+/**
+ * One CrlSource over several CAs (their publishers by CA name): `/crl` answers the `default`
+ * CA's CRL (the first CA's when there is no default), a fingerprint whichever CA has that
+ * issuer, a name that CA's.
+ */
+export function severalCaCrls(byName: ReadonlyMap<string, CrlSource>): CrlSource {
+  const main = byName.get(DEFAULT_CA_NAME) ?? byName.values().next().value;
+  return {
+    async current(issuer?: string) {
+      if (issuer === undefined) return main?.current();
+      for (const s of byName.values()) {
+        const crl = await s.current(issuer);
+        if (crl) return crl;
+      }
+      return undefined;
+    },
+    async ofCa(name: string) {
+      return byName.get(name)?.current();
+    },
+  };
+}
+
+/** A CA name in a CRL path (never 64 hex digits, so never taken for a fingerprint). */
+const CA_NAME_PATH = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export interface CrlRoutesOptions {
   source: CrlSource;
   /** Clock for max-age (tests). */
   now?: () => Date;
+}
+
+/** Path of a named CA's current CRL under the server origin. */
+export function caCrlPath(caName: string): string {
+  return `/crl/${caName}.crl`;
 }
 
 /** Path of an issuer's CRL under the server origin. */
@@ -82,9 +120,17 @@ export const crlRoutes: FastifyPluginAsync<CrlRoutesOptions> = async (app, opts)
     return sendCrl(req, reply, await opts.source.current(), now());
   });
   app.get<{ Params: { issuer: string } }>('/crl/:issuer', async (req, reply) => {
-    const fp = req.params.issuer.replace(/\.crl$/i, '').toLowerCase();
+    const key = req.params.issuer.replace(/\.crl$/i, '').toLowerCase();
     req.scepLog = { operation: 'CRL', outcome: 'SUCCESS' };
-    if (!/^[0-9a-f]{64}$/.test(fp)) return sendCrl(req, reply, undefined, now());
-    return sendCrl(req, reply, await opts.source.current(fp), now());
+    const { source } = opts;
+    let crl: CrlRecord | undefined;
+    if (/^[0-9a-f]{64}$/.test(key)) crl = await source.current(key);
+    else if (CA_NAME_PATH.test(key))
+      crl = source.ofCa
+        ? await source.ofCa(key)
+        : key === DEFAULT_CA_NAME
+          ? await source.current()
+          : undefined;
+    return sendCrl(req, reply, crl, now());
   });
 };

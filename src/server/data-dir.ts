@@ -1,7 +1,9 @@
 /**
  * The server's data directory on first and later starts:
  *
- *   DIR/ca/          CA (and RA) keys and certificates (see src/ca/keystore.ts)
+ *   DIR/ca/          CA (and RA) keys and certificates of the default CA (see src/ca/keystore.ts)
+ *   DIR/cas/NAME/    the same for each further, named CA (`scepter ca init --name NAME`;
+ *                    src/ca/ca-location.ts)
  *   DIR/challenge    the generated challenge password (32 letters and digits, about 190 bits),
  *                    mode 0600 (only when none is configured)
  *   DIR/challenge-key  key of the one-time challenges (32 random bytes, hex), mode 0600
@@ -15,7 +17,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:f
 import { join } from 'node:path';
 import { writeFileDurably } from '../ca/durable-file.js';
 import { randomAlphanumeric } from '../crypto/random-text.js';
+import { DEFAULT_CA_NAME, caCommandArgs, checkCaName, type CaLocation } from '../ca/ca-location.js';
 import { caExists, caPaths, initCa, loadCa, type CaKeySize, type LoadedCa } from '../ca/keystore.js';
+
+export { listCaNames } from '../ca/ca-location.js';
 
 export interface DataDirOptions {
   /**
@@ -109,25 +114,69 @@ export function loadOrCreateChallengeKey(dataDir: string): { key: Buffer; create
   return { key, created: true, file };
 }
 
-/** Makes sure DIR holds a CA and a challenge; loads the CA. */
-export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): Promise<PreparedDataDir> {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  let createdCa = false;
-  if (!caExists(dataDir)) {
-    await initCa(dataDir, {
+/** How a CA of the data directory is loaded, and created when missing. */
+export interface PrepareCaOptions {
+  /** RA or CA-only for a CA created now; true also requires an existing CA's RA (see DataDirOptions). */
+  ra?: boolean;
+  /** RSA key size of a CA created now (default 3072). */
+  keySize?: CaKeySize;
+  /** CA key passphrase (to create or load encrypted keys). */
+  passphrase?: string;
+  /** False: a missing CA is an error instead of being created (default true). */
+  create?: boolean;
+}
+
+export interface PreparedCa {
+  /** The CA's name (`default`: DIR/ca/). */
+  name: string;
+  loaded: LoadedCa;
+  /** True when the CA was created by this call. */
+  created: boolean;
+}
+
+/**
+ * Loads the CA `name` of a data directory (`default`: DIR/ca/, any other name: DIR/cas/NAME/),
+ * creating it first when it is missing (with an RA unless `ra: false`; not with `create: false`).
+ * `scepter serve` prepares its default CA here, and a configuration naming further CAs creates
+ * each missing one here on first start.
+ */
+export async function prepareCa(
+  dataDir: string,
+  name: string,
+  o: PrepareCaOptions = {},
+): Promise<PreparedCa> {
+  const at: CaLocation = { dataDir, name: checkCaName(name) };
+  let created = false;
+  if (!caExists(at)) {
+    if (o.create === false)
+      throw new Error(`no CA named ${name} in ${dataDir}: run \`scepter ca init ${caCommandArgs(at)}\``);
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    if (name !== DEFAULT_CA_NAME) mkdirSync(join(dataDir, 'cas'), { recursive: true, mode: 0o700 });
+    await initCa(at, {
       ...(o.ra !== false ? { ra: true } : {}),
       ...(o.keySize ? { keySize: o.keySize } : {}),
       ...(o.passphrase ? { passphrase: o.passphrase } : {}),
     });
-    createdCa = true;
+    created = true;
   }
-  const loaded = loadCa(dataDir, o.passphrase);
+  const loaded = loadCa(at, o.passphrase);
   if (o.ra === true && !loaded.ra) {
     throw new Error(
-      `--ra was given but the existing CA in ${caPaths(dataDir).dir} has no RA certificate ` +
-        '(create the CA with `scepter ca init --ra`, or start without --ra)',
+      `--ra was given but the existing CA in ${caPaths(at).dir} has no RA certificate ` +
+        `(create the CA with \`scepter ca init ${caCommandArgs(at)} --ra\`, or start without --ra)`,
     );
   }
+  return { name, loaded, created };
+}
+
+/** Makes sure DIR holds a (default) CA and a challenge; loads the CA. */
+export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): Promise<PreparedDataDir> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const { loaded, created: createdCa } = await prepareCa(dataDir, DEFAULT_CA_NAME, {
+    ...(o.ra !== undefined ? { ra: o.ra } : {}),
+    ...(o.keySize ? { keySize: o.keySize } : {}),
+    ...(o.passphrase ? { passphrase: o.passphrase } : {}),
+  });
   const challenge: ChallengeInfo =
     o.staticChallenge === false
       ? { value: '', source: 'disabled' }
@@ -146,8 +195,8 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
 
 /**
  * Start-up warnings (one line each, no secrets) for files that hold secrets but can be read by
- * group or others: the data directory and its `ca/` subdirectory (CA keys, challenge files,
- * the SQLite store), and the admin token file. Missing paths are skipped; Windows has no modes.
+ * group or others: the data directory, its `ca/` and `cas/` subdirectories (CA keys, challenge
+ * files, the SQLite store), and the admin token file. Missing paths are skipped; Windows has no modes.
  */
 export function permissionWarnings(o: {
   dataDir: string;
@@ -171,6 +220,8 @@ export function permissionWarnings(o: {
   };
   check(o.dataDir, 'the data directory', `chmod 700 ${o.dataDir}`);
   check(caPaths(o.dataDir).dir, 'the CA directory', `chmod 700 ${caPaths(o.dataDir).dir}`);
+  const named = join(o.dataDir, 'cas');
+  check(named, 'the directory of the named CAs', `chmod 700 ${named}`);
   if (o.adminTokenFile !== undefined)
     check(o.adminTokenFile, 'the admin token file', `chmod 600 ${o.adminTokenFile}`);
   if (o.adminTokensFile !== undefined)

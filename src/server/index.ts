@@ -10,9 +10,11 @@ import type { CaKeySize } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
 import type { Lifecycle } from '../ra/lifecycle.js';
 import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
+import type { FailureThrottle } from '../ra/throttle.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
 import swagger from '@fastify/swagger';
+import { OcspResponder, type OcspIssuer, type OcspSettings } from '../ca/ocsp-responder.js';
 import { adminRoutes } from './admin-routes.js';
 import { OPENAPI_OPTIONS } from './admin-schemas.js';
 import { adminStatusRoutes } from './admin-status-routes.js';
@@ -20,16 +22,28 @@ import { consoleRoutes } from './console-routes.js';
 import { ConsoleSessions, consoleSessionAuth, loadSessionKey } from './console-session.js';
 import { bearerTokenAuth, DEFAULT_ADMIN_NAME, type AdminAuth, type AdminToken } from './admin-auth.js';
 import { buildApp, type AppOptions } from './app.js';
+import { severalCaCrls, type CrlSource } from './crl-route.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
-import { prepareDataDir, type PreparedDataDir } from './data-dir.js';
+import { prepareCa, prepareDataDir, type PreparedDataDir } from './data-dir.js';
+import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
+import type { LoadedCa } from '../ca/keystore.js';
 import {
   adminChallengeRoutes,
-  challengeConfig,
+  challengeThrottle,
   throttledService,
   type ChallengeSettings,
 } from './challenges.js';
-import { composeEnrollment } from './compose.js';
+import {
+  caLookup,
+  composeProfiles,
+  needsDataDirChallenge,
+  ProfileEndpoints,
+  ProfileRouter,
+  profileInit,
+  type ProfileSet,
+  type ScepEndpoints,
+} from './profiles.js';
 import type { LifecycleSettings } from './lifecycle-setup.js';
 import { WorkerPoolService } from './worker-pool.js';
 
@@ -38,6 +52,11 @@ export { LOG_FORMATS, type LogFormat } from './log-format.js';
 export { prepareDataDir, loadOrCreateChallenge, CHALLENGE_FILE, type PreparedDataDir } from './data-dir.js';
 
 export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> {
+  /**
+   * The OCSP responder at `/ocsp` for every CA the profiles issue from (default on, CA-signed);
+   * false: off. Without it, `lifecycle.ocsp` (the one-profile options) decides.
+   */
+  ocspSettings?: OcspSettings | false;
   /** Interface to listen on (default 127.0.0.1). */
   host?: string;
   /** Port (default 0: any free port). */
@@ -68,7 +87,10 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   store?: Store;
   /** Enrollment settings other than the challenge (allowSingleDes, validitySeconds, key sizes...). */
   enrollment?: Omit<EnrollmentConfig, 'challenges'>;
-  /** Certificate lifecycle: approval mode, renewal policy, CRL validity, public URL (CRL DP). */
+  /**
+   * Certificate lifecycle: approval mode, renewal policy, CRL validity, public URL (CRL DP and
+   * OCSP URL), the OCSP responder (on by default in data-directory mode).
+   */
   lifecycle?: LifecycleSettings;
   /** How often pending requests are expired and stale CRLs refreshed, ms (default 60 000). */
   maintenanceIntervalMs?: number;
@@ -82,6 +104,15 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   metrics?: boolean;
   /** Bearer token `/metrics` requires (default: none, open to whoever reaches the port). */
   metricsToken?: string;
+  /**
+   * Data-directory mode: the profiles (src/server/profiles.ts), each at its own path. Absent:
+   * one profile, `default`, on every path, from `enrollment`, `lifecycle` and `challenge`.
+   */
+  profiles?: ProfileSet;
+  /** The configuration's version (e.g. a hash of the file) for /readyz and the metrics (default `flags`). */
+  configVersion?: string;
+  /** Named CAs (DIR/cas/NAME/) created on first start: RA or CA-only (default RA). */
+  cas?: Readonly<Record<string, { ra?: boolean }>>;
   /**
    * Named admin bearer tokens (src/server/admin-auth.ts); `challenges.adminToken` joins them as
    * the token named `admin`. None: the admin API answers 404.
@@ -115,13 +146,27 @@ export interface RunningServer {
   enrollment?: EnrollmentService;
   /** What `prepareDataDir` found or created (data-directory mode only). */
   dataDir?: PreparedDataDir;
+  /** Named CAs created by this start (a profile named them; data-directory mode only). */
+  createdCas?: readonly string[];
   /** Approval, renewal, GetCert/GetCRL and CRLs (data-directory mode only). */
   lifecycle?: Lifecycle;
+  /** The OCSP responder at `/ocsp` (data-directory mode, unless `lifecycle.ocsp` is false). */
+  ocsp?: OcspResponder;
   app: FastifyInstance;
   /** Who may call the admin API (the seam every admin route uses). */
   adminAuth: AdminAuth;
   /** The server's metrics (absent with `metrics: false`). */
   metrics?: ServerMetrics;
+  /** The configuration version running (data-directory mode: see `reload`). */
+  version(): ConfigVersion;
+  /**
+   * Data-directory mode: builds the services of `set` (workers included) and swaps them in
+   * atomically; requests in flight finish under the services they started with. A `set` that
+   * cannot be built is refused (rejects) and the running one keeps serving. Reloads run one at a time.
+   */
+  reload(set: ProfileSet, id: string): Promise<ConfigVersion>;
+  /** Counts a reload refused before `reload` (a configuration file that failed validation). */
+  reloadFailed(): void;
   /** Stops accepting connections, finishes in-flight requests, closes the store it opened. */
   close(): Promise<void>;
 }
@@ -131,68 +176,164 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** One configuration's services; a reload builds the next one and swaps it in. */
+interface Generation {
+  endpoints: ProfileEndpoints;
+  /** The default profile's service (admin API, CRLs, metrics). */
+  enrollment: EnrollmentService;
+  services: ReadonlyMap<string, EnrollmentService>;
+  pool: WorkerPoolService | undefined;
+  /** PKIOperations running under this generation. */
+  inflight: number;
+  drained?: () => void;
+}
+
+/** The configuration version a server runs: a hash of its source and how many loads it took. */
+export interface ConfigVersion {
+  /** Identifies the configuration (e.g. a hash of the file); default `flags`. */
+  id: string;
+  /** 1 at start, +1 per successful reload. */
+  loads: number;
+  /** Failed reloads since start. */
+  failedReloads: number;
+}
+
+/** The profile `serve` without a configuration file runs: every path, today's settings. */
+function flagsProfile(o: StartServerOptions): ProfileSet {
+  return {
+    profiles: [
+      {
+        name: 'default',
+        ...(o.enrollment ? { enrollment: o.enrollment } : {}),
+        ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
+      },
+    ],
+    defaultProfile: 'default',
+  };
+}
+
 /** Builds the service (when needed), starts listening and resolves once the port is bound. */
 export async function startServer(o: StartServerOptions): Promise<RunningServer> {
   let service = o.service;
-  let enrollment: EnrollmentService | undefined;
   let prepared: PreparedDataDir | undefined;
-  let lifecycle: Lifecycle | undefined;
   let ownedStore: Store | undefined;
-  let pool: WorkerPoolService | undefined;
   let appRef: FastifyInstance | undefined;
+  let gen: Generation | undefined;
+  const version: ConfigVersion = { id: o.configVersion ?? 'flags', loads: 1, failedReloads: 0 };
   const logger: ServiceLogger = {
     warn: (obj, msg) => appRef?.log.warn(obj, msg),
     error: (obj, msg) => appRef?.log.error(obj, msg),
   };
+  let throttle: FailureThrottle | undefined;
 
+  let build: ((set: ProfileSet) => Promise<Generation>) | undefined;
+  const createdCas: string[] = [];
   if (!service) {
     if (o.dataDir === undefined) throw new TypeError('startServer needs either `service` or `dataDir`');
-    prepared = await prepareDataDir(o.dataDir, {
+    const dataDir = o.dataDir;
+    const initial = o.profiles ?? flagsProfile(o);
+    prepared = await prepareDataDir(dataDir, {
       ...(o.ra !== undefined ? { ra: o.ra } : {}),
       ...(o.keySize ? { keySize: o.keySize } : {}),
       ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
       ...(o.challenge !== undefined ? { challenge: o.challenge } : {}),
-      ...(o.challenges?.static === false ? { staticChallenge: false } : {}),
+      ...(o.challenges?.static === false || !needsDataDirChallenge(initial)
+        ? { staticChallenge: false }
+        : {}),
       ...(o.storeUrl !== undefined ? { storeUrl: o.storeUrl } : {}),
     });
+    // Every CA a profile names, created on first start like the default one (DIR/cas/NAME/).
+    const cas = new Map<string, LoadedCa>([[DEFAULT_CA_NAME, prepared.loaded]]);
+    // (every CA under `cas` too, so a reload may point a profile at any of them).
+    for (const name of new Set([
+      ...initial.profiles.map((p) => p.ca ?? DEFAULT_CA_NAME),
+      ...Object.keys(o.cas ?? {}),
+    ])) {
+      if (cas.has(name)) continue;
+      const ra = o.cas?.[name]?.ra;
+      const ca = await prepareCa(dataDir, name, {
+        ...(ra !== undefined ? { ra } : {}),
+        ...(o.keySize ? { keySize: o.keySize } : {}),
+        ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
+      });
+      cas.set(name, ca.loaded);
+      if (ca.created) createdCas.push(name);
+    }
     const store = o.store ?? (ownedStore = await openStore(prepared.storeUrl));
-    const { loaded } = prepared;
-    const enrollmentConfig = { ...o.enrollment, ...challengeConfig(prepared) };
-    enrollment = composeEnrollment({
-      dataDir: o.dataDir,
-      loaded,
-      ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
-      store,
-      config: enrollmentConfig,
-      ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
-      logger,
-    });
-    lifecycle = enrollment.lifecycle;
-    service = enrollment;
-    if ((o.workers ?? 1) > 1) {
-      try {
+    // The challenge-failure throttle: the RA asks it where a challenge is checked (every
+    // engine, workers too, reads the same counters in the store); failures are counted in this
+    // (HTTP) thread, in front of every worker.
+    throttle = challengeThrottle(o.challenges?.throttle, store, logger);
+    const lock = throttle;
+    const challengeLock = lock
+      ? { challengeLock: (address: string | undefined) => lock.blocked(address) }
+      : {};
+    const ready = prepared;
+    build = async (set) => {
+      const inits = set.profiles.map((p) => profileInit(p, ready));
+      const services = composeProfiles(inits, {
+        cas: caLookup(dataDir, cas),
+        ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
+        store,
+        logger,
+        ...challengeLock,
+      });
+      const defaultName = set.defaultProfile ?? (services.has('default') ? 'default' : undefined);
+      const main = services.get(defaultName ?? inits[0]!.name)!;
+      const router = new ProfileRouter(services, defaultName ?? inits[0]!.name, main.stats);
+      let engine: ScepService = router;
+      let pool: WorkerPoolService | undefined;
+      if ((o.workers ?? 1) > 1) {
         // N engines: the HTTP thread enrolls too, next to N − 1 worker threads.
         pool = await WorkerPoolService.start({
           workers: (o.workers ?? 1) - 1,
           inProcess: true,
-          local: enrollment,
+          local: router,
           store,
           init: {
-            dataDir: o.dataDir,
+            dataDir,
             ...(o.caPassphrase ? { caPassphrase: o.caPassphrase } : {}),
-            config: enrollmentConfig,
-            ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
+            config: main.config,
+            profiles: inits,
+            ...(defaultName !== undefined ? { defaultProfile: defaultName } : {}),
           },
+          ...challengeLock,
           logger,
         });
-      } catch (e) {
-        await ownedStore?.close();
-        throw e;
+        engine = pool;
       }
-      service = pool;
+      // The challenge-failure throttle sits in this (HTTP) thread, in front of every worker.
+      const throttled = throttledService(engine, throttle);
+      const g: Generation = { enrollment: main, services, pool, inflight: 0, endpoints: undefined! };
+      const counted: ScepService = {
+        capabilities: () => throttled.capabilities(),
+        getCaCaps: () => throttled.getCaCaps(),
+        getCaCert: (m) => throttled.getCaCert(m),
+        pkiOperation: async (message, ctx) => {
+          g.inflight++;
+          try {
+            return await throttled.pkiOperation(message, ctx);
+          } finally {
+            if (--g.inflight === 0) g.drained?.();
+          }
+        },
+      };
+      g.endpoints = new ProfileEndpoints(set.profiles, services, counted, defaultName);
+      return g;
+    };
+    try {
+      gen = await build(initial);
+    } catch (e) {
+      await ownedStore?.close();
+      throw e;
     }
+    service = gen.pool ?? gen.enrollment;
   }
+  const first = gen;
+  const enrollment = first?.enrollment;
+  const lifecycle: Lifecycle | undefined = enrollment?.lifecycle;
 
+  let ocsp: OcspResponder | undefined;
   const bearerAuth = adminAuthOf(o);
   // Web console sessions (src/server/console-session.ts), another way to authenticate as a named
   // admin: signed with a key kept in the data directory, so every instance sharing it accepts
@@ -207,21 +348,62 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       : undefined;
   const adminAuth = sessions ? consoleSessionAuth(sessions, bearerAuth) : bearerAuth;
   let closing: Promise<void> | undefined;
-  const { metrics, readiness } = observability(o, { enrollment, prepared, lifecycle, pool }, () =>
-    closing !== undefined ? 'shutting down' : undefined,
+  const { metrics, readiness } = observability(
+    o,
+    {
+      enrollment,
+      prepared,
+      lifecycle,
+      pool: first?.pool,
+      version: () => version,
+      services: () => gen?.services,
+    },
+    () => (closing !== undefined ? 'shutting down' : undefined),
   );
-  // The challenge-failure throttle sits in this (HTTP) thread, in front of every worker.
-  const front = prepared
-    ? throttledService(service, o.challenges?.throttle, enrollment?.store, logger)
-    : service;
+  // CRLs of every CA a profile issues from: /crl (the default CA), /crl/<fingerprint>, /crl/<CA name>.
+  const crlsNow = (): CrlSource =>
+    severalCaCrls(
+      new Map([...(gen?.services.values() ?? [])].reverse().map((e) => [e.caName, e.lifecycle.crls])),
+    );
+  const crlSource: CrlSource = {
+    current: (issuer) => crlsNow().current(issuer),
+    ofCa: (name) => crlsNow().ofCa!(name),
+  };
+  const endpoints: ScepEndpoints | undefined = first
+    ? { forPath: (path) => gen!.endpoints.forPath(path) }
+    : undefined;
   let app: FastifyInstance;
   try {
+    // OCSP is answered on this thread from its store (the workers only enroll).
+    // Every CA a profile of the serving configuration issues from (a reload may change them).
+    const ocspSettings = o.ocspSettings ?? o.lifecycle?.ocsp;
+    if (enrollment && lifecycle && ocspSettings !== false) {
+      let issuersOf: Generation | undefined;
+      let issuers: OcspIssuer[] = [];
+      ocsp = new OcspResponder({
+        ...ocspSettings,
+        store: enrollment.store,
+        cas: () => {
+          if (gen !== issuersOf) {
+            issuersOf = gen;
+            const byName = new Map(
+              [...(gen?.services.values() ?? [])].map((e) => [e.caName, e.lifecycle.crls.cas]),
+            );
+            issuers = [...byName].map(([name, cas]) => ({ name, cas }));
+          }
+          return issuers;
+        },
+      });
+    }
     app = await buildApp({
       ...o,
-      service: front,
-      ...(lifecycle ? { crl: lifecycle.crls } : {}),
+      service,
+      ...(ocsp ? { ocsp } : {}),
+      ...(endpoints ? { endpoints } : {}),
+      ...(lifecycle ? { crl: crlSource } : {}),
       ops: {
         readiness,
+        ...(first ? { configVersion: () => `${version.id} load ${version.loads}` } : {}),
         ...(metrics ? { metrics } : {}),
         ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
       },
@@ -241,7 +423,10 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     }
     // Operator API (src/server/admin-routes.ts): same admin seam; runs here, on the main store.
     if (enrollment && lifecycle) {
-      await app.register(adminRoutes, { store: enrollment.store, crls: lifecycle.crls, auth: adminAuth });
+      // A revocation signs a new CRL of the certificate's own CA (any CA a profile issues from).
+      const crlsOfCa = (name: string) =>
+        [...(gen?.services.values() ?? [])].find((e) => e.caName === name)?.lifecycle.crls;
+      await app.register(adminRoutes, { store: enrollment.store, crls: crlsOfCa, auth: adminAuth });
       await app.register(adminStatusRoutes, {
         store: enrollment.store,
         crls: lifecycle.crls,
@@ -258,7 +443,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
   } catch (e) {
     metrics?.close();
-    await pool?.close();
+    await first?.pool?.close();
     await ownedStore?.close();
     throw e;
   }
@@ -266,6 +451,12 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const port = typeof addr === 'object' && addr ? addr.port : (o.port ?? 0);
   const origin = `${o.tls ? 'https' : 'http'}://${hostForUrl(o.host ?? '127.0.0.1')}:${port}`;
   const stopMaintenance = lifecycle?.startMaintenance(o.maintenanceIntervalMs);
+  /** Closes a generation's workers once its requests in flight have finished. */
+  const retire = async (old: Generation): Promise<void> => {
+    if (old.inflight > 0) await new Promise<void>((resolve) => (old.drained = resolve));
+    await old.pool?.close();
+  };
+  let reloading: Promise<unknown> = Promise.resolve();
   const running: RunningServer = {
     url: `${origin}/scep`,
     origin,
@@ -273,6 +464,30 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     service,
     app,
     adminAuth,
+    version: () => ({ ...version }),
+    reload(set, id) {
+      const next = reloading.then(async () => {
+        if (!build || !gen || closing) throw new Error('this server has no profiles to reload');
+        let fresh: Generation;
+        try {
+          fresh = await build(set);
+        } catch (e) {
+          version.failedReloads++;
+          throw e;
+        }
+        const old = gen;
+        gen = fresh;
+        version.id = id;
+        version.loads++;
+        void retire(old).catch((e: unknown) => logger.error({ err: e }, 'closing the old workers failed'));
+        return { ...version };
+      });
+      reloading = next.catch(() => undefined);
+      return next;
+    },
+    reloadFailed() {
+      version.failedReloads++;
+    },
     close() {
       closing ??= (async () => {
         stopMaintenance?.();
@@ -280,7 +495,8 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
         try {
           await app.close();
         } finally {
-          await pool?.close();
+          await reloading;
+          await gen?.pool?.close();
           await ownedStore?.close();
         }
       })();
@@ -290,7 +506,9 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   if (metrics) running.metrics = metrics;
   if (enrollment) running.enrollment = enrollment;
   if (lifecycle) running.lifecycle = lifecycle;
+  if (ocsp) running.ocsp = ocsp;
   if (prepared) running.dataDir = prepared;
+  if (createdCas.length > 0) running.createdCas = createdCas;
   return running;
 }
 
@@ -308,10 +526,21 @@ function observability(
     prepared: PreparedDataDir | undefined;
     lifecycle: Lifecycle | undefined;
     pool: WorkerPoolService | undefined;
+    version: () => ConfigVersion;
+    services: () => ReadonlyMap<string, EnrollmentService> | undefined;
   },
   shuttingDown: () => string | undefined,
 ): { metrics: ServerMetrics | undefined; readiness: ReadinessCheck } {
   const { enrollment, prepared, lifecycle, pool } = parts;
+  let names: { of: ReadonlyMap<string, EnrollmentService> | undefined; set: ReadonlySet<string> } = {
+    of: undefined,
+    set: new Set(),
+  };
+  const profileNames = (): ReadonlySet<string> => {
+    const now = parts.services();
+    if (now !== names.of) names = { of: now, set: new Set(now?.keys() ?? []) };
+    return names.set;
+  };
   const store = enrollment?.store;
   const caCert = prepared?.loaded.ca.cert;
   const readiness: ReadinessCheck = async () => {
@@ -335,9 +564,22 @@ function observability(
   if (o.metrics === false) return { metrics: undefined, readiness };
   const metrics = new ServerMetrics({
     sources: {
-      ...(enrollment ? { serviceStats: () => enrollment.stats } : {}),
+      ...(enrollment
+        ? {
+            serviceStats: () => {
+              const all = [...(parts.services()?.values() ?? [enrollment])];
+              return {
+                singleDesAccepted: all.reduce((n, s) => n + s.stats.singleDesAccepted, 0),
+                internalErrors: all.reduce((n, s) => n + s.stats.internalErrors, 0),
+                envelopesOpened: all.reduce((n, s) => n + s.stats.envelopesOpened, 0),
+              };
+            },
+            profileNames,
+            config: parts.version,
+          }
+        : {}),
       ...(store ? { storeStats: () => store.stats() } : {}),
-      ...(enrollment ? { workers: () => pool?.engines ?? 1 } : {}),
+      ...(enrollment ? { workers: () => pool?.engines ?? o.workers ?? 1 } : {}),
       ...(caCert ? { caNotAfter: () => caCert.notAfter } : {}),
       ...(store
         ? {

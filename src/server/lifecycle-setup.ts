@@ -3,11 +3,13 @@
  * they cross `workerData`; src/server/compose.ts builds the service from them.
  */
 import type { CertificateAuthority } from '../ca/issuer.js';
+import type { OcspSettings } from '../ca/ocsp-responder.js';
 import { DEFAULT_CLIENT_PROFILE } from '../ca/profile.js';
 import type { ApprovalConfig } from '../ra/approval.js';
 import type { EnrollmentConfig } from '../ra/config.js';
 import type { RenewalConfig } from '../ra/renewal.js';
 import { crlPath } from './crl-route.js';
+import { OCSP_PATH } from './ocsp-route.js';
 
 /** Lifecycle settings of `scepter serve` (plain data). */
 export interface LifecycleSettings {
@@ -17,9 +19,17 @@ export interface LifecycleSettings {
   crlValiditySeconds?: number;
   /**
    * Public base URL of this server (`http://ca.example:8080`). When set, issued certificates
-   * carry a CRL distribution point `<publicUrl>/crl/<CA fingerprint>.crl`.
+   * carry a CRL distribution point `<publicUrl>/crl/<CA fingerprint>.crl` and, unless OCSP is
+   * off, the OCSP responder `<publicUrl>/ocsp` (authorityInfoAccess id-ad-ocsp).
    */
   publicUrl?: string;
+  /** The OCSP responder at `/ocsp` (src/ca/ocsp-responder.ts; default on, CA-signed); false: off. */
+  ocsp?: OcspSettings | false;
+}
+
+/** The OCSP responder URL for certificates issued by this server. */
+export function ocspUrl(publicUrl: string): string {
+  return publicUrl.replace(/\/+$/, '') + OCSP_PATH;
 }
 
 /** The CRL distribution point URL for certificates of this CA. */
@@ -27,7 +37,10 @@ export function crlDistributionPoint(publicUrl: string, caFingerprint: string): 
   return publicUrl.replace(/\/+$/, '') + crlPath(caFingerprint);
 }
 
-/** The enrollment config with a CRL distribution point in its profile when a public URL is set. */
+/**
+ * The enrollment config with a CRL distribution point (and the OCSP URL, unless OCSP is off) in
+ * its profile when a public URL is set.
+ */
 export function withCrlDistributionPoint<T extends Omit<EnrollmentConfig, 'challenges'>>(
   config: T,
   settings: LifecycleSettings | undefined,
@@ -43,6 +56,7 @@ export function withCrlDistributionPoint<T extends Omit<EnrollmentConfig, 'chall
       extKeyUsage: [...base.extKeyUsage],
       ...(config.validitySeconds !== undefined ? { validitySeconds: config.validitySeconds } : {}),
       crlDistributionPoint: crlDistributionPoint(settings.publicUrl, ca.cert.fingerprint),
+      ...(settings.ocsp !== false ? { ocspUrl: ocspUrl(settings.publicUrl) } : {}),
     },
   };
 }

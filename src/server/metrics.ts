@@ -16,13 +16,17 @@ import type { ServiceStats } from '../ra/service.js';
 import type { StoreStats } from '../store/index.js';
 import type { ScepRequestLog } from './scep-routes.js';
 
-/** `operation` label values (`CRL` is `/crl`, `other` anything else, e.g. an unknown route). */
+/**
+ * `operation` label values (`CRL` is `/crl`, `OCSP` is `/ocsp`, `other` anything else, e.g. an
+ * unknown route).
+ */
 export const OPERATION_LABELS = [
   'GetCACaps',
   'GetCACert',
   'GetNextCACert',
   'PKIOperation',
   'CRL',
+  'OCSP',
   'other',
 ] as const;
 /**
@@ -104,6 +108,10 @@ export interface MetricsSources {
   pendingRequests?: () => Promise<number>;
   /** nextUpdate of the current CA's latest CRL (undefined: none yet): a store query, cached. */
   crlNextUpdate?: () => Promise<Date | undefined>;
+  /** The configured profile names: the `profile` label's values (any other → `other`). */
+  profileNames?: () => ReadonlySet<string>;
+  /** The loaded configuration: its id, successful loads and failed reloads. */
+  config?: () => { id: string; loads: number; failedReloads: number };
 }
 
 export interface ServerMetricsOptions {
@@ -196,6 +204,9 @@ export class ServerMetrics {
   private readonly loopDelay: IntervalHistogram;
   private static readonly LOOP_RESOLUTION_MS = 10;
 
+  /** Requests per profile label (configured names and `other`: bounded) and outcome. */
+  private readonly profileRequests = new Map<string, Float64Array>();
+
   constructor(o: ServerMetricsOptions = {}) {
     this.sources = o.sources ?? {};
     const ttl = (o.cacheSeconds ?? 15) * 1000;
@@ -229,6 +240,12 @@ export class ServerMetrics {
     } else if (status >= 400) out = OUT_REJECTED;
     else out = (log?.outcome !== undefined ? OUTCOME.get(log.outcome) : undefined) ?? OUT_SUCCESS;
     this.requests[op * N_OUT + out]!++;
+    if (log?.profile !== undefined) {
+      const label = this.sources.profileNames?.().has(log.profile) ? log.profile : 'other';
+      let row = this.profileRequests.get(label);
+      if (!row) this.profileRequests.set(label, (row = new Float64Array(N_OUT)));
+      row[out]!++;
+    }
     if (log?.limit !== undefined) {
       const l = LIMIT.get(log.limit);
       if (l !== undefined) this.limitRefusals[l]!++;
@@ -285,6 +302,36 @@ export class ServerMetrics {
               fail_info: FAIL_INFO_LABELS[fi]!,
             });
         }
+
+    if (this.profileRequests.size > 0) {
+      e.family(
+        'scepter_profile_requests_total',
+        'counter',
+        'SCEP requests by configuration profile and outcome.',
+      );
+      for (const [profile, row] of this.profileRequests)
+        for (let out = 0; out < N_OUT; out++)
+          if (row[out]! > 0)
+            e.sample('scepter_profile_requests_total', row[out]!, { profile, outcome: OUTCOME_LABELS[out]! });
+    }
+    const config = this.sources.config?.();
+    if (config) {
+      e.family('scepter_config_info', 'gauge', 'The loaded configuration (its version in the label).').sample(
+        'scepter_config_info',
+        1,
+        { version: config.id },
+      );
+      e.family(
+        'scepter_config_loads_total',
+        'counter',
+        'Configurations loaded (start and successful reloads).',
+      ).sample('scepter_config_loads_total', config.loads);
+      e.family(
+        'scepter_config_reload_failures_total',
+        'counter',
+        'Reloads refused (the old configuration kept serving).',
+      ).sample('scepter_config_reload_failures_total', config.failedReloads);
+    }
 
     e.family(
       'scepter_certificates_issued_total',

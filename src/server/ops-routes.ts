@@ -27,6 +27,8 @@ export interface OpsRoutesOptions {
   readiness?: ReadinessCheck;
   /** Longest wait for the readiness check, ms (default 2000; slower counts as not ready). */
   readinessTimeoutMs?: number;
+  /** The configuration version, reported by `/readyz` (line `config: …` and header `scepter-config`). */
+  configVersion?: () => string;
 }
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -79,9 +81,14 @@ export const opsRoutes: FastifyPluginAsync<OpsRoutesOptions> = async (app, o) =>
       else req.log.info('ready again');
       lastReason = reason;
     }
+    const version = o.configVersion?.();
+    if (version !== undefined) reply.header('scepter-config', version);
     if (reason === undefined) {
       req.scepLog = HEALTH_OK;
-      return reply.code(200).header('content-type', TEXT).send('ready\n');
+      return reply
+        .code(200)
+        .header('content-type', TEXT)
+        .send(version !== undefined ? `ready\nconfig: ${version}\n` : 'ready\n');
     }
     req.scepLog = HEALTH_NOT_READY;
     return reply

@@ -9,12 +9,15 @@ import { decodeGetMessage } from '../scep/get-message.js';
 import { ScepError } from '../scep/types.js';
 import type { HttpAnswer, OperationLog, RequestContext, ScepService } from '../ra/types.js';
 import { HttpError } from './http-errors.js';
+import type { ScepEndpoints } from './profiles.js';
 
 /** What the per-request log line says about the SCEP side of a request. */
 export interface ScepRequestLog extends Partial<OperationLog> {
   operation?: string;
   /** The admin (token name) an admin API request authenticated as. */
   admin?: string;
+  /** The configuration profile of the request path. */
+  profile?: string;
   /** Log at debug level only (health checks and scrapes: src/server/ops-routes.ts). */
   quiet?: boolean;
 }
@@ -28,6 +31,8 @@ declare module 'fastify' {
 
 export interface ScepRoutesOptions {
   service: ScepService;
+  /** Profiles: the service of each request path (src/server/profiles.ts); absent: `service` on every path. */
+  endpoints?: ScepEndpoints;
 }
 
 type Query = Record<string, string | string[] | undefined>;
@@ -70,7 +75,7 @@ async function pkiOperation(
 
 /** Registers the SCEP routes on every path. */
 export const scepRoutes: FastifyPluginAsync<ScepRoutesOptions> = async (app: FastifyInstance, opts) => {
-  const { service } = opts;
+  const { endpoints } = opts;
 
   // A pkiMessage arrives as application/x-pki-message, application/octet-stream, anything else
   // or nothing at all: every body is taken as raw bytes.
@@ -90,6 +95,14 @@ export const scepRoutes: FastifyPluginAsync<ScepRoutesOptions> = async (app: Fas
       if (!operation) throw new HttpError(400, 'unknown operation');
     }
     req.scepLog = { operation };
+    let service = opts.service;
+    if (endpoints) {
+      const q = req.url.indexOf('?');
+      const e = endpoints.forPath(q < 0 ? req.url : req.url.slice(0, q));
+      if (!e) throw new HttpError(404, 'no SCEP profile at this path');
+      service = e.service;
+      if (e.profile !== undefined) req.scepLog.profile = e.profile;
+    }
 
     switch (operation) {
       case 'GetCACaps': {

@@ -20,10 +20,10 @@
  * share has none.
  */
 import { Worker } from 'node:worker_threads';
-import type { RequestContext, ScepAnswer, ScepService, HttpAnswer } from '../ra/types.js';
+import type { ChallengeLock, RequestContext, ScepAnswer, ScepService, HttpAnswer } from '../ra/types.js';
 import type { ServiceLogger, ServiceStats } from '../ra/service.js';
 import type { Store } from '../store/index.js';
-import { fromWireError, revive, runStoreCall, transferable } from './store-rpc.js';
+import { fromWireError, revive, runStoreCall, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 export interface WorkerPoolOptions {
@@ -44,7 +44,9 @@ export interface WorkerPoolOptions {
   /** The store the workers' calls run on. */
   store: Store;
   /** What each worker builds its service from. */
-  init: Omit<WorkerInit, 'storeKind'>;
+  init: Omit<WorkerInit, 'storeKind' | 'challengeLock'>;
+  /** The challenge-failure throttle the workers ask (`lock` messages); absent: none. */
+  challengeLock?: ChallengeLock;
   logger?: ServiceLogger;
 }
 
@@ -130,7 +132,11 @@ export class WorkerPoolService implements ScepService {
     const entry = workerEntry();
     const worker = new Worker(entry.file, {
       eval: entry.eval,
-      workerData: { ...this.o.init, storeKind: this.o.store.kind } satisfies WorkerInit,
+      workerData: {
+        ...this.o.init,
+        storeKind: this.o.store.kind,
+        ...(this.o.challengeLock ? { challengeLock: true } : {}),
+      } satisfies WorkerInit,
     });
     const slot: Slot = { worker, inflight: new Map() };
     this.slots[index] = slot;
@@ -168,6 +174,25 @@ export class WorkerPoolService implements ScepService {
           case 'log':
             this.o.logger?.[m.level](m.obj, m.msg);
             break;
+          case 'lock': {
+            // A failing check (store down) fails the request in the worker, as it would here.
+            const ask = this.o.challengeLock?.(m.address) ?? Promise.resolve(false);
+            void ask
+              .then(
+                (locked) => ({ type: 'lock-result', id: m.id, locked }) satisfies ToWorker,
+                (e: unknown) =>
+                  ({
+                    type: 'lock-result',
+                    id: m.id,
+                    locked: false,
+                    error: toWireError(e),
+                  }) satisfies ToWorker,
+              )
+              .then((r) => {
+                if (this.slots[index] === slot) worker.postMessage(r);
+              });
+            break;
+          }
         }
       });
       worker.on('error', (e) => {

@@ -6,8 +6,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EnrollmentService, ServiceLogger, ServiceStats } from '../ra/service.js';
+import type { ScepService } from '../ra/types.js';
 import { composeEnrollment } from './compose.js';
-import { RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
+import { caLookup, composeProfiles, ProfileRouter } from './profiles.js';
+import { fromWireError, RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
 
 const port = parentPort;
@@ -30,32 +32,63 @@ const logger: ServiceLogger = {
   error: (obj, msg) => send({ type: 'log', level: 'error', obj: plain(obj), msg }),
 };
 
-let service: EnrollmentService;
-try {
-  // The same composition as the HTTP thread's (src/server/compose.ts), so every engine runs
-  // the same enrollment path.
-  service = composeEnrollment({
-    dataDir: init.dataDir,
-    ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
-    store,
-    config: init.config,
-    ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
-    logger,
+// The challenge-failure throttle is the HTTP thread's: asked by message, only where a
+// challenge is checked.
+const locks = new Map<number, { resolve(locked: boolean): void; reject(e: Error): void }>();
+let nextLock = 0;
+const challengeLock = (address: string | undefined): Promise<boolean> =>
+  new Promise((resolve, reject) => {
+    const id = nextLock++;
+    locks.set(id, { resolve, reject });
+    send({ type: 'lock', id, address });
   });
+
+let service: ScepService;
+/** Every enrollment service of this worker (one per profile). */
+let services: EnrollmentService[];
+try {
+  // The same composition as the HTTP thread's (src/server/compose.ts, profiles.ts), so every
+  // engine runs the same enrollment path.
+  if (init.profiles) {
+    const byName = composeProfiles(init.profiles, {
+      cas: caLookup(init.dataDir),
+      ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
+      store,
+      logger,
+      ...(init.challengeLock ? { challengeLock } : {}),
+    });
+    services = [...byName.values()];
+    service = new ProfileRouter(byName, init.defaultProfile ?? init.profiles[0]!.name);
+  } else {
+    const one = composeEnrollment({
+      dataDir: init.dataDir,
+      ...(init.caPassphrase ? { passphrase: init.caPassphrase } : {}),
+      store,
+      config: init.config,
+      ...(init.lifecycle ? { lifecycle: init.lifecycle } : {}),
+      ...(init.caName !== undefined ? { caName: init.caName } : {}),
+      ...(init.profile !== undefined ? { profile: init.profile } : {}),
+      logger,
+      ...(init.challengeLock ? { challengeLock } : {}),
+    });
+    services = [one];
+    service = one;
+  }
 } catch (e) {
   send({ type: 'init-failed', error: toWireError(e) });
   throw e;
 }
 
 /** Counters reported so far; each answer carries what changed since (usually nothing). */
-const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0 };
+const reported: ServiceStats = { singleDesAccepted: 0, internalErrors: 0, envelopesOpened: 0 };
 function statDeltas(): { stats?: Partial<ServiceStats> } {
   const d: Partial<ServiceStats> = {};
   for (const k of Object.keys(reported) as Array<keyof ServiceStats>) {
-    const delta = service.stats[k] - reported[k];
+    const now = services.reduce((n, s) => n + s.stats[k], 0);
+    const delta = now - reported[k];
     if (delta !== 0) {
       d[k] = delta;
-      reported[k] = service.stats[k];
+      reported[k] = now;
     }
   }
   return Object.keys(d).length > 0 ? { stats: d } : {};
@@ -64,6 +97,13 @@ function statDeltas(): { stats?: Partial<ServiceStats> } {
 port.on('message', (m: ToWorker) => {
   if (m.type === 'store-result') {
     store.settle(m);
+    return;
+  }
+  if (m.type === 'lock-result') {
+    const p = locks.get(m.id);
+    locks.delete(m.id);
+    if (m.error) p?.reject(fromWireError(m.error));
+    else p?.resolve(m.locked);
     return;
   }
   const message = revive(m.message) as Buffer;

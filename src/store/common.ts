@@ -14,7 +14,7 @@ import type {
   TransactionQuery,
   TransactionState,
 } from './types.js';
-import { normalizeSerial } from './types.js';
+import { DEFAULT_CA, DEFAULT_PROFILE, normalizeSerial } from './types.js';
 
 export const SAN_TYPES: ReadonlySet<string> = new Set([
   'dns',
@@ -81,6 +81,14 @@ export function certificateWhere(q: CertificateQuery, d: Dialect): { sql: string
     parts.push('serial = ?');
     params.push(normalizeSerial(q.serial));
   }
+  if (q.ca !== undefined) {
+    parts.push('ca = ?');
+    params.push(q.ca);
+  }
+  if (q.profile !== undefined) {
+    parts.push('profile = ?');
+    params.push(q.profile);
+  }
   if (q.subject !== undefined && q.subject !== '') {
     parts.push(`subject ${d.ilike} ? ESCAPE '\\'`);
     params.push(likeContains(q.subject));
@@ -92,10 +100,10 @@ export function certificateWhere(q: CertificateQuery, d: Dialect): { sql: string
   if (q.san !== undefined && q.san !== '') {
     const san = parseSan(q.san);
     if (san.type) {
-      parts.push('serial IN (SELECT serial FROM certificate_sans WHERE value = ? AND type = ?)');
+      parts.push('(ca, serial) IN (SELECT ca, serial FROM certificate_sans WHERE value = ? AND type = ?)');
       params.push(san.value, san.type);
     } else {
-      parts.push('serial IN (SELECT serial FROM certificate_sans WHERE value = ?)');
+      parts.push('(ca, serial) IN (SELECT ca, serial FROM certificate_sans WHERE value = ?)');
       params.push(san.value);
     }
   }
@@ -147,6 +155,14 @@ export function transactionWhere(
     parts.push(`subject ${d.ilike} ? ESCAPE '\\'`);
     params.push(likeContains(q.subject));
   }
+  if (q.ca !== undefined) {
+    parts.push('ca = ?');
+    params.push(q.ca);
+  }
+  if (q.profile !== undefined) {
+    parts.push('profile = ?');
+    params.push(q.profile);
+  }
   if (q.since !== undefined) {
     parts.push('created_at >= ?');
     params.push(d.ts(q.since));
@@ -163,7 +179,9 @@ export function transactionWhere(
 export function prepareCertificate(c: NewCertificate, now: Date): CertificateRecord {
   const status: CertificateStatus = c.status ?? 'valid';
   return {
+    ca: c.ca ?? DEFAULT_CA,
     serial: normalizeSerial(c.serial),
+    profile: c.profile ?? DEFAULT_PROFILE,
     issuer: c.issuer.toLowerCase(),
     subject: c.subject,
     commonName: c.commonName,
@@ -182,7 +200,9 @@ export function prepareCertificate(c: NewCertificate, now: Date): CertificateRec
 
 /** Column values as both adapters see them (times already converted by `toDate`). */
 export interface CertificateRow {
+  ca: string;
   serial: string;
+  profile: string;
   issuer: string;
   subject: string;
   common_name: string | null;
@@ -213,6 +233,8 @@ export interface TransactionRow {
   fail_info: number | null;
   fail_text: string | null;
   meta: string | null;
+  ca: string;
+  profile: string;
   last_poll_at?: unknown;
 }
 
@@ -224,7 +246,9 @@ function optDate(v: unknown, toDate: ToDate): Date | null {
 
 export function certificateFromRow(r: CertificateRow, toDate: ToDate): CertificateRecord {
   return {
+    ca: r.ca,
     serial: r.serial,
+    profile: r.profile,
     issuer: r.issuer,
     subject: r.subject,
     commonName: r.common_name,
@@ -257,6 +281,8 @@ export function transactionFromRow(r: TransactionRow, toDate: ToDate): Transacti
     failInfo: r.fail_info,
     failText: r.fail_text,
     meta: r.meta === null ? null : (JSON.parse(r.meta) as JsonObject),
+    ca: r.ca,
+    profile: r.profile,
     lastPollAt: optDate(r.last_poll_at ?? null, toDate),
   };
 }
@@ -266,18 +292,19 @@ export const INVARIANTS: ReadonlyArray<{ what: string; sql: string }> = [
   {
     what: 'issued transaction without its certificate',
     sql: `SELECT t.transaction_id AS id FROM transactions t
-          LEFT JOIN certificates c ON c.serial = t.cert_serial
+          LEFT JOIN certificates c ON c.ca = t.ca AND c.serial = t.cert_serial
           WHERE t.state = 'issued' AND c.serial IS NULL LIMIT 20`,
   },
   {
     what: 'certificate whose transaction is not issued with it',
     sql: `SELECT c.serial AS id FROM certificates c
           JOIN transactions t ON t.transaction_id = c.transaction_id
-          WHERE t.state <> 'issued' OR t.cert_serial IS NULL OR t.cert_serial <> c.serial LIMIT 20`,
+          WHERE t.state <> 'issued' OR t.cert_serial IS NULL OR t.cert_serial <> c.serial OR t.ca <> c.ca
+          LIMIT 20`,
   },
   {
-    what: 'duplicate serial',
-    sql: `SELECT serial AS id FROM certificates GROUP BY serial HAVING count(*) > 1 LIMIT 20`,
+    what: 'duplicate serial in one CA',
+    sql: `SELECT serial AS id FROM certificates GROUP BY ca, serial HAVING count(*) > 1 LIMIT 20`,
   },
   {
     what: 'more than one certificate for a transaction',

@@ -195,7 +195,8 @@ export class PostgresStore implements Store {
 
   private async insertCerts(c: Queryable, certs: readonly CertificateRecord[]): Promise<void> {
     if (certs.length === 0) return;
-    const cols: unknown[][] = Array.from({ length: 14 }, () => []);
+    const cols: unknown[][] = Array.from({ length: 16 }, () => []);
+    const sCa: string[] = [];
     const sSerial: string[] = [];
     const sType: string[] = [];
     const sValue: string[] = [];
@@ -215,9 +216,12 @@ export class PostgresStore implements Store {
         r.revocationReason,
         r.createdAt,
         r.der,
+        r.ca,
+        r.profile,
       ];
       v.forEach((x, i) => (cols[i] as unknown[]).push(x));
       for (const s of sanRows(r.sans)) {
+        sCa.push(r.ca);
         sSerial.push(r.serial);
         sType.push(s.type);
         sValue.push(s.value);
@@ -228,7 +232,8 @@ export class PostgresStore implements Store {
         c,
         `INSERT INTO certificates (${CERT_COLUMNS})
          SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::timestamptz[],
-           ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::int[], ?::timestamptz[], ?::bytea[])`,
+           ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::timestamptz[], ?::int[], ?::timestamptz[], ?::bytea[],
+           ?::text[], ?::text[])`,
         cols,
       );
     } catch (e) {
@@ -248,8 +253,9 @@ export class PostgresStore implements Store {
     if (sSerial.length) {
       await this.q(
         c,
-        'INSERT INTO certificate_sans (serial, type, value) SELECT * FROM unnest(?::text[], ?::text[], ?::text[])',
-        [sSerial, sType, sValue],
+        `INSERT INTO certificate_sans (ca, serial, type, value)
+         SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[])`,
+        [sCa, sSerial, sType, sValue],
       );
     }
   }
@@ -257,13 +263,14 @@ export class PostgresStore implements Store {
   private async findDupSerial(certs: readonly CertificateRecord[]): Promise<string> {
     const seen = new Set<string>();
     for (const c of certs) {
-      if (seen.has(c.serial)) return c.serial;
-      seen.add(c.serial);
+      const key = `${c.ca}\0${c.serial}`;
+      if (seen.has(key)) return c.serial;
+      seen.add(key);
     }
     const r = await this.q<{ serial: string }>(
       this.pool,
-      'SELECT serial FROM certificates WHERE serial = ANY(?) LIMIT 1',
-      [[...seen]],
+      'SELECT serial FROM certificates WHERE (ca, serial) IN (SELECT * FROM unnest(?::text[], ?::text[])) LIMIT 1',
+      [certs.map((c) => c.ca), certs.map((c) => c.serial)],
     );
     return r.rows[0]?.serial ?? '';
   }
@@ -339,15 +346,15 @@ export class PostgresStore implements Store {
       const r = await run<{ updated: number }>(
         `WITH upd AS (
            UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
-           WHERE transaction_id = ? AND state IN ('pending', 'approved') RETURNING transaction_id
+           WHERE transaction_id = ? AND state IN ('pending', 'approved') RETURNING transaction_id, ca, profile
          ), ins AS (
            INSERT INTO certificates (${CERT_COLUMNS})
            SELECT ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, upd.transaction_id, ?, ?::timestamptz, ?::int,
-             ?::timestamptz, ?::bytea FROM upd
-           RETURNING serial
+             ?::timestamptz, ?::bytea, upd.ca, upd.profile FROM upd
+           RETURNING ca, serial
          ), sans AS (
-           INSERT INTO certificate_sans (serial, type, value)
-           SELECT ins.serial, u.t, u.v FROM ins, unnest(?::text[], ?::text[]) AS u(t, v)
+           INSERT INTO certificate_sans (ca, serial, type, value)
+           SELECT ins.ca, ins.serial, u.t, u.v FROM ins, unnest(?::text[], ?::text[]) AS u(t, v)
          )
          SELECT count(*)::int AS updated FROM upd`,
         [

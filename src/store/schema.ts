@@ -114,7 +114,86 @@ CREATE INDEX rate_counters_window ON rate_counters (window_start);
 `;
 
 /**
- * Migration 3: the audit trail (src/store/audit-chain.ts), a hash chain numbered by `seq`.
+ * Migration 3: several CAs and profiles. Every certificate and transaction records the name of
+ * the CA that issues it and the profile it was asked under (existing rows: `default`), and a
+ * serial is unique per CA, not globally: two CAs may issue the same serial, so certificates are
+ * keyed (ca, serial) and a SAN row names its certificate's CA. SQLite cannot change a primary
+ * key in place, so it rebuilds the two tables (same indexes, same names); PostgreSQL alters them.
+ */
+function caProfileSqlite(): string {
+  return `
+CREATE TABLE certificates_v3 (
+  ca                TEXT NOT NULL DEFAULT 'default',
+  serial            TEXT NOT NULL,
+  issuer            TEXT NOT NULL,
+  subject           TEXT NOT NULL,
+  common_name       TEXT,
+  sans              TEXT NOT NULL,
+  not_before        INTEGER NOT NULL,
+  not_after         INTEGER NOT NULL,
+  key_hash          TEXT NOT NULL,
+  transaction_id    TEXT,
+  status            TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'revoked')),
+  revoked_at        INTEGER,
+  revocation_reason INTEGER,
+  created_at        INTEGER NOT NULL,
+  der               BLOB NOT NULL,
+  profile           TEXT NOT NULL DEFAULT 'default',
+  PRIMARY KEY (ca, serial)
+);
+INSERT INTO certificates_v3 (serial, issuer, subject, common_name, sans, not_before, not_after, key_hash,
+  transaction_id, status, revoked_at, revocation_reason, created_at, der)
+SELECT serial, issuer, subject, common_name, sans, not_before, not_after, key_hash,
+  transaction_id, status, revoked_at, revocation_reason, created_at, der FROM certificates;
+DROP TABLE certificates;
+ALTER TABLE certificates_v3 RENAME TO certificates;
+${certificateIndexes}
+CREATE TABLE certificate_sans_v3 (
+  value  TEXT NOT NULL,
+  type   TEXT NOT NULL,
+  ca     TEXT NOT NULL DEFAULT 'default',
+  serial TEXT NOT NULL,
+  PRIMARY KEY (value, type, ca, serial)
+) WITHOUT ROWID;
+INSERT INTO certificate_sans_v3 (value, type, serial) SELECT value, type, serial FROM certificate_sans;
+DROP TABLE certificate_sans;
+ALTER TABLE certificate_sans_v3 RENAME TO certificate_sans;
+${transactionColumns}`;
+}
+
+/** The certificate indexes of migration 1, plus lookups by serial alone and by profile. */
+const certificateIndexes = `
+CREATE UNIQUE INDEX certificates_transaction_id_key ON certificates (transaction_id)
+  WHERE transaction_id IS NOT NULL;
+CREATE INDEX certificates_key_hash ON certificates (key_hash);
+CREATE INDEX certificates_not_after ON certificates (not_after);
+CREATE INDEX certificates_issuer ON certificates (issuer);
+CREATE INDEX certificates_created_at ON certificates (created_at);
+CREATE INDEX certificates_common_name ON certificates (lower(common_name));
+CREATE INDEX certificates_revoked ON certificates (issuer, serial) WHERE status = 'revoked';
+CREATE INDEX certificates_serial ON certificates (serial);
+CREATE INDEX certificates_profile ON certificates (profile, created_at);
+`;
+
+const transactionColumns = `
+ALTER TABLE transactions ADD COLUMN ca TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE transactions ADD COLUMN profile TEXT NOT NULL DEFAULT 'default';
+`;
+
+const CA_PROFILE_POSTGRES = `
+ALTER TABLE certificates ADD COLUMN ca TEXT NOT NULL DEFAULT 'default',
+  ADD COLUMN profile TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE certificates DROP CONSTRAINT certificates_pkey,
+  ADD CONSTRAINT certificates_pkey PRIMARY KEY (ca, serial);
+CREATE INDEX certificates_serial ON certificates (serial);
+CREATE INDEX certificates_profile ON certificates (profile, created_at);
+ALTER TABLE certificate_sans ADD COLUMN ca TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE certificate_sans DROP CONSTRAINT certificate_sans_pkey,
+  ADD CONSTRAINT certificate_sans_pkey PRIMARY KEY (value, type, ca, serial);
+${transactionColumns}`;
+
+/**
+ * Migration 4: the audit trail (src/store/audit-chain.ts), a hash chain numbered by `seq`.
  * Append-only for the application: UPDATE, DELETE (and in PostgreSQL TRUNCATE) are refused by
  * triggers — a speed bump, not a guarantee (whoever may write the database may drop them); the
  * chain is what detects a change.
@@ -160,9 +239,10 @@ export const MIGRATIONS: readonly Migration[] = [
     postgres: ddl({ ts: 'TIMESTAMPTZ', blob: 'BYTEA', bigint: 'BIGINT', withoutRowid: '' }),
   },
   { version: 2, name: 'rate counters', sqlite: COUNTERS, postgres: COUNTERS },
-  { version: 3, name: 'audit trail', sqlite: AUDIT_SQLITE, postgres: AUDIT_POSTGRES },
+  { version: 3, name: 'CA and profile', sqlite: caProfileSqlite(), postgres: CA_PROFILE_POSTGRES },
+  { version: 4, name: 'audit trail', sqlite: AUDIT_SQLITE, postgres: AUDIT_POSTGRES },
   {
-    version: 4,
+    version: 5,
     name: 'last poll of a pending request',
     sqlite: 'ALTER TABLE transactions ADD COLUMN last_poll_at INTEGER;',
     postgres: 'ALTER TABLE transactions ADD COLUMN last_poll_at TIMESTAMPTZ;',

@@ -219,7 +219,7 @@ export class SqliteStore implements Store {
   /** Inserts one prepared certificate and its SAN rows (inside a write job). */
   private insertCert(c: CertificateRecord): void {
     try {
-      this.st(`INSERT INTO certificates (${CERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(
+      this.st(`INSERT INTO certificates (${CERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(
         c.serial,
         c.issuer,
         c.subject,
@@ -234,6 +234,8 @@ export class SqliteStore implements Store {
         c.revocationReason,
         ms(c.createdAt),
         c.der,
+        c.ca,
+        c.profile,
       );
     } catch (e) {
       if (isUnique(e, 'certificates.serial')) throw new SerialConflictError(c.serial);
@@ -243,8 +245,8 @@ export class SqliteStore implements Store {
       }
       throw e;
     }
-    const san = this.st('INSERT INTO certificate_sans (value, type, serial) VALUES (?, ?, ?)');
-    for (const { type, value } of sanRows(c.sans)) san.run(value, type, c.serial);
+    const san = this.st('INSERT INTO certificate_sans (value, type, ca, serial) VALUES (?, ?, ?, ?)');
+    for (const { type, value } of sanRows(c.sans)) san.run(value, type, c.ca, c.serial);
   }
 
   insertCertificate(cert: NewCertificate): Promise<void> {
@@ -304,13 +306,15 @@ export class SqliteStore implements Store {
 
   recordIssued(args: { transactionId: string; cert: NewCertificate; audit?: NewAuditEntry }): Promise<void> {
     const id = args.transactionId;
-    const c = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
+    const cert = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
     return this.write(() => {
-      const t = this.st('SELECT state, cert_serial FROM transactions WHERE transaction_id = ?').get(id) as
-        { state: string; cert_serial: string | null } | undefined;
+      const t = this.st(
+        'SELECT state, cert_serial, ca, profile FROM transactions WHERE transaction_id = ?',
+      ).get(id) as { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
       if (!t) throw new TransactionStateError(id, null);
       if (t.state === 'issued') throw new AlreadyIssuedError(id, t.cert_serial ?? '');
       if (t.state !== 'pending' && t.state !== 'approved') throw new TransactionStateError(id, t.state);
+      const c = { ...cert, ca: t.ca, profile: t.profile };
       this.insertCert(c);
       this.st(
         `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?

@@ -28,6 +28,8 @@ import {
 } from './common.js';
 import { auditRecordOf } from './audit-chain.js';
 import {
+  DEFAULT_CA,
+  DEFAULT_PROFILE,
   normalizeSerial,
   type AuditRow,
   type NewTransaction,
@@ -39,17 +41,17 @@ import {
 export type UniqueKey = 'certificates.serial' | 'certificates.transaction_id' | 'secrets.hash';
 
 export const CERT_COLUMNS =
-  'serial, issuer, subject, common_name, sans, not_before, not_after, key_hash, transaction_id, status, revoked_at, revocation_reason, created_at, der';
+  'serial, issuer, subject, common_name, sans, not_before, not_after, key_hash, transaction_id, status, revoked_at, revocation_reason, created_at, der, ca, profile';
 
 /** Statement texts shared by both adapters. */
 export const SQL = {
-  certificateBySerial: `SELECT ${CERT_COLUMNS} FROM certificates WHERE serial = ?`,
+  certificateBySerial: `SELECT ${CERT_COLUMNS} FROM certificates WHERE ca = ? AND serial = ?`,
   serialByTransaction: 'SELECT serial FROM certificates WHERE transaction_id = ?',
   transactionById: 'SELECT * FROM transactions WHERE transaction_id = ?',
   /** Returns the new row, or nothing when the transactionID exists. */
   beginTransaction: `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject,
-    requester, created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta)
-  VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?) ON CONFLICT (transaction_id) DO NOTHING RETURNING *`,
+    requester, created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta, ca, profile)
+  VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?) ON CONFLICT (transaction_id) DO NOTHING RETURNING *`,
   /** The audit chain's last row (read inside the serialized append). */
   auditHead: 'SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1',
   auditInsert: `INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
@@ -88,6 +90,8 @@ export function beginTransactionParams(rec: NewTransaction, d: Dialect): unknown
     rec.failInfo ?? null,
     rec.failText ?? null,
     rec.meta ? JSON.stringify(rec.meta) : null,
+    rec.ca ?? DEFAULT_CA,
+    rec.profile ?? DEFAULT_PROFILE,
   ];
 }
 
@@ -162,7 +166,9 @@ export type AdapterMethod = Exclude<keyof Store, OpMethod>;
 export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
   getCertificate: {
     kind: 'read',
-    statements: (_d, serial: string) => [[SQL.certificateBySerial, [normalizeSerial(serial)]]],
+    statements: (_d, serial: string, ca?: string) => [
+      [SQL.certificateBySerial, [ca ?? DEFAULT_CA, normalizeSerial(serial)]],
+    ],
     result: (out, d) => {
       const row = first(out);
       return row ? certificateFromRow(row as unknown as CertificateRow, d.date) : null;
@@ -190,11 +196,11 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
 
   revoke: {
     kind: 'write',
-    statements: (d, serial: string, reason: RevocationReason, at: Date) => [
+    statements: (d, serial: string, reason: RevocationReason, at: Date, ca?: string) => [
       [
         `UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?
-         WHERE serial = ? AND status = 'valid'`,
-        [d.ts(at), reason, normalizeSerial(serial)],
+         WHERE ca = ? AND serial = ? AND status = 'valid'`,
+        [d.ts(at), reason, ca ?? DEFAULT_CA, normalizeSerial(serial)],
       ],
     ],
     result: changedOne,

@@ -13,6 +13,14 @@
 export type CertificateStatus = 'valid' | 'revoked';
 
 /**
+ * The CA name recorded when none is given: the data directory's default CA (`DIR/ca/`, the
+ * same name src/ca/ca-location.ts gives it). Serials are unique per CA name.
+ */
+export const DEFAULT_CA = 'default';
+/** The profile name recorded when none is given. */
+export const DEFAULT_PROFILE = 'default';
+
+/**
  * RFC 5280 §5.3.1 CRLReason codes (7 is unused).
  * 0 unspecified, 1 keyCompromise, 2 cACompromise, 3 affiliationChanged, 4 superseded,
  * 5 cessationOfOperation, 6 certificateHold, 8 removeFromCRL, 9 privilegeWithdrawn,
@@ -22,8 +30,12 @@ export type RevocationReason = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 8 | 9 | 10;
 
 /** A stored certificate. */
 export interface CertificateRecord {
-  /** Natural key: lower-case hex of whole octets, no redundant leading zero octets (unique). */
+  /** Name of the issuing CA (`default`: the data directory's default CA). Key: (ca, serial). */
+  ca: string;
+  /** Lower-case hex of whole octets, no redundant leading zero octets (unique per CA). */
   serial: string;
+  /** The profile the certificate was issued under (`default` when there are no profiles). */
+  profile: string;
   /** SHA-256 fingerprint (hex) of the issuing CA certificate; survives CA rollover. */
   issuer: string;
   /** Subject DN in string form (e.g. `CN=device-1,O=Example`). Searchable by substring. */
@@ -51,14 +63,20 @@ export interface CertificateRecord {
 /** What callers pass to insert a certificate; status defaults to 'valid', createdAt to now. */
 export type NewCertificate = Omit<
   CertificateRecord,
-  'status' | 'revokedAt' | 'revocationReason' | 'createdAt'
+  'ca' | 'profile' | 'status' | 'revokedAt' | 'revocationReason' | 'createdAt'
 > &
-  Partial<Pick<CertificateRecord, 'status' | 'revokedAt' | 'revocationReason' | 'createdAt'>>;
+  Partial<
+    Pick<CertificateRecord, 'ca' | 'profile' | 'status' | 'revokedAt' | 'revocationReason' | 'createdAt'>
+  >;
 
 /** Certificate search filters; all given filters must match (AND). */
 export interface CertificateQuery {
-  /** Exact serial (normalised first, so `00AB` finds `ab`). */
+  /** Exact serial (normalised first, so `00AB` finds `ab`); several CAs may have it. */
   serial?: string;
+  /** Issuing CA name. */
+  ca?: string;
+  /** Profile name. */
+  profile?: string;
   /** Case-insensitive substring of the subject DN. */
   subject?: string;
   /** Case-insensitive substring of the common name. */
@@ -125,8 +143,12 @@ export interface TransactionRecord {
   /** SCEP failInfo number when rejected/failed (the RA maps an operator rejection to badRequest). */
   failInfo: number | null;
   failText: string | null;
-  /** Free-form extra data for the RA (profile, renewal signer serial, ...). */
+  /** Free-form extra data for the RA (renewal signer serial, ...). */
   meta: JsonObject | null;
+  /** Name of the CA the request was sent to (its certificate, once issued: (ca, certSerial)). */
+  ca: string;
+  /** The profile the request was sent to. */
+  profile: string;
   /** The device's latest poll (CertPoll or resent PKCSReq) while pending; null before one. */
   lastPollAt: Date | null;
 }
@@ -145,6 +167,10 @@ export interface NewTransaction {
   failText?: string | null;
   meta?: JsonObject | null;
   createdAt?: Date;
+  /** Default `default`. */
+  ca?: string;
+  /** Default `default`. */
+  profile?: string;
 }
 
 export type BeginResult =
@@ -154,6 +180,10 @@ export interface TransactionQuery {
   state?: TransactionState;
   /** Case-insensitive substring of the subject. */
   subject?: string;
+  /** CA name. */
+  ca?: string;
+  /** Profile name. */
+  profile?: string;
   /** Created at or after this time. */
   since?: Date;
   /** Created before this time. */
@@ -242,13 +272,13 @@ export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
   // ---- certificates ----
-  /** The certificate with this serial (normalised first), or null. */
-  getCertificate(serial: string): Promise<CertificateRecord | null>;
+  /** The certificate of CA `ca` (default `default`) with this serial (normalised first), or null. */
+  getCertificate(serial: string, ca?: string): Promise<CertificateRecord | null>;
   /** Certificates matching all filters, newest first (createdAt desc, serial). */
   searchCertificates(query: CertificateQuery): Promise<Page<CertificateRecord>>;
   /**
    * Inserts a certificate that belongs to no SCEP transaction (CA/RA certs, imports).
-   * Throws SerialConflictError if the serial exists.
+   * Throws SerialConflictError if its CA already has the serial.
    */
   insertCertificate(cert: NewCertificate): Promise<void>;
   /**
@@ -257,10 +287,10 @@ export interface Store {
    */
   bulkInsertCertificates(certs: readonly NewCertificate[]): Promise<number>;
   /**
-   * Marks a certificate revoked. Idempotent: returns false when it is unknown or already
-   * revoked (the first reason and time stay).
+   * Marks the certificate of CA `ca` (default `default`) revoked. Idempotent: returns false
+   * when it is unknown or already revoked (the first reason and time stay).
    */
-  revoke(serial: string, reason: RevocationReason, at: Date): Promise<boolean>;
+  revoke(serial: string, reason: RevocationReason, at: Date, ca?: string): Promise<boolean>;
   /** Every revoked certificate of this issuer, for the CRL (ordered by serial). */
   listRevoked(issuer: string): Promise<RevokedEntry[]>;
 
@@ -277,8 +307,8 @@ export interface Store {
   /** Transactions (e.g. all pending), oldest first. */
   listTransactions(query: TransactionQuery): Promise<Page<TransactionRecord>>;
   /**
-   * In ONE database transaction: inserts the certificate (its transactionId is set to this
-   * one) and moves the transaction from pending/approved to issued with certSerial.
+   * In ONE database transaction: inserts the certificate (its transactionId, CA and profile
+   * are set to the transaction's) and moves the transaction from pending/approved to issued with certSerial.
    * Throws SerialConflictError (retry with a new serial), AlreadyIssuedError (another writer
    * issued for this transaction: answer with `err.serial`), or TransactionStateError (unknown,
    * rejected, failed or expired). At most one certificate per transactionId is ever committed.

@@ -19,6 +19,7 @@ import {
   writePublic,
   writeSecret,
 } from '../../src/ca/keystore.js';
+import type { CaLocation } from '../../src/ca/ca-location.js';
 import { CertificateAuthority } from '../../src/ca/issuer.js';
 import { buildCsr, type BuildCsrOptions } from '../../src/pkix/csr.js';
 import {
@@ -67,13 +68,14 @@ export interface SeedCaOptions {
 }
 
 /**
- * Writes a CA (and optionally an RA) into `<dataDir>/ca/` exactly as `initCa` would — same
+ * Writes a CA (and optionally an RA) into `<dataDir>/ca/` (or a named CA's `<dataDir>/cas/NAME/`)
+ * exactly as `initCa` would — same
  * certificate builders, file names and modes — but with keys from the committed fixture pool,
  * so that starting a test server never generates an RSA key. Does nothing when a CA exists.
  */
-export function seedCa(dataDir: string, o: SeedCaOptions = {}): void {
-  if (caExists(dataDir)) return;
-  const paths = caPaths(dataDir);
+export function seedCa(at: CaLocation, o: SeedCaOptions = {}): void {
+  if (caExists(at)) return;
+  const paths = caPaths(at);
   const bits = o.keySize ?? 2048;
   const key = pooledRsaKey(o.caKey ?? (bits === 2048 ? takeCaKey() : 0), bits);
   const tag = Math.random().toString(16).slice(2, 10);

@@ -7,6 +7,7 @@ import type { TestContext } from 'node:test';
 import { CertificateAuthority } from '../../src/ca/issuer.js';
 import type { EnrollmentConfig } from '../../src/ra/config.js';
 import type { EnrollmentService } from '../../src/ra/service.js';
+import type { ChallengeLock } from '../../src/ra/types.js';
 import { composeEnrollment } from '../../src/server/compose.js';
 import type { LifecycleSettings } from '../../src/server/lifecycle-setup.js';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -42,6 +43,8 @@ export interface TestServiceOptions {
   /** RA mode (CertReps signed by the fixture RA). */
   ra?: boolean;
   now?: () => Date;
+  /** The challenge-failure throttle's lock check (src/ra/types.ts ChallengeLock). */
+  challengeLock?: ChallengeLock;
 }
 
 export interface TestService {
@@ -63,6 +66,7 @@ export async function testService(t: TestContext, o: TestServiceOptions = {}): P
     config: { challenges: [TEST_CHALLENGE], ...o.enrollment },
     ...(o.lifecycle ? { lifecycle: o.lifecycle } : {}),
     ...(o.now ? { now: o.now } : {}),
+    ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
   });
   return { svc, store, ca, ra: o.ra ? ra : undefined };
 }

@@ -20,6 +20,8 @@ export interface Db {
   opts: StoreOptions;
   /** Runs raw SQL (with `?` placeholders) outside the store, to inspect or plant problems. */
   raw(sql: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
+  /** Runs a script of several statements (no parameters), e.g. an old schema. */
+  script(sql: string): Promise<void>;
 }
 
 export interface Backend {
@@ -48,6 +50,14 @@ export function sqliteBackend(): Backend {
             return st.reader
               ? (st.all(...params) as Array<Record<string, unknown>>)
               : (st.run(...params), []);
+          } finally {
+            db.close();
+          }
+        },
+        async script(sql) {
+          const db = new Database(file, { timeout: 5000 });
+          try {
+            db.exec(sql);
           } finally {
             db.close();
           }
@@ -81,6 +91,15 @@ export function postgresBackend(): Backend {
               params,
             );
             return r.rows as Array<Record<string, unknown>>;
+          } finally {
+            await c.end();
+          }
+        },
+        async script(sql) {
+          const c = new pg.Client({ connectionString: PG_URL });
+          await c.connect();
+          try {
+            await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}; SET search_path = ${schema}; ${sql}`);
           } finally {
             await c.end();
           }

@@ -1,7 +1,7 @@
 /**
  * CA rollover on disk (src/ca/rollover.ts): the generation suffix of the next subject, the
  * watcher's cache, refusing a second staging, an encrypted CA, and an activation interrupted
- * half way that completes when run again.
+ * half way that completes when run again; a named CA rolls over inside its own directory.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,8 +16,11 @@ import {
   NextCaWatcher,
   stageRollover,
 } from '../../src/ca/rollover.js';
-import { buildName } from '../../src/pkix/name.js';
-import { tempDir } from '../helpers/scep-server.js';
+import { buildName, nameText } from '../../src/pkix/name.js';
+import { parseCaCertResponse } from '../../src/scep/index.js';
+import { composeEnrollment } from '../../src/server/compose.js';
+import { openStore } from '../../src/store/index.js';
+import { seedCa, tempDir } from '../helpers/scep-server.js';
 
 test('nextGenerationName: " G2" on the CN, then counts up; a Name without a CN gets one', () => {
   assert.equal(nextGenerationName(buildName('CN=Example CA,O=Example')), 'CN=Example CA G2,O=Example');
@@ -90,3 +93,41 @@ function activateStep1(
   copyFileSync(cur.raKey, join(prev, 'ra.key'));
   copyFileSync(cur.raCert, join(prev, 'ra.crt'));
 }
+
+test('a named CA (DIR/cas/NAME/) rolls over on its own; the default CA is untouched', async (t) => {
+  const dir = tempDir(t, 'scepter-roll-');
+  seedCa(dir, { ra: true });
+  const routers = { dataDir: dir, name: 'routers' };
+  seedCa(routers, { subject: 'CN=Routers CA,O=Test' });
+  const def = loadCa(dir);
+  const old = loadCa(routers);
+  assert.equal(old.paths.dir, join(dir, 'cas', 'routers'));
+  const store = await openStore(':memory:');
+  t.after(() => store.close());
+  const service = (caName: string) =>
+    composeEnrollment({ dataDir: dir, caName, store, config: { challenges: ['x'] } });
+
+  const staged = await stageRollover(routers, { keySize: 2048 });
+  assert.equal(staged.paths.dir, join(dir, 'cas', 'routers', 'next'));
+  assert.equal(nameText(staged.caCert.subjectRaw), 'CN=Routers CA G2,O=Test');
+  assert.equal(existsSync(nextCaPaths(dir).dir), false, 'nothing staged for the default CA');
+  // GetNextCACert: offered by the routers CA's service only.
+  assert.ok(service('routers').getNextCaCert());
+  assert.equal(service('default').getNextCaCert(), undefined);
+
+  const res = activateRollover(routers);
+  assert.equal(res.previous.dir, join(dir, 'cas', 'routers', 'previous', old.caCert.fingerprint));
+  assert.equal(loadCa(routers).caCert.fingerprint, staged.caCert.fingerprint);
+  assert.deepEqual(
+    loadPreviousCas(routers).map((c) => c.cert.fingerprint),
+    [old.caCert.fingerprint],
+  );
+  assert.equal(loadCa(dir).caCert.fingerprint, def.caCert.fingerprint, 'the default CA is unchanged');
+  assert.deepEqual(loadPreviousCas(dir), []);
+  // The routers service now issues under the new CA and keeps the old one for its certificates.
+  const svc = service('routers');
+  assert.equal(svc.caName, 'routers');
+  const caCerts = parseCaCertResponse(svc.getCaCert().contentType, svc.getCaCert().body);
+  assert.equal(caCerts[0]?.fingerprint, staged.caCert.fingerprint);
+  assert.ok(await svc.lifecycle.crls.current(old.caCert.fingerprint), 'the retired CA still has its CRL');
+});

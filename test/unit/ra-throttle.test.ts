@@ -3,15 +3,24 @@
  * proxies (src/server/client-address.ts): per-source and global budgets, fixed windows,
  * counters shared through the store by several instances, and through a running server:
  * per-address lock, global lock across many addresses, the proxy header honoured only from a
- * trusted peer, and one budget for two servers on one store.
+ * trusted peer, and one budget for two servers on one store; the RA asks the throttle only
+ * where a challenge is checked.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { FailInfo, PkiStatus } from '../../src/scep/index.js';
+import {
+  buildIssuerAndSubject,
+  decodeCertRep,
+  encodePkiRequest,
+  FailInfo,
+  MessageType,
+  PkiStatus,
+} from '../../src/scep/index.js';
+import { buildCsr } from '../../src/pkix/csr.js';
 import { THROTTLED_TEXT } from '../../src/ra/challenge.js';
 import { FailureThrottle, memoryCounter, sourceKey, storeCounter } from '../../src/ra/throttle.js';
 import { clientAddress, normalizeIp, TrustedProxies } from '../../src/server/client-address.js';
@@ -20,6 +29,7 @@ import type { Certificate } from '../../src/pkix/certificate.js';
 import { PG_URL, needPeer, pgReachable } from '../helpers/peers.js';
 import {
   caCerts,
+  csrOf,
   device,
   openCertRep,
   pkcsReq,
@@ -29,6 +39,7 @@ import {
   TEST_CHALLENGE,
   type Device,
 } from '../helpers/scep-server.js';
+import { testService } from '../helpers/service.js';
 
 const pgAvailable = await pgReachable();
 /** A window start, so a test's clock never crosses a window boundary by accident. */
@@ -277,4 +288,75 @@ test('HTTP: two servers on one store share one budget', async (t) => {
   await enroll(s2.url, certs, d, 'x4', { from });
   assert.ok(throttled(await enroll(s1.url, certs, d, TEST_CHALLENGE, { from })), 'server 1 counts server 2');
   assert.ok(throttled(await enroll(s2.url, certs, d, TEST_CHALLENGE, { from })));
+});
+
+test('the RA asks the throttle only where a challenge is checked: not for polls, renewals or requests refused earlier', async (t) => {
+  const asked: Array<string | undefined> = [];
+  let locked = false;
+  const s = await testService(t, {
+    challengeLock: async (address) => {
+      asked.push(address);
+      return locked;
+    },
+  });
+  const ctx = { remoteAddress: '198.51.100.9' };
+  const d = device('CN=lock-1,O=Test', { pool: 7 });
+  const m = pkcsReq(d, s.ca.cert);
+  const first = openCertRep((await s.svc.pkiOperation(m.der, ctx)).body, m, d, [s.ca.cert]);
+  assert.equal(first.status, PkiStatus.SUCCESS);
+  assert.deepEqual(asked, ['198.51.100.9'], 'an initial enrollment asks once, with the client address');
+
+  // A CertPoll of the issued transaction and a renewal signed by the issued certificate: no challenge, not asked.
+  const issued = first.certificates[0]!;
+  const poll = encodePkiRequest({
+    messageType: MessageType.CertPoll,
+    transactionId: m.transactionId,
+    signerCert: d.signer.cert,
+    signerKey: d.key,
+    digest: 'sha256',
+    recipient: s.ca.cert,
+    cipher: 'aes128',
+    content: buildIssuerAndSubject({ issuerRaw: s.ca.cert.subjectRaw, subjectRaw: issued.subjectRaw }),
+  });
+  const polled = openCertRep(
+    (await s.svc.pkiOperation(poll.der, ctx)).body,
+    { ...poll, transactionId: m.transactionId },
+    d,
+    [s.ca.cert],
+  );
+  assert.equal(polled.status, PkiStatus.SUCCESS);
+  const renew = encodePkiRequest({
+    messageType: MessageType.RenewalReq,
+    transactionId: `renew-${m.transactionId}`,
+    signerCert: issued,
+    signerKey: d.key,
+    digest: 'sha256',
+    recipient: s.ca.cert,
+    cipher: 'aes128',
+    content: buildCsr({ subject: issued.subjectRaw, key: d.key, publicKey: createPublicKey(d.key) }),
+  });
+  const renewed = decodeCertRep((await s.svc.pkiOperation(renew.der, ctx)).body, {
+    transactionId: `renew-${m.transactionId}`,
+    senderNonce: renew.senderNonce,
+    trustedSigners: [s.ca.cert],
+    decrypt: { cert: issued, key: d.key },
+  });
+  assert.equal(renewed.status, PkiStatus.SUCCESS, renewed.failInfoText);
+  // An initial enrollment refused by a policy before the challenge (signer key ≠ CSR key).
+  const other = device('CN=lock-1,O=Test', { pool: 8 });
+  const mismatch = pkcsReq(d, s.ca.cert, { content: csrOf(other) });
+  const refused = openCertRep((await s.svc.pkiOperation(mismatch.der, ctx)).body, mismatch, d, [s.ca.cert]);
+  assert.equal(refused.status, PkiStatus.FAILURE);
+  assert.equal(asked.length, 1, 'nothing but the initial enrollment asked');
+
+  // Locked: refused unchecked, with the throttled text, even with the right challenge.
+  locked = true;
+  const d2 = device('CN=lock-2,O=Test', { pool: 9 });
+  const m2 = pkcsReq(d2, s.ca.cert);
+  const a2 = await s.svc.pkiOperation(m2.der, ctx);
+  const r2 = openCertRep(a2.body, m2, d2, [s.ca.cert]);
+  assert.equal(r2.status, PkiStatus.FAILURE);
+  assert.equal(r2.failInfoText, THROTTLED_TEXT);
+  assert.equal(a2.log.limit, 'challenge-throttle');
+  assert.equal(asked.length, 2);
 });

@@ -359,3 +359,86 @@ test('certificates: search filters, show with PEM, revoke publishes the CRL at o
   assert.equal(revokeLine?.outcome, 'SUCCESS');
   assert.ok(!log.text().includes(TOKEN));
 });
+
+test('admin filters ?profile= and ?ca=; a serial two CAs issued needs ?ca= to show or revoke', async (t) => {
+  const s = await testServer(t, {
+    challenges: { adminToken: TOKEN },
+    lifecycle: { approval: { mode: 'challenge-or-manual' } },
+  });
+  const c = new ScepClient({ url: s.url });
+  const issued = (await c.enroll({
+    subject: 'CN=laptop,O=Profiles',
+    challenge: TEST_CHALLENGE,
+    key: pooledRsaKey(6, 2048),
+  })) as IssuedResult;
+  const pending = (await c.enroll({
+    subject: 'CN=router,O=Profiles',
+    key: pooledRsaKey(7, 2048),
+  })) as PendingResult;
+  assert.equal(pending.status, 'pending');
+  const store = s.enrollment!.store;
+  const serial = issued.certificate.serialHex;
+  const rec = (await store.getCertificate(serial))!;
+  // Another CA's certificate under the same serial, issued under profile `edge`.
+  await store.insertCertificate({
+    ...rec,
+    issuer: 'c'.repeat(64),
+    transactionId: null,
+    ca: 'routers',
+    profile: 'edge',
+  });
+  await store.beginTransaction({
+    transactionId: 'edge-1',
+    signerKeyHash: 'ab',
+    messageType: 19,
+    state: 'pending',
+    subject: 'CN=edge-router',
+    ca: 'routers',
+    profile: 'edge',
+  });
+
+  const get = async (path: string) => {
+    const r = await call(s, 'GET', path);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    return r.json as { total: number; items: Array<{ ca: string; profile: string; subject: string }> };
+  };
+  assert.equal((await get('/admin/certificates')).total, 2);
+  assert.deepEqual(
+    (await get('/admin/certificates?profile=edge')).items.map((x) => [x.ca, x.profile]),
+    [['routers', 'edge']],
+  );
+  assert.deepEqual(
+    (await get('/admin/certificates?ca=default')).items.map((x) => [x.ca, x.profile]),
+    [['default', 'default']],
+  );
+  assert.deepEqual(
+    (await get('/admin/pending?profile=edge')).items.map((x) => x.subject),
+    ['CN=edge-router'],
+  );
+  assert.deepEqual(
+    (await get('/admin/pending?profile=default')).items.map((x) => x.subject),
+    ['CN=router,O=Profiles'],
+  );
+  assert.equal((await get('/admin/pending?ca=routers')).total, 1);
+  assert.equal((await call(s, 'GET', '/admin/certificates?profile=%2A')).status, 400);
+
+  // The serial is ambiguous without ?ca=.
+  const show = await call(s, 'GET', `/admin/certificates/${serial}`);
+  assert.equal(show.status, 400);
+  assert.match(String(show.json.error), /several CAs \(.*routers.*\)/);
+  const mine = await call(s, 'GET', `/admin/certificates/${serial}?ca=routers`);
+  assert.equal(mine.status, 200);
+  assert.equal(mine.json.profile, 'edge');
+  assert.equal((await call(s, 'POST', `/admin/certificates/${serial}/revoke`, { body: {} })).status, 400);
+  // This server holds only the default CA: the routers CA's certificate cannot be revoked here.
+  assert.equal(
+    (await call(s, 'POST', `/admin/certificates/${serial}/revoke?ca=routers`, { body: {} })).status,
+    409,
+  );
+  const revoked = await call(s, 'POST', `/admin/certificates/${serial}/revoke?ca=default`, {
+    body: { reason: 'keyCompromise' },
+  });
+  assert.equal(revoked.status, 200, JSON.stringify(revoked.json));
+  assert.equal((await store.getCertificate(serial))?.status, 'revoked');
+  assert.equal((await store.getCertificate(serial, 'routers'))?.status, 'valid');
+});

@@ -161,8 +161,14 @@ for (const workers of [1, 2]) {
     const failures = await api(s, 'GET', '/admin/failures?limit=10');
     assert.equal(failures.status, 200);
     assert.deepEqual(
-      (failures.json.items as Item[]).map((f) => [f.transactionId, f.failInfo, f.source, f.messageType]),
-      [[toReject.transactionId, 'badRequest', '127.0.0.1', 'CertPoll']],
+      (failures.json.items as Item[]).map((f) => [
+        f.transactionId,
+        f.failInfo,
+        f.source,
+        f.messageType,
+        f.profile,
+      ]),
+      [[toReject.transactionId, 'badRequest', '127.0.0.1', 'CertPoll', 'default']],
     );
 
     // The chain verifies; no secret is in any row.

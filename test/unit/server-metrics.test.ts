@@ -224,7 +224,7 @@ test('/healthz and /readyz: 503 with a reason once the store is closed', async (
   assert.equal(await live.text(), 'ok\n');
   const ready = await fetch(`${s.origin}/readyz`);
   assert.equal(ready.status, 200);
-  assert.equal(await ready.text(), 'ready\n');
+  assert.match(await ready.text(), /^ready\nconfig: flags load 1\n$/);
   assert.equal((await fetch(`${s.origin}/readyz`, { method: 'HEAD' })).status, 200);
 
   await store.close();

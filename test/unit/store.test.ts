@@ -627,6 +627,117 @@ async function suite(t: TestContext, b: Backend): Promise<void> {
     });
   });
 
+  await t.test('several CAs: (ca, serial) is the key; CA and profile recorded and filtered', async () => {
+    await withStores(b.fresh(), 1, async (s) => {
+      const serial = '7f' + hex(9);
+      // The same serial in two CAs: both stored, each found under its CA, neither collides.
+      await s.insertCertificate(cert({ serial, issuer: 'b'.repeat(64) }));
+      await s.insertCertificate(cert({ serial, issuer: 'c'.repeat(64), ca: 'routers', profile: 'routers' }));
+      await assert.rejects(s.insertCertificate(cert({ serial, ca: 'routers' })), SerialConflictError);
+      const def = await s.getCertificate(serial);
+      const routers = await s.getCertificate(serial, 'routers');
+      assert.equal(def?.ca, 'default');
+      assert.equal(def?.profile, 'default');
+      assert.equal(def?.issuer, 'b'.repeat(64));
+      assert.equal(routers?.ca, 'routers');
+      assert.equal(routers?.profile, 'routers');
+      assert.equal(routers?.issuer, 'c'.repeat(64));
+      assert.equal(await s.getCertificate(serial, 'nowhere'), null);
+      assert.equal((await s.searchCertificates({ serial })).total, 2);
+      assert.equal((await s.searchCertificates({ serial, ca: 'routers' })).items[0]?.issuer, 'c'.repeat(64));
+      assert.equal((await s.searchCertificates({ profile: 'routers' })).total, 1);
+      // A SAN search finds each CA's certificate once, with its own CA.
+      const san = routers!.sans[0]!;
+      const bySan = await s.searchCertificates({ san });
+      assert.deepEqual(
+        bySan.items.map((c) => c.ca),
+        ['routers'],
+      );
+      // Revoking in one CA leaves the other CA's certificate with that serial valid.
+      assert.equal(await s.revoke(serial, 1, new Date(), 'routers'), true);
+      assert.equal((await s.getCertificate(serial))?.status, 'valid');
+      assert.equal((await s.getCertificate(serial, 'routers'))?.status, 'revoked');
+      assert.deepEqual(await s.listRevoked('b'.repeat(64)), []);
+      assert.deepEqual(
+        (await s.listRevoked('c'.repeat(64))).map((r) => r.serial),
+        [serial],
+      );
+
+      // recordIssued files the certificate under the transaction's CA and profile.
+      await s.beginTransaction({
+        transactionId: 'cas-1',
+        signerKeyHash: 'ab',
+        messageType: 19,
+        state: 'approved',
+        ca: 'routers',
+        profile: 'edge',
+      });
+      const tx = await s.getTransaction('cas-1');
+      assert.equal(tx?.ca, 'routers');
+      assert.equal(tx?.profile, 'edge');
+      const serial2 = '7f' + hex(9);
+      await s.recordIssued({ transactionId: 'cas-1', cert: cert({ serial: serial2 }) });
+      const issued = await s.getCertificate(serial2, 'routers');
+      assert.equal(issued?.profile, 'edge');
+      assert.equal(await s.getCertificate(serial2), null);
+      // Same serial as another CA's: no conflict inside recordIssued either.
+      await s.beginTransaction({
+        transactionId: 'cas-2',
+        signerKeyHash: 'ab',
+        messageType: 19,
+        state: 'approved',
+      });
+      await s.recordIssued({ transactionId: 'cas-2', cert: cert({ serial: serial2 }) });
+      assert.equal((await s.getCertificate(serial2))?.transactionId, 'cas-2');
+      await s.beginTransaction({
+        transactionId: 'cas-3',
+        signerKeyHash: 'ab',
+        messageType: 19,
+        state: 'pending',
+      });
+      assert.equal((await s.listTransactions({ profile: 'edge' })).total, 1);
+      assert.equal((await s.listTransactions({ ca: 'routers' })).items[0]?.transactionId, 'cas-1');
+      assert.equal((await s.listTransactions({ state: 'pending', profile: 'default' })).total, 1);
+      assert.deepEqual(await s.integrityCheck(), { ok: true, problems: [] });
+    });
+  });
+
+  await t.test('the CA and profile migration files existing rows under `default`', async () => {
+    const db = b.fresh();
+    const dialect = b.name === 'sqlite' ? 'sqlite' : 'postgres';
+    // The schema just before the CA and profile migration, whatever its number.
+    const caMigration = MIGRATIONS.find((m) => m.name === 'CA and profile')!;
+    const old = MIGRATIONS.filter((m) => m.version < caMigration.version);
+    await db.script(
+      old.map((m) => m[dialect]).join('\n') +
+        `;CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+        INSERT INTO schema_migrations VALUES ${old.map((m) => `(${m.version}, '${m.name}', 'x')`).join(', ')};`,
+    );
+    const ts = b.name === 'sqlite' ? String(Date.now()) : 'now()';
+    const der = b.name === 'sqlite' ? "x'3000'" : "'\\x3000'::bytea";
+    await db.script(`
+      INSERT INTO certificates (serial, issuer, subject, common_name, sans, not_before, not_after, key_hash,
+        transaction_id, status, created_at, der)
+      VALUES ('0a', '${'d'.repeat(64)}', 'CN=old', 'old', '["dns:old.example"]', ${ts}, ${ts}, 'kh', 'old-1', 'valid', ${ts}, ${der});
+      INSERT INTO certificate_sans (value, type, serial) VALUES ('old.example', 'dns', '0a');
+      INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, created_at, updated_at, cert_serial)
+      VALUES ('old-1', 'ab', 19, 'issued', ${ts}, ${ts}, '0a');`);
+    await withStores(db, 1, async (s) => {
+      const c = await s.getCertificate('0a');
+      assert.equal(c?.ca, 'default');
+      assert.equal(c?.profile, 'default');
+      assert.equal(c?.subject, 'CN=old');
+      assert.equal((await s.searchCertificates({ san: 'dns:old.example' })).items[0]?.serial, '0a');
+      const t = await s.getTransaction('old-1');
+      assert.equal(t?.ca, 'default');
+      assert.equal(t?.profile, 'default');
+      assert.deepEqual(await s.integrityCheck(), { ok: true, problems: [] });
+      // the old unique guarantees still hold on the rebuilt table
+      await assert.rejects(s.insertCertificate(cert({ serial: '0a' })), SerialConflictError);
+      await s.insertCertificate(cert({ serial: '0a', ca: 'other' }));
+    });
+  });
+
   if (b.name === 'postgres') {
     await t.test('postgres: ?schema= in the URL selects the schema', async () => {
       const db = b.fresh();

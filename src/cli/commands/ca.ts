@@ -1,11 +1,22 @@
 /**
- * `scepter ca <subcommand>`: CA key material (init, rollover, activate). Subcommands live in
- * `caSubcommands`; add one entry per subcommand.
+ * `scepter ca <subcommand>`: CA key material (init, rollover, activate, list). Subcommands live
+ * in `caSubcommands`; add one entry per subcommand. `--name NAME` selects a named CA
+ * (DIR/cas/NAME/) instead of the default CA (DIR/ca/).
  */
 import { recordAudit } from '../../ra/audit.js';
 import { cliActor } from '../actor.js';
 import { OperatorCliError, storeUrlOf, withStore } from './data-store.js';
-import { caExists, initCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
+import {
+  DEFAULT_CA_NAME,
+  caCommandArgs,
+  caDirectory,
+  caLocationParts,
+  checkCaName,
+  listCaNames,
+  type CaLocation,
+} from '../../ca/ca-location.js';
+import { CaError } from '../../ca/issuer.js';
+import { caExists, initCa, loadCa, type CaKeySize, type InitCaOptions } from '../../ca/keystore.js';
 import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } from '../../ca/rollover.js';
 import { nameText } from '../../pkix/name.js';
 import {
@@ -39,6 +50,17 @@ export function resolvePassphrase(file: string | undefined): string | undefined 
   );
 }
 
+/** The CA that `--data DIR [--name NAME]` names (no --name, or `default`: DIR/ca/). */
+function caLocation(p: ReturnType<typeof parseOptions>): CaLocation {
+  const dataDir = req(p, 'data');
+  const name = str(p, 'name') ?? DEFAULT_CA_NAME;
+  try {
+    return { dataDir, name: checkCaName(name) };
+  } catch (e) {
+    throw new UsageError(`--name: ${(e as CaError).message}`);
+  }
+}
+
 /** `--validity DURATION` (whole days) or the older `--days N`, as days. */
 function caValidityDays(p: ReturnType<typeof parseOptions>): number {
   const seconds = durationOrAlias(p, 'validity', 'days', 86_400, 3650 * 86_400, 86_400, 36_500 * 86_400);
@@ -46,11 +68,14 @@ function caValidityDays(p: ReturnType<typeof parseOptions>): number {
   return seconds / 86_400;
 }
 
-const INIT_USAGE = `Usage: scepter ca init --data DIR [options]
+const INIT_USAGE = `Usage: scepter ca init --data DIR [--name NAME] [options]
 
-Creates the CA in DIR/ca/ (refuses to overwrite an existing one).
+Creates the CA in DIR/ca/, or with --name a further CA in DIR/cas/NAME/ (same files and
+options; a profile names it as its CA). Refuses to overwrite an existing one.
 
   --data DIR              data directory (required)
+  --name NAME             a named CA (lower-case letters, digits, - and _); default: the
+                          default CA (its name is \`default\`)
   --key-size N            RSA key size for generated keys: 2048, 3072 (default) or 4096
   --subject DN            CA subject, e.g. "CN=Example SCEP CA,O=Example" (default: random CN)
   --validity DURATION     CA validity: 3650d, … (default 3650d; --days N still works)
@@ -66,6 +91,7 @@ Creates the CA in DIR/ca/ (refuses to overwrite an existing one).
 async function init(argv: string[]): Promise<number> {
   const p = parseOptions(argv, {
     data: { type: 'string' },
+    name: { type: 'string' },
     'key-size': { type: 'string' },
     subject: { type: 'string' },
     validity: { type: 'string' },
@@ -78,7 +104,7 @@ async function init(argv: string[]): Promise<number> {
     'import-cert': { type: 'string' },
     'import-chain': { type: 'string' },
   });
-  const data = req(p, 'data');
+  const at = caLocation(p);
   const keySize = intOpt(p, 'key-size', 3072, 2048, 4096);
   if (keySize !== 2048 && keySize !== 3072 && keySize !== 4096)
     throw new UsageError('--key-size must be 2048, 3072 or 4096');
@@ -105,13 +131,14 @@ async function init(argv: string[]): Promise<number> {
   if (importChain !== undefined) o.importChain = importChain;
   const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
   if (passphrase !== undefined) o.passphrase = passphrase;
-  if (caExists(data)) {
-    process.stderr.write(`scepter ca init: a CA already exists in ${data}/ca; not overwriting it\n`);
+  if (caExists(at)) {
+    process.stderr.write(`scepter ca init: a CA already exists in ${caDirectory(at)}; not overwriting it\n`);
     return 1;
   }
-  const res = await initCa(data, o);
+  const res = await initCa(at, o);
   const out = process.stdout;
   out.write(`${res.imported ? 'imported' : 'created'} CA ${nameText(res.caCert.subjectRaw)}\n`);
+  if (typeof at !== 'string' && at.name !== DEFAULT_CA_NAME) out.write(`  name         ${at.name}\n`);
   out.write(`  certificate  ${res.paths.cert} (valid until ${res.caCert.notAfter.toISOString()})\n`);
   out.write(`  key          ${res.paths.key} (mode 0600${res.encrypted ? ', encrypted' : ''})\n`);
   if (res.chain.length > 0)
@@ -124,15 +151,16 @@ async function init(argv: string[]): Promise<number> {
   return 0;
 }
 
-const ROLLOVER_USAGE = `Usage: scepter ca rollover --data DIR [options]
+const ROLLOVER_USAGE = `Usage: scepter ca rollover --data DIR [--name NAME] [options]
 
-Stages a next CA in DIR/ca/next/: a new key (mode 0600) and self-signed certificate, in RA
+Stages a next CA in DIR/ca/next/ (with --name: DIR/cas/NAME/next/): a new key (mode 0600) and self-signed certificate, in RA
 mode also a new RA key and certificate issued by it, and cross.crt (the new CA key certified
 by the current CA). A running server offers it at once through GetNextCACert (and lists
 GetNextCACert in GetCACaps); \`scepter ca activate\` makes it current. Refuses when a next CA
 is already staged (remove DIR/ca/next/ to discard it).
 
   --data DIR              data directory (required)
+  --name NAME             the named CA to roll over (default: the default CA)
   --key-size N            RSA key size: 2048, 3072 or 4096 (default: that of the current CA)
   --subject DN            subject of the next CA; must differ from the current one
                           (default: the current subject with " G2", " G3", … on its CN)
@@ -146,6 +174,7 @@ is already staged (remove DIR/ca/next/ to discard it).
 async function rollover(argv: string[]): Promise<number> {
   const p = parseOptions(argv, {
     data: { type: 'string' },
+    name: { type: 'string' },
     'key-size': { type: 'string' },
     subject: { type: 'string' },
     validity: { type: 'string' },
@@ -154,7 +183,7 @@ async function rollover(argv: string[]): Promise<number> {
     'passphrase-file': { type: 'string' },
     db: { type: 'string' },
   });
-  const data = req(p, 'data');
+  const at = caLocation(p);
   const o: RolloverOptions = { days: caValidityDays(p) };
   if (str(p, 'key-size') !== undefined) {
     const keySize = intOpt(p, 'key-size', 3072, 2048, 4096);
@@ -167,18 +196,20 @@ async function rollover(argv: string[]): Promise<number> {
   if (flag(p, 'no-cross')) o.cross = false;
   const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
   if (passphrase !== undefined) o.passphrase = passphrase;
-  if (!caExists(data)) {
-    process.stderr.write(`scepter ca rollover: no CA in ${data}/ca; run \`scepter ca init\` first\n`);
-    return 1;
-  }
-  if (nextCaStaged(data)) {
+  if (!caExists(at)) {
     process.stderr.write(
-      `scepter ca rollover: a next CA is already staged in ${data}/ca/next; ` +
-        'activate it (`scepter ca activate`) or remove that directory\n',
+      `scepter ca rollover: no CA in ${caDirectory(at)}; run \`scepter ca init ${caCommandArgs(at)}\` first\n`,
     );
     return 1;
   }
-  const res = await stageRollover(data, o);
+  if (nextCaStaged(at)) {
+    process.stderr.write(
+      `scepter ca rollover: a next CA is already staged in ${caDirectory(at)}/next; ` +
+        `activate it (\`scepter ca activate ${caCommandArgs(at)}\`) or remove that directory\n`,
+    );
+    return 1;
+  }
+  const res = await stageRollover(at, o);
   const out = process.stdout;
   out.write(`staged next CA ${nameText(res.caCert.subjectRaw)}\n`);
   out.write(`  certificate  ${res.paths.cert} (valid until ${res.caCert.notAfter.toISOString()})\n`);
@@ -187,9 +218,9 @@ async function rollover(argv: string[]): Promise<number> {
   if (res.crossCert) out.write(`  cross cert   ${res.paths.cross} (issued by the current CA)\n`);
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
   out.write(
-    'Clients can fetch it now (GetNextCACert). Switch over with `scepter ca activate`, then restart the server.\n',
+    `Clients can fetch it now (GetNextCACert). Switch over with \`scepter ca activate ${caCommandArgs(at)}\`, then restart the server.\n`,
   );
-  await auditCa(data, str(p, 'db'), 'ca.rollover.staged', res.caCert.fingerprint, {
+  await auditCa(at, str(p, 'db'), 'ca.rollover.staged', res.caCert.fingerprint, {
     subject: nameText(res.caCert.subjectRaw),
     notAfter: res.caCert.notAfter.toISOString(),
     ra: res.raCert !== undefined,
@@ -202,12 +233,13 @@ async function rollover(argv: string[]): Promise<number> {
  * Without a store yet (the server never started) there is no trail: a note says so.
  */
 async function auditCa(
-  data: string,
+  at: CaLocation,
   db: string | undefined,
   action: 'ca.rollover.staged' | 'ca.activated',
   fingerprint: string,
   details: Record<string, string | boolean>,
 ): Promise<void> {
+  const { dataDir: data, name } = caLocationParts(at);
   let url: string;
   try {
     url = storeUrlOf(data, db);
@@ -216,17 +248,20 @@ async function auditCa(
     process.stdout.write(`not recorded in the audit trail: ${e.message}\n`);
     return;
   }
-  await withStore(data, url, (store) => recordAudit(store, cliActor(), action, fingerprint, details));
+  await withStore(data, url, (store) =>
+    recordAudit(store, cliActor(), action, fingerprint, { ca: name, ...details }),
+  );
 }
 
-const ACTIVATE_USAGE = `Usage: scepter ca activate --data DIR [--passphrase-file F] [--db URL]
+const ACTIVATE_USAGE = `Usage: scepter ca activate --data DIR [--name NAME] [--passphrase-file F] [--db URL]
 
 Makes the CA staged by \`scepter ca rollover\` current. The current CA's files move to
-DIR/ca/previous/<sha256 fingerprint>/, where the server keeps using them for the certificates
+DIR/ca/previous/<sha256 fingerprint>/ (with --name: DIR/cas/NAME/previous/…), where the server keeps using them for the certificates
 it issued (GetCert, renewal, revocation, its CRL). In RA mode the staged RA becomes the RA.
 Takes effect when the server is next started; a running server keeps the old CA until then.
 
   --data DIR              data directory (required)
+  --name NAME             the named CA (default: the default CA)
   --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE)
   --db URL                store whose audit trail records the activation (default: the one
                           \`scepter serve\` recorded in DIR/store.json)`;
@@ -234,18 +269,20 @@ Takes effect when the server is next started; a running server keeps the old CA 
 async function activate(argv: string[]): Promise<number> {
   const p = parseOptions(argv, {
     data: { type: 'string' },
+    name: { type: 'string' },
     'passphrase-file': { type: 'string' },
     db: { type: 'string' },
   });
-  const data = req(p, 'data');
+  const at = caLocation(p);
   const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
-  if (!nextCaStaged(data)) {
+  if (!nextCaStaged(at)) {
     process.stderr.write(
-      `scepter ca activate: no next CA is staged in ${data}/ca/next; run \`scepter ca rollover\` first\n`,
+      `scepter ca activate: no next CA is staged in ${caDirectory(at)}/next; ` +
+        `run \`scepter ca rollover ${caCommandArgs(at)}\` first\n`,
     );
     return 1;
   }
-  const res = activateRollover(data, passphrase);
+  const res = activateRollover(at, passphrase);
   const out = process.stdout;
   out.write(`activated CA ${nameText(res.caCert.subjectRaw)}\n`);
   out.write(`  fingerprint  sha256:${res.caCert.fingerprint}\n`);
@@ -255,10 +292,60 @@ async function activate(argv: string[]): Promise<number> {
   );
   out.write(`  kept in      ${res.previous.dir}\n`);
   out.write('Restart the server to issue under the new CA.\n');
-  await auditCa(data, str(p, 'db'), 'ca.activated', res.caCert.fingerprint, {
+  await auditCa(at, str(p, 'db'), 'ca.activated', res.caCert.fingerprint, {
     subject: nameText(res.caCert.subjectRaw),
     retired: res.previous.caCert.fingerprint,
   });
+  return 0;
+}
+
+const LIST_USAGE = `Usage: scepter ca list --data DIR [--json] [--passphrase-file F]
+
+Lists the CAs of the data directory: the default CA (DIR/ca/, name \`default\`) and every
+named CA (DIR/cas/NAME/), with subject, fingerprint, expiry, RA and whether a next CA is staged.
+
+  --data DIR              data directory (required)
+  --json                  one JSON array
+  --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE)`;
+
+async function list(argv: string[]): Promise<number> {
+  const p = parseOptions(argv, {
+    data: { type: 'string' },
+    json: { type: 'boolean' },
+    'passphrase-file': { type: 'string' },
+  });
+  const dataDir = req(p, 'data');
+  const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
+  const rows = listCaNames(dataDir).map((name) => {
+    const at = { dataDir, name };
+    const l = loadCa(at, passphrase);
+    return {
+      name,
+      dir: caDirectory(at),
+      subject: nameText(l.caCert.subjectRaw),
+      fingerprint: l.caCert.fingerprint,
+      notAfter: l.caCert.notAfter.toISOString(),
+      ra: l.ra !== undefined,
+      nextStaged: nextCaStaged(at),
+    };
+  });
+  const out = process.stdout;
+  if (flag(p, 'json')) {
+    out.write(JSON.stringify(rows, null, 2) + '\n');
+    return 0;
+  }
+  if (rows.length === 0) {
+    out.write(`no CA in ${dataDir}\n`);
+    return 0;
+  }
+  for (const r of rows) {
+    out.write(`${r.name}  ${r.subject}\n`);
+    out.write(`  dir          ${r.dir}\n`);
+    out.write(`  fingerprint  sha256:${r.fingerprint}\n`);
+    out.write(
+      `  valid until  ${r.notAfter}${r.ra ? '  (with RA)' : ''}${r.nextStaged ? '  (next CA staged)' : ''}\n`,
+    );
+  }
   return 0;
 }
 
@@ -267,6 +354,7 @@ export const caSubcommands: Record<string, Subcommand> = {
   init: { summary: 'create or import the CA (with an RA unless --ca-only)', usage: INIT_USAGE, run: init },
   rollover: { summary: 'stage a next CA (offered by GetNextCACert)', usage: ROLLOVER_USAGE, run: rollover },
   activate: { summary: 'make the staged next CA current', usage: ACTIVATE_USAGE, run: activate },
+  list: { summary: 'list the CAs of a data directory (default and named)', usage: LIST_USAGE, run: list },
 };
 
 function usage(): string {
@@ -278,7 +366,7 @@ function usage(): string {
 
 export const caCommand: Command = {
   name: 'ca',
-  summary: 'manage the certificate authority (init, rollover, activate)',
+  summary: 'manage the certificate authorities (init, rollover, activate, list)',
   get usage() {
     return usage();
   },

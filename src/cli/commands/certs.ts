@@ -37,7 +37,8 @@ import {
 const USAGE = `Usage: scepter certs <list|show> --data DIR [options]
 
   list [filters] [--json]               certificates, newest first
-  show <serial> [--json | --pem]        one certificate
+  show <serial> [--ca NAME] [--json | --pem]
+                                        one certificate (--ca when two CAs issued that serial)
 
 Filters (all must match) and paging:
   --subject TEXT      substring of the subject DN (case-insensitive)
@@ -45,6 +46,8 @@ Filters (all must match) and paging:
   --san VALUE         subjectAltName, exact: dns:host.example or just host.example
   --serial HEX        exact serial
   --status S          valid or revoked
+  --ca NAME           issued by this CA (\`default\`: the default CA)
+  --profile NAME      issued under this profile
   --expiring DURATION valid until within the next DURATION (30d, 12h; --expiring-days N too)
   --since T, --until T  issued at/after, before T (ISO 8601: 2026-01-31 or 2026-01-31T12:00Z)
   --limit N           page size (default ${DEFAULT_PAGE_LIMIT}, at most ${MAX_PAGE_LIMIT})
@@ -67,6 +70,8 @@ export const certsCommand: Command = {
         san: { type: 'string' },
         serial: { type: 'string' },
         status: { type: 'string' },
+        ca: { type: 'string' },
+        profile: { type: 'string' },
         expiring: { type: 'string' },
         'expiring-days': { type: 'string' },
         since: { type: 'string' },
@@ -88,7 +93,7 @@ export const certsCommand: Command = {
       return withStore(data, db, async (store) => {
         let c;
         try {
-          c = await getCertificate(store, arg);
+          c = await getCertificate(store, arg, str(p, 'ca'));
         } catch (e) {
           if (!(e instanceof OperatorError)) throw e;
           if (e.kind === 'invalid') throw new UsageError(e.message);
@@ -103,7 +108,19 @@ export const certsCommand: Command = {
     }
     if (arg !== undefined) noExtra([arg]);
     const f: CertificateFilters = { limit: intOpt(p, 'limit', DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT) };
-    for (const k of ['subject', 'cn', 'san', 'serial', 'status', 'since', 'until', 'cursor'] as const) {
+    const filters = [
+      'subject',
+      'cn',
+      'san',
+      'serial',
+      'status',
+      'ca',
+      'profile',
+      'since',
+      'until',
+      'cursor',
+    ] as const;
+    for (const k of filters) {
       const v = str(p, k);
       if (v !== undefined) f[k] = v;
     }
@@ -129,8 +146,8 @@ export const certsCommand: Command = {
       }
       out(
         table(
-          ['SERIAL', 'STATUS', 'NOT AFTER', 'SUBJECT'],
-          page.items.map((c) => [c.serial, c.status, c.notAfter.slice(0, 10), c.subject]),
+          ['SERIAL', 'STATUS', 'NOT AFTER', 'CA', 'PROFILE', 'SUBJECT'],
+          page.items.map((c) => [c.serial, c.status, c.notAfter.slice(0, 10), c.ca, c.profile, c.subject]),
         ),
       );
       if (page.nextCursor !== undefined)

@@ -11,6 +11,7 @@
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CaSet, loadPreviousCas } from '../../ca/authorities.js';
+import { DEFAULT_CA_NAME } from '../../ca/ca-location.js';
 import { loadCa } from '../../ca/keystore.js';
 import { escapeJsonText, escapeText } from '../../pkix/text.js';
 import { openStore, type Store } from '../../store/index.js';
@@ -155,10 +156,14 @@ export function storeOptions(p: Parsed): { data: string; db: string | undefined 
   return { data, db: str(p, 'db') };
 }
 
-/** Every CA of the data directory (needs the keys: passphrase when they are encrypted). */
-export function loadCaSet(dataDir: string, passphrase: string | undefined): CaSet {
-  const loaded = loadCa(dataDir, passphrase);
-  return new CaSet(loaded.ca, loadPreviousCas(dataDir, passphrase));
+/**
+ * The current and retired certificates of one CA of the data directory (default: the default
+ * CA; needs the keys: passphrase when they are encrypted).
+ */
+export function loadCaSet(dataDir: string, passphrase: string | undefined, caName = DEFAULT_CA_NAME): CaSet {
+  const at = { dataDir, name: caName };
+  const loaded = loadCa(at, passphrase);
+  return new CaSet(loaded.ca, loadPreviousCas(at, passphrase));
 }
 
 /** A table cell or output value: client-supplied text escaped, null/empty as `-`. */

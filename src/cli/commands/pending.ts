@@ -42,6 +42,8 @@ List filters and paging:
   --state S         pending (default), approved, issued, rejected, failed or expired
   --all             every state
   --subject TEXT    substring of the subject (case-insensitive)
+  --profile NAME    only requests sent to this profile
+  --ca NAME         only requests to this CA (\`default\`: the default CA)
   --since T, --until T  created at/after, before T (ISO 8601: 2026-01-31 or 2026-01-31T12:00Z)
   --oldest          oldest first
   --limit N         page size (default ${DEFAULT_PAGE_LIMIT}, at most ${MAX_PAGE_LIMIT})
@@ -72,6 +74,8 @@ export const pendingCommand: Command = {
         all: { type: 'boolean' },
         state: { type: 'string' },
         subject: { type: 'string' },
+        profile: { type: 'string' },
+        ca: { type: 'string' },
         since: { type: 'string' },
         until: { type: 'string' },
         oldest: { type: 'boolean' },
@@ -104,13 +108,24 @@ export const pendingCommand: Command = {
       } catch (e) {
         throw new UsageError(`--state: ${(e as Error).message}`);
       }
-      for (const k of ['subject', 'since', 'until', 'cursor'] as const) {
+      for (const k of ['subject', 'profile', 'ca', 'since', 'until', 'cursor'] as const) {
         const v = str(p, k);
         if (v !== undefined) filters[k] = v;
       }
       if (flag(p, 'oldest')) filters.order = 'oldest';
     } else {
-      for (const o of ['all', 'state', 'subject', 'since', 'until', 'oldest', 'limit', 'cursor'])
+      for (const o of [
+        'all',
+        'state',
+        'subject',
+        'profile',
+        'ca',
+        'since',
+        'until',
+        'oldest',
+        'limit',
+        'cursor',
+      ])
         if (p.values[o] !== undefined) throw new UsageError(`--${o} goes with list`);
       if (!id) throw new UsageError(`${sub} needs a transactionID`);
       if (str(p, 'reason') !== undefined && sub !== 'reject')
@@ -130,10 +145,11 @@ export const pendingCommand: Command = {
           else
             out(
               table(
-                ['TRANSACTION', 'STATE', 'CHALLENGE', 'CREATED', 'EXPIRES', 'SUBJECT'],
+                ['TRANSACTION', 'STATE', 'PROFILE', 'CHALLENGE', 'CREATED', 'EXPIRES', 'SUBJECT'],
                 page.items.map((r) => [
                   r.transactionId,
                   r.state,
+                  r.profile,
                   r.challenge ?? '-',
                   r.createdAt.slice(0, 19),
                   r.expiresAt ? r.expiresAt.slice(0, 19) : '-',

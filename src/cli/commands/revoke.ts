@@ -1,9 +1,11 @@
 /**
- * `scepter revoke --data DIR --serial S [--reason R]`: marks a certificate revoked in the
- * store and, in the same run, signs and stores a new CRL for its issuer (current or retired
- * CA). A running server serves that CRL from the store at once (GetCRL and /crl).
+ * `scepter revoke --data DIR --serial S [--reason R] [--ca NAME]`: marks a certificate revoked
+ * in the store and, in the same run, signs and stores a new CRL for its issuer (current or
+ * retired CA of its CA). A running server serves that CRL from the store at once (GetCRL and
+ * /crl). `--ca` names the CA when several CAs issued that serial.
  */
 import { cliActor } from '../actor.js';
+import { caExists } from '../../ca/keystore.js';
 import { CrlPublisher, REVOCATION_REASONS, revocationReasonName } from '../../ca/crl.js';
 import {
   certificateView,
@@ -34,11 +36,14 @@ import {
   withStore,
 } from './data-store.js';
 
-const USAGE = `Usage: scepter revoke --data DIR --serial SERIAL [--reason REASON]
+const USAGE = `Usage: scepter revoke --data DIR --serial SERIAL [--reason REASON] [--ca NAME]
 
-Revokes a certificate issued by this CA and publishes a new CRL for its issuer.
+Revokes a certificate issued by one of the data directory's CAs and publishes a new CRL for
+its issuer.
 
   --serial SERIAL         certificate serial in hex (colons, 0x and leading zeros are ignored)
+  --ca NAME               the CA that issued it (needed only when several CAs issued that
+                          serial; \`default\` is the default CA)
   --reason REASON         RFC 5280 reason: ${Object.keys(REVOCATION_REASONS).join(', ')}
                           (or its number; default unspecified)
   --crl-validity DURATION nextUpdate of the new CRL: 12h, 7d ... (default 7d;
@@ -58,6 +63,7 @@ export const revokeCommand: Command = {
         ...OPERATOR_OPTIONS,
         serial: { type: 'string' },
         reason: { type: 'string' },
+        ca: { type: 'string' },
         'crl-validity': { type: 'string' },
         'crl-validity-hours': { type: 'string' },
         'passphrase-file': { type: 'string' },
@@ -77,12 +83,22 @@ export const revokeCommand: Command = {
     }
     const validitySeconds = crlValidityOpt(p);
     const url = storeUrlOf(data, db);
-    const cas = loadCaSet(data, resolvePassphrase(str(p, 'passphrase-file')));
+    const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
     return withStore(data, url, async (store) => {
-      const crls = new CrlPublisher({ store, cas, validitySeconds });
+      // The publisher of the certificate's CA, loaded once its CA is known.
+      const crls = (name: string) =>
+        caExists({ dataDir: data, name })
+          ? new CrlPublisher({ store, cas: loadCaSet(data, passphrase, name), validitySeconds })
+          : undefined;
       let r;
       try {
-        r = await revokeCertificate({ store, crls, actor: cliActor() }, serial, reason);
+        r = await revokeCertificate(
+          { store, crls, actor: cliActor() },
+          serial,
+          reason,
+          new Date(),
+          str(p, 'ca'),
+        );
       } catch (e) {
         if (!(e instanceof OperatorError)) throw e;
         process.stderr.write(`scepter revoke: ${cell(e.message)}\n`);

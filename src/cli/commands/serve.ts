@@ -37,9 +37,15 @@ import {
   type Parsed,
 } from '../command.js';
 import { DEFAULT_CLIENT_PROFILE, MAX_VALIDITY_SECONDS, MIN_VALIDITY_SECONDS } from '../../ca/profile.js';
+import { DEFAULT_OCSP_VALIDITY_SECONDS, type OcspSettings } from '../../ca/ocsp-responder.js';
+import { DEFAULT_OCSP_SIGNER_VALIDITY_SECONDS } from '../../ca/ocsp-signer.js';
 import { APPROVAL_MODES, type ApprovalMode } from '../../ra/approval.js';
 import type { LifecycleSettings } from '../../server/lifecycle-setup.js';
 import { resolvePassphrase } from './ca.js';
+import { refuseMixedFlags, serveFromConfig } from './serve-config.js';
+import { configFromFlags } from '../../config/flags.js';
+import { validateConfig } from '../../config/load.js';
+import { serverOptions } from '../../config/runtime.js';
 import { recordStoreUrl, STORE_FILE } from './data-store.js';
 import type { ChallengeSettings } from '../../server/challenges.js';
 import { TrustedProxies } from '../../server/client-address.js';
@@ -47,12 +53,17 @@ import { MAX_ONE_TIME_TTL_SECONDS, MIN_ONE_TIME_TTL_SECONDS } from '../../ra/one
 import { VALIDATION_MODES, type ValidationConfig, type ValidationMode } from '../../ra/validation.js';
 
 const USAGE = `Usage: scepter serve --data DIR [options]
+       scepter serve --config FILE --data DIR [--host H] [--port P] [--log-level L]
 
 Serves SCEP (RFC 8894) on every path (/scep, /cgi-bin/pkiclient.exe, ...). On the first start
 DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated challenge
 (DIR/challenge, printed once).
 
   --data DIR              data directory (required)
+  --config FILE           run from a configuration file (YAML or JSON; docs/configuration.md):
+                          profiles at /scep/NAME, reloaded on SIGHUP or \`scepter config reload\`.
+                          Only --data, --host, --port and --log-level may be given with it
+                          (they override the file); every other setting lives in the file
   --host H                interface to listen on (default 0.0.0.0)
   --port P                port (default 8080; 0 picks a free one)
   --challenge SECRET      challenge password (or env SCEPTER_CHALLENGE; default DIR/challenge)
@@ -100,7 +111,10 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
                           shown to the operator) or challenge-or-manual
   --pending-ttl DURATION  a pending request expires after DURATION (default 7d;
                           --pending-ttl-hours N still works)
-  --retry-after N         Retry-After hint in seconds sent with PENDING (default 60)
+  --retry-after N         Retry-After hint in seconds sent with PENDING (default 60); it grows
+                          while 100+ requests wait and nobody decides, up to --max-retry-after
+  --max-retry-after N     longest Retry-After hint in seconds (default 3600; = --retry-after:
+                          fixed)
   --max-pending-per-address N
                           new pending requests one address may queue per minute
                           (default 100; 0: no limit); more get FAILURE badRequest
@@ -117,7 +131,16 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --crl-validity DURATION CRL nextUpdate (default 7d; --crl-validity-hours N still works);
                           CRLs are re-signed at half-life
   --public-url URL        this server's public base URL: issued certificates get a CRL
-                          distribution point URL/crl/<CA fingerprint>.crl
+                          distribution point URL/crl/<CA fingerprint>.crl and the OCSP
+                          responder URL/ocsp (authorityInfoAccess)
+  --ocsp-validity DURATION  nextUpdate of OCSP answers for good and revoked certificates
+                          (default 1h; 60s to 7d): how long clients and caches may keep them
+  --ocsp-signer S         who signs OCSP answers: ca (default: the CA key) or delegated (a
+                          short-lived OCSP-signing certificate with a P-256 key held in memory,
+                          issued and renewed by the server; docs/server.md "OCSP")
+  --ocsp-signer-validity DURATION  validity of the delegated certificate (default 2d; at
+                          least 4x --ocsp-validity); renewed at half of it
+  --no-ocsp               do not answer OCSP at /ocsp (issued certificates then carry no OCSP URL)
   --body-limit N          largest request body in bytes (default ${DEFAULT_BODY_LIMIT})
   --workers N             threads doing enrollments: the HTTP thread + N-1 workers (default:
                           number of cores, ${availableParallelism()} here; 1: the HTTP thread only)
@@ -277,6 +300,13 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
         3650 * 86_400,
       ),
       retryAfterSeconds: intOpt(p, 'retry-after', 60, 1, 86_400),
+      maxRetryAfterSeconds: intOpt(
+        p,
+        'max-retry-after',
+        Math.max(3600, intOpt(p, 'retry-after', 60, 1, 86_400)),
+        1,
+        86_400,
+      ),
       maxPendingPerAddress: intOpt(p, 'max-pending-per-address', 100, 0, 1_000_000),
       maxOpenPending: intOpt(p, 'max-open-pending', 10_000, 0, 100_000_000),
     },
@@ -291,7 +321,33 @@ function lifecycleSettings(p: ReturnType<typeof parseOptions>): LifecycleSetting
     },
     crlValiditySeconds: crlValidityOpt(p),
     ...(publicUrl !== undefined ? { publicUrl } : {}),
+    ocsp: ocspSettings(p),
   };
+}
+
+/** The OCSP responder options (--ocsp-*, --no-ocsp). */
+function ocspSettings(p: ReturnType<typeof parseOptions>): OcspSettings | false {
+  const given = ['ocsp-validity', 'ocsp-signer', 'ocsp-signer-validity'].filter(
+    (n) => str(p, n) !== undefined,
+  );
+  if (flag(p, 'no-ocsp')) {
+    if (given.length > 0) throw new UsageError(`--no-ocsp and --${given[0]!} do not go together`);
+    return false;
+  }
+  const signer = str(p, 'ocsp-signer') ?? 'ca';
+  if (signer !== 'ca' && signer !== 'delegated')
+    throw new UsageError('--ocsp-signer must be ca or delegated');
+  const validitySeconds = durationOpt(p, 'ocsp-validity', DEFAULT_OCSP_VALIDITY_SECONDS, 60, 7 * 86_400);
+  const signerValiditySeconds = durationOpt(
+    p,
+    'ocsp-signer-validity',
+    Math.max(DEFAULT_OCSP_SIGNER_VALIDITY_SECONDS, 4 * validitySeconds),
+    4 * validitySeconds,
+    366 * 86_400,
+  );
+  if (signer === 'ca' && str(p, 'ocsp-signer-validity') !== undefined)
+    throw new UsageError('--ocsp-signer-validity needs --ocsp-signer delegated');
+  return { signer, validitySeconds, ...(signer === 'delegated' ? { signerValiditySeconds } : {}) };
 }
 
 /** `--ra` (require the RA), `--ca-only`/`--no-ra` (create without one) or neither (default). */
@@ -307,6 +363,7 @@ export const serveCommand: Command = {
   usage: USAGE,
   async run(argv) {
     const p = parseOptions(argv, {
+      config: { type: 'string' },
       data: { type: 'string' },
       host: { type: 'string' },
       port: { type: 'string' },
@@ -335,6 +392,7 @@ export const serveCommand: Command = {
       'pending-ttl': { type: 'string' },
       'pending-ttl-hours': { type: 'string' },
       'retry-after': { type: 'string' },
+      'max-retry-after': { type: 'string' },
       'max-pending-per-address': { type: 'string' },
       'max-open-pending': { type: 'string' },
       'no-renewal': { type: 'boolean' },
@@ -348,6 +406,10 @@ export const serveCommand: Command = {
       'crl-validity': { type: 'string' },
       'crl-validity-hours': { type: 'string' },
       'public-url': { type: 'string' },
+      'ocsp-validity': { type: 'string' },
+      'ocsp-signer': { type: 'string' },
+      'ocsp-signer-validity': { type: 'string' },
+      'no-ocsp': { type: 'boolean' },
       'body-limit': { type: 'string' },
       db: { type: 'string' },
       workers: { type: 'string' },
@@ -360,6 +422,29 @@ export const serveCommand: Command = {
       'metrics-token-file': { type: 'string' },
     });
     const data = req(p, 'data');
+    const configFile = str(p, 'config');
+    if (configFile !== undefined) {
+      refuseMixedFlags(Object.keys(p.values));
+      const level = str(p, 'log-level');
+      if (level !== undefined && !LEVELS.includes(level as LogLevel))
+        throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}`);
+      const format = str(p, 'log-format');
+      if (format !== undefined && !LOG_FORMATS.includes(format as LogFormat))
+        throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}`);
+      return serveFromConfig(
+        {
+          file: configFile,
+          dataDir: data,
+          overrides: {
+            ...(str(p, 'host') !== undefined ? { host: str(p, 'host')! } : {}),
+            ...(str(p, 'port') !== undefined ? { port: intOpt(p, 'port', 8080, 0, 65535) } : {}),
+            ...(level !== undefined ? { logLevel: level } : {}),
+            ...(format !== undefined ? { logFormat: format } : {}),
+          },
+        },
+        shutdownSignal(),
+      );
+    }
     const logLevel = (str(p, 'log-level') ?? 'info') as LogLevel;
     if (!LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}`);
     const logFormat = (str(p, 'log-format') ?? 'json') as LogFormat;
@@ -398,34 +483,52 @@ export const serveCommand: Command = {
       }
     }
 
-    const o: StartServerOptions = {
-      dataDir: data,
-      host: str(p, 'host') ?? '0.0.0.0',
-      port: intOpt(p, 'port', 8080, 0, 65535),
-      bodyLimit: intOpt(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024),
-      logLevel,
-      logFormat,
-      workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
-      enrollment: {
+    if (tlsCert !== undefined) readPem(tlsCert, '--tls-cert');
+    if (tlsKey !== undefined) readPem(tlsKey, '--tls-key');
+    // The flags as a configuration object: the same checks and mapping as a file (one profile,
+    // `default`, on every path).
+    const raFlag = raOption(p).ra;
+    const config = validateConfig(
+      configFromFlags({
+        host: str(p, 'host') ?? '0.0.0.0',
+        port: intOpt(p, 'port', 8080, 0, 65535),
+        bodyLimit: intOpt(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024),
+        logLevel,
+        logFormat,
+        workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
+        ...(tlsCert !== undefined && tlsKey !== undefined ? { tls: { cert: tlsCert, key: tlsKey } } : {}),
+        trustedProxies,
+        ...(lifecycle.publicUrl !== undefined ? { publicUrl: lifecycle.publicUrl } : {}),
+        metrics: !flag(p, 'no-metrics'),
+        ...(metricsToken !== undefined ? { metricsToken } : {}),
+        ...(challenges.adminToken !== undefined ? { adminToken: challenges.adminToken } : {}),
+        ...(adminTokens.length > 0 ? { adminTokens } : {}),
+        ...(challenges.ttlSeconds !== undefined ? { challengeTtlSeconds: challenges.ttlSeconds } : {}),
+        ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
+        ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),
+        ...(raFlag !== undefined ? { ra: raFlag } : {}),
+        throttle: challenges.throttle ?? {},
+        ...(lifecycle.crlValiditySeconds !== undefined
+          ? { crlValiditySeconds: lifecycle.crlValiditySeconds }
+          : {}),
+        staticChallenge: challenges.static !== false,
         allowSingleDes: flag(p, 'allow-single-des'),
-        ...(flag(p, 'allow-wildcard-san') ? { csrChecks: { allowWildcards: true } } : {}),
+        allowWildcards: flag(p, 'allow-wildcard-san'),
         validitySeconds: validity,
         ...(validation ? { validation } : {}),
-      },
-      lifecycle,
-      challenges,
-      ...(trustedProxies.length ? { trustedProxies } : {}),
-      ...raOption(p),
+        approval: lifecycle.approval ?? {},
+        renewal: lifecycle.renewal ?? {},
+        ...(lifecycle.ocsp !== undefined ? { ocsp: lifecycle.ocsp } : {}),
+      }),
+      'serve flags',
+    );
+    const o: StartServerOptions = {
+      ...serverOptions(config, data, 'flags'),
+      // A --challenge (or SCEPTER_CHALLENGE) stands in for DIR/challenge, as before.
       ...(challenge !== undefined && challenge !== '' ? { challenge } : {}),
-      ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
-      ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),
-      ...(flag(p, 'no-metrics') ? { metrics: false } : {}),
-      ...(metricsToken !== undefined ? { metricsToken } : {}),
-      ...(adminTokens.length > 0 ? { adminTokens } : {}),
-      ...(tlsCert !== undefined && tlsKey !== undefined
-        ? { tls: { cert: readPem(tlsCert, '--tls-cert'), key: readPem(tlsKey, '--tls-key') } }
-        : {}),
     };
+    const allowSingleDes = flag(p, 'allow-single-des');
+    const allowWildcards = flag(p, 'allow-wildcard-san');
 
     const server = await startServer(o);
     // The banner goes to stderr: stdout carries the log lines only (JSON or text).
@@ -484,9 +587,14 @@ export const serveCommand: Command = {
     }
     out(`issued certificates are valid for ${formatDuration(validity)}`);
     out(`renewal: ${lifecycle.renewal?.enabled === false ? 'disabled' : 'enabled'}`);
-    if (o.enrollment?.allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
-    if (o.enrollment?.csrChecks?.allowWildcards)
-      out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
+    const ocsp = lifecycle.ocsp;
+    out(
+      ocsp === false || ocsp === undefined
+        ? 'OCSP: off (--no-ocsp)'
+        : `OCSP: ${server.origin}/ocsp, signed by ${ocsp.signer === 'delegated' ? 'a delegated responder certificate' : 'the CA key'}, answers valid for ${formatDuration(ocsp.validitySeconds ?? DEFAULT_OCSP_VALIDITY_SECONDS)}`,
+    );
+    if (allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
+    if (allowWildcards) out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
     const tokenFile = str(p, 'admin-token-file');
     const tokensFile = str(p, 'admin-tokens');
     for (const w of permissionWarnings({
