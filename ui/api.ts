@@ -125,6 +125,8 @@ export interface CertificateDetail extends CertificateView {
 }
 
 export interface CaStatus {
+  /** The CA's name (`default`, or a named CA of DIR/cas/NAME/). */
+  ca: string;
   subject: string;
   fingerprint: string;
   current: boolean;

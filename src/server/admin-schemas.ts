@@ -115,8 +115,9 @@ const limit = (max: number, def: number) =>
 const caStatus = {
   type: 'object',
   additionalProperties: false,
-  required: ['subject', 'fingerprint', 'current', 'notBefore', 'notAfter', 'crl'],
+  required: ['ca', 'subject', 'fingerprint', 'current', 'notBefore', 'notAfter', 'crl'],
   properties: {
+    ca: str,
     subject: str,
     fingerprint: str,
     current: { type: 'boolean' },

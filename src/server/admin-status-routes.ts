@@ -8,6 +8,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { CrlPublisher } from '../ca/crl.js';
+import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
 import { readStagedCertificates } from '../ca/rollover.js';
 import { nameText } from '../pkix/name.js';
 import type { Store } from '../store/index.js';
@@ -19,8 +20,12 @@ export interface AdminStatusOptions {
   /** Who may call (src/server/admin-auth.ts); disabled: 404. */
   auth: AdminAuth;
   store: Store;
-  crls: CrlPublisher;
-  /** Data directory (for the staged rollover), when there is one. */
+  /**
+   * The CRL publisher of the default CA, or of every CA served by name (several CAs: the
+   * profiles' CAs, read per request so a reload shows at once).
+   */
+  crls: CrlPublisher | (() => ReadonlyArray<{ name: string; crls: CrlPublisher }>);
+  /** Data directory (for the staged rollover of the default CA), when there is one. */
   dataDir?: string;
   now?: () => Date;
 }
@@ -56,23 +61,26 @@ export const adminStatusRoutes: FastifyPluginAsync<AdminStatusOptions> = async (
     });
     const pending = (await store.listTransactions({ state: 'pending', limit: 1 })).total;
     const cas = [];
-    for (const ca of crls.cas.all) {
-      const crl = await store.latestCrl(ca.cert.fingerprint);
-      cas.push({
-        subject: nameText(ca.cert.subjectRaw),
-        fingerprint: ca.cert.fingerprint,
-        current: ca === crls.cas.current,
-        notBefore: ca.cert.notBefore.toISOString(),
-        notAfter: ca.cert.notAfter.toISOString(),
-        crl: crl
-          ? {
-              crlNumber: crl.crlNumber.toString(),
-              thisUpdate: crl.thisUpdate.toISOString(),
-              nextUpdate: crl.nextUpdate.toISOString(),
-            }
-          : null,
-      });
-    }
+    const served = typeof crls === 'function' ? crls() : [{ name: DEFAULT_CA_NAME, crls }];
+    for (const { name, crls: publisher } of served)
+      for (const ca of publisher.cas.all) {
+        const crl = await store.latestCrl(ca.cert.fingerprint);
+        cas.push({
+          ca: name,
+          subject: nameText(ca.cert.subjectRaw),
+          fingerprint: ca.cert.fingerprint,
+          current: ca === publisher.cas.current,
+          notBefore: ca.cert.notBefore.toISOString(),
+          notAfter: ca.cert.notAfter.toISOString(),
+          crl: crl
+            ? {
+                crlNumber: crl.crlNumber.toString(),
+                thisUpdate: crl.thisUpdate.toISOString(),
+                nextUpdate: crl.nextUpdate.toISOString(),
+              }
+            : null,
+        });
+      }
     let staged;
     try {
       staged = o.dataDir !== undefined ? readStagedCertificates(o.dataDir) : undefined;

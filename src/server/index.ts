@@ -27,6 +27,7 @@ import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
 import { prepareCa, prepareDataDir, type PreparedDataDir } from './data-dir.js';
 import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
+import type { CrlPublisher } from '../ca/crl.js';
 import type { LoadedCa } from '../ca/keystore.js';
 import {
   adminChallengeRoutes,
@@ -427,9 +428,18 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       const crlsOfCa = (name: string) =>
         [...(gen?.services.values() ?? [])].find((e) => e.caName === name)?.lifecycle.crls;
       await app.register(adminRoutes, { store: enrollment.store, crls: crlsOfCa, auth: adminAuth });
+      // Every CA a profile of the running configuration issues from, the default CA first.
+      const servedCas = () => {
+        const byName = new Map<string, CrlPublisher>();
+        for (const e of gen?.services.values() ?? [])
+          if (!byName.has(e.caName)) byName.set(e.caName, e.lifecycle.crls);
+        return [...byName]
+          .map(([name, crls]) => ({ name, crls }))
+          .sort((x, y) => Number(y.name === DEFAULT_CA_NAME) - Number(x.name === DEFAULT_CA_NAME));
+      };
       await app.register(adminStatusRoutes, {
         store: enrollment.store,
-        crls: lifecycle.crls,
+        crls: servedCas,
         auth: adminAuth,
         ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
       });

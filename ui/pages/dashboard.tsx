@@ -174,7 +174,10 @@ export function CaTable(props: { cas: DashboardData['cas'] }) {
           {props.cas.map((c) => (
             <tr key={c.fingerprint}>
               <td data-label="CA">{c.subject}</td>
-              <td data-label="Role">{c.current ? 'current' : 'retired'}</td>
+              <td data-label="Role">
+                {c.current ? 'current' : 'retired'}
+                {c.ca !== 'default' ? ` (CA ${c.ca})` : ''}
+              </td>
               <td data-label="Expires">{when(c.notAfter)}</td>
               <td data-label="CRL number">{c.crl?.crlNumber ?? '—'}</td>
               <td data-label="CRL next update">{when(c.crl?.nextUpdate)}</td>
