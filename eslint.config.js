@@ -1,7 +1,17 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', '.test-dist-*/**', 'node_modules/**', 'data/**', '.tmp/**', 'coverage/**'] },
+  {
+    ignores: [
+      'dist/**',
+      '.test-dist-*/**',
+      '.test-console-*/**',
+      'node_modules/**',
+      'data/**',
+      '.tmp/**',
+      'coverage/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -18,6 +18,7 @@ export interface ServeFlags {
   port: number;
   bodyLimit: number;
   logLevel: NonNullable<NonNullable<ScepterConfig['server']>['logLevel']>;
+  logFormat?: NonNullable<NonNullable<ScepterConfig['server']>['logFormat']>;
   workers: number;
   tls?: { cert: string; key: string };
   trustedProxies: readonly string[];
@@ -25,6 +26,8 @@ export interface ServeFlags {
   metrics: boolean;
   metricsToken?: string;
   adminToken?: string;
+  /** Named admin tokens (`--admin-tokens FILE`, read by `serve`). */
+  adminTokens?: ReadonlyArray<{ name: string; secret: string }>;
   challengeTtlSeconds?: number;
   storeUrl?: string;
   caPassphrase?: string;
@@ -94,11 +97,18 @@ export function configFromFlags(f: ServeFlags): ScepterConfig {
       bodyLimit: f.bodyLimit,
       workers: f.workers,
       logLevel: f.logLevel,
+      logFormat: f.logFormat,
       tls: f.tls,
       trustedProxies: f.trustedProxies.length > 0 ? [...f.trustedProxies] : undefined,
       publicUrl: f.publicUrl,
       metrics: defined({ enabled: f.metrics, token: f.metricsToken }),
-      admin: defined({ token: f.adminToken, challengeTtl: d(f.challengeTtlSeconds) }),
+      admin: defined({
+        token: f.adminToken,
+        challengeTtl: d(f.challengeTtlSeconds),
+        tokens: f.adminTokens?.length
+          ? f.adminTokens.map((t) => ({ name: t.name, token: t.secret }))
+          : undefined,
+      }),
     }),
     store: f.storeUrl !== undefined ? { url: f.storeUrl } : undefined,
     caPassphrase: f.caPassphrase,

@@ -156,6 +156,7 @@ export function serverOptions(c: ScepterConfig, dataDir: string, version: string
     port: s.port ?? 8080,
     bodyLimit: s.bodyLimit ?? DEFAULT_BODY_LIMIT,
     logLevel: s.logLevel ?? 'info',
+    ...(s.logFormat !== undefined ? { logFormat: s.logFormat } : {}),
     workers: s.workers ?? availableParallelism(),
     challenges: {
       throttle: {
@@ -173,6 +174,9 @@ export function serverOptions(c: ScepterConfig, dataDir: string, version: string
       : {}),
     ...(c.store?.url !== undefined ? { storeUrl: c.store.url } : {}),
     ...(c.caPassphrase !== undefined ? { caPassphrase: c.caPassphrase } : {}),
+    ...(s.admin?.tokens?.length
+      ? { adminTokens: s.admin.tokens.map((t) => ({ name: t.name, secret: t.token })) }
+      : {}),
     ...(s.metrics?.enabled === false ? { metrics: false } : {}),
     ...(s.metrics?.token !== undefined ? { metricsToken: s.metrics.token } : {}),
     ...(s.tls ? { tls: { cert: readPem(s.tls.cert), key: readPem(s.tls.key) } } : {}),

@@ -63,6 +63,7 @@ const Server = obj(
     }),
     workers: Type.Integer({ minimum: 1, maximum: 256, description: 'threads doing enrollments' }),
     logLevel: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'log level'),
+    logFormat: oneOf(['json', 'text'], 'log lines: one JSON object each, or readable text'),
     tls: obj(
       {
         cert: Type.String({ minLength: 1, description: 'PEM certificate file' }),
@@ -87,6 +88,20 @@ const Server = obj(
       {
         token: Secret('bearer token of the admin API and POST /admin/challenge (≥ 16 characters)'),
         challengeTtl: Dur('lifetime of challenges minted by /admin/challenge'),
+        tokens: Type.Array(
+          obj(
+            {
+              name: Type.String({
+                pattern: '^[A-Za-z0-9._@-]{1,64}$',
+                description: 'who the token is: the actor in the audit trail',
+              }),
+              token: Secret('the bearer token (≥ 16 characters)'),
+            },
+            'a named admin token',
+            ['name', 'token'],
+          ),
+          { maxItems: 256, description: 'named admin bearer tokens (the token above is named admin)' },
+        ),
       },
       'the admin API',
     ),

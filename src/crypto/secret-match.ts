@@ -9,10 +9,17 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 export class SecretMatcher {
   private readonly key = randomBytes(32);
   private readonly macs: Buffer[];
+  /** Index in the constructor's list of each entry of `macs`. */
+  private readonly positions: number[] = [];
 
   /** `secrets`: every accepted value (several allow rotation); empty strings are ignored. */
   constructor(secrets: readonly string[]) {
-    this.macs = secrets.filter((s) => s.length > 0).map((s) => this.mac(s));
+    this.macs = [];
+    secrets.forEach((s, i) => {
+      if (s.length === 0) return;
+      this.macs.push(this.mac(s));
+      this.positions.push(i);
+    });
   }
 
   private mac(s: string): Buffer {
@@ -26,9 +33,20 @@ export class SecretMatcher {
 
   /** True when `candidate` equals one of the secrets. */
   matches(candidate: string): boolean {
+    return this.indexOf(candidate) >= 0;
+  }
+
+  /**
+   * Which secret `candidate` equals: its index in the constructor's list (the first when
+   * several are equal), or -1. Every secret is compared whatever matches.
+   */
+  indexOf(candidate: string): number {
     const m = this.mac(candidate);
-    let ok = false;
-    for (const s of this.macs) ok = timingSafeEqual(m, s) || ok;
-    return ok;
+    let found = -1;
+    this.macs.forEach((s, i) => {
+      const eq = timingSafeEqual(m, s);
+      if (eq && found < 0) found = this.positions[i]!;
+    });
+    return found;
   }
 }

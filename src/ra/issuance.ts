@@ -22,7 +22,8 @@ import {
   type Store,
   type TransactionRecord,
 } from '../store/index.js';
-import { FailInfo } from '../scep/types.js';
+import { FailInfo, messageTypeName } from '../scep/types.js';
+import { auditEntry, auditText, DEVICE_ACTOR } from './audit.js';
 import { failure, type Decision } from './decision.js';
 import { sanText } from './names.js';
 import type { EnrollmentRequest } from './policy.js';
@@ -248,6 +249,15 @@ export class TransactionIssuer {
         await store.recordIssued({
           transactionId: req.transactionId,
           cert: certificateRecord(cert, ca.cert.fingerprint, req.transactionId),
+          audit: auditEntry(DEVICE_ACTOR, 'enroll.issued', req.transactionId, {
+            serial: cert.serialHex,
+            subject: auditText(nameText(cert.subjectRaw)),
+            messageType: messageTypeName(req.messageType),
+            source: er.ctx.remoteAddress,
+            issuer: ca.cert.fingerprint,
+            ca: this.o.caName,
+            profile: this.o.profileName,
+          }),
         });
         return { status: 'SUCCESS', certificates: [der], serial: cert.serialHex, cipher: er.cipher };
       } catch (e) {

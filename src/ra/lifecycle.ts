@@ -406,6 +406,7 @@ export class EnrollmentHandlers implements Lifecycle {
         await this.store.expirePending(this.now());
         return failure(FailInfo.badRequest, 'the request expired before an operator approved it');
       }
+      await this.store.notePoll(tx.transactionId, this.now());
       return this.pending();
     }
     if (tx.state === 'expired')
@@ -445,8 +446,8 @@ export class EnrollmentHandlers implements Lifecycle {
    * (manual modes), for a transaction that is still pending and was opened by the key that
    * signed this message. Called after the signature and the signed attributes (transactionID,
    * senderNonce, messageType) were verified and BEFORE the envelope is opened, so a device
-   * polling a pending request costs one store read and the CertRep signature, no RSA
-   * decryption. Anything else — unknown transaction, another signer key, not pending, expired,
+   * polling a pending request costs one store read, the last-poll write (`notePoll`) and the
+   * CertRep signature, no RSA decryption. Anything else — unknown transaction, another signer key, not pending, expired,
    * a renewal — is undefined: the normal path decides (and opens the envelope).
    *
    * What this skips is the comparison of the message's content (the CSR, or the CertPoll's
@@ -469,6 +470,8 @@ export class EnrollmentHandlers implements Lifecycle {
     if (!tx || tx.state !== 'pending' || tx.csr === null) return undefined;
     if (tx.signerKeyHash !== spkiHash(req.signerCert.spki)) return undefined;
     if (tx.expiresAt && tx.expiresAt.getTime() <= this.now().getTime()) return undefined;
+    // The console shows when the device last asked (migration 5; one small write per poll).
+    await this.store.notePoll(tx.transactionId, this.now());
     return this.pending();
   }
 

@@ -17,6 +17,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { JsonObject, Store } from '../store/index.js';
+import { recordAudit } from './audit.js';
 
 const RANDOM_BYTES = 20;
 const EXPIRY_BYTES = 4;
@@ -100,11 +101,12 @@ export class OneTimeChallenges {
 
   /**
    * Mints `count` tokens valid for `ttlSeconds` and stores their hashes (durable before this
-   * resolves). `meta` is kept with each (who minted it; never the value).
+   * resolves). `meta` is kept with each (who minted it; never the value). One
+   * `challenge.minted` audit record names `actor`, the count and the expiry (never a value).
    */
   async mint(
     store: Store,
-    o: { ttlSeconds: number; count?: number; meta?: JsonObject; now?: Date },
+    o: { ttlSeconds: number; count?: number; meta?: JsonObject; now?: Date; actor: string },
   ): Promise<MintedChallenge[]> {
     const count = o.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 10_000)
@@ -124,6 +126,13 @@ export class OneTimeChallenges {
       await store.addSecret(this.hash(c.value), c.expiresAt, { kind: 'one-time-challenge', ...o.meta });
       out.push(c);
     }
+    const source = o.meta?.source;
+    await recordAudit(store, o.actor, 'challenge.minted', null, {
+      count,
+      ttlSeconds: o.ttlSeconds,
+      expiresAt: expiresAt.toISOString(),
+      ...(typeof source === 'string' ? { source } : {}),
+    });
     return out;
   }
 }

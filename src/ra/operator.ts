@@ -24,6 +24,7 @@ import {
   type TransactionRecord,
   type TransactionState,
 } from '../store/index.js';
+import { auditText, recordAudit } from './audit.js';
 import { sanText } from './names.js';
 import { recordDecision } from './retry-after.js';
 
@@ -151,6 +152,8 @@ export interface RequestView {
   /** Remote address of the device. */
   requester: string | null;
   createdAt: string;
+  /** The device's latest poll while pending (null before its first). */
+  lastPollAt: string | null;
   expiresAt: string | null;
   certSerial: string | null;
   failText: string | null;
@@ -193,6 +196,7 @@ export function requestView(t: TransactionRecord): RequestView {
     challenge: verdictOf(t),
     requester: t.requester,
     createdAt: t.createdAt.toISOString(),
+    lastPollAt: t.lastPollAt?.toISOString() ?? null,
     expiresAt: t.expiresAt?.toISOString() ?? null,
     certSerial: t.certSerial,
     failText: t.failText,
@@ -276,11 +280,12 @@ export function checkReason(reason: string): string {
  * reason). `not-found` when unknown, `conflict` when not pending (expired ones included).
  */
 export async function decideRequest(
-  store: Store,
+  ctx: { store: Store; actor: string },
   transactionId: string,
   decision: 'approve' | 'reject',
   reason?: string,
 ): Promise<RequestView> {
+  const { store } = ctx;
   if (reason !== undefined && decision === 'approve')
     throw new OperatorError('invalid', 'a reason goes with reject only');
   if (reason !== undefined) checkReason(reason);
@@ -290,6 +295,18 @@ export async function decideRequest(
     const now = (await store.getTransaction(transactionId)) ?? t;
     throw new OperatorError('conflict', `${transactionId} is ${now.state}, not pending`);
   }
+  await recordAudit(
+    store,
+    ctx.actor,
+    decision === 'approve' ? 'request.approved' : 'request.rejected',
+    transactionId,
+    {
+      subject: t.subject !== null ? auditText(t.subject) : undefined,
+      reason,
+      ca: t.ca,
+      profile: t.profile,
+    },
+  );
   // Someone works on the queue: PENDING hints go back to --retry-after (src/ra/retry-after.ts).
   await recordDecision(store, new Date());
   const after = await store.getTransaction(transactionId);
@@ -466,7 +483,7 @@ export interface RevokeResult {
  * `conflict` when its CA or issuer is not one of the publishers'.
  */
 export async function revokeCertificate(
-  ctx: { store: Store; crls: CrlPublishers },
+  ctx: { store: Store; crls: CrlPublishers; actor: string },
   serialInput: string,
   reason: RevocationReason,
   at: Date = new Date(),
@@ -483,6 +500,13 @@ export async function revokeCertificate(
       `the issuer of ${cert.serial} (${cert.issuer}) is not one of our CAs`,
     );
   const changed = await store.revoke(cert.serial, reason, at, cert.ca);
+  if (changed)
+    await recordAudit(store, ctx.actor, 'certificate.revoked', cert.serial, {
+      ca: cert.ca,
+      subject: auditText(cert.subject),
+      reason: revocationReasonName(reason),
+      issuer: cert.issuer,
+    });
   const crl = await crls.regenerate(issuer.cert.fingerprint);
   const now = (await store.getCertificate(cert.serial, cert.ca)) ?? cert;
   return { changed, cert: now, crl };

@@ -20,6 +20,7 @@ import { decodePkiRequest, openEnvelopeAs, type PkiRequest } from '../scep/reque
 import { FailInfo, MessageType, PkiStatus, ScepError, failInfoName, messageTypeName } from '../scep/types.js';
 import { DEFAULT_CA, DEFAULT_PROFILE, type Store } from '../store/index.js';
 import { resolveEnrollmentConfig, type EnrollmentConfig, type ResolvedEnrollmentConfig } from './config.js';
+import { auditEntry, auditText, DEVICE_ACTOR } from './audit.js';
 import { failure, type Decision } from './decision.js';
 import { subjectsOf } from './csr-checks.js';
 import { scepIdentity, type ScepIdentity } from './identity.js';
@@ -109,6 +110,13 @@ export const BASE_CAPABILITIES: readonly string[] = [
  * answers just the requested certificate.
  */
 const REPLY_WITH_ISSUER: ReadonlySet<number> = new Set([
+  MessageType.PKCSReq,
+  MessageType.RenewalReq,
+  MessageType.CertPoll,
+]);
+
+/** Message types whose FAILURE answers are audited (`enroll.refused`). */
+const AUDITED_REFUSALS: ReadonlySet<number> = new Set([
   MessageType.PKCSReq,
   MessageType.RenewalReq,
   MessageType.CertPoll,
@@ -295,11 +303,41 @@ export class EnrollmentService implements ScepService {
         return this.internalError(e, log);
       }
     }
+    let answer: ScepAnswer;
     try {
-      return this.certRep(req, decision, log);
+      answer = this.certRep(req, decision, log);
     } catch (e) {
       if (e instanceof KeyUnavailableError) return this.keyUnavailable(e, log);
       return this.internalError(e, log);
+    }
+    await this.auditRefusal(req, answer.log, ctx);
+    return answer;
+  }
+
+  /**
+   * A signed FAILURE to an enrollment (PKCSReq, RenewalReq, CertPoll) goes to the audit trail
+   * with its reason, failInfo, transactionID and source (issuance is recorded by the store's
+   * `recordIssued`). A store fault here is logged; the device still gets its answer.
+   */
+  private async auditRefusal(
+    req: PkiRequest,
+    log: OperationLog | undefined,
+    ctx: RequestContext,
+  ): Promise<void> {
+    if (log?.outcome !== 'FAILURE' || !AUDITED_REFUSALS.has(req.messageType)) return;
+    try {
+      await this.store.appendAudit([
+        auditEntry(DEVICE_ACTOR, 'enroll.refused', req.transactionId, {
+          messageType: log.messageType,
+          failInfo: log.failInfo,
+          reason: log.detail !== undefined ? auditText(log.detail) : undefined,
+          source: ctx.remoteAddress,
+          ca: this.caName,
+          profile: this.profile,
+        }),
+      ]);
+    } catch (e) {
+      this.logger?.error({ err: e, transactionId: req.transactionId }, 'cannot append to the audit trail');
     }
   }
 

@@ -1,12 +1,12 @@
 /**
  * The operator HTTP API under `/admin/` (docs/server.md "Admin API") as a fastify plugin:
- * the pending queue (list, show, approve, reject), certificate search and lookup, and
- * revocation with an immediate CRL. Every action goes through src/ra/operator.ts, the same
+ * the pending queue (list, show, approve, reject), certificate search and lookup,
+ * revocation with an immediate CRL, the audit trail and recent enrollment failures. Every action goes through src/ra/operator.ts, the same
  * code the CLI runs, against the HTTP thread's store (the main store also with `--workers N`).
  *
- * Authentication is the admin bearer token of `POST /admin/challenge` (`adminAuth` in
- * src/server/challenges.ts, compared in constant time): without a configured token every
- * `/admin/*` path answers 404 like an unknown path; a missing or wrong token gets 401. Errors
+ * Authentication is the one admin seam (src/server/admin-auth.ts: named bearer tokens compared
+ * in constant time; the admin's name lands on `req.admin`): without a configured credential
+ * every `/admin/*` path answers 404 like an unknown path; a missing or wrong token gets 401. Errors
  * are JSON `{ "error": "<one line>" }` (400 bad input, 401, 404 unknown, 409 wrong state, 413
  * body too large). Each request is one log line (app.ts) with the action, the transactionID or
  * serial and the outcome — never the token or a request body.
@@ -14,6 +14,14 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { toPem } from '../pkix/certificate.js';
 import { escapeText } from '../pkix/text.js';
+import {
+  AuditQueryError,
+  DEFAULT_AUDIT_PAGE,
+  listAuditRecords,
+  MAX_AUDIT_PAGE,
+  recentFailures,
+  type AuditFilters,
+} from '../ra/audit.js';
 import {
   certificateView,
   decideRequest,
@@ -25,6 +33,7 @@ import {
   OperatorError,
   parseReason,
   parseSerial,
+  parseTime,
   parseTransactionState,
   requestView,
   revokeCertificate,
@@ -35,13 +44,15 @@ import {
   type RequestFilters,
 } from '../ra/operator.js';
 import type { Store, TransactionState } from '../store/index.js';
-import { ADMIN_AUTH_CHALLENGE, adminAuth } from './challenges.js';
+import '@fastify/swagger';
+import { adminGuard, type AdminAuth } from './admin-auth.js';
+import { adminSchema } from './admin-schemas.js';
 import { HttpError, toHttpError } from './http-errors.js';
 import type { ScepRequestLog } from './scep-routes.js';
 
 export interface AdminRoutesOptions {
-  /** The admin bearer token; absent: every `/admin/*` path answers 404. */
-  token?: string;
+  /** Who may call (src/server/admin-auth.ts); disabled: every `/admin/*` path answers 404. */
+  auth: AdminAuth;
   /** The main store (never a worker's proxy). */
   store: Store;
   /**
@@ -146,14 +157,53 @@ function transactionIdOf(req: FastifyRequest): string {
   return id;
 }
 
+/** The authenticated admin's name (the audit trail's actor). */
+function adminOf(req: FastifyRequest): string {
+  if (req.admin === null) throw new Error('admin route reached without an authenticated admin');
+  return req.admin;
+}
+
 function serialOf(req: FastifyRequest): string {
   return parseSerial((req.params as { serial?: string }).serial ?? '');
 }
 
+/** How the JSON admin routes refuse: 404 while disabled (like any unknown path), else a JSON 401. */
+export function adminJsonDenied(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  why: 'disabled' | 'unauthorized',
+): FastifyReply {
+  if (why === 'disabled') {
+    req.scepLog = { outcome: 'rejected', detail: 'no such route' };
+    return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
+  }
+  req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong credential' };
+  return send(reply, 401, { error: 'unauthorized' });
+}
+
+/** Runs an audit listing; a bad filter is a 400. */
+async function auditQuery<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof AuditQueryError) throw new HttpError(400, e.message);
+    throw e;
+  }
+}
+
 /** Registers the `/admin/*` operator routes (the challenge endpoint is src/server/challenges.ts). */
 export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o) => {
-  const auth = adminAuth(o.token);
   const { store, crls } = o;
+  /** PEM of the issuing CA (current or retired) of a certificate of CA `caName`, when it is one of ours. */
+  const chainOf = (caName: string, issuer: string): string[] => {
+    const ca = (typeof crls === 'function' ? crls(caName) : crls)?.cas.byFingerprint(issuer);
+    return ca ? [toPem(ca.cert.der), ...ca.chain.map((d) => toPem(d))] : [];
+  };
+
+  // The route schemas document (OpenAPI); input is checked by this file's own code, answers
+  // are sent as ready JSON text.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
 
   // Bodies are small JSON objects; the root hook labels every POST body octet-stream.
   app.removeAllContentTypeParsers();
@@ -162,17 +212,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
   );
 
   // Before the body is read: 404 when the API is off, 401 without the right token.
-  app.addHook('onRequest', async (req, reply) => {
-    const verdict = auth(req);
-    if (verdict === 'ok') return;
-    if (verdict === 'disabled') {
-      req.scepLog = { outcome: 'rejected', detail: 'no such route' };
-      return reply.code(404).header('content-type', 'text/plain; charset=utf-8').send('not found\n');
-    }
-    req.scepLog = { operation: 'admin', outcome: 'rejected', detail: 'missing or wrong bearer token' };
-    reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
-    return send(reply, 401, { error: 'unauthorized' });
-  });
+  app.addHook('onRequest', adminGuard(o.auth, adminJsonDenied));
 
   app.setErrorHandler(async (err, req, reply) => {
     let status: number;
@@ -193,13 +233,18 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
 
   /** Sets the request's log line: action plus transactionID/serial; outcome filled in later. */
   const log = (req: FastifyRequest, action: string, ids: Partial<ScepRequestLog> = {}) => {
-    req.scepLog = { operation: `admin.${action}`, outcome: 'rejected', ...ids };
+    req.scepLog = {
+      operation: `admin.${action}`,
+      outcome: 'rejected',
+      ...(req.admin ? { admin: req.admin } : {}),
+      ...ids,
+    };
   };
   const ok = (req: FastifyRequest, detail: string) => {
     req.scepLog = { ...req.scepLog, outcome: 'SUCCESS', detail };
   };
 
-  app.get('/admin/pending', async (req, reply) => {
+  app.get('/admin/pending', adminSchema('GET /admin/pending'), async (req, reply) => {
     log(req, 'pending.list');
     const q = queryOf(req, [
       'state',
@@ -226,30 +271,38 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     return send(reply, 200, page);
   });
 
-  app.get('/admin/pending/:transactionId', async (req, reply) => {
-    log(req, 'pending.show');
-    queryOf(req, []);
-    const id = transactionIdOf(req);
-    req.scepLog = { ...req.scepLog, transactionId: id };
-    const v = requestView(await getRequest(store, id));
-    ok(req, v.state);
-    return send(reply, 200, v);
-  });
-
-  for (const decision of ['approve', 'reject'] as const) {
-    app.post(`/admin/pending/:transactionId/${decision}`, async (req, reply) => {
-      log(req, `pending.${decision}`);
+  app.get(
+    '/admin/pending/:transactionId',
+    adminSchema('GET /admin/pending/:transactionId'),
+    async (req, reply) => {
+      log(req, 'pending.show');
       queryOf(req, []);
       const id = transactionIdOf(req);
       req.scepLog = { ...req.scepLog, transactionId: id };
-      const reason = reasonOf(bodyOf(req, ['reason']), false);
-      const v = await decideRequest(store, id, decision, reason);
+      const v = requestView(await getRequest(store, id));
       ok(req, v.state);
       return send(reply, 200, v);
-    });
+    },
+  );
+
+  for (const decision of ['approve', 'reject'] as const) {
+    app.post(
+      `/admin/pending/:transactionId/${decision}`,
+      adminSchema(`POST /admin/pending/:transactionId/${decision}`),
+      async (req, reply) => {
+        log(req, `pending.${decision}`);
+        queryOf(req, []);
+        const id = transactionIdOf(req);
+        req.scepLog = { ...req.scepLog, transactionId: id };
+        const reason = reasonOf(bodyOf(req, ['reason']), false);
+        const v = await decideRequest({ store, actor: adminOf(req) }, id, decision, reason);
+        ok(req, v.state);
+        return send(reply, 200, v);
+      },
+    );
   }
 
-  app.get('/admin/certificates', async (req, reply) => {
+  app.get('/admin/certificates', adminSchema('GET /admin/certificates'), async (req, reply) => {
     log(req, 'certificates.search');
     const q = queryOf(req, [
       'subject',
@@ -274,33 +327,89 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     return send(reply, 200, page);
   });
 
-  app.get('/admin/certificates/:serial', async (req, reply) => {
-    log(req, 'certificates.show');
-    const { ca } = queryOf(req, ['ca']);
-    const serial = serialOf(req);
-    req.scepLog = { ...req.scepLog, serial };
-    const c = await getCertificate(store, serial, ca);
-    ok(req, c.status);
-    return send(reply, 200, { ...certificateView(c), pem: toPem(c.der) });
+  app.get(
+    '/admin/certificates/:serial',
+    adminSchema('GET /admin/certificates/:serial'),
+    async (req, reply) => {
+      log(req, 'certificates.show');
+      const { ca } = queryOf(req, ['ca']);
+      const serial = serialOf(req);
+      req.scepLog = { ...req.scepLog, serial };
+      const c = await getCertificate(store, serial, ca);
+      ok(req, c.status);
+      return send(reply, 200, { ...certificateView(c), pem: toPem(c.der), chain: chainOf(c.ca, c.issuer) });
+    },
+  );
+
+  // The certificate and its chain as one PEM file (the console's download link).
+  app.get(
+    '/admin/certificates/:serial/pem',
+    adminSchema('GET /admin/certificates/:serial/pem'),
+    async (req, reply) => {
+      log(req, 'certificates.pem');
+      const { ca } = queryOf(req, ['ca']);
+      const serial = serialOf(req);
+      req.scepLog = { ...req.scepLog, serial };
+      const c = await getCertificate(store, serial, ca);
+      ok(req, c.status);
+      return reply
+        .code(200)
+        .header('content-type', 'application/x-pem-file')
+        .header('content-disposition', `attachment; filename="${c.serial}.pem"`)
+        .send([toPem(c.der), ...chainOf(c.ca, c.issuer)].join(''));
+    },
+  );
+
+  app.post(
+    '/admin/certificates/:serial/revoke',
+    adminSchema('POST /admin/certificates/:serial/revoke'),
+    async (req, reply) => {
+      log(req, 'certificates.revoke');
+      const { ca } = queryOf(req, ['ca']);
+      const serial = serialOf(req);
+      req.scepLog = { ...req.scepLog, serial };
+      const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
+      const r = await revokeCertificate({ store, crls, actor: adminOf(req) }, serial, reason, new Date(), ca);
+      if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
+      ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
+      return send(reply, 200, {
+        ...certificateView(r.cert),
+        crl: {
+          crlNumber: r.crl.crlNumber.toString(),
+          thisUpdate: r.crl.thisUpdate.toISOString(),
+          nextUpdate: r.crl.nextUpdate.toISOString(),
+        },
+      });
+    },
+  );
+
+  app.get('/admin/audit', adminSchema('GET /admin/audit'), async (req, reply) => {
+    log(req, 'audit.list');
+    const q = queryOf(req, ['action', 'since', 'before', 'limit']);
+    const f: AuditFilters = { limit: intParam(q, 'limit', DEFAULT_AUDIT_PAGE, 1, MAX_AUDIT_PAGE) };
+    if (q.action !== undefined) f.action = q.action;
+    if (q.since !== undefined) f.since = parseTime('since', q.since);
+    if (q.before !== undefined) f.before = intParam(q, 'before', 1, 1, 999_999_999);
+    const page = await auditQuery(() => listAuditRecords(store, f));
+    ok(req, `${page.items.length} records`);
+    return send(reply, 200, page);
   });
 
-  app.post('/admin/certificates/:serial/revoke', async (req, reply) => {
-    log(req, 'certificates.revoke');
-    const { ca } = queryOf(req, ['ca']);
-    const serial = serialOf(req);
-    req.scepLog = { ...req.scepLog, serial };
-    const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
-    const r = await revokeCertificate({ store, crls }, serial, reason, new Date(), ca);
-    if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
-    ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
-    return send(reply, 200, {
-      ...certificateView(r.cert),
-      crl: {
-        crlNumber: r.crl.crlNumber.toString(),
-        thisUpdate: r.crl.thisUpdate.toISOString(),
-        nextUpdate: r.crl.nextUpdate.toISOString(),
-      },
-    });
+  app.get('/admin/failures', adminSchema('GET /admin/failures'), async (req, reply) => {
+    log(req, 'failures.list');
+    const q = queryOf(req, ['limit']);
+    const items = await recentFailures(store, intParam(q, 'limit', DEFAULT_AUDIT_PAGE, 1, MAX_AUDIT_PAGE));
+    ok(req, `${items.length} failures`);
+    return send(reply, 200, { items });
+  });
+
+  // The OpenAPI description of these routes (src/server/admin-schemas.ts), behind the same
+  // authentication: without an admin credential there is no admin API to describe.
+  app.get('/admin/openapi.json', async (req, reply) => {
+    log(req, 'openapi');
+    queryOf(req, []);
+    ok(req, 'openapi');
+    return send(reply, 200, app.swagger());
   });
 
   // Anything else under /admin/ (after authentication): a JSON 404, never the SCEP route.

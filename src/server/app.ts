@@ -20,6 +20,8 @@ import { ocspRoutes, type OcspSource } from './ocsp-route.js';
 import { opsRoutes, type OpsRoutesOptions } from './ops-routes.js';
 import type { ScepEndpoints } from './profiles.js';
 import { scepRoutes } from './scep-routes.js';
+import { textLogStream, type LogFormat } from './log-format.js';
+import './admin-auth.js';
 
 /** Default largest request body (a pkiMessage is a few KiB; RFC 8894 notes recommend 256 KiB). */
 export const DEFAULT_BODY_LIMIT = 256 * 1024;
@@ -40,8 +42,10 @@ export interface AppOptions {
   tls?: { cert: string | Buffer; key: string | Buffer };
   /** Default 'info'. 'silent' turns logging off. */
   logLevel?: LogLevel;
-  /** Where JSON log lines go (default stdout). */
+  /** Where log lines go (default stdout). */
   logStream?: Writable;
+  /** JSON lines (default) or human-readable text lines (src/server/log-format.ts). */
+  logFormat?: LogFormat;
   /** Per-request timeout in ms (default 30 s). */
   requestTimeout?: number;
   /**
@@ -87,12 +91,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     return server;
   };
 
+  const logStream = o.logFormat === 'text' ? textLogStream(o.logStream ?? process.stdout) : o.logStream;
   const app = Fastify({
     serverFactory,
     bodyLimit,
     logger: {
       level: o.logLevel ?? 'info',
-      ...(o.logStream ? { stream: o.logStream } : {}),
+      ...(logStream ? { stream: logStream } : {}),
     },
     // Our own onResponse hook writes the one line per request; fastify's would duplicate it.
     logController: new LogController({ disableRequestLogging: true }),
@@ -107,6 +112,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.decorateRequest('scepLog', null);
   const trusted = o.trustedProxies?.length ? new TrustedProxies(o.trustedProxies) : undefined;
   app.decorateRequest('clientAddress', undefined);
+  app.decorateRequest('admin', null);
 
   // The hooks take callbacks rather than being async: they run on every request, GetCACaps and
   // GetCACert included, and a promise per hook is measurable there (docs/benchmarks.md).
@@ -142,6 +148,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
       ms: Math.round(reply.elapsedTime * 100) / 100,
       remote: req.clientAddress ?? req.ip,
       ...(s?.operation ? { operation: s.operation } : {}),
+      ...(s?.admin ? { admin: s.admin } : {}),
       ...(s?.profile ? { profile: s.profile } : {}),
       ...(s?.messageType ? { messageType: s.messageType } : {}),
       ...(s?.transactionId ? { transactionId: s.transactionId } : {}),

@@ -3,12 +3,11 @@
  * (static and/or one-time), the per-source throttle in front of the SCEP service, and the
  * admin endpoint `POST /admin/challenge` that mints one-time challenges for an MDM.
  *
- * The endpoint exists only with a bearer token (`--admin-token-file`, env
- * SCEPTER_ADMIN_TOKEN); without one it answers 404 like any unknown path. The token is compared
- * in constant time (HMAC of both sides under a random key, then `timingSafeEqual`). Minted
+ * The endpoint exists only with an admin credential (src/server/admin-auth.ts:
+ * `--admin-tokens`, `--admin-token-file`, env SCEPTER_ADMIN_TOKEN); without one it answers 404
+ * like any unknown path. Tokens are compared in constant time (`SecretMatcher`). Minted
  * values appear only in the response body: never in a log line (the log has the path only).
  */
-import { SecretMatcher } from '../crypto/secret-match.js';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
   MAX_ONE_TIME_TTL_SECONDS,
@@ -24,6 +23,8 @@ import {
 } from '../ra/throttle.js';
 import type { ScepService } from '../ra/types.js';
 import type { Store } from '../store/index.js';
+import { adminGuard, type AdminAuth } from './admin-auth.js';
+import { adminSchema } from './admin-schemas.js';
 import { toHttpError } from './http-errors.js';
 
 /** Challenge settings of `startServer` / `scepter serve`. */
@@ -32,7 +33,10 @@ export interface ChallengeSettings {
   static?: boolean;
   /** Throttling of challenge failures (default 10 per source and 200 overall per 15 minutes). */
   throttle?: ThrottleOptions;
-  /** Bearer token that enables `POST /admin/challenge` (at least 16 characters). */
+  /**
+   * Bearer token that enables the admin API, `POST /admin/challenge` included (at least 16
+   * characters): the token named `admin`. Several named tokens: `StartServerOptions.adminTokens`.
+   */
   adminToken?: string;
   /** Lifetime of a challenge minted by the admin endpoint, seconds (default 3600). */
   ttlSeconds?: number;
@@ -41,8 +45,8 @@ export interface ChallengeSettings {
 /** Largest body `POST /admin/challenge` reads (it ignores the body; 413 above this). */
 export const ADMIN_CHALLENGE_BODY_LIMIT = 64 * 1024;
 
-/** Shortest admin token accepted. */
-export const MIN_ADMIN_TOKEN_LENGTH = 16;
+/** Shortest admin token accepted (src/server/admin-auth.ts). */
+export { MIN_ADMIN_TOKEN_LENGTH } from './admin-auth.js';
 
 /**
  * The challenge-failure throttle (src/ra/throttle.ts), or undefined when disabled. With
@@ -65,42 +69,13 @@ export function throttledService(service: ScepService, throttle: FailureThrottle
 }
 
 export interface AdminChallengeOptions {
-  /** The bearer token; absent: the endpoint answers 404. */
-  token?: string;
+  /** Who may call (src/server/admin-auth.ts); disabled: the endpoint answers 404. */
+  auth: AdminAuth;
   store: Store;
   key: Buffer;
   /** Default lifetime, seconds (default 3600). */
   ttlSeconds?: number;
 }
-
-/** Compares bearer tokens in constant time whatever their lengths. */
-function tokenMatcher(token: string): (candidate: string) => boolean {
-  const m = new SecretMatcher([token]);
-  return (candidate) => m.matches(candidate);
-}
-
-/**
- * The admin bearer-token check shared by every `/admin/*` route (this file's challenge endpoint
- * and src/server/admin-routes.ts): `disabled` when no token is configured (answer 404),
- * `unauthorized` for a missing or wrong `Authorization: Bearer` header (answer 401), else `ok`.
- * Throws RangeError for a token shorter than MIN_ADMIN_TOKEN_LENGTH.
- */
-export type AdminAuth = (req: FastifyRequest) => 'disabled' | 'unauthorized' | 'ok';
-
-export function adminAuth(token: string | undefined): AdminAuth {
-  if (token !== undefined && token.length < MIN_ADMIN_TOKEN_LENGTH)
-    throw new RangeError(`the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
-  const matches = token !== undefined ? tokenMatcher(token) : undefined;
-  return (req) => {
-    if (!matches) return 'disabled';
-    const auth = req.headers.authorization;
-    const m = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth) : null;
-    return m && matches(m[1]!) ? 'ok' : 'unauthorized';
-  };
-}
-
-/** The `WWW-Authenticate` value of an admin 401. */
-export const ADMIN_AUTH_CHALLENGE = 'Bearer realm="scepter admin"';
 
 function text(reply: FastifyReply, status: number, body: string): FastifyReply {
   return reply.code(status).header('content-type', 'text/plain; charset=utf-8').send(`${body}\n`);
@@ -108,7 +83,6 @@ function text(reply: FastifyReply, status: number, body: string): FastifyReply {
 
 /** `POST /admin/challenge[?ttl=SECONDS][&format=json]`: one fresh one-time challenge. */
 export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = async (app, o) => {
-  const auth = adminAuth(o.token);
   const challenges = new OneTimeChallenges(o.key);
   const defaultTtl = o.ttlSeconds ?? 3600;
 
@@ -129,26 +103,19 @@ export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = a
   });
 
   // The token is checked in onRequest: before a single byte of the body is read.
-  const checkToken = async (req: FastifyRequest, reply: FastifyReply) => {
-    req.scepLog = { operation: 'AdminChallenge' };
-    const verdict = auth(req);
-    if (verdict === 'ok') return;
-    if (verdict === 'disabled') {
-      req.scepLog = { outcome: 'rejected', detail: 'no such route' };
-      return text(reply, 404, 'not found');
-    }
-    req.scepLog = {
-      operation: 'AdminChallenge',
-      outcome: 'rejected',
-      detail: 'missing or wrong bearer token',
-    };
-    reply.header('www-authenticate', ADMIN_AUTH_CHALLENGE);
-    return text(reply, 401, 'unauthorized');
-  };
+  const checkToken = adminGuard(o.auth, (req, reply, why) => {
+    req.scepLog =
+      why === 'disabled'
+        ? { outcome: 'rejected', detail: 'no such route' }
+        : { operation: 'AdminChallenge', outcome: 'rejected', detail: 'missing or wrong bearer token' };
+    return why === 'disabled' ? text(reply, 404, 'not found') : text(reply, 401, 'unauthorized');
+  });
 
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.post(
     '/admin/challenge',
-    { onRequest: checkToken },
+    { onRequest: checkToken, ...adminSchema('POST /admin/challenge') },
     async (req: FastifyRequest, reply: FastifyReply) => {
       const q = (req.query ?? {}) as Record<string, string | string[] | undefined>;
       const one = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
@@ -168,8 +135,13 @@ export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = a
       const [c] = await challenges.mint(o.store, {
         ttlSeconds: ttl,
         meta: { source: 'admin-api', ...(req.ip ? { requester: req.ip } : {}) },
+        actor: req.admin ?? 'admin',
       });
-      req.scepLog = { operation: 'AdminChallenge', outcome: 'SUCCESS' };
+      req.scepLog = {
+        operation: 'AdminChallenge',
+        outcome: 'SUCCESS',
+        ...(req.admin ? { admin: req.admin } : {}),
+      };
       const accept = req.headers.accept ?? '';
       if (one(q.format) === 'json' || /\bapplication\/json\b/i.test(accept)) {
         return reply

@@ -212,7 +212,11 @@ export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): P
  * group or others: the data directory, its `ca/` and `cas/` subdirectories (CA keys, challenge
  * files, the SQLite store), and the admin token file. Missing paths are skipped; Windows has no modes.
  */
-export function permissionWarnings(o: { dataDir: string; adminTokenFile?: string }): string[] {
+export function permissionWarnings(o: {
+  dataDir: string;
+  adminTokenFile?: string;
+  adminTokensFile?: string;
+}): string[] {
   if (process.platform === 'win32') return [];
   const out: string[] = [];
   const check = (path: string, what: string, fix: string): void => {
@@ -234,5 +238,7 @@ export function permissionWarnings(o: { dataDir: string; adminTokenFile?: string
   check(named, 'the directory of the named CAs', `chmod 700 ${named}`);
   if (o.adminTokenFile !== undefined)
     check(o.adminTokenFile, 'the admin token file', `chmod 600 ${o.adminTokenFile}`);
+  if (o.adminTokensFile !== undefined)
+    check(o.adminTokensFile, 'the admin tokens file', `chmod 600 ${o.adminTokensFile}`);
   return out;
 }

@@ -4,6 +4,7 @@
  * that drains in-flight requests and closes the store. Used by `scepter serve`, the tests, the
  * client tests and the benchmarks.
  */
+import { fastifyCookie } from '@fastify/cookie';
 import type { FastifyInstance } from 'fastify';
 import type { CaKeySize, CaKeyType } from '../ca/keystore.js';
 import type { EnrollmentConfig } from '../ra/config.js';
@@ -12,14 +13,21 @@ import type { EnrollmentService, ServiceLogger } from '../ra/service.js';
 import type { FailureThrottle } from '../ra/throttle.js';
 import type { ScepService } from '../ra/types.js';
 import { openStore, type Store } from '../store/index.js';
+import swagger from '@fastify/swagger';
 import { OcspResponder, type OcspIssuer, type OcspSettings } from '../ca/ocsp-responder.js';
 import { adminRoutes } from './admin-routes.js';
+import { OPENAPI_OPTIONS } from './admin-schemas.js';
+import { adminStatusRoutes } from './admin-status-routes.js';
+import { consoleRoutes } from './console-routes.js';
+import { ConsoleSessions, consoleSessionAuth, loadSessionKey } from './console-session.js';
+import { bearerTokenAuth, DEFAULT_ADMIN_NAME, type AdminAuth, type AdminToken } from './admin-auth.js';
 import { buildApp, type AppOptions } from './app.js';
 import { severalCaCrls, type CrlSource } from './crl-route.js';
 import { ServerMetrics } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
 import { prepareCa, prepareDataDir, type PreparedDataDir } from './data-dir.js';
 import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
+import type { CrlPublisher } from '../ca/crl.js';
 import type { LoadedCa } from '../ca/keystore.js';
 import {
   adminChallengeRoutes,
@@ -41,6 +49,7 @@ import type { LifecycleSettings } from './lifecycle-setup.js';
 import { WorkerPoolService } from './worker-pool.js';
 
 export { buildApp, DEFAULT_BODY_LIMIT, DEFAULT_URL_LIMIT, type AppOptions, type LogLevel } from './app.js';
+export { LOG_FORMATS, type LogFormat } from './log-format.js';
 export { prepareDataDir, loadOrCreateChallenge, CHALLENGE_FILE, type PreparedDataDir } from './data-dir.js';
 
 export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> {
@@ -107,6 +116,26 @@ export interface StartServerOptions extends Omit<AppOptions, 'service' | 'ops'> 
   configVersion?: string;
   /** Named CAs (DIR/cas/NAME/) created on first start: RA or CA-only (default RA). */
   cas?: Readonly<Record<string, { ra?: boolean; keyType?: CaKeyType }>>;
+  /**
+   * Named admin bearer tokens (src/server/admin-auth.ts); `challenges.adminToken` joins them as
+   * the token named `admin`. None: the admin API answers 404.
+   */
+  adminTokens?: readonly AdminToken[];
+  /**
+   * The web console at `/ui/` (docs/console.md; served only with an admin credential, data-
+   * directory mode): `dir` is the built bundle (default: dist/console/ of the package),
+   * `idleSeconds` the session idle timeout (default 1800).
+   */
+  console?: { dir?: string; idleSeconds?: number };
+}
+
+/** The admin credentials of a server: `adminTokens` plus the single `challenges.adminToken`. */
+export function adminAuthOf(o: Pick<StartServerOptions, 'adminTokens' | 'challenges'>): AdminAuth {
+  const single = o.challenges?.adminToken;
+  return bearerTokenAuth([
+    ...(o.adminTokens ?? []),
+    ...(single !== undefined ? [{ name: DEFAULT_ADMIN_NAME, secret: single }] : []),
+  ]);
 }
 
 export interface RunningServer {
@@ -127,6 +156,8 @@ export interface RunningServer {
   /** The OCSP responder at `/ocsp` (data-directory mode, unless `lifecycle.ocsp` is false). */
   ocsp?: OcspResponder;
   app: FastifyInstance;
+  /** Who may call the admin API (the seam every admin route uses). */
+  adminAuth: AdminAuth;
   /** The server's metrics (absent with `metrics: false`). */
   metrics?: ServerMetrics;
   /** The configuration version running (data-directory mode: see `reload`). */
@@ -315,6 +346,19 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
   const lifecycle: Lifecycle | undefined = enrollment?.lifecycle;
 
   let ocsp: OcspResponder | undefined;
+  const bearerAuth = adminAuthOf(o);
+  // Web console sessions (src/server/console-session.ts), another way to authenticate as a named
+  // admin: signed with a key kept in the data directory, so every instance sharing it accepts
+  // the same sessions.
+  const sessions =
+    prepared && o.dataDir !== undefined && bearerAuth.enabled
+      ? new ConsoleSessions({
+          key: loadSessionKey(o.dataDir),
+          secure: Boolean(o.tls),
+          ...(o.console?.idleSeconds !== undefined ? { idleSeconds: o.console.idleSeconds } : {}),
+        })
+      : undefined;
+  const adminAuth = sessions ? consoleSessionAuth(sessions, bearerAuth) : bearerAuth;
   let closing: Promise<void> | undefined;
   const { metrics, readiness } = observability(
     o,
@@ -377,20 +421,44 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       },
     });
     appRef = app;
+    // Console session cookies (req.cookies, reply.setCookie) for every admin route.
+    if (sessions) await app.register(fastifyCookie);
+    // Before the admin routes: @fastify/swagger collects their schemas (admin-schemas.ts).
+    await app.register(swagger, OPENAPI_OPTIONS);
     if (prepared && enrollment) {
       await app.register(adminChallengeRoutes, {
         store: enrollment.store,
         key: prepared.challengeKey,
-        ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
+        auth: adminAuth,
         ...(o.challenges?.ttlSeconds !== undefined ? { ttlSeconds: o.challenges.ttlSeconds } : {}),
       });
     }
-    // Operator API (src/server/admin-routes.ts): same admin token; runs here, on the main store.
+    // Operator API (src/server/admin-routes.ts): same admin seam; runs here, on the main store.
     if (enrollment && lifecycle) {
-      await app.register(adminRoutes, {
+      // A revocation signs a new CRL of the certificate's own CA (any CA a profile issues from).
+      const crlsOfCa = (name: string) =>
+        [...(gen?.services.values() ?? [])].find((e) => e.caName === name)?.lifecycle.crls;
+      await app.register(adminRoutes, { store: enrollment.store, crls: crlsOfCa, auth: adminAuth });
+      // Every CA a profile of the running configuration issues from, the default CA first.
+      const servedCas = () => {
+        const byName = new Map<string, CrlPublisher>();
+        for (const e of gen?.services.values() ?? [])
+          if (!byName.has(e.caName)) byName.set(e.caName, e.lifecycle.crls);
+        return [...byName]
+          .map(([name, crls]) => ({ name, crls }))
+          .sort((x, y) => Number(y.name === DEFAULT_CA_NAME) - Number(x.name === DEFAULT_CA_NAME));
+      };
+      await app.register(adminStatusRoutes, {
         store: enrollment.store,
-        crls: lifecycle.crls,
-        ...(o.challenges?.adminToken !== undefined ? { token: o.challenges.adminToken } : {}),
+        crls: servedCas,
+        auth: adminAuth,
+        ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}),
+      });
+      // The web console (src/server/console-routes.ts): 404 unless an admin credential is set.
+      await app.register(consoleRoutes, {
+        bearer: bearerAuth,
+        ...(sessions ? { sessions } : {}),
+        ...(o.console?.dir !== undefined ? { dir: o.console.dir } : {}),
       });
     }
     await app.listen({ host: o.host ?? '127.0.0.1', port: o.port ?? 0 });
@@ -417,6 +485,7 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     port,
     service,
     app,
+    adminAuth,
     version: () => ({ ...version }),
     reload(set, id) {
       const next = reloading.then(async () => {

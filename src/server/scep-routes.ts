@@ -14,6 +14,8 @@ import type { ScepEndpoints } from './profiles.js';
 /** What the per-request log line says about the SCEP side of a request. */
 export interface ScepRequestLog extends Partial<OperationLog> {
   operation?: string;
+  /** The admin (token name) an admin API request authenticated as. */
+  admin?: string;
   /** The configuration profile of the request path. */
   profile?: string;
   /** Log at debug level only (health checks and scrapes: src/server/ops-routes.ts). */

@@ -36,6 +36,7 @@ export const STORE_METHODS = [
   'decide',
   'fail',
   'expirePending',
+  'notePoll',
   'nextCrlNumber',
   'saveCrl',
   'latestCrl',
@@ -47,6 +48,9 @@ export const STORE_METHODS = [
   'incrementCounter',
   'readCounters',
   'pruneCounters',
+  'appendAudit',
+  'listAudit',
+  'readAuditChain',
   'integrityCheck',
 ] as const satisfies readonly Exclude<keyof Store, LocalMember>[];
 

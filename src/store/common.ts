@@ -235,6 +235,7 @@ export interface TransactionRow {
   meta: string | null;
   ca: string;
   profile: string;
+  last_poll_at?: unknown;
 }
 
 export type ToDate = (v: unknown) => Date;
@@ -282,6 +283,7 @@ export function transactionFromRow(r: TransactionRow, toDate: ToDate): Transacti
     meta: r.meta === null ? null : (JSON.parse(r.meta) as JsonObject),
     ca: r.ca,
     profile: r.profile,
+    lastPollAt: optDate(r.last_poll_at ?? null, toDate),
   };
 }
 

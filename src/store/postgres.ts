@@ -17,10 +17,13 @@ import {
   type TransactionRow,
 } from './common.js';
 import { AlreadyIssuedError, SerialConflictError, TransactionStateError } from './errors.js';
+import { chainEntries } from './audit-chain.js';
 import { MIGRATIONS, MIGRATIONS_TABLE_SQL } from './schema.js';
 import {
   CERT_COLUMNS,
   SQL,
+  auditHeadOf,
+  auditInsertParams,
   beginTransactionParams,
   opMethods,
   type Op,
@@ -32,6 +35,7 @@ import type {
   BeginResult,
   CertificateRecord,
   IntegrityReport,
+  NewAuditEntry,
   NewCertificate,
   NewTransaction,
   Store,
@@ -297,16 +301,49 @@ export class PostgresStore implements Store {
     return { created: false, existing };
   }
 
-  async recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
+  /**
+   * Appends chained audit rows on `c` inside its transaction: the advisory lock (held until
+   * COMMIT/ROLLBACK) serializes appenders of every instance, so each reads the head the last
+   * committed appender wrote (READ COMMITTED: every statement sees the latest commits).
+   */
+  private async appendAuditOn(c: pg.PoolClient, entries: readonly NewAuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.q(c, SQL.auditLockPostgres);
+    const head = auditHeadOf((await this.q(c, SQL.auditHead)).rows[0]);
+    for (const r of chainEntries(head, entries, new Date()))
+      await this.q(c, SQL.auditInsert, auditInsertParams(r, dialect));
+  }
+
+  async appendAudit(entries: readonly NewAuditEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.tx((c) => this.appendAuditOn(c, entries));
+  }
+
+  async recordIssued(args: {
+    transactionId: string;
+    cert: NewCertificate;
+    audit?: NewAuditEntry;
+  }): Promise<void> {
     const id = args.transactionId;
     const c = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
     const sans = sanRows(c.sans);
+    const audit = args.audit;
     // One statement = one atomic transaction and one round trip. The UPDATE locks the
     // transaction row; a concurrent issuer waits on it, re-checks the state (READ COMMITTED)
     // and updates nothing, so its certificate INSERT (fed by the UPDATE's rows) inserts nothing.
+    // With an audit record: the same statement, then the audit append, in one transaction.
+    const run = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => {
+      if (!audit) return this.w<R>(sql, params);
+      return this.tx(async (client) => {
+        const r = await this.q<R>(client, sql, params);
+        if ((r.rows[0] as { updated?: number } | undefined)?.updated === 1)
+          await this.appendAuditOn(client, [audit]);
+        return r;
+      });
+    };
     let updated: number;
     try {
-      const r = await this.w<{ updated: number }>(
+      const r = await run<{ updated: number }>(
         `WITH upd AS (
            UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
            WHERE transaction_id = ? AND state IN ('pending', 'approved') RETURNING transaction_id, ca, profile

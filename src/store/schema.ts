@@ -192,6 +192,44 @@ ALTER TABLE certificate_sans DROP CONSTRAINT certificate_sans_pkey,
   ADD CONSTRAINT certificate_sans_pkey PRIMARY KEY (value, type, ca, serial);
 ${transactionColumns}`;
 
+/**
+ * Migration 4: the audit trail (src/store/audit-chain.ts), a hash chain numbered by `seq`.
+ * Append-only for the application: UPDATE, DELETE (and in PostgreSQL TRUNCATE) are refused by
+ * triggers — a speed bump, not a guarantee (whoever may write the database may drop them); the
+ * chain is what detects a change.
+ */
+function auditDdl(d: { ts: string; seq: string }): string {
+  return `
+CREATE TABLE audit_log (
+  seq       ${d.seq},
+  at        ${d.ts} NOT NULL,
+  actor     TEXT NOT NULL,
+  action    TEXT NOT NULL,
+  target    TEXT,
+  details   TEXT,
+  prev_hash TEXT NOT NULL,
+  hash      TEXT NOT NULL
+);
+CREATE INDEX audit_log_action ON audit_log (action, seq);
+`;
+}
+
+const AUDIT_SQLITE = `${auditDdl({ ts: 'INTEGER', seq: 'INTEGER PRIMARY KEY' })}
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+`;
+
+const AUDIT_POSTGRES = `${auditDdl({ ts: 'TIMESTAMPTZ', seq: 'BIGINT PRIMARY KEY' })}
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN RAISE EXCEPTION ''audit_log is append-only''; END';
+CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+  FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+`;
+
 /** SQLite stores times as INTEGER milliseconds since the epoch (UTC). */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -202,6 +240,13 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   { version: 2, name: 'rate counters', sqlite: COUNTERS, postgres: COUNTERS },
   { version: 3, name: 'CA and profile', sqlite: caProfileSqlite(), postgres: CA_PROFILE_POSTGRES },
+  { version: 4, name: 'audit trail', sqlite: AUDIT_SQLITE, postgres: AUDIT_POSTGRES },
+  {
+    version: 5,
+    name: 'last poll of a pending request',
+    sqlite: 'ALTER TABLE transactions ADD COLUMN last_poll_at INTEGER;',
+    postgres: 'ALTER TABLE transactions ADD COLUMN last_poll_at TIMESTAMPTZ;',
+  },
 ];
 
 export const MIGRATIONS_TABLE_SQL = `CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -18,12 +18,15 @@ import {
   type TransactionRow,
 } from './common.js';
 import { AlreadyIssuedError, SerialConflictError, TransactionStateError } from './errors.js';
+import { chainEntries } from './audit-chain.js';
 import { GroupCommitter } from './group-commit.js';
 import { WalSyncer } from './wal-sync.js';
 import { MIGRATIONS, MIGRATIONS_TABLE_SQL } from './schema.js';
 import {
   CERT_COLUMNS,
   SQL,
+  auditHeadOf,
+  auditInsertParams,
   beginTransactionParams,
   opMethods,
   type OpMethod,
@@ -35,6 +38,7 @@ import type {
   BeginResult,
   CertificateRecord,
   IntegrityReport,
+  NewAuditEntry,
   NewCertificate,
   NewTransaction,
   Store,
@@ -288,7 +292,19 @@ export class SqliteStore implements Store {
     return row ? transactionFromRow(row, toDate) : null;
   }
 
-  recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void> {
+  /** Appends chained audit rows after the current head (inside a write job: the write lock serializes). */
+  private appendAuditRows(entries: readonly NewAuditEntry[]): void {
+    if (entries.length === 0) return;
+    const head = auditHeadOf(this.st(SQL.auditHead).get() as Record<string, unknown> | undefined);
+    const insert = this.st(SQL.auditInsert);
+    for (const r of chainEntries(head, entries, new Date())) insert.run(...auditInsertParams(r, dialect));
+  }
+
+  appendAudit(entries: readonly NewAuditEntry[]): Promise<void> {
+    return this.write(() => this.appendAuditRows(entries));
+  }
+
+  recordIssued(args: { transactionId: string; cert: NewCertificate; audit?: NewAuditEntry }): Promise<void> {
     const id = args.transactionId;
     const cert = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
     return this.write(() => {
@@ -304,6 +320,7 @@ export class SqliteStore implements Store {
         `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
          WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
       ).run(c.serial, ms(c.createdAt), id);
+      if (args.audit) this.appendAuditRows([args.audit]);
     });
   }
 

@@ -26,10 +26,12 @@ import {
   type Dialect,
   type TransactionRow,
 } from './common.js';
+import { auditRecordOf } from './audit-chain.js';
 import {
   DEFAULT_CA,
   DEFAULT_PROFILE,
   normalizeSerial,
+  type AuditRow,
   type NewTransaction,
   type RevocationReason,
   type Store,
@@ -50,7 +52,26 @@ export const SQL = {
   beginTransaction: `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject,
     requester, created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta, ca, profile)
   VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?) ON CONFLICT (transaction_id) DO NOTHING RETURNING *`,
+  /** The audit chain's last row (read inside the serialized append). */
+  auditHead: 'SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1',
+  auditInsert: `INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  /**
+   * PostgreSQL only: serializes audit appends of every connection and instance on this schema
+   * until the transaction ends (SQLite: the group commit's write lock does it).
+   */
+  auditLockPostgres: "SELECT pg_advisory_xact_lock(hashtext('scepter-audit:' || current_schema()))",
 } as const;
+
+/** Parameters of `SQL.auditInsert` for one chained row. */
+export function auditInsertParams(r: AuditRow, d: Dialect): unknown[] {
+  return [r.seq, d.ts(r.at), r.actor, r.action, r.target, r.details, r.prevHash, r.hash];
+}
+
+/** The head row of `SQL.auditHead` (null for an empty chain). */
+export function auditHeadOf(row: Record<string, unknown> | undefined): { seq: number; hash: string } | null {
+  return row ? { seq: Number(row.seq), hash: row.hash as string } : null;
+}
 
 /** Parameters of `SQL.beginTransaction` (timestamps default to now). */
 export function beginTransactionParams(rec: NewTransaction, d: Dialect): unknown[] {
@@ -124,6 +145,7 @@ export type OpMethod =
   | 'decide'
   | 'fail'
   | 'expirePending'
+  | 'notePoll'
   | 'nextCrlNumber'
   | 'saveCrl'
   | 'latestCrl'
@@ -134,7 +156,9 @@ export type OpMethod =
   | 'setSetting'
   | 'incrementCounter'
   | 'readCounters'
-  | 'pruneCounters';
+  | 'pruneCounters'
+  | 'listAudit'
+  | 'readAuditChain';
 
 /** Store methods each adapter writes by hand (what really differs between the dialects). */
 export type AdapterMethod = Exclude<keyof Store, OpMethod>;
@@ -246,6 +270,17 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
         `UPDATE transactions SET state = ?, fail_info = ?, fail_text = ?, updated_at = ?
          WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
         [state, failInfo, failText, d.ts(new Date()), transactionId],
+      ],
+    ],
+    result: changedOne,
+  },
+
+  notePoll: {
+    kind: 'write',
+    statements: (d, transactionId: string, at: Date) => [
+      [
+        `UPDATE transactions SET last_poll_at = ? WHERE transaction_id = ? AND state = 'pending'`,
+        [d.ts(at), transactionId],
       ],
     ],
     result: changedOne,
@@ -393,7 +428,67 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
     ],
     result: changes,
   },
+
+  listAudit: {
+    kind: 'read',
+    statements: (d, q) => {
+      const parts: string[] = [];
+      const params: unknown[] = [];
+      if (q.action !== undefined && q.action !== '') {
+        if (q.action.endsWith('.')) {
+          parts.push("action LIKE ? ESCAPE '\\'");
+          params.push(`${q.action.replace(/[\\%_]/g, (c) => '\\' + c)}%`);
+        } else {
+          parts.push('action = ?');
+          params.push(q.action);
+        }
+      }
+      if (q.since !== undefined) {
+        parts.push('at >= ?');
+        params.push(d.ts(q.since));
+      }
+      if (q.beforeSeq !== undefined) {
+        parts.push('seq < ?');
+        params.push(Math.trunc(q.beforeSeq));
+      }
+      const { limit } = pageBounds(q);
+      return [
+        [
+          `SELECT ${AUDIT_COLUMNS} FROM audit_log WHERE ${parts.length ? parts.join(' AND ') : '1=1'}
+           ORDER BY seq DESC LIMIT ?`,
+          [...params, limit],
+        ],
+      ];
+    },
+    result: (out, d) => (out[0]?.rows ?? []).map((r) => auditRecordOf(auditRowOf(r, d))),
+  },
+
+  readAuditChain: {
+    kind: 'read',
+    statements: (_d, afterSeq: number, limit: number) => [
+      [
+        `SELECT ${AUDIT_COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`,
+        [Math.trunc(afterSeq), pageBounds({ limit }).limit],
+      ],
+    ],
+    result: (out, d) => (out[0]?.rows ?? []).map((r) => auditRowOf(r, d)),
+  },
 };
+
+const AUDIT_COLUMNS = 'seq, at, actor, action, target, details, prev_hash, hash';
+
+function auditRowOf(r: Record<string, unknown>, d: Dialect): AuditRow {
+  return {
+    seq: Number(r.seq),
+    at: d.date(r.at),
+    actor: r.actor as string,
+    action: r.action as string,
+    target: (r.target as string | null) ?? null,
+    details: (r.details as string | null) ?? null,
+    prevHash: r.prev_hash as string,
+    hash: r.hash as string,
+  };
+}
 
 /** Most scopes one readCounters call may ask for. */
 export const MAX_COUNTER_SCOPES = 16;

@@ -149,6 +149,8 @@ export interface TransactionRecord {
   ca: string;
   /** The profile the request was sent to. */
   profile: string;
+  /** The device's latest poll (CertPoll or resent PKCSReq) while pending; null before one. */
+  lastPollAt: Date | null;
 }
 
 /** What `beginTransaction` takes; timestamps default to now. `state` may not be 'issued'. */
@@ -207,6 +209,54 @@ export interface CrlRecord {
   nextUpdate: Date;
 }
 
+/**
+ * One record for the audit trail (src/store/audit-chain.ts). Never a secret: no challenge, no
+ * token, no key material.
+ */
+export interface NewAuditEntry {
+  /** Who: an admin token name, `cli:<os user>`, `device`, `system`. */
+  actor: string;
+  /** What: `enroll.issued`, `enroll.refused`, `request.approved`, `certificate.revoked`, … */
+  action: string;
+  /** What it concerns: a transactionID, a serial, a CA fingerprint … */
+  target?: string | null;
+  /** Further facts (reason, failInfo, source address, profile …). */
+  details?: JsonObject | null;
+  /** Default: now. */
+  at?: Date;
+}
+
+/** A stored audit row as the chain sees it: `details` as its canonical JSON text. */
+export interface AuditRow {
+  /** 1, 2, 3, … without gaps. */
+  seq: number;
+  at: Date;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: string | null;
+  /** The hash of row seq − 1 (64 zeros for row 1). */
+  prevHash: string;
+  /** SHA-256 hex over prevHash and the row's canonical content. */
+  hash: string;
+}
+
+/** An audit record as shown to operators (`details` parsed). */
+export interface AuditRecord extends Omit<AuditRow, 'details'> {
+  details: JsonObject | null;
+}
+
+export interface AuditQuery {
+  /** Exact action, or a prefix ending in `.` (`enroll.` matches `enroll.issued`, …). */
+  action?: string;
+  /** At or after this time. */
+  since?: Date;
+  /** Only rows with seq below this (the previous page's last seq). */
+  beforeSeq?: number;
+  /** Default 100, max 10000. Newest first. */
+  limit?: number;
+}
+
 export interface IntegrityReport {
   ok: boolean;
   problems: string[];
@@ -262,8 +312,9 @@ export interface Store {
    * Throws SerialConflictError (retry with a new serial), AlreadyIssuedError (another writer
    * issued for this transaction: answer with `err.serial`), or TransactionStateError (unknown,
    * rejected, failed or expired). At most one certificate per transactionId is ever committed.
+   * `audit` is appended to the audit trail in the same database transaction.
    */
-  recordIssued(args: { transactionId: string; cert: NewCertificate }): Promise<void>;
+  recordIssued(args: { transactionId: string; cert: NewCertificate; audit?: NewAuditEntry }): Promise<void>;
   /**
    * Operator decision on a pending transaction. Returns true if it changed the state (only
    * from 'pending'); 'rejected' stores `reason` as failText.
@@ -279,6 +330,11 @@ export interface Store {
     failInfo: number | null,
     failText: string | null,
   ): Promise<boolean>;
+  /**
+   * Records a poll (CertPoll or resent PKCSReq) of a pending transaction at `at`. Returns
+   * whether it was pending.
+   */
+  notePoll(transactionId: string, at: Date): Promise<boolean>;
   /** Pending transactions whose expiresAt <= now become 'expired'. Returns how many. */
   expirePending(now: Date): Promise<number>;
 
@@ -315,6 +371,17 @@ export interface Store {
   readCounters(scopes: readonly string[], windowStart: number): Promise<number[]>;
   /** Deletes counters of windows that started before `before` (ms). Returns how many. */
   pruneCounters(before: number): Promise<number>;
+
+  // ---- audit trail (hash chain, src/store/audit-chain.ts) ----
+  /**
+   * Appends records to the audit trail, in order, in one database transaction. Appends are
+   * serialized across connections, processes and instances, so the chain never forks.
+   */
+  appendAudit(entries: readonly NewAuditEntry[]): Promise<void>;
+  /** Audit records matching `query`, newest first. */
+  listAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /** Up to `limit` (max 10000) stored rows with seq > afterSeq, oldest first (for verification). */
+  readAuditChain(afterSeq: number, limit: number): Promise<AuditRow[]>;
 
   // ---- maintenance ----
   /** Database-level check plus invariants (issued ⇒ certificate exists, serials unique). */

@@ -69,7 +69,7 @@ test('serve --config with an invalid file does not start (exit 1); config check 
 
   const mixed = await cli(['serve', '--config', bad, '--data', join(dir, 'data'), '--validity', '1d']);
   assert.equal(mixed.code, 2);
-  assert.match(mixed.output, /with --config only --data, --host, --port and --log-level/);
+  assert.match(mixed.output, /with --config only --data, --host, --port, --log-level and --log-format/);
 
   const env = { SCEPTER_LAPTOPS_CHALLENGE: 'printed-nowhere-0815' };
   const ok = await cli(['config', 'check', 'examples/two-profiles.yaml'], env);

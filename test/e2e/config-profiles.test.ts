@@ -68,7 +68,10 @@ const ekusOf = (c: { extension(oid: string): { value: Buffer } | undefined }) =>
 };
 
 test('the example: GetCACert on the two profile paths returns the two CAs, other paths 404', async (t) => {
-  const s = await serve(t, exampleConfig());
+  const config = exampleConfig();
+  // A named admin token from the file's server.admin.tokens.
+  config.server = { ...config.server, admin: { tokens: [{ name: 'ops', token: 'ops-token-0123456789' }] } };
+  const s = await serve(t, config);
   const fingerprint = async (path: string) =>
     (await new ScepClient({ url: `${s.origin}${path}` }).getCaCert()).ca.fingerprint;
   const laptops = await fingerprint('/scep/laptops');
@@ -85,6 +88,22 @@ test('the example: GetCACert on the two profile paths returns the two CAs, other
   const other = await fetch(`${s.origin}/scep?operation=GetCACaps`);
   assert.equal(other.status, 404);
   assert.match(await other.text(), /no SCEP profile/);
+
+  // The admin dashboard (web console) lists the CAs of both profiles, by name.
+  const dash = await fetch(`${s.origin}/admin/dashboard`, {
+    headers: { authorization: 'Bearer ops-token-0123456789' },
+  });
+  assert.equal(dash.status, 200);
+  const { cas } = (await dash.json()) as {
+    cas: Array<{ ca: string; fingerprint: string; current: boolean }>;
+  };
+  assert.deepEqual(
+    cas.filter((c) => c.current).map((c) => [c.ca, c.fingerprint]),
+    [
+      ['default', laptops],
+      ['routers', routers],
+    ],
+  );
 });
 
 test('the example: a laptop enrolls with a SAN under laptops.example (clientAuth, 90 days) and is refused with another', async (t) => {
@@ -127,7 +146,18 @@ test('the example: a laptop enrolls with a SAN under laptops.example (clientAuth
 });
 
 test('the example: a router waits for approval, then gets serverAuth + clientAuth that openssl verifies for sslserver', async (t) => {
-  const s = await serve(t, exampleConfig());
+  const config = exampleConfig();
+  config.server = { ...config.server, admin: { tokens: [{ name: 'ops', token: 'ops-token-0123456789' }] } };
+  const s = await serve(t, config);
+  const admin = (method: string, path: string, body?: unknown) =>
+    fetch(`${s.origin}${path}`, {
+      method,
+      headers: {
+        authorization: 'Bearer ops-token-0123456789',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
   const c = new ScepClient({ url: `${s.origin}/scep/routers` });
   const first = await c.enroll({
     subject: 'CN=router-1.example',
@@ -136,11 +166,37 @@ test('the example: a router waits for approval, then gets serverAuth + clientAut
   });
   assert.equal(first.status, 'pending');
   if (first.status !== 'pending') return;
-  assert.ok(await s.enrollment!.store.decide(first.transactionId, 'approved'));
+  // Approved through the admin API, which shows the request's CA and profile.
+  const approved = await admin(
+    'POST',
+    `/admin/pending/${encodeURIComponent(first.transactionId)}/approve`,
+    {},
+  );
+  assert.equal(approved.status, 200);
+  const av = (await approved.json()) as { ca: string; profile: string; state: string };
+  assert.deepEqual([av.state, av.ca, av.profile], ['approved', 'routers', 'routers']);
   const r = await c.poll(first);
   assert.equal(r.status, 'issued');
   if (r.status !== 'issued') return;
   assert.deepEqual(ekusOf(r.certificate).sort(), [OID.ekuClientAuth, OID.ekuServerAuth].sort());
+
+  // Revoked through the admin API into the CRL of its own CA (routers), audited with CA and profile.
+  const serial = r.certificate.serialHex;
+  const revoked = await admin('POST', `/admin/certificates/${serial}/revoke?ca=routers`, {
+    reason: 'keyCompromise',
+  });
+  assert.equal(revoked.status, 200);
+  const rv = (await revoked.json()) as { ca: string; profile: string; crl: { crlNumber: string } };
+  assert.deepEqual([rv.ca, rv.profile], ['routers', 'routers']);
+  const latest = await s.enrollment!.store.latestCrl(r.chain[0]!.fingerprint);
+  assert.equal(latest?.crlNumber.toString(), rv.crl.crlNumber, "a new CRL of the routers' CA");
+  const audit = (await (await admin('GET', '/admin/audit?action=request.')).json()) as {
+    items: Array<{ actor: string; details: { ca?: string; profile?: string } }>;
+  };
+  assert.deepEqual(
+    audit.items.map((i) => [i.actor, i.details.ca, i.details.profile]),
+    [['ops', 'routers', 'routers']],
+  );
   if (!needPeer(t, hasCommand('openssl'), 'openssl')) return;
   const dir = tempDir(t, 'router-verify-');
   writeFileSync(join(dir, 'ca.pem'), toPem(r.chain[0]!.der));
@@ -369,6 +425,7 @@ test('profile features end to end: CA-only, advertised capabilities, subject tem
   const { OneTimeChallenges } = await import('../../src/ra/one-time-challenge.js');
   const [otc] = await new OneTimeChallenges(s.dataDir!.challengeKey).mint(s.enrollment!.store, {
     ttlSeconds: 600,
+    actor: 'test',
   });
   const r = await c.enroll({ subject: 'CN=tool,O=Evil', challenge: otc!.value, key: pooledRsaKey(9) });
   assert.equal(r.status, 'issued');

@@ -3,7 +3,7 @@
  * from fixture keys), writes DIR/scepter.pid, and `scepter config reload --data DIR` (SIGHUP)
  * makes it reload: a valid change is logged as reloaded and shows in /readyz, an invalid file is
  * refused with a logged error while the old configuration keeps serving. Every wait is on the
- * server's own output (no timing).
+ * server's own output (no timing). The reload that took effect is in the audit trail.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -108,4 +108,30 @@ test('serve --config: SIGHUP via `config reload` reloads a valid file and refuse
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
   assert.equal(existsSync(join(data, 'scepter.pid')), false, 'the pid file is removed at stop');
+
+  // The audit trail holds the reload that took effect (not the refused one).
+  const audit = await run(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'src/cli/main.ts',
+      'audit',
+      'list',
+      '--data',
+      data,
+      '--action',
+      'config.reloaded',
+      '--json',
+    ],
+    { env },
+  );
+  assert.equal(audit.code, 0, audit.output);
+  const { items } = JSON.parse(audit.stdout.toString()) as {
+    items: Array<{ actor: string; details: { loads?: number; profiles?: string } | null }>;
+  };
+  assert.equal(items.length, 1, audit.output);
+  assert.equal(items[0]!.actor, 'system');
+  assert.equal(items[0]!.details?.loads, 2);
+  assert.match(items[0]!.details?.profiles ?? '', /routers/);
 });

@@ -69,10 +69,13 @@ function serve(dataDir: string): Promise<Child> {
       if (m) {
         clearTimeout(timer);
         proc.stdout?.off('data', check);
+        proc.stderr?.off('data', check);
         resolve({ proc, url: m[1] as string, output: () => out });
       }
     };
+    // The banner is on stderr, log lines on stdout.
     proc.stdout?.on('data', check);
+    proc.stderr?.on('data', check);
     proc.once('exit', (code, signal) => {
       clearTimeout(timer);
       reject(new Error(`server exited (${code ?? signal}) before listening:\n${out}`));

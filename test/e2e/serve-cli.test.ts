@@ -44,8 +44,9 @@ function serve(args: string[]): Promise<Served> {
         resolve({ proc, url: m[1]!, output: () => out, exited });
       }
     };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    // The banner is on stderr, log lines on stdout.
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stderr.on('data', onData);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`serve exited early (${code}):\n${out}`));

@@ -9,6 +9,7 @@
  * Test files run in parallel and several of them need the build: the check and the build happen
  * under an exclusive lock file (`.tmp/build.lock`, created with O_EXCL), so one process builds
  * while the others wait and then find it there. A lock left by a process that died is taken over.
+ * `ensureConsoleBuilt` builds the web console bundle (`.test-console-<stamp>/`) the same way.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -108,6 +109,43 @@ export function ensureBuilt(): { status: number | null; output: string; built: b
     if (r.status === 0) renameSync(tmp, dir);
     else rmSync(tmp, { recursive: true, force: true });
     return { status: r.status, output: `${r.stdout}${r.stderr}`, built: true, main };
+  } finally {
+    rmSync(LOCK, { force: true });
+  }
+}
+
+/** The console bundle's directory for the sources as they are now (ui/ and its build script). */
+function consoleDir(): string {
+  const stamp = Math.max(
+    newestMtime(join(ROOT, 'ui')),
+    statSync(join(ROOT, 'scripts', 'build-console.mjs')).mtimeMs,
+    statSync(join(ROOT, 'package.json')).mtimeMs,
+  );
+  return join(ROOT, `.test-console-${Math.floor(stamp).toString(36)}`);
+}
+
+/**
+ * The web console bundle (scripts/build-console.mjs) in a private directory, built once per
+ * state of ui/ under the same lock as `ensureBuilt`; pass it as `console.dir` to startServer.
+ * Throws when the build fails.
+ */
+export function ensureConsoleBuilt(): string {
+  lock();
+  try {
+    const dir = consoleDir();
+    if (existsSync(join(dir, 'index.html'))) return dir;
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-console.mjs'), tmp], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw new Error(`the console build failed:\n${r.stdout}${r.stderr}`);
+    }
+    renameSync(tmp, dir);
+    return dir;
   } finally {
     rmSync(LOCK, { force: true });
   }

@@ -1,5 +1,6 @@
 /**
- * Optional peers (micromdm `scepclient`/`scepserver`, `openssl`, PostgreSQL, SoftHSM2). On a bare
+ * Optional peers (micromdm `scepclient`/`scepserver`, `openssl`, PostgreSQL, SoftHSM2, Debian's
+ * `chromium` for the web console tests). On a bare
  * machine a test that needs a missing peer is skipped with a printed reason; with
  * SCEPTER_REQUIRE_PEERS=1 (set by .ci/run) a missing peer fails the test instead.
  */
@@ -60,4 +61,11 @@ export function softHsmAvailable(): boolean {
   } catch {
     return false;
   }
+}
+
+/** Debian's Chromium, driven by playwright-core in the web console tests (test/helpers/browser.ts). */
+export const CHROMIUM = process.env.SCEPTER_TEST_CHROMIUM ?? '/usr/bin/chromium';
+
+export function hasChromium(): boolean {
+  return existsSync(CHROMIUM);
 }

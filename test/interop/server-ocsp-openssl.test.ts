@@ -296,7 +296,11 @@ test('GET /ocsp/<base64>: cacheable good answer with RFC 5019 headers, ETag reva
   assert.equal(again.status, 304);
 
   // A revocation invalidates the cached response at once; a POST answer is never HTTP-cacheable.
-  await revokeCertificate({ store: s.enrollment!.store, crls: s.lifecycle!.crls }, dev.cert.serialHex, 4);
+  await revokeCertificate(
+    { store: s.enrollment!.store, crls: s.lifecycle!.crls, actor: 'test' },
+    dev.cert.serialHex,
+    4,
+  );
   const after = await fetch(`${url}/${encodeURIComponent(b64)}`);
   writeFileSync(respDer, Buffer.from(await after.arrayBuffer()));
   const readRevoked = await ossl(dir, [

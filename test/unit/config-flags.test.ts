@@ -14,11 +14,13 @@ const FLAGS: ServeFlags = {
   port: 0,
   bodyLimit: 262_144,
   logLevel: 'warn',
+  logFormat: 'text',
   workers: 2,
   trustedProxies: ['10.0.0.0/8'],
   publicUrl: 'http://ca.example:8080',
   metrics: true,
   adminToken: 'admin-token-0123456789',
+  adminTokens: [{ name: 'alice@ops', secret: 'alice-token-0123456789' }],
   challengeTtlSeconds: 3600,
   ra: false,
   throttle: { maxFailures: 5, maxGlobalFailures: 50, windowSeconds: 600 },
@@ -58,6 +60,9 @@ test('serve flags → configuration object → the same runtime as a file', () =
   assert.equal(o.port, 0);
   assert.equal(o.workers, 2);
   assert.equal(o.ra, false);
+  assert.equal(o.logFormat, 'text');
+  assert.deepEqual(o.adminTokens, FLAGS.adminTokens);
+  assert.equal(o.challenges?.adminToken, 'admin-token-0123456789');
   assert.deepEqual(o.challenges?.throttle, { maxFailures: 5, maxGlobalFailures: 50, windowSeconds: 600 });
   const set = o.profiles!;
   assert.equal(set.defaultProfile, 'default');
@@ -78,6 +83,17 @@ test('serve flags → configuration object → the same runtime as a file', () =
   // The same configuration written as a file maps to the same profile.
   const asFile = parseConfig(JSON.stringify(config), 'flags.json').config;
   assert.deepEqual(serverOptions(asFile, '/tmp/data', 'flags').profiles, set);
+  assert.deepEqual(serverOptions(asFile, '/tmp/data', 'flags').adminTokens, FLAGS.adminTokens);
+
+  // A token name the admin API would refuse is refused by the schema already.
+  assert.throws(
+    () =>
+      validateConfig(
+        configFromFlags({ ...FLAGS, adminTokens: [{ name: 'a b', secret: 'x-token-0123456789' }] }),
+        'serve flags',
+      ),
+    (e: unknown) => e instanceof ConfigError && /server\.admin\.tokens/.test(e.message),
+  );
 });
 
 test('serve flags that fail the schema are refused by the same checks as a file', () => {

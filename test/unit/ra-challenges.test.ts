@@ -54,7 +54,12 @@ function logSink(): { stream: Writable; text: () => string } {
 /** Mints one-time challenges straight into a running server's store. */
 async function mint(s: RunningServer, n = 1, ttlSeconds = 3600, now?: Date): Promise<string[]> {
   const ot = new OneTimeChallenges(s.dataDir!.challengeKey);
-  const c = await ot.mint(s.enrollment!.store, { ttlSeconds, count: n, ...(now ? { now } : {}) });
+  const c = await ot.mint(s.enrollment!.store, {
+    ttlSeconds,
+    count: n,
+    actor: 'test',
+    ...(now ? { now } : {}),
+  });
   return c.map((x) => x.value);
 }
 
@@ -404,10 +409,11 @@ test('CLI: `scepter serve --no-static-challenge --admin-token-file` and `scepter
   );
   t.after(() => proc.kill('SIGKILL'));
   let out = '';
-  proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), 60_000);
-    proc.stdout.on('data', (c: Buffer) => {
+    // The banner is on stderr (log lines on stdout).
+    proc.stderr.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /SCEP server listening on (\S+)/.exec(out);
       if (m) {

@@ -94,7 +94,7 @@ test('the operator decision is recorded; the PENDING answer carries the adapted 
   assert.equal(a1.headers?.['retry-after'], '480', '121 waiting, 1 h without a decision: 30 × 2^4');
 
   assert.equal(await s.store.getSetting(LAST_DECISION_SETTING), null);
-  await decideRequest(s.store, 'queued-0', 'reject', 'not ours');
+  await decideRequest({ store: s.store, actor: 'test' }, 'queued-0', 'reject', 'not ours');
   const recorded = await s.store.getSetting(LAST_DECISION_SETTING);
   assert.ok(recorded !== null && Number.isFinite(Date.parse(recorded)), 'decideRequest records the decision');
 });

@@ -9,7 +9,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { Writable } from 'node:stream';
 import {
   ScepClient,
   ScepFailureError,
@@ -18,31 +17,13 @@ import {
 } from '../../src/client/index.js';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import type { RunningServer } from '../../src/server/index.js';
+import { logSink } from '../helpers/log-sink.js';
 import { hasCommand } from '../helpers/peers.js';
 import { pooledRsaKey } from '../helpers/pki.js';
 import { testServer, TEST_CHALLENGE } from '../helpers/scep-server.js';
 
 const TOKEN = 'operator-token-0123456789abcdef';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
-
-function logSink(): { stream: Writable; lines: () => Record<string, unknown>[]; text: () => string } {
-  let out = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out += chunk.toString();
-      cb();
-    },
-  });
-  return {
-    stream,
-    text: () => out,
-    lines: () =>
-      out
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 interface Answer {
   status: number;

@@ -11,8 +11,6 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
-import pg from 'pg';
 import {
   AlreadyIssuedError,
   DuplicateKeyError,
@@ -22,120 +20,13 @@ import {
   openStore,
   type NewCertificate,
   type Store,
-  type StoreOptions,
 } from '../../src/store/index.js';
 import { MIGRATIONS } from '../../src/store/schema.js';
-import { PG_URL, needPeer, pgReachable } from '../helpers/peers.js';
+import { PG_URL, needPeer } from '../helpers/peers.js';
+import { postgresBackend, sqliteBackend, type Backend, type Db } from '../helpers/store-backends.js';
 
 const STORE_MODULE = fileURLToPath(new URL('../../src/store/index.ts', import.meta.url));
 const DAY = 86_400_000;
-
-const pgAvailable = await pgReachable();
-
-/** One isolated database: a SQLite file or a PostgreSQL schema. */
-interface Db {
-  url: string;
-  opts: StoreOptions;
-  /** Runs raw SQL (with `?` placeholders) outside the store, to inspect or plant problems. */
-  raw(sql: string, params?: unknown[]): Promise<Array<Record<string, unknown>>>;
-  /** Runs a script of several statements (no parameters), e.g. an old schema. */
-  script(sql: string): Promise<void>;
-}
-
-interface Backend {
-  name: 'sqlite' | 'postgres';
-  available: () => boolean;
-  /** A fresh, empty, isolated database. */
-  fresh(): Db;
-  cleanup(): Promise<void>;
-}
-
-function sqliteBackend(): Backend {
-  const dir = mkdtempSync(join(tmpdir(), 'scepter-store-'));
-  let n = 0;
-  return {
-    name: 'sqlite',
-    available: () => true,
-    fresh() {
-      const file = join(dir, `db${n++}.sqlite`);
-      return {
-        url: `sqlite:${file}`,
-        opts: {},
-        async raw(sql, params = []) {
-          const db = new Database(file, { timeout: 5000 });
-          try {
-            const st = db.prepare(sql);
-            return st.reader
-              ? (st.all(...params) as Array<Record<string, unknown>>)
-              : (st.run(...params), []);
-          } finally {
-            db.close();
-          }
-        },
-        async script(sql) {
-          const db = new Database(file, { timeout: 5000 });
-          try {
-            db.exec(sql);
-          } finally {
-            db.close();
-          }
-        },
-      };
-    },
-    async cleanup() {
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-function postgresBackend(): Backend {
-  const schemas: string[] = [];
-  return {
-    name: 'postgres',
-    available: () => pgAvailable,
-    fresh() {
-      const schema = `scepter_test_${randomBytes(6).toString('hex')}`;
-      schemas.push(schema);
-      return {
-        url: PG_URL,
-        opts: { schema },
-        async raw(sql, params = []) {
-          const c = new pg.Client({ connectionString: PG_URL, options: `-c search_path=${schema}` });
-          await c.connect();
-          try {
-            let i = 0;
-            const r = await c.query(
-              sql.replace(/\?/g, () => `$${++i}`),
-              params,
-            );
-            return r.rows as Array<Record<string, unknown>>;
-          } finally {
-            await c.end();
-          }
-        },
-        async script(sql) {
-          const c = new pg.Client({ connectionString: PG_URL });
-          await c.connect();
-          try {
-            await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}; SET search_path = ${schema}; ${sql}`);
-          } finally {
-            await c.end();
-          }
-        },
-      };
-    },
-    async cleanup() {
-      if (!schemas.length) return;
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      try {
-        for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
-}
 
 const hex = (n: number): string => randomBytes(n).toString('hex');
 

@@ -3,10 +3,14 @@
  * in `caSubcommands`; add one entry per subcommand. `--name NAME` selects a named CA
  * (DIR/cas/NAME/) instead of the default CA (DIR/ca/).
  */
+import { recordAudit } from '../../ra/audit.js';
+import { cliActor } from '../actor.js';
+import { OperatorCliError, storeUrlOf, withStore } from './data-store.js';
 import {
   DEFAULT_CA_NAME,
   caCommandArgs,
   caDirectory,
+  caLocationParts,
   checkCaName,
   listCaNames,
   type CaLocation,
@@ -226,6 +230,8 @@ is already staged (remove DIR/ca/next/ to discard it).
                           (default: the current subject with " G2", " G3", … on its CN)
   --validity DURATION     validity (default 3650d; --days N still works)
   --no-cross              do not write cross.crt
+  --db URL                store whose audit trail records the rollover (default: the one
+                          \`scepter serve\` recorded in DIR/store.json)
   --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE); the new keys
                           are encrypted with it too`;
 
@@ -239,6 +245,7 @@ async function rollover(argv: string[]): Promise<number> {
     days: { type: 'string' },
     'no-cross': { type: 'boolean' },
     'passphrase-file': { type: 'string' },
+    db: { type: 'string' },
   });
   const at = caLocation(p);
   const o: RolloverOptions = { days: caValidityDays(p) };
@@ -277,10 +284,40 @@ async function rollover(argv: string[]): Promise<number> {
   out.write(
     `Clients can fetch it now (GetNextCACert). Switch over with \`scepter ca activate ${caCommandArgs(at)}\`, then restart the server.\n`,
   );
+  await auditCa(at, str(p, 'db'), 'ca.rollover.staged', res.caCert.fingerprint, {
+    subject: nameText(res.caCert.subjectRaw),
+    notAfter: res.caCert.notAfter.toISOString(),
+    ra: res.raCert !== undefined,
+  });
   return 0;
 }
 
-const ACTIVATE_USAGE = `Usage: scepter ca activate --data DIR [--name NAME] [--passphrase-file F]
+/**
+ * Records a CA action in the audit trail of the data directory's store (actor `cli:<user>`).
+ * Without a store yet (the server never started) there is no trail: a note says so.
+ */
+async function auditCa(
+  at: CaLocation,
+  db: string | undefined,
+  action: 'ca.rollover.staged' | 'ca.activated',
+  fingerprint: string,
+  details: Record<string, string | boolean>,
+): Promise<void> {
+  const { dataDir: data, name } = caLocationParts(at);
+  let url: string;
+  try {
+    url = storeUrlOf(data, db);
+  } catch (e) {
+    if (!(e instanceof OperatorCliError)) throw e;
+    process.stdout.write(`not recorded in the audit trail: ${e.message}\n`);
+    return;
+  }
+  await withStore(data, url, (store) =>
+    recordAudit(store, cliActor(), action, fingerprint, { ca: name, ...details }),
+  );
+}
+
+const ACTIVATE_USAGE = `Usage: scepter ca activate --data DIR [--name NAME] [--passphrase-file F] [--db URL]
 
 Makes the CA staged by \`scepter ca rollover\` current. The current CA's files move to
 DIR/ca/previous/<sha256 fingerprint>/ (with --name: DIR/cas/NAME/previous/…), where the server keeps using them for the certificates
@@ -289,13 +326,16 @@ Takes effect when the server is next started; a running server keeps the old CA 
 
   --data DIR              data directory (required)
   --name NAME             the named CA (default: the default CA)
-  --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE)`;
+  --passphrase-file F     passphrase of the CA keys (or SCEPTER_CA_PASSPHRASE)
+  --db URL                store whose audit trail records the activation (default: the one
+                          \`scepter serve\` recorded in DIR/store.json)`;
 
 async function activate(argv: string[]): Promise<number> {
   const p = parseOptions(argv, {
     data: { type: 'string' },
     name: { type: 'string' },
     'passphrase-file': { type: 'string' },
+    db: { type: 'string' },
   });
   const at = caLocation(p);
   const passphrase = resolvePassphrase(str(p, 'passphrase-file'));
@@ -316,6 +356,10 @@ async function activate(argv: string[]): Promise<number> {
   );
   out.write(`  kept in      ${res.previous.dir}\n`);
   out.write('Restart the server to issue under the new CA.\n');
+  await auditCa(at, str(p, 'db'), 'ca.activated', res.caCert.fingerprint, {
+    subject: nameText(res.caCert.subjectRaw),
+    retired: res.previous.caCert.fingerprint,
+  });
   return 0;
 }
 

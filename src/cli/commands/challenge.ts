@@ -3,6 +3,7 @@
  * for devices or an MDM. Only a keyed hash of each is stored (with its expiry); the values are
  * printed once. Works while the server runs (same data directory and store).
  */
+import { cliActor } from '../actor.js';
 import {
   MAX_ONE_TIME_TTL_SECONDS,
   MIN_ONE_TIME_TTL_SECONDS,
@@ -65,7 +66,12 @@ export const challengeCommand: Command = {
       );
     }
     const minted = await withStore(data, url, (store) =>
-      new OneTimeChallenges(key).mint(store, { ttlSeconds, count, meta: { source: 'cli' } }),
+      new OneTimeChallenges(key).mint(store, {
+        ttlSeconds,
+        count,
+        meta: { source: 'cli' },
+        actor: cliActor(),
+      }),
     );
     const expiresAt = minted[0]!.expiresAt.toISOString();
     if (flag(p, 'json')) {

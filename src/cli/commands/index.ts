@@ -9,6 +9,7 @@ import { certsCommand } from './certs.js';
 import { pendingCommand } from './pending.js';
 import { challengeCommand } from './challenge.js';
 import { revokeCommand } from './revoke.js';
+import { auditCommand } from './audit.js';
 import { mobileconfigCommand } from './mobileconfig.js';
 
 /** Every CLI command, in the order `scepter --help` lists them. Add one line per command. */
@@ -19,6 +20,7 @@ export const commands: Command[] = [
   pendingCommand,
   challengeCommand,
   revokeCommand,
+  auditCommand,
   certsCommand,
   inspectCommand,
   ...clientCommands,

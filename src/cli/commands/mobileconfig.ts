@@ -5,6 +5,7 @@
  * Usage, CAFingerprint, Retries, RetryDelay). With `--one-time` each profile carries a fresh
  * one-time challenge minted in the server's store, as `scepter challenge new` does.
  */
+import { cliActor } from '../actor.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -108,7 +109,12 @@ async function mintOneTime(p: ReturnType<typeof parseOptions>): Promise<{ value:
   if (created)
     warn(`created ${file}; a server already running on ${data} must be restarted to accept this challenge`);
   const [minted] = await withStore(data, url, (store) =>
-    new OneTimeChallenges(key).mint(store, { ttlSeconds, count: 1, meta: { source: 'mobileconfig' } }),
+    new OneTimeChallenges(key).mint(store, {
+      ttlSeconds,
+      count: 1,
+      meta: { source: 'mobileconfig' },
+      actor: cliActor(),
+    }),
   );
   return minted!;
 }

@@ -4,6 +4,7 @@
  * device's next CertPoll or resent PKCSReq accordingly (the certificate is issued then).
  * Every value a device supplied (subject, SANs, transactionID) is escaped before it is printed.
  */
+import { cliActor } from '../actor.js';
 import {
   decideRequest,
   DEFAULT_PAGE_LIMIT,
@@ -170,7 +171,10 @@ export const pendingCommand: Command = {
         default: {
           const decision = sub as 'approve' | 'reject';
           const reason = str(p, 'reason');
-          const t = await operator(() => decideRequest(store, id!, decision, reason), fail);
+          const t = await operator(
+            () => decideRequest({ store, actor: cliActor() }, id!, decision, reason),
+            fail,
+          );
           if (typeof t === 'number') return t;
           if (flag(p, 'json')) {
             out(safeJson(t));

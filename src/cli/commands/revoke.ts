@@ -4,6 +4,7 @@
  * retired CA of its CA). A running server serves that CRL from the store at once (GetCRL and
  * /crl). `--ca` names the CA when several CAs issued that serial.
  */
+import { cliActor } from '../actor.js';
 import { caExists } from '../../ca/keystore.js';
 import { CrlPublisher, REVOCATION_REASONS, revocationReasonName } from '../../ca/crl.js';
 import {
@@ -91,7 +92,13 @@ export const revokeCommand: Command = {
           : undefined;
       let r;
       try {
-        r = await revokeCertificate({ store, crls }, serial, reason, new Date(), str(p, 'ca'));
+        r = await revokeCertificate(
+          { store, crls, actor: cliActor() },
+          serial,
+          reason,
+          new Date(),
+          str(p, 'ca'),
+        );
       } catch (e) {
         if (!(e instanceof OperatorError)) throw e;
         process.stderr.write(`scepter revoke: ${cell(e.message)}\n`);

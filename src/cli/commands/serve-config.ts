@@ -8,6 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfigFile, type LoadedConfig } from '../../config/load.js';
 import { restartOnly, serverOptions, profileSet } from '../../config/runtime.js';
+import { recordConfigReload } from '../../ra/audit.js';
 import { startServer, type RunningServer } from '../../server/index.js';
 import { escapeText } from '../../pkix/text.js';
 import { UsageError } from '../command.js';
@@ -17,7 +18,7 @@ import { recordStoreUrl, STORE_FILE } from './data-store.js';
 export const PID_FILE = 'scepter.pid';
 
 /** Flags `serve --config` accepts besides --config and --data; they override the file. */
-export const CONFIG_OVERRIDES = ['host', 'port', 'log-level'] as const;
+export const CONFIG_OVERRIDES = ['host', 'port', 'log-level', 'log-format'] as const;
 
 /** Prints a ConfigError one problem per line (each escaped), for `serve` and `config check`. */
 export function reportConfigError(e: ConfigError, write: (s: string) => void): void {
@@ -32,7 +33,7 @@ function load(file: string): LoadedConfig {
 export interface ConfigServeOptions {
   file: string;
   dataDir: string;
-  overrides: { host?: string; port?: number; logLevel?: string };
+  overrides: { host?: string; port?: number; logLevel?: string; logFormat?: string };
 }
 
 /** Writes DIR/scepter.pid (mode 0644: the pid is no secret); returns a remover. */
@@ -69,8 +70,19 @@ export async function reloadFromFile(
     return;
   }
   try {
-    const v = await server.reload(profileSet(next.config), next.hash);
+    const set = profileSet(next.config);
+    const v = await server.reload(set, next.hash);
     log.info({ version: v.id, loads: v.loads }, 'configuration reloaded');
+    // The audit trail: who (a signal: `system`) and what runs now (names, never secret values).
+    const store = server.enrollment?.store;
+    if (store)
+      await recordConfigReload(store, 'system', {
+        version: v.id,
+        loads: v.loads,
+        profiles: set.profiles.map((p) => p.name).join(','),
+      }).catch((e: unknown) =>
+        log.error({ err: e }, 'recording the configuration reload in the audit trail failed'),
+      );
   } catch (e) {
     log.error({ err: e }, 'configuration reload failed; the running configuration keeps serving');
   }
@@ -81,7 +93,8 @@ export async function serveFromConfig(
   o: ConfigServeOptions,
   stopped: Promise<NodeJS.Signals>,
 ): Promise<number> {
-  const out = (s: string) => process.stdout.write(s + '\n');
+  // The banner goes to stderr: stdout carries the log lines only (JSON or text).
+  const out = (s: string) => process.stderr.write(s + '\n');
   let loaded: LoadedConfig;
   try {
     loaded = load(o.file);
@@ -95,6 +108,8 @@ export async function serveFromConfig(
   if (o.overrides.port !== undefined) so.port = o.overrides.port;
   if (o.overrides.logLevel !== undefined)
     so.logLevel = o.overrides.logLevel as NonNullable<typeof so.logLevel>;
+  if (o.overrides.logFormat !== undefined)
+    so.logFormat = o.overrides.logFormat as NonNullable<typeof so.logFormat>;
   const server = await startServer(so);
   const removePid = writePidFile(o.dataDir);
   const d = server.dataDir!;
@@ -147,6 +162,6 @@ export function refuseMixedFlags(given: readonly string[]): void {
   const extra = given.filter((g) => !allowed.has(g));
   if (extra.length > 0)
     throw new UsageError(
-      `with --config only --data, --host, --port and --log-level may be given (set the others in the file): --${extra.join(', --')}`,
+      `with --config only --data, --host, --port, --log-level and --log-format may be given (set the others in the file): --${extra.join(', --')}`,
     );
 }

@@ -7,7 +7,20 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { LogLevel } from '../../server/app.js';
 import { permissionWarnings } from '../../server/data-dir.js';
-import { DEFAULT_BODY_LIMIT, startServer, type StartServerOptions } from '../../server/index.js';
+import {
+  DEFAULT_BODY_LIMIT,
+  LOG_FORMATS,
+  startServer,
+  type LogFormat,
+  type StartServerOptions,
+} from '../../server/index.js';
+import {
+  AdminTokenError,
+  checkAdminTokens,
+  DEFAULT_ADMIN_NAME,
+  parseAdminTokens,
+  type AdminToken,
+} from '../../server/admin-auth.js';
 import {
   durationOpt,
   crlValidityOpt,
@@ -65,8 +78,12 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --challenge-window DURATION  throttling window: 30s, 15m, 1h ... (default 15m)
   --trusted-proxy ADDR|CIDR  a reverse proxy whose Forwarded / X-Forwarded-For header gives the
                           client address (right-most untrusted hop); repeatable
-  --admin-token-file F    enable POST /admin/challenge (one-time challenges for an MDM) with
-                          the bearer token in F (or env SCEPTER_ADMIN_TOKEN; ≥ 16 characters)
+  --admin-tokens F        enable the admin API (/admin/*: pending requests, certificates,
+                          revocation, one-time challenges, audit) for the named bearer tokens
+                          in F: one \`name secret\` per line, # comments; the name is the
+                          actor in the audit trail (secrets ≥ 16 characters, never logged)
+  --admin-token-file F    one more admin token, named \`admin\`: the bearer token in F (or env
+                          SCEPTER_ADMIN_TOKEN; ≥ 16 characters)
   --challenge-ttl DURATION  lifetime of challenges minted by /admin/challenge (default 1h)
   --validate-url URL      external validation webhook: before an initial enrollment is issued,
                           POST its details (the challenge included: use HTTPS) to URL and issue
@@ -136,6 +153,9 @@ DIR gets a new CA (DIR/ca/) and, unless a challenge is configured, a generated c
   --tls-cert F --tls-key F  serve HTTPS with this PEM certificate and key
   --passphrase-file F     CA key passphrase (or env SCEPTER_CA_PASSPHRASE)
   --log-level L           fatal, error, warn, info (default), debug, trace or silent
+  --log-format F          json (default: one JSON object per line on stdout) or text (one
+                          human-readable line per event; client-supplied values escaped).
+                          This start-up banner goes to stderr either way
   --no-metrics            do not serve Prometheus metrics at /metrics (/healthz and /readyz
                           are always served)
   --metrics-token-file F  /metrics requires \`Authorization: Bearer <token>\` with the token in F`;
@@ -171,6 +191,26 @@ function metricsTokenOf(p: ReturnType<typeof parseOptions>): string | undefined 
     what: 'metrics token',
     token: { minLength: 16 },
   });
+}
+
+/** The named admin tokens of --admin-tokens FILE (none without it). */
+function adminTokensOf(p: ReturnType<typeof parseOptions>): AdminToken[] {
+  const file = str(p, 'admin-tokens');
+  if (file === undefined) return [];
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new UsageError(`cannot read --admin-tokens ${file}`);
+  }
+  try {
+    const tokens = parseAdminTokens(text);
+    if (tokens.length === 0) throw new UsageError(`--admin-tokens ${file} holds no token`);
+    return tokens;
+  } catch (e) {
+    if (e instanceof AdminTokenError) throw new UsageError(`--admin-tokens ${file}: ${e.message}`);
+    throw e;
+  }
 }
 
 /** The challenge options of `scepter serve` (static on/off, throttle, admin endpoint). */
@@ -345,6 +385,7 @@ export const serveCommand: Command = {
       'challenge-max-global-failures': { type: 'string' },
       'trusted-proxy': { type: 'string', multiple: true },
       'admin-token-file': { type: 'string' },
+      'admin-tokens': { type: 'string' },
       'challenge-ttl': { type: 'string' },
       'validate-url': { type: 'string' },
       'validate-token-file': { type: 'string' },
@@ -388,6 +429,7 @@ export const serveCommand: Command = {
       'tls-key': { type: 'string' },
       'passphrase-file': { type: 'string' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
       'no-metrics': { type: 'boolean' },
       'metrics-token-file': { type: 'string' },
     });
@@ -398,6 +440,9 @@ export const serveCommand: Command = {
       const level = str(p, 'log-level');
       if (level !== undefined && !LEVELS.includes(level as LogLevel))
         throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}`);
+      const format = str(p, 'log-format');
+      if (format !== undefined && !LOG_FORMATS.includes(format as LogFormat))
+        throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}`);
       return serveFromConfig(
         {
           file: configFile,
@@ -406,6 +451,7 @@ export const serveCommand: Command = {
             ...(str(p, 'host') !== undefined ? { host: str(p, 'host')! } : {}),
             ...(str(p, 'port') !== undefined ? { port: intOpt(p, 'port', 8080, 0, 65535) } : {}),
             ...(level !== undefined ? { logLevel: level } : {}),
+            ...(format !== undefined ? { logFormat: format } : {}),
           },
         },
         shutdownSignal(),
@@ -413,6 +459,9 @@ export const serveCommand: Command = {
     }
     const logLevel = (str(p, 'log-level') ?? 'info') as LogLevel;
     if (!LEVELS.includes(logLevel)) throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}`);
+    const logFormat = (str(p, 'log-format') ?? 'json') as LogFormat;
+    if (!LOG_FORMATS.includes(logFormat))
+      throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}`);
     const tlsCert = str(p, 'tls-cert');
     const tlsKey = str(p, 'tls-key');
     if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -425,6 +474,16 @@ export const serveCommand: Command = {
     const validity = validitySeconds(p);
     const challenges = challengeSettings(p);
     const metricsToken = metricsTokenOf(p);
+    const adminTokens = adminTokensOf(p);
+    if (challenges.adminToken !== undefined) {
+      try {
+        checkAdminTokens([...adminTokens, { name: DEFAULT_ADMIN_NAME, secret: challenges.adminToken }]);
+      } catch (e) {
+        if (e instanceof AdminTokenError)
+          throw new UsageError(`--admin-token-file with --admin-tokens: ${e.message}`);
+        throw e;
+      }
+    }
     const validation = validationSettings(p);
     const tp = p.values['trusted-proxy'];
     const trustedProxies = Array.isArray(tp) ? tp.filter((x): x is string => typeof x === 'string') : [];
@@ -447,6 +506,7 @@ export const serveCommand: Command = {
         port: intOpt(p, 'port', 8080, 0, 65535),
         bodyLimit: intOpt(p, 'body-limit', DEFAULT_BODY_LIMIT, 1024, 64 * 1024 * 1024),
         logLevel,
+        logFormat,
         workers: intOpt(p, 'workers', availableParallelism(), 1, 256),
         ...(tlsCert !== undefined && tlsKey !== undefined ? { tls: { cert: tlsCert, key: tlsKey } } : {}),
         trustedProxies,
@@ -454,6 +514,7 @@ export const serveCommand: Command = {
         metrics: !flag(p, 'no-metrics'),
         ...(metricsToken !== undefined ? { metricsToken } : {}),
         ...(challenges.adminToken !== undefined ? { adminToken: challenges.adminToken } : {}),
+        ...(adminTokens.length > 0 ? { adminTokens } : {}),
         ...(challenges.ttlSeconds !== undefined ? { challengeTtlSeconds: challenges.ttlSeconds } : {}),
         ...(db !== undefined && db !== '' ? { storeUrl: db } : {}),
         ...(passphrase !== undefined ? { caPassphrase: passphrase } : {}),
@@ -483,7 +544,8 @@ export const serveCommand: Command = {
     const allowWildcards = flag(p, 'allow-wildcard-san');
 
     const server = await startServer(o);
-    const out = (s: string) => process.stdout.write(s + '\n');
+    // The banner goes to stderr: stdout carries the log lines only (JSON or text).
+    const out = (s: string) => process.stderr.write(s + '\n');
     const d = server.dataDir!;
     // So `scepter pending/certs/challenge/revoke --data DIR` open this store without --db.
     try {
@@ -508,8 +570,17 @@ export const serveCommand: Command = {
       default:
         out('challenge password from configuration');
     }
+    const admins = [
+      ...adminTokens.map((t) => t.name),
+      ...(challenges.adminToken !== undefined ? [DEFAULT_ADMIN_NAME] : []),
+    ];
     out(
-      `one-time challenges: \`scepter challenge new --data ${data}\`${challenges.adminToken !== undefined ? `, POST ${server.origin}/admin/challenge (bearer token)` : ''}`,
+      `one-time challenges: \`scepter challenge new --data ${data}\`${admins.length ? `, POST ${server.origin}/admin/challenge (bearer token)` : ''}`,
+    );
+    out(
+      admins.length
+        ? `admin API: ${server.origin}/admin/ for ${admins.length} named token${admins.length > 1 ? 's' : ''} (${admins.join(', ')})`
+        : 'admin API: off (--admin-tokens FILE to enable)',
     );
     const maxFailures = challenges.throttle?.maxFailures ?? 0;
     out(
@@ -538,9 +609,11 @@ export const serveCommand: Command = {
     if (allowSingleDes) out('warning: single-DES requests are accepted (--allow-single-des)');
     if (allowWildcards) out('warning: wildcard dNSNames are certified (--allow-wildcard-san)');
     const tokenFile = str(p, 'admin-token-file');
+    const tokensFile = str(p, 'admin-tokens');
     for (const w of permissionWarnings({
       dataDir: data,
       ...(tokenFile ? { adminTokenFile: tokenFile } : {}),
+      ...(tokensFile ? { adminTokensFile: tokensFile } : {}),
     }))
       out(`warning: ${w}`);
     out(`store: ${d.storeUrl.startsWith('postgres') ? 'PostgreSQL' : d.storeUrl}`);
