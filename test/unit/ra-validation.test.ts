@@ -29,6 +29,12 @@ import {
 } from '../helpers/scep-server.js';
 
 const TOKEN = 'validator-token-5f1d2c3b4a';
+/**
+ * The webhook timeout of the test servers: long enough that a prompt answer from the local
+ * validator is never late on a busy machine (a 300 ms limit failed there), short enough that
+ * the "hang" case ends the wait soon.
+ */
+const VALIDATION_TIMEOUT_MS = 5_000;
 const DYNAMIC = 'mdm-dynamic-challenge-7f3e9a';
 
 type Behaviour = 'allow' | 'deny' | 'deny-long' | '500' | 'garbage' | 'hang';
@@ -101,7 +107,12 @@ async function server(
     logStream: sink.stream,
     ...(o.workers ? { workers: o.workers } : {}),
     enrollment: {
-      validation: { url: v.url, token: TOKEN, timeoutMs: 300, ...(o.mode ? { mode: o.mode } : {}) },
+      validation: {
+        url: v.url,
+        token: TOKEN,
+        timeoutMs: VALIDATION_TIMEOUT_MS,
+        ...(o.mode ? { mode: o.mode } : {}),
+      },
     },
   });
   return { s, certs: await caCerts(s.url), log: sink.text };
@@ -177,7 +188,7 @@ for (const workers of [1, 2]) {
     const long = await enroll(s, certs, device('CN=denied', { pool: 2 }), DYNAMIC);
     assert.equal(long.text, `rejected by the validation service: ${'x'.repeat(200)}`);
 
-    // Fail closed: 500, garbage, no answer within 300 ms.
+    // Fail closed: 500, garbage, no answer within the timeout.
     for (const behaviour of ['500', 'garbage', 'hang'] as const) {
       v.behaviour = behaviour;
       // 'hang' never answers: that enroll() returns at all proves the timeout ends the wait.
@@ -232,7 +243,7 @@ test('validation webhook with manual approval: a denial fails, an allow waits fo
   const s = await testServer(t, {
     logStream: sink.stream,
     lifecycle: { approval: { mode: 'manual' } },
-    enrollment: { validation: { url: v.url, timeoutMs: 300 } },
+    enrollment: { validation: { url: v.url, timeoutMs: VALIDATION_TIMEOUT_MS } },
   });
   const certs = await caCerts(s.url);
   v.behaviour = 'deny';
