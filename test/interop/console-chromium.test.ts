@@ -172,7 +172,11 @@ test(
       .getByRole('status')
       .filter({ hasText: /Revoked \(keyCompromise\); CRL number \d+ published/ })
       .waitFor();
-    assert.match(await page.getByTestId('cert-status').innerText(), /^revoked \(keyCompromise\)/);
+    // The detail is fetched again after the revocation: wait for it rather than read it once.
+    await page
+      .getByTestId('cert-status')
+      .filter({ hasText: /^revoked \(keyCompromise\)/ })
+      .waitFor();
 
     // GetCRL (scepter's client, signed with a fixture key) lists the serial: read by openssl.
     const signerKey = pooledRsaKey(20);
