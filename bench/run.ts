@@ -4,7 +4,7 @@
  *
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
- *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0] [--hsm]
+ *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0] [--hsm] [--node-flags "…"]
  *   npm run bench -- --ec-ca [-n 600] [--rounds 12]   (bench/ec-ca.ts: EC CA behind an RSA RA)
  *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *   npm run bench -- --poll [-n 3000] [--pending 256]   (polls of PENDING requests; bench/lib/poll.ts)
@@ -95,8 +95,11 @@ const { values: args } = parseArgs({
     /** A compiled CLI entry to run instead of compiling src/ (A/B comparisons with another tree). */
     entry: { type: 'string' },
     pending: { type: 'string', default: '256' },
+    /** Extra node flags for the server, space-separated (e.g. "--trace-gc"). */
+    'node-flags': { type: 'string', default: '' },
   },
 });
+const EXTRA_NODE_FLAGS = String(args['node-flags']).split(' ').filter((f) => f !== '');
 
 const N = Number(args.n);
 const C = Number(args.c);
@@ -369,9 +372,10 @@ async function main(): Promise<void> {
             ...(builtEntry ? { builtEntry } : {}),
             logFile: join(dir, 'scepter-poll.log'),
             ...serverCpus,
-            ...(args.profile
-              ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', join(args.profile, 'poll')] }
-              : {}),
+            nodeFlags: [
+              ...EXTRA_NODE_FLAGS,
+              ...(args.profile ? ['--cpu-prof', '--cpu-prof-dir', join(args.profile, 'poll')] : []),
+            ],
           },
           recipient,
           ca: caCert,
@@ -437,7 +441,7 @@ async function main(): Promise<void> {
               ...(builtEntry ? { builtEntry } : {}),
               logFile: join(dir, `scepter-${tag}-${k}.log`),
               ...serverCpus,
-              ...(profDir ? { nodeFlags: ['--cpu-prof', '--cpu-prof-dir', profDir] } : {}),
+              nodeFlags: [...EXTRA_NODE_FLAGS, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])],
             }),
           );
         }

@@ -34,11 +34,13 @@ export async function runLoad(
   const latencies = new Array<number>(enrollments.length).fill(0);
   const replies: LoadResult['replies'] = new Array(enrollments.length);
   let next = 0;
+  const starts = new Array<number>(enrollments.length).fill(0);
   const client = async () => {
     for (;;) {
       const i = next++;
       if (i >= enrollments.length) return;
       const t0 = performance.now();
+      starts[i] = t0;
       try {
         const target = urls[i % urls.length] as string;
         replies[i] = await postPkiMessage(target, (enrollments[i] as PreparedEnrollment).der, agent);
@@ -52,6 +54,7 @@ export async function runLoad(
   await Promise.all(Array.from({ length: Math.min(concurrency, enrollments.length) }, client));
   const wallMs = performance.now() - t0;
   agent.destroy();
+  if (process.env.BENCH_LAT) (await import('node:fs')).writeFileSync(process.env.BENCH_LAT, JSON.stringify({ latencies, starts }));
   return { wallMs, latencies, replies };
 }
 
