@@ -34,7 +34,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { initCa, loadCa, type CaKeySize } from '../src/ca/keystore.js';
+import { initCa, loadCa, readPrivateKey, type CaKeySize } from '../src/ca/keystore.js';
 import { parseCertificate, fromPem, type Certificate } from '../src/pkix/certificate.js';
 import { openStore, type NewCertificate } from '../src/store/index.js';
 import {
@@ -357,7 +357,9 @@ async function main(): Promise<void> {
     const keys = await benchKeys(join(process.cwd(), '.tmp/bench-keys'), Number(args.keys));
     if (args.poll) {
       const loaded = loadCa(dataDir);
-      const signerKey = loaded.ra?.key ?? loaded.ca.key;
+      // The key that signs CertReps: the RA's, or the CA's (read from its file: a software key).
+      const signerKey = loaded.ra?.key ?? readPrivateKey(loaded.paths.key, undefined, 'the CA key');
+      loaded.close();
       // The poll bench times node:crypto signatures with this key: a software key (this data dir's).
       if (!(signerKey instanceof KeyObject)) throw new Error('the poll bench needs a software CA/RA key');
       const signer = { key: signerKey };
