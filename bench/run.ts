@@ -5,6 +5,7 @@
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
  *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0] [--hsm] [--node-flags "…"]
+ *                    [--latencies FILE]
  *   npm run bench -- --ec-ca [-n 600] [--rounds 12]   (bench/ec-ca.ts: EC CA behind an RSA RA)
  *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *   npm run bench -- --poll [-n 3000] [--pending 256]   (polls of PENDING requests; bench/lib/poll.ts)
@@ -44,7 +45,7 @@ import {
   type PreparedEnrollment,
 } from '../test/helpers/enrollment.js';
 import { benchKeys } from './lib/keys.js';
-import { checkLoad, percentile, runLoad, type CheckedLoad, type LoadResult } from './lib/load.js';
+import { checkLoad, handlerLatencies, percentile, runLoad, type CheckedLoad, type LoadResult } from './lib/load.js';
 import { pollBench } from './lib/poll.js';
 import {
   buildForBench,
@@ -81,7 +82,7 @@ const { values: args } = parseArgs({
     prefill: { type: 'string', default: '0' },
     instances: { type: 'string', default: '1' },
     keys: { type: 'string', default: '512' },
-    warmup: { type: 'string', default: '200' },
+    warmup: { type: 'string', default: '1000' },
     'speed-seconds': { type: 'string', default: '3' },
     'no-micromdm': { type: 'boolean', default: false },
     profile: { type: 'string' },
@@ -95,6 +96,8 @@ const { values: args } = parseArgs({
     /** A compiled CLI entry to run instead of compiling src/ (A/B comparisons with another tree). */
     entry: { type: 'string' },
     pending: { type: 'string', default: '256' },
+    /** Writes each scepter run's per-request send times and latencies to FILE.TAG.json. */
+    latencies: { type: 'string' },
     /** Extra node flags for the server, space-separated (e.g. "--trace-gc"). */
     'node-flags': { type: 'string', default: '' },
   },
@@ -137,6 +140,9 @@ interface Row {
   perSecond: number;
   p50: number;
   p99: number;
+  /** The server's own time per request (log lines, src/server/app.ts), scepter only. */
+  handlerP50: number | null;
+  handlerP99: number | null;
   peakRssMiB: number;
   /** Server CPU time (all threads) per successful enrollment, ms. */
   cpuMsPerEnrollment: number;
@@ -172,6 +178,8 @@ function summarize(
     perSecond: (c.ok / r.wallMs) * 1000,
     p50: percentile(r.latencies, 50),
     p99: percentile(r.latencies, 99),
+    handlerP50: null,
+    handlerP99: null,
     peakRssMiB: peakKiB / 1024,
     cpuMsPerEnrollment: (cpuS * 1000) / c.ok,
     serverCores: cpuS / (r.wallMs / 1000),
@@ -461,6 +469,11 @@ async function main(): Promise<void> {
         } finally {
           for (const s of servers) await s.stop();
         }
+        const handler = servers.flatMap((_, k) =>
+          handlerLatencies(readFileSync(join(dir, `scepter-${tag}-${k}.log`), 'utf8'), warm.length),
+        );
+        if (args.latencies)
+          writeFileSync(`${args.latencies}.${tag}.json`, JSON.stringify({ starts: m.r.starts, latencies: m.r.latencies, handler }));
         const missing = await missingInStore(store.url, checked.serials, txIds);
         const row = summarize(
           `scepter ${sc.instances > 1 ? `${sc.instances}×` : ''}${sc.workers}w${sc.prefill ? ` +${sc.prefill} stored` : ''}${sc.hsm ? ' SoftHSM' : ''}`,
@@ -473,6 +486,8 @@ async function main(): Promise<void> {
             instances: sc.instances,
             resendMismatches,
             missingInStore: missing,
+            handlerP50: percentile(handler, 50),
+            handlerP99: percentile(handler, 99),
             ...(sc.hsm ? { hsm: true } : {}),
           },
           m.load,
@@ -566,9 +581,9 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
   out.push(`n=${N} c=${C} db=${args.db} cores=${cores}`);
   out.push('');
   out.push(
-    '| server | enrollments/s | p50 ms | p99 ms | peak RSS MiB | failures | dup serials | not in store | ×micromdm | of RSA bound | CPU ms/enr | RSA share of CPU | server cores | client cores | load avg |',
+    '| server | enrollments/s | p50 ms | p99 ms | p99/p50 | server-side p50 / p99 ms | peak RSS MiB | failures | dup serials | not in store | ×micromdm | of RSA bound | CPU ms/enr | RSA share of CPU | server cores | client cores | load avg |',
   );
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   // Load-independent efficiency: the RSA work (3 private ops at openssl speed) over the
   // server CPU time actually spent per enrollment.
   const rsaMs = (3 / signPerSec) * 1000;
@@ -577,7 +592,7 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
     const xmm = mm && r !== mm ? (r.perSecond / mm.perSecond).toFixed(1) + '×' : '';
     const ofBound = Number.isNaN(bound) ? '' : `${((r.perSecond / bound) * 100).toFixed(0)}%`;
     out.push(
-      `| ${r.name} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.peakRssMiB.toFixed(0)} | ${r.failures} | ${r.duplicateSerials} | ${r.missingInStore ?? ''} | ${xmm} | ${ofBound} | ${r.cpuMsPerEnrollment.toFixed(2)} | ${r.workers === null ? '' : `${((rsaMs / r.cpuMsPerEnrollment) * 100).toFixed(0)}%`} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.load.toFixed(2)} |`,
+      `| ${r.name} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${(r.p99 / r.p50).toFixed(2)} | ${r.handlerP50 === null ? '' : `${r.handlerP50.toFixed(1)} / ${(r.handlerP99 ?? NaN).toFixed(1)}`} | ${r.peakRssMiB.toFixed(0)} | ${r.failures} | ${r.duplicateSerials} | ${r.missingInStore ?? ''} | ${xmm} | ${ofBound} | ${r.cpuMsPerEnrollment.toFixed(2)} | ${r.workers === null ? '' : `${((rsaMs / r.cpuMsPerEnrollment) * 100).toFixed(0)}%`} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.load.toFixed(2)} |`,
     );
   }
   const two = rows.find((r) => r.workers === 2 && r.prefill === 0 && r.instances === 1 && !r.hsm);

@@ -17,6 +17,8 @@ export interface LoadResult {
   wallMs: number;
   /** Per-request latency in ms, in send order. */
   latencies: number[];
+  /** When each request was sent (performance.now() of this process), in send order. */
+  starts: number[];
   replies: Array<HttpReply | { error: string }>;
 }
 
@@ -33,8 +35,8 @@ export async function runLoad(
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const latencies = new Array<number>(enrollments.length).fill(0);
   const replies: LoadResult['replies'] = new Array(enrollments.length);
-  let next = 0;
   const starts = new Array<number>(enrollments.length).fill(0);
+  let next = 0;
   const client = async () => {
     for (;;) {
       const i = next++;
@@ -54,8 +56,7 @@ export async function runLoad(
   await Promise.all(Array.from({ length: Math.min(concurrency, enrollments.length) }, client));
   const wallMs = performance.now() - t0;
   agent.destroy();
-  if (process.env.BENCH_LAT) (await import('node:fs')).writeFileSync(process.env.BENCH_LAT, JSON.stringify({ latencies, starts }));
-  return { wallMs, latencies, replies };
+  return { wallMs, latencies, starts, replies };
 }
 
 export interface CheckedLoad {
@@ -108,4 +109,24 @@ export function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   const rank = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
   return s[rank] as number;
+}
+
+/**
+ * The server's own time per PKIOperation (fastify's elapsed time from the request's arrival in
+ * the handler to the reply's end, the `ms` of its log lines), skipping the first `skip` (the
+ * warm-up): what the client sees beyond it was spent before the server read the request (the
+ * event loop busy with others) or on the way back.
+ */
+export function handlerLatencies(logText: string, skip: number): number[] {
+  const out: number[] = [];
+  for (const line of logText.split('\n')) {
+    if (!line.includes('"PKIOperation"')) continue;
+    try {
+      const v = JSON.parse(line) as { ms?: unknown };
+      if (typeof v.ms === 'number') out.push(v.ms);
+    } catch {
+      // not a JSON log line
+    }
+  }
+  return out.slice(skip);
 }
