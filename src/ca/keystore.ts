@@ -64,6 +64,11 @@ export const EC_CA_NEEDS_RA =
 export interface InitCaOptions {
   /** RSA modulus size for generated keys (CA and RA); default 3072. */
   keySize?: CaKeySize;
+  /**
+   * RSA modulus size of a generated RA key when it should differ from `keySize` (e.g. a
+   * 2048-bit RA under a 3072-bit CA: docs/benchmarks.md "The default configuration").
+   */
+  raKeySize?: CaKeySize;
   /** Type of a generated CA key (default 'rsa'); EC needs `ra`. The RA key is always RSA. */
   caKeyType?: CaKeyType;
   /** Subject of a generated CA; default "CN=scepter CA <random>,O=scepter". */
@@ -360,6 +365,9 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
   if (caExists(at)) throw new CaError(`a CA already exists in ${paths.dir}`);
   const keySize = o.keySize ?? 3072;
   if (![2048, 3072, 4096].includes(keySize)) throw new CaError('key size must be 2048, 3072 or 4096');
+  const raKeySize = o.raKeySize ?? keySize;
+  if (![2048, 3072, 4096].includes(raKeySize)) throw new CaError('RA key size must be 2048, 3072 or 4096');
+  if (o.raKeySize !== undefined && !o.ra) throw new CaError('an RA key size needs an RA');
   const days = o.days ?? 3650;
   if (!Number.isInteger(days) || days < 1 || days > 36500)
     throw new CaError('days must be between 1 and 36500');
@@ -380,8 +388,8 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
   // Checked before anything is generated: the URIs parse and are recorded without a PIN.
   const caKeyRecord = tokenCa ? recordedUri(o.pkcs11Uri!, o.allowPinValue) : undefined;
   const raKeyRecord = o.raPkcs11Uri !== undefined ? recordedUri(o.raPkcs11Uri, o.allowPinValue) : undefined;
-  const tokenKeyFor = (uri: string, what: string) =>
-    tokenKey(uri, what, o.pkcs11Existing ? tokenOpts : { ...tokenOpts, generateBits: keySize });
+  const tokenKeyFor = (uri: string, what: string, bits = keySize) =>
+    tokenKey(uri, what, o.pkcs11Existing ? tokenOpts : { ...tokenOpts, generateBits: bits });
 
   let key: PrivateKeyLike;
   let caCertDer: Buffer;
@@ -428,7 +436,10 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
   let raKey: PrivateKeyLike | undefined;
   let raCertDer: Buffer | undefined;
   if (o.ra) {
-    raKey = o.raPkcs11Uri !== undefined ? tokenKeyFor(o.raPkcs11Uri, 'the RA key') : await newRsaKey(keySize);
+    raKey =
+      o.raPkcs11Uri !== undefined
+        ? tokenKeyFor(o.raPkcs11Uri, 'the RA key', raKeySize)
+        : await newRsaKey(raKeySize);
     raCertDer = buildRaCertificate(
       ca,
       raKey,

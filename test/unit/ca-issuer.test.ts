@@ -293,3 +293,38 @@ test('cli: scepter ca init writes a CA, honours --passphrase-file and refuses to
     /go together/,
   );
 });
+
+test('cli: ca init --ra-key-size and --ra-validity give the RA its own key size and lifetime', async () => {
+  const data = join(dir, 'd8');
+  const code = await caCommand.run([
+    'init',
+    '--data',
+    data,
+    '--key-size',
+    '3072',
+    '--ra-key-size',
+    '2048',
+    '--ra-validity',
+    '90d',
+  ]);
+  assert.equal(code, 0);
+  const l = loadCa(data);
+  assert.ok(l.ra);
+  assert.equal(l.caCert.publicKey().asymmetricKeyDetails?.modulusLength, 3072);
+  assert.equal(l.ra.cert.publicKey().asymmetricKeyDetails?.modulusLength, 2048);
+  assert.equal(Math.round((l.ra.cert.notAfter.getTime() - l.ra.cert.notBefore.getTime()) / 86_400_000), 90);
+  assert.ok(verifyCertificateSignature(l.ra.cert, l.caCert.publicKey()));
+  l.close();
+  await assert.rejects(
+    caCommand.run(['init', '--data', join(dir, 'd9'), '--ca-only', '--ra-key-size', '2048']),
+    /needs an RA/,
+  );
+  await assert.rejects(
+    caCommand.run(['init', '--data', join(dir, 'd9'), '--ra-key-size', '1024']),
+    /ra-key-size/,
+  );
+  await assert.rejects(
+    caCommand.run(['init', '--data', join(dir, 'd9'), '--ra-validity', '12h']),
+    /ra-validity/,
+  );
+});

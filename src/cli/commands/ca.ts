@@ -29,6 +29,7 @@ import { activateRollover, nextCaStaged, stageRollover, type RolloverOptions } f
 import { nameText } from '../../pkix/name.js';
 import { escapeText } from '../../pkix/text.js';
 import {
+  durationOpt,
   durationOrAlias,
   flag,
   intOpt,
@@ -86,6 +87,10 @@ options; a profile names it as its CA). Refuses to overwrite an existing one.
   --name NAME             a named CA (lower-case letters, digits, - and _); default: the
                           default CA (its name is \`default\`)
   --key-size N            RSA key size for generated keys: 2048, 3072 (default) or 4096
+  --ra-key-size N         RSA key size of the RA key when it should differ (2048, 3072, 4096):
+                          a 2048-bit RA under a 3072-bit CA costs less per enrollment; keep its
+                          certificate short-lived (see docs/benchmarks.md)
+  --ra-validity DURATION  RA certificate validity (default 730d, at most the CA's)
   --ca-key-type T         CA key: rsa (default), ec-p256 or ec-p384. An EC CA needs the RA
                           (the RA key stays RSA: it decrypts and signs the SCEP messages)
   --subject DN            CA subject, e.g. "CN=Example SCEP CA,O=Example" (default: random CN)
@@ -114,6 +119,8 @@ async function init(argv: string[]): Promise<number> {
     data: { type: 'string' },
     name: { type: 'string' },
     'key-size': { type: 'string' },
+    'ra-key-size': { type: 'string' },
+    'ra-validity': { type: 'string' },
     'ca-key-type': { type: 'string' },
     subject: { type: 'string' },
     validity: { type: 'string' },
@@ -140,6 +147,19 @@ async function init(argv: string[]): Promise<number> {
     ra: !(flag(p, 'ca-only') || flag(p, 'no-ra')),
   };
   if (!o.ra && flag(p, 'ra')) throw new UsageError('give --ra or --ca-only, not both');
+  if (str(p, 'ra-key-size') !== undefined) {
+    const raKeySize = intOpt(p, 'ra-key-size', keySize, 2048, 4096);
+    if (raKeySize !== 2048 && raKeySize !== 3072 && raKeySize !== 4096)
+      throw new UsageError('--ra-key-size must be 2048, 3072 or 4096');
+    if (!o.ra) throw new UsageError('--ra-key-size needs an RA (not --ca-only)');
+    o.raKeySize = raKeySize;
+  }
+  if (str(p, 'ra-validity') !== undefined) {
+    if (!o.ra) throw new UsageError('--ra-validity needs an RA (not --ca-only)');
+    const seconds = durationOpt(p, 'ra-validity', 730 * 86_400, 86_400, 36_500 * 86_400);
+    if (seconds % 86_400 !== 0) throw new UsageError('--ra-validity must be whole days (e.g. 365d)');
+    o.raDays = seconds / 86_400;
+  }
   const caKeyType = caKeyTypeOpt(p);
   if (caKeyType !== 'rsa') {
     if (!o.ra) throw new UsageError(`--ca-key-type ${caKeyType}: ${EC_CA_NEEDS_RA}`);
