@@ -189,8 +189,18 @@ export async function stageRollover(at: CaLocation, o: RolloverOptions = {}): Pr
   const next = new CertificateAuthority({ cert: caCert, key, chain: [] });
   let ra: { key: KeyObject; cert: Certificate } | undefined;
   if (current.ra) {
-    const raKey = await newRsaKey(keySize);
-    const raDays = Math.min(730, days);
+    // The next RA keeps the current RA's size and lifetime (`ca init --ra-key-size` /
+    // `--ra-validity`); for an EC CA `keySize` is already the RA's.
+    const raBits = keyBits(current.ra.key);
+    const raKeySize =
+      keyHandle(current.ca.key).type === 'rsa' && [2048, 3072, 4096].includes(raBits)
+        ? (raBits as CaKeySize)
+        : keySize;
+    const raKey = await newRsaKey(raKeySize);
+    const currentRaDays = Math.round(
+      (current.ra.cert.notAfter.getTime() - current.ra.cert.notBefore.getTime()) / 86_400_000,
+    );
+    const raDays = Math.min(currentRaDays >= 1 ? currentRaDays : 730, days);
     ra = {
       key: raKey,
       cert: parseCertificate(

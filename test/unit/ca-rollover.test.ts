@@ -131,3 +131,14 @@ test('a named CA (DIR/cas/NAME/) rolls over on its own; the default CA is untouc
   assert.equal(caCerts[0]?.fingerprint, staged.caCert.fingerprint);
   assert.ok(await svc.lifecycle.crls.current(old.caCert.fingerprint), 'the retired CA still has its CRL');
 });
+
+test('stage: the next RA keeps the current RA key size and lifetime', async (t) => {
+  const dir = tempDir(t, 'scepter-roll-');
+  await initCa(dir, { keySize: 3072, ra: true, raKeySize: 2048, raDays: 90 });
+  const staged = await stageRollover(dir);
+  assert.ok(staged.raCert);
+  assert.equal(staged.caCert.publicKey().asymmetricKeyDetails?.modulusLength, 3072);
+  assert.equal(staged.raCert.publicKey().asymmetricKeyDetails?.modulusLength, 2048);
+  const days = (staged.raCert.notAfter.getTime() - staged.raCert.notBefore.getTime()) / 86_400_000;
+  assert.equal(Math.round(days), 90);
+});

@@ -245,7 +245,8 @@ is already staged (remove DIR/ca/next/ to discard it).
 
   --data DIR              data directory (required)
   --name NAME             the named CA to roll over (default: the default CA)
-  --key-size N            RSA key size: 2048, 3072 or 4096 (default: that of the current CA)
+  --key-size N            RSA key size: 2048, 3072 or 4096 (default: that of the current CA;
+                          the next RA keeps the current RA's key size and lifetime)
   --subject DN            subject of the next CA; must differ from the current one
                           (default: the current subject with " G2", " G3", … on its CN)
   --validity DURATION     validity (default 3650d; --days N still works)
