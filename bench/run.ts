@@ -5,7 +5,7 @@
  *   npm run bench -- [-n 2000] [-c 16] [--workers 1,2] [--db sqlite|postgres] [--ca-key-size 2048]
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
  *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0] [--hsm] [--node-flags "…"]
- *                    [--latencies FILE] [--ra --ra-key-size 2048]
+ *                    [--latencies FILE] [--ra --ra-key-size 2048] [--server-wrap "strace -f -c -o F"]
  *   npm run bench -- --ec-ca [-n 600] [--rounds 12]   (bench/ec-ca.ts: EC CA behind an RSA RA)
  *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *   npm run bench -- --poll [-n 3000] [--pending 256]   (polls of PENDING requests; bench/lib/poll.ts)
@@ -100,6 +100,8 @@ const { values: args } = parseArgs({
     pending: { type: 'string', default: '256' },
     /** Writes each scepter run's per-request send times and latencies to FILE.TAG.json. */
     latencies: { type: 'string' },
+    /** A command to run each scepter server under, space-separated (e.g. "strace -f -c -o F"). */
+    'server-wrap': { type: 'string', default: '' },
     /** Extra node flags for the server, space-separated (e.g. "--trace-gc"). */
     'node-flags': { type: 'string', default: '' },
   },
@@ -469,6 +471,7 @@ async function main(): Promise<void> {
               logFile: join(dir, `scepter-${tag}-${k}.log`),
               ...serverCpus,
               nodeFlags: [...EXTRA_NODE_FLAGS, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])],
+              wrap: String(args['server-wrap']).split(' ').filter((w) => w !== ''),
             }),
           );
         }

@@ -77,6 +77,8 @@ export interface ScepterServeOptions {
   serveArgs?: string[];
   /** Run the server under `taskset -c CPUS` (pinned to those cores). */
   cpus?: string;
+  /** A command to run the server under (e.g. `strace -f -c -o FILE`). */
+  wrap?: string[];
 }
 
 /**
@@ -121,9 +123,12 @@ export async function startScepter(o: ScepterServeOptions): Promise<ServerProces
     ...(o.workers !== undefined ? ['--workers', String(o.workers)] : []),
     ...(o.serveArgs ?? []),
   ];
-  const child = o.cpus
-    ? spawn('taskset', ['-c', o.cpus, process.execPath, ...args], { cwd: root, stdio: ['ignore', fd, fd] })
-    : spawn(process.execPath, args, { cwd: root, stdio: ['ignore', fd, fd] });
+  // Wrappers in front of node: `taskset -c CPUS`, then e.g. `strace -f -c -o FILE` (--server-wrap).
+  const wrap = [...(o.cpus ? ['taskset', '-c', o.cpus] : []), ...(o.wrap ?? [])];
+  const child =
+    wrap.length > 0
+      ? spawn(wrap[0] as string, [...wrap.slice(1), process.execPath, ...args], { cwd: root, stdio: ['ignore', fd, fd] })
+      : spawn(process.execPath, args, { cwd: root, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   try {
     const m = await waitForLine(o.logFile, /listening on (http:\/\/\S+)/, child, 60_000);

@@ -123,6 +123,11 @@ export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteS
     const offThread = mode === 'wal' && opts.synchronous !== 'normal' && opts.fsyncOffThread !== false;
     db.pragma(`synchronous = ${opts.synchronous === 'normal' || offThread ? 'NORMAL' : 'FULL'}`);
     db.pragma(`cache_size = ${-CACHE_KIB}`);
+    // The group commit runs every job in a SAVEPOINT; the sub-journal that can roll one back
+    // spills to a temporary file past 64 KiB (a batch of enrollments is ~1 MiB), which cost
+    // ~40 write system calls per enrollment (docs/benchmarks.md). Kept in memory instead; temp
+    // tables and sorts of the (paginated) listings are small.
+    db.pragma('temp_store = MEMORY');
     migrate(db);
     if (offThread) walSyncer = new WalSyncer(`${path}-wal`);
   } catch (e) {
