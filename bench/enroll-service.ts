@@ -96,7 +96,11 @@ async function side(name: string, srcDir: string): Promise<Side> {
   const compose = (await import(url('server/compose.ts'))) as typeof import('../src/server/compose.js');
   const stores = (await import(url('store/index.ts'))) as typeof import('../src/store/index.js');
   const store = await stores.openStore(':memory:');
-  const ca = new issuer.CertificateAuthority({ cert: cert.parseCertificate(caDer), key: REPLAY ? replayKey : caKey, chain: [] });
+  const ca = new issuer.CertificateAuthority({
+    cert: cert.parseCertificate(caDer),
+    key: REPLAY ? replayKey : caKey,
+    chain: [],
+  });
   const service = compose.composeEnrollment({ ca, store, config: { challenges: [CHALLENGE] } });
   return {
     name,
@@ -129,11 +133,16 @@ for (const s of sides)
 if (REPLAY)
   for (const s of sides)
     for (const e of s.requests)
-      replayKey.rsaDecryptRaw!(parseEnvelopedData(decodePkiRequest(e.der).envelope!).recipients[0]!.encryptedKey);
+      replayKey.rsaDecryptRaw!(
+        parseEnvelopedData(decodePkiRequest(e.der).envelope!).recipients[0]!.encryptedKey,
+      );
 
 // The RSA reference: what the three private-key operations of one enrollment cost alone.
 const tbs = randomBytes(600);
-const encCek = publicEncrypt({ key: caCert.publicKey(), padding: constants.RSA_PKCS1_PADDING }, randomBytes(16));
+const encCek = publicEncrypt(
+  { key: caCert.publicKey(), padding: constants.RSA_PKCS1_PADDING },
+  randomBytes(16),
+);
 function rsaOps(): void {
   privateDecrypt({ key: caKey, padding: constants.RSA_NO_PADDING }, encCek);
   sign('sha256', tbs, caKey);
@@ -200,7 +209,9 @@ if (REPLAY) {
   console.log('| measurement | CPU µs per enrollment (no RSA private-key operation) |');
   console.log('|---|---:|');
   for (const s of sides) console.log(`| pkiOperation, ${s.name} | ${(s.cpuMicros / s.done).toFixed(0)} |`);
-  console.log(`| (for scale) the 3 RSA private ops replayed: 1 raw decrypt + 2 signatures | ${rsa.toFixed(0)} |`);
+  console.log(
+    `| (for scale) the 3 RSA private ops replayed: 1 raw decrypt + 2 signatures | ${rsa.toFixed(0)} |`,
+  );
   if (sides.length === 2) {
     const [a, b] = sides.map((s) => s.cpuMicros / s.done) as [number, number];
     console.log(`\nthis tree / base: ${(a / b).toFixed(2)}`);

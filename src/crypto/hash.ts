@@ -16,5 +16,7 @@ export function digestOf(algorithm: string, data: Buffer): Buffer {
 
 /** The digest of `data` with `algorithm`, lower-case hex. */
 export function digestHex(algorithm: string, data: Buffer): string {
-  return oneShot ? oneShot(algorithm, data, 'hex') : nodeCrypto.createHash(algorithm).update(data).digest('hex');
+  return oneShot
+    ? oneShot(algorithm, data, 'hex')
+    : nodeCrypto.createHash(algorithm).update(data).digest('hex');
 }

@@ -331,7 +331,12 @@ function fold(s: string): string {
 const STRING_TAGS = new Set<number>([0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e]);
 
 /** `fa`/`fb`: the folded values of `a`/`b`, undefined when not a character string. */
-function avaEqual(a: NameAttribute, fa: string | undefined, b: NameAttribute, fb: string | undefined): boolean {
+function avaEqual(
+  a: NameAttribute,
+  fa: string | undefined,
+  b: NameAttribute,
+  fb: string | undefined,
+): boolean {
   if (a.oid !== b.oid) return false;
   if (fa !== undefined && fb !== undefined) return fa === fb;
   return a.raw.equals(b.raw);
