@@ -11,12 +11,15 @@
  * issue #15 is about — without subtracting two noisy numbers. Replies are then checked for a
  * SUCCESS pkiStatus only (their signatures are not valid).
  *
+ * `--store-share`: the store is wrapped to time its calls (CPU time from a call to its settling;
+ * enrollments run one at a time), so the table also splits each figure into store / the rest.
+ *
  * A/B: `--base DIR` also loads a second copy of the sources (e.g. the base commit's, extracted
  * with `git archive BASE src | tar -x -C .tmp/base`, then `--base .tmp/base/src`) and runs both
  * services alternately, round by round (the order swapping each round), on the same prepared
  * requests (each side gets its own transactionIDs). Every reply is checked afterwards.
  *
- *   node --import tsx bench/enroll-service.ts [--rounds 20] [--per-round 30] [--base DIR] [--replay-rsa]
+ *   node --import tsx bench/enroll-service.ts [--rounds 20] [--per-round 30] [--base DIR] [--replay-rsa] [--store-share]
  */
 import { constants, privateDecrypt, publicEncrypt, randomBytes, sign } from 'node:crypto';
 import { resolve } from 'node:path';
@@ -41,6 +44,7 @@ const { values: args } = parseArgs({
     base: { type: 'string' },
     keys: { type: 'string', default: '16' },
     'replay-rsa': { type: 'boolean', default: false },
+    'store-share': { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -59,6 +63,9 @@ interface Side {
   requests: PreparedEnrollment[];
   replies: Array<{ status: number; body: Buffer }>;
   cpuMicros: number;
+  /** CPU time while a store call was outstanding (call → settle), timed rounds only. */
+  storeMicros: number;
+  timing: boolean;
   done: number;
 }
 
@@ -66,6 +73,7 @@ const caKey = pooledRsaKey(40);
 const caDer = buildRootCertificate(caKey, 'CN=bench enroll-service CA', 30);
 const caCert = parseCertificate(caDer);
 const REPLAY = args['replay-rsa'] === true;
+const STORE_SHARE = args['store-share'] === true;
 
 /** The CA key with its private operations answered from a table (`--replay-rsa`). */
 const real = keyHandle(caKey);
@@ -95,23 +103,59 @@ async function side(name: string, srcDir: string): Promise<Side> {
   const cert = (await import(url('pkix/certificate.ts'))) as typeof import('../src/pkix/certificate.js');
   const compose = (await import(url('server/compose.ts'))) as typeof import('../src/server/compose.js');
   const stores = (await import(url('store/index.ts'))) as typeof import('../src/store/index.js');
-  const store = await stores.openStore(':memory:');
+  const opened = await stores.openStore(':memory:');
+  // Enrollments run one at a time, so the CPU time from a store call to its settling (the
+  // outermost of nested or overlapping calls) is the store's work: its share of pkiOperation.
+  let active = 0;
+  let since: NodeJS.CpuUsage | undefined;
+  const enter = () => {
+    if (active++ === 0) since = process.cpuUsage();
+  };
+  const leave = () => {
+    if (--active === 0 && since && me.timing) {
+      const d = process.cpuUsage(since);
+      me.storeMicros += d.user + d.system;
+    }
+  };
+  const timed = new Proxy(opened, {
+    get(target, prop, receiver) {
+      const v: unknown = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function' || prop === 'close') return v;
+      return (...a: unknown[]) => {
+        enter();
+        let out: unknown;
+        try {
+          out = (v as (...x: unknown[]) => unknown).apply(receiver, a);
+        } catch (e) {
+          leave();
+          throw e;
+        }
+        if (out instanceof Promise) return out.finally(leave);
+        leave();
+        return out;
+      };
+    },
+  });
+  const store = STORE_SHARE ? timed : opened;
   const ca = new issuer.CertificateAuthority({
     cert: cert.parseCertificate(caDer),
     key: REPLAY ? replayKey : caKey,
     chain: [],
   });
   const service = compose.composeEnrollment({ ca, store, config: { challenges: [CHALLENGE] } });
-  return {
+  const me: Side = {
     name,
     service,
-    close: () => store.close(),
+    close: () => opened.close(),
     caCert,
     requests: [],
     replies: [],
     cpuMicros: 0,
+    storeMicros: 0,
+    timing: false,
     done: 0,
   };
+  return me;
 }
 
 const sides: Side[] = [await side('this tree', resolve('src'))];
@@ -154,6 +198,7 @@ let rsaDone = 0;
 const ctx = { remoteAddress: '192.0.2.1' };
 async function run(s: Side, from: number, to: number, timed: boolean): Promise<void> {
   for (let i = from; i < to; i++) {
+    s.timing = timed;
     const t0 = process.cpuUsage();
     const a = await s.service.pkiOperation(s.requests[i]!.der, ctx);
     const d = process.cpuUsage(t0);
@@ -209,6 +254,12 @@ if (REPLAY) {
   console.log('| measurement | CPU µs per enrollment (no RSA private-key operation) |');
   console.log('|---|---:|');
   for (const s of sides) console.log(`| pkiOperation, ${s.name} | ${(s.cpuMicros / s.done).toFixed(0)} |`);
+  if (STORE_SHARE)
+    for (const s of sides) {
+      const st = s.storeMicros / s.done;
+      console.log(`| … of which in store calls, ${s.name} | ${st.toFixed(0)} |`);
+      console.log(`| … outside the store, ${s.name} | ${(s.cpuMicros / s.done - st).toFixed(0)} |`);
+    }
   console.log(
     `| (for scale) the 3 RSA private ops the replay skips, run for real: 1 raw decrypt + 2 signatures | ${rsa.toFixed(0)} |`,
   );
