@@ -295,11 +295,14 @@ const oidCache = new Map<string, string>();
 /** Dotted-decimal form of an OBJECT IDENTIFIER. */
 export function oid(t: Tlv): string {
   expectTag(t, TAG.OID, 'OBJECT IDENTIFIER');
-  const v = value(t);
-  if (v.length === 0 || v.length > 64) fail('bad-value', 'bad OBJECT IDENTIFIER length');
-  const key = v.toString('latin1');
+  const len = t.valueEnd - t.valueStart;
+  if (len === 0 || len > 64) fail('bad-value', 'bad OBJECT IDENTIFIER length');
+  // The cache is looked up without a view of the content (most OIDs are known ones).
+  const b = bufOf(t.buf);
+  const key = b.toString('latin1', t.valueStart, t.valueEnd);
   const hit = oidCache.get(key);
   if (hit !== undefined) return hit;
+  const v = b.subarray(t.valueStart, t.valueEnd);
   const arcs: number[] = [];
   let n = 0;
   let started = false;
@@ -338,8 +341,11 @@ export function bigint(t: Tlv): bigint {
 export function int(t: Tlv): number {
   const v = value(expectTag(t, TAG.INTEGER, 'INTEGER'));
   if (v.length > 6) fail('bad-value', 'INTEGER too large');
-  const n = bigint(t);
-  return Number(n);
+  if (v.length === 0) fail('bad-value', 'empty INTEGER');
+  // At most 48 bits: exact in a double, no bigint needed.
+  let n = 0;
+  for (let i = 0; i < v.length; i++) n = n * 256 + v[i]!;
+  return v[0]! & 0x80 ? n - 2 ** (v.length * 8) : n;
 }
 
 /** INTEGER content octets (two's complement, as on the wire). */

@@ -1,5 +1,5 @@
 /** Certificate serial numbers (RFC 5280 §4.1.2.2; CA/B BR: ≥64 bits of CSPRNG output). */
-import { randomBytes } from 'node:crypto';
+import { publicRandomBytes } from '../crypto/random-pool.js';
 
 /**
  * 16 random octets with the top bit cleared (so the INTEGER is positive and fits in 16
@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
  */
 export function randomSerial(): Buffer {
   for (;;) {
-    const b = randomBytes(16);
+    const b = publicRandomBytes(16);
     b[0] = b[0]! & 0x7f;
     if (b.some((x) => x !== 0)) return b;
   }

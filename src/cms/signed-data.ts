@@ -3,7 +3,8 @@
  * send it), find the signer certificate, verify a SignerInfo over the received signed
  * attributes, and build a SignedData with one RSA signer.
  */
-import { createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { digestOf } from '../crypto/hash.js';
 import * as r from '../asn1/reader.js';
 import * as der from '../asn1/writer.js';
 import { OID, oidName } from '../asn1/oids.js';
@@ -272,9 +273,7 @@ export function verifySignerInfo(sd: SignedData, si: SignerInfo, cert: Certifica
 
   const mdT = singleValue(si, OID.messageDigest, 'message-digest');
   if (mdT.tag !== r.TAG.OCTET_STRING) badCheck('the message-digest signed attribute is not an OCTET STRING');
-  const expected = createHash(digest)
-    .update(sd.eContent ?? Buffer.alloc(0))
-    .digest();
+  const expected = digestOf(digest, sd.eContent ?? Buffer.alloc(0));
   if (!r.value(mdT).equals(expected)) badCheck('the message digest does not match the content');
 
   let key: KeyObject;
@@ -349,9 +348,7 @@ export function buildSignedData(o: SignOptions): Buffer {
   if (kt === 'ec' && !ecdsa)
     throw new TypeError(`ECDSA signing uses SHA-256, SHA-384 or SHA-512, not ${o.digest}`);
   const content = o.content;
-  const messageDigest = createHash(o.digest)
-    .update(content ?? Buffer.alloc(0))
-    .digest();
+  const messageDigest = digestOf(o.digest, content ?? Buffer.alloc(0));
   const attrs: Buffer[] = [
     attribute(OID.contentType, [der.oid(OID.data)]),
     attribute(OID.messageDigest, [der.octetString(messageDigest)]),

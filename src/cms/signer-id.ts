@@ -2,7 +2,7 @@
  * SignerIdentifier / RecipientIdentifier (RFC 5652 §5.3, §6.2.1): issuerAndSerialNumber or
  * [0] subjectKeyIdentifier, and matching one against a certificate.
  */
-import { createHash } from 'node:crypto';
+import { digestOf } from '../crypto/hash.js';
 import * as r from '../asn1/reader.js';
 import * as der from '../asn1/writer.js';
 import type { Certificate } from '../pkix/certificate.js';
@@ -44,7 +44,7 @@ function keyIdOf(cert: Certificate): Buffer {
     const spki = new r.Cursor(r.parse(cert.spki));
     spki.expect(0x30, 'algorithm');
     const bits = r.bitString(spki.expect(r.TAG.BIT_STRING, 'subjectPublicKey')).bytes;
-    v = createHash('sha1').update(bits).digest();
+    v = digestOf('sha1', bits);
     computedSki.set(cert, v);
   }
   return v;

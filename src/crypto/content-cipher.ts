@@ -5,6 +5,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { cipherInfo, type CipherName } from './algorithms.js';
+import { publicRandomBytes } from './random-pool.js';
 
 /** Content decryption failed (bad key, IV, length or padding). One message for every cause. */
 export class ContentDecryptError extends Error {
@@ -38,7 +39,7 @@ export function encryptContent(
 ): { key: Buffer; iv: Buffer; ciphertext: Buffer } {
   const info = cipherInfo(cipher);
   const k = key ?? randomBytes(info.keyLength);
-  const v = iv ?? randomBytes(info.ivLength);
+  const v = iv ?? publicRandomBytes(info.ivLength);
   if (k.length !== info.keyLength) throw new RangeError(`${cipher} needs a ${info.keyLength}-byte key`);
   if (v.length !== info.ivLength) throw new RangeError(`${cipher} needs a ${info.ivLength}-byte IV`);
   const c = createCipheriv(NODE_CIPHER[cipher], nodeKey(cipher, k), v);

@@ -3,6 +3,7 @@
  * work it serves (docs/design-notes.md), so keys are parsed once and looked up by a hash of their input.
  */
 import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { digestHex } from './hash.js';
 
 const MAX_ENTRIES = 128;
 const privateCache = new Map<string, KeyObject>();
@@ -72,7 +73,7 @@ export function publicKeyFrom(spkiDerOrPem: string | Buffer): KeyObject {
 
 /** SHA-256 (lower-case hex) of a SubjectPublicKeyInfo DER: scepter's "key hash". */
 export function spkiHash(spkiDer: Buffer): string {
-  return createHash('sha256').update(spkiDer).digest('hex');
+  return digestHex('sha256', spkiDer);
 }
 
 /** SubjectPublicKeyInfo DER of a public or private key. */

@@ -6,7 +6,8 @@
  * structure. Raw sub-encodings (issuer, subject, SPKI, TBS) are kept as zero-copy slices so
  * callers can compare and splice them without re-encoding.
  */
-import { createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { digestHex } from '../crypto/hash.js';
 import * as r from '../asn1/reader.js';
 import { OID } from '../asn1/oids.js';
 import { publicKeyFromSpki } from './public-key.js';
@@ -157,7 +158,7 @@ export function parseCertificateTlv(t: r.Tlv): Certificate {
     extensions,
     subjectKeyId,
     get fingerprint() {
-      return (fp ??= createHash('sha256').update(der).digest('hex'));
+      return (fp ??= digestHex('sha256', der));
     },
     publicKey() {
       if (!key) {

@@ -3,7 +3,7 @@
  * (ready to splice into a TBSCertificate or a PKCS#9 extensionRequest) and parsers of the
  * extnValue contents. Parsers throw `Asn1Error`/`ExtensionError` on malformed input.
  */
-import { createHash } from 'node:crypto';
+import { digestOf } from '../crypto/hash.js';
 import { isIP } from 'node:net';
 import * as r from '../asn1/reader.js';
 import * as der from '../asn1/writer.js';
@@ -282,7 +282,7 @@ export function keyIdentifier(spki: Buffer): Buffer {
   const c = new r.Cursor(r.expectTag(r.parse(spki), 0x30, 'SubjectPublicKeyInfo'));
   c.expect(0x30, 'algorithm');
   const bits = r.bitString(c.expect(r.TAG.BIT_STRING, 'subjectPublicKey'));
-  return createHash('sha1').update(bits.bytes).digest();
+  return digestOf('sha1', bits.bytes);
 }
 
 /** subjectKeyIdentifier Extension (non-critical). */

@@ -152,12 +152,13 @@ function attrProblem(oid: string, v: r.Tlv): string | undefined {
   const d = decodeString(v, (rule ?? OTHER_RULE).types);
   if ('problem' in d) return `subject ${label} ${d.problem}`;
   const s = d.text;
-  const shown = `subject ${label} '${escapeValue(s)}'`;
+  // The escaped value only when there is a problem to show it in (the common case has none).
+  const shown = () => `subject ${label} '${escapeValue(s)}'`;
   if (s.length === 0) return `subject ${label} is empty`;
-  if (CONTROL.test(s)) return `${shown} contains control characters`;
+  if (CONTROL.test(s)) return `${shown()} contains control characters`;
   const max = (rule ?? OTHER_RULE).max;
-  if ([...s].length > max) return `${shown} is longer than ${max} characters`;
-  if (rule?.pattern && !rule.pattern.test(s)) return `${shown} is not a valid ${label} value`;
+  if (s.length > max && [...s].length > max) return `${shown()} is longer than ${max} characters`;
+  if (rule?.pattern && !rule.pattern.test(s)) return `${shown()} is not a valid ${label} value`;
   return undefined;
 }
 
@@ -201,23 +202,23 @@ const LDH_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 /** A dNSName (RFC 5280 §4.2.1.6, RFC 1034 preferred syntax): problem text or undefined. */
 export function dnsNameProblem(name: string, allowWildcards = false): string | undefined {
-  const shown = `SAN dNSName '${escapeValue(name)}'`;
+  const shown = () => `SAN dNSName '${escapeValue(name)}'`;
   if (name.length === 0) return 'SAN dNSName is empty';
-  if (name.length > 253) return `${shown} is longer than 253 characters`;
+  if (name.length > 253) return `${shown()} is longer than 253 characters`;
   if (/[^\x21-\x7e]/.test(name))
-    return `${shown} contains characters other than letters, digits, '-' and '.'`;
-  if (name.endsWith('.')) return `${shown} ends with a dot`;
+    return `${shown()} contains characters other than letters, digits, '-' and '.'`;
+  if (name.endsWith('.')) return `${shown()} ends with a dot`;
   const labels = name.split('.');
   if (labels[0] === '*') {
-    if (!allowWildcards) return `${shown}: wildcards are not allowed`;
-    if (labels.length < 3) return `${shown}: a wildcard needs at least two labels after it`;
+    if (!allowWildcards) return `${shown()}: wildcards are not allowed`;
+    if (labels.length < 3) return `${shown()}: a wildcard needs at least two labels after it`;
     labels.shift();
   }
   for (const l of labels) {
-    if (l.length === 0) return `${shown} has an empty label`;
-    if (l.includes('*')) return `${shown}: a wildcard is allowed only as the whole first label`;
-    if (l.length > 63) return `${shown} has a label longer than 63 characters`;
-    if (!LDH_LABEL.test(l)) return `${shown} has a label that is not letters, digits and inner hyphens`;
+    if (l.length === 0) return `${shown()} has an empty label`;
+    if (l.includes('*')) return `${shown()}: a wildcard is allowed only as the whole first label`;
+    if (l.length > 63) return `${shown()} has a label longer than 63 characters`;
+    if (!LDH_LABEL.test(l)) return `${shown()} has a label that is not letters, digits and inner hyphens`;
   }
   return undefined;
 }
@@ -226,27 +227,27 @@ const ATEXT_DOT_ATOM = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/
 
 /** An rfc822Name: `local@domain` (RFC 5321 dot-atom local part, LDH domain). */
 export function emailProblem(addr: string): string | undefined {
-  const shown = `SAN rfc822Name '${escapeValue(addr)}'`;
+  const shown = () => `SAN rfc822Name '${escapeValue(addr)}'`;
   const at = addr.lastIndexOf('@');
-  if (at <= 0 || at === addr.length - 1) return `${shown} is not local@domain`;
+  if (at <= 0 || at === addr.length - 1) return `${shown()} is not local@domain`;
   const local = addr.slice(0, at);
   const domain = addr.slice(at + 1);
-  if (local.length > 64) return `${shown} has a local part longer than 64 characters`;
-  if (!ATEXT_DOT_ATOM.test(local)) return `${shown} has an invalid local part`;
-  if (dnsNameProblem(domain, false)) return `${shown} has an invalid domain`;
+  if (local.length > 64) return `${shown()} has a local part longer than 64 characters`;
+  if (!ATEXT_DOT_ATOM.test(local)) return `${shown()} has an invalid local part`;
+  if (dnsNameProblem(domain, false)) return `${shown()} has an invalid domain`;
   return undefined;
 }
 
 /** A uniformResourceIdentifier: scheme ":" rest, visible ASCII without RFC 3986-excluded characters. */
 export function uriProblem(uri: string): string | undefined {
-  const shown = `SAN URI '${escapeValue(uri)}'`;
-  if (/[^\x21-\x7e]|[<>"{}|\\^`]/.test(uri)) return `${shown} contains characters not allowed in a URI`;
-  if (!/^[A-Za-z][A-Za-z0-9+.-]*:./.test(uri)) return `${shown} has no scheme`;
-  if (/%(?![0-9A-Fa-f]{2})/.test(uri)) return `${shown} has a bad percent-escape`;
+  const shown = () => `SAN URI '${escapeValue(uri)}'`;
+  if (/[^\x21-\x7e]|[<>"{}|\\^`]/.test(uri)) return `${shown()} contains characters not allowed in a URI`;
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:./.test(uri)) return `${shown()} has no scheme`;
+  if (/%(?![0-9A-Fa-f]{2})/.test(uri)) return `${shown()} has a bad percent-escape`;
   const auth = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(uri);
   if (auth) {
     const host = auth[1]!.replace(/^[^@]*@/, '').replace(/:\d*$/, '');
-    if (host === '') return `${shown} has an empty host`;
+    if (host === '') return `${shown()} has an empty host`;
   }
   return undefined;
 }

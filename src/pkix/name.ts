@@ -127,7 +127,60 @@ export function formatName(name: ParsedName): string {
 
 /** RFC 4514 text of a DER Name. Throws on malformed input. */
 export function nameToString(raw: Buffer): string {
-  return formatName(parseName(raw));
+  const e = sharedName(raw);
+  return (e.text ??= formatName(e.parsed));
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared parses
+//
+// One enrollment looks at the same few Names many times: the CA's subject against the signer
+// certificate's issuer (renewal check) and the issued certificate's issuer, the CSR's subject
+// against the certificate's, and the subject as text for the store, the audit trail and the
+// log. `sharedName` parses each distinct Name once and keeps the parse, its RFC 4514 text and
+// its folded values in a small LRU map keyed by the DER bytes themselves (so a Buffer changed
+// after the fact cannot return a stale answer). The parse is of a private copy (nothing keeps a
+// request's buffer alive) and never leaves this module: `parseName` still returns a fresh,
+// mutable parse. Names longer than SHARED_MAX_BYTES are parsed each time and not kept.
+
+const SHARED_MAX_ENTRIES = 256;
+const SHARED_MAX_BYTES = 1024;
+
+interface SharedName {
+  readonly parsed: ParsedName;
+  /** `formatName(parsed)`, once asked for. */
+  text?: string;
+  /** `escapeText(text)` (nameText), once asked for. */
+  safe?: string;
+  /** Per attribute: its folded value when it is a character string (namesEqual), once asked for. */
+  folded?: Array<Array<string | undefined>>;
+}
+
+const shared = new Map<string, SharedName>();
+
+function sharedName(raw: Buffer): SharedName {
+  if (raw.length > SHARED_MAX_BYTES) return { parsed: parseName(raw) };
+  const k = raw.toString('latin1');
+  const hit = shared.get(k);
+  if (hit) {
+    // Least recently used goes first: the CA's own Names stay while device subjects pass.
+    shared.delete(k);
+    shared.set(k, hit);
+    return hit;
+  }
+  const e: SharedName = { parsed: parseName(Buffer.from(raw)) };
+  if (shared.size >= SHARED_MAX_ENTRIES) {
+    const oldest = shared.keys().next();
+    if (!oldest.done) shared.delete(oldest.value);
+  }
+  shared.set(k, e);
+  return e;
+}
+
+function foldedOf(e: SharedName): Array<Array<string | undefined>> {
+  return (e.folded ??= e.parsed.map((rdn) =>
+    rdn.map((a) => (STRING_TAGS.has(a.tag) ? fold(a.value) : undefined)),
+  ));
 }
 
 /**
@@ -137,7 +190,8 @@ export function nameToString(raw: Buffer): string {
  */
 export function nameText(raw: Buffer): string {
   try {
-    return escapeText(nameToString(raw));
+    const e = sharedName(raw);
+    return (e.safe ??= escapeText((e.text ??= formatName(e.parsed))));
   } catch {
     return `#${raw.toString('hex')}`;
   }
@@ -147,7 +201,7 @@ export function nameText(raw: Buffer): string {
 export function commonName(raw: Buffer): string | undefined {
   let cn: string | undefined;
   try {
-    for (const rdn of parseName(raw)) for (const a of rdn) if (a.oid === OID.commonName) cn = a.value;
+    for (const rdn of sharedName(raw).parsed) for (const a of rdn) if (a.oid === OID.commonName) cn = a.value;
   } catch {
     return undefined;
   }
@@ -276,9 +330,15 @@ function fold(s: string): string {
 
 const STRING_TAGS = new Set<number>([0x0c, 0x12, 0x13, 0x14, 0x16, 0x1a, 0x1c, 0x1e]);
 
-function avaEqual(a: NameAttribute, b: NameAttribute): boolean {
+/** `fa`/`fb`: the folded values of `a`/`b`, undefined when not a character string. */
+function avaEqual(
+  a: NameAttribute,
+  fa: string | undefined,
+  b: NameAttribute,
+  fb: string | undefined,
+): boolean {
   if (a.oid !== b.oid) return false;
-  if (STRING_TAGS.has(a.tag) && STRING_TAGS.has(b.tag)) return fold(a.value) === fold(b.value);
+  if (fa !== undefined && fb !== undefined) return fa === fb;
   return a.raw.equals(b.raw);
 }
 
@@ -289,22 +349,27 @@ function avaEqual(a: NameAttribute, b: NameAttribute): boolean {
  */
 export function namesEqual(a: Buffer, b: Buffer): boolean {
   if (a.equals(b)) return true;
-  let pa: ParsedName, pb: ParsedName;
+  let ea: SharedName, eb: SharedName;
   try {
-    pa = parseName(a);
-    pb = parseName(b);
+    ea = sharedName(a);
+    eb = sharedName(b);
   } catch {
     return false;
   }
+  const pa = ea.parsed;
+  const pb = eb.parsed;
   if (pa.length !== pb.length) return false;
+  const fa = foldedOf(ea);
+  const fb = foldedOf(eb);
   for (let i = 0; i < pa.length; i++) {
     const ra = pa[i]!;
-    const rb = [...pb[i]!];
+    const rb = pb[i]!;
     if (ra.length !== rb.length) return false;
-    for (const ava of ra) {
-      const j = rb.findIndex((x) => avaEqual(ava, x));
-      if (j < 0) return false;
-      rb.splice(j, 1);
+    const left = rb.map((_, j) => j);
+    for (let k = 0; k < ra.length; k++) {
+      const at = left.findIndex((j) => avaEqual(ra[k]!, fa[i]![k], rb[j]!, fb[i]![j]));
+      if (at < 0) return false;
+      left.splice(at, 1);
     }
   }
   return true;

@@ -2,6 +2,7 @@
  * What a message handler decides; the service turns it into a signed CertRep.
  */
 import type { CipherName } from '../crypto/algorithms.js';
+import type { Certificate } from '../pkix/certificate.js';
 import { FailInfo } from '../scep/types.js';
 
 /**
@@ -16,6 +17,11 @@ export type Decision =
       status: 'SUCCESS';
       /** The certificate(s) for the reply, the issued/requested one first. */
       certificates: Buffer[];
+      /**
+       * `certificates[0]` parsed, when the issuance that just made it parsed it anyway (the
+       * reply then needs no second parse of the same DER).
+       */
+      issued?: Certificate;
       /** Serial (hex) of the certificate answered, for the log. */
       serial: string;
       /** The request's content cipher; the reply uses it (single DES → 3DES). */

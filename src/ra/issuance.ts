@@ -5,10 +5,10 @@
  * refused. The store guarantees at most one certificate per transactionID across processes
  * (`recordIssued`); in-process, concurrent identical requests share one issuance.
  */
-import { createHash } from 'node:crypto';
 import { CaError, type CertificateAuthority } from '../ca/issuer.js';
 import type { Profile } from '../ca/profile.js';
 import { randomSerial } from '../ca/serial.js';
+import { digestHex } from '../crypto/hash.js';
 import { spkiHash } from '../crypto/keys.js';
 import { parseCertificate, type Certificate } from '../pkix/certificate.js';
 import { subjectAltNamesOf } from '../pkix/extensions.js';
@@ -125,7 +125,7 @@ export class TransactionIssuer {
   issue(er: EnrollmentRequest, meta?: JsonObject): Promise<Decision> {
     // The CSR is part of the key: a different request under this transactionID must not share
     // (and be answered with) another request's issuance.
-    const csrHash = createHash('sha256').update(er.csr.der).digest('hex');
+    const csrHash = digestHex('sha256', er.csr.der);
     const key = `${er.request.transactionId}\0${er.signerKeyHash}\0${csrHash}`;
     const running = this.inflight.get(key);
     if (running) {
@@ -259,7 +259,13 @@ export class TransactionIssuer {
             profile: this.o.profileName,
           }),
         });
-        return { status: 'SUCCESS', certificates: [der], serial: cert.serialHex, cipher: er.cipher };
+        return {
+          status: 'SUCCESS',
+          certificates: [der],
+          issued: cert,
+          serial: cert.serialHex,
+          cipher: er.cipher,
+        };
       } catch (e) {
         if (e instanceof SerialConflictError) continue;
         if (e instanceof AlreadyIssuedError) return this.replay(e.serial, er);

@@ -354,7 +354,7 @@ export class EnrollmentService implements ScepService {
         const body = encodeCertRep({
           ...common,
           status: PkiStatus.SUCCESS,
-          certificates: this.replyCertificates(req, d.certificates),
+          certificates: this.replyCertificates(req, d.certificates, d.issued),
           ...(d.crls ? { crls: d.crls } : {}),
           recipientCert: req.signerCert,
           ...this.replyRecipient(req),
@@ -427,13 +427,14 @@ export class EnrollmentService implements ScepService {
    * The certificates of a SUCCESS CertRep: for PKCSReq, RenewalReq and CertPoll the issued
    * certificate first, then the CA that issued it and the chain above that CA (never the RA);
    * otherwise (GetCert, GetCRL) `certs` as they are. Clients pick the certificate for their key.
+   * `parsed`: the issued certificate already parsed (Decision.issued), if at hand.
    */
-  private replyCertificates(req: PkiRequest, certs: Buffer[]): Buffer[] {
+  private replyCertificates(req: PkiRequest, certs: Buffer[], parsed?: Certificate): Buffer[] {
     if (!REPLY_WITH_ISSUER.has(req.messageType) || certs.length !== 1) return certs;
     const der = certs[0]!;
     let issued: Certificate;
     try {
-      issued = parseCertificate(der);
+      issued = parsed?.der.equals(der) ? parsed : parseCertificate(der);
     } catch {
       return certs;
     }

@@ -3,10 +3,10 @@
  * EnvelopedData to the request's signer certificate) around a degenerate certs-only or
  * CRLs-only SignedData; FAILURE and PENDING carry no content at all.
  */
-import { randomBytes } from 'node:crypto';
 import type { Certificate } from '../pkix/certificate.js';
 import { buildDegenerate, buildEnvelopedData, buildSignedData, type KeyTransport } from '../cms/index.js';
 import type { CipherName, DigestName } from '../crypto/algorithms.js';
+import { publicRandomBytes } from '../crypto/random-pool.js';
 import { scepAttributes } from './attributes.js';
 import { FailInfo, MessageType, PkiStatus } from './types.js';
 import type { PrivateKeyLike } from '../crypto/private-key.js';
@@ -55,7 +55,7 @@ export function replyCipher(requestCipher: CipherName | undefined): Exclude<Ciph
 
 /** Builds a signed CertRep pkiMessage (DER). Throws TypeError for inconsistent options. */
 export function encodeCertRep(o: CertRepOptions): Buffer {
-  const senderNonce = o.senderNonce ?? randomBytes(16);
+  const senderNonce = o.senderNonce ?? publicRandomBytes(16);
   let content: Buffer | undefined;
   if (o.status === PkiStatus.SUCCESS) {
     if (!o.recipientCert) throw new TypeError('a SUCCESS CertRep needs recipientCert');

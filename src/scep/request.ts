@@ -219,7 +219,7 @@ export function openEnvelopeAs<T>(
   } catch (e) {
     throw envelopeError(e);
   }
-  const failed = ScepError.failure(FailInfo.badMessageCheck, ENVELOPE_FAILURE_TEXT);
+  const failed = ScepError.prepared(FailInfo.badMessageCheck, ENVELOPE_FAILURE_TEXT);
   let value: T | undefined;
   let parsed = false;
   try {

@@ -77,6 +77,22 @@ export class ScepError extends Error {
   static failure(failInfo: FailInfo, message: string): ScepError {
     return new ScepError('failure', message, failInfo);
   }
+
+  /**
+   * The same failure without a stack trace, for an error built on every request before it is
+   * known whether it will be thrown (`openEnvelopeAs` prepares its one envelope error so that
+   * every outcome does the same work): capturing the stack is most of what an Error costs.
+   * Its `stack` is just the name and message.
+   */
+  static prepared(failInfo: FailInfo, message: string): ScepError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new ScepError('failure', message, failInfo);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
 }
 
 /**

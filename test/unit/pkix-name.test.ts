@@ -8,7 +8,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { Name } from '@peculiar/asn1-x509';
 import * as der from '../../src/asn1/writer.js';
 import { OID } from '../../src/asn1/oids.js';
-import { buildName, commonName, nameToString, namesEqual, parseName } from '../../src/pkix/name.js';
+import { buildName, commonName, nameText, nameToString, namesEqual, parseName } from '../../src/pkix/name.js';
 import { parseCsr } from '../../src/pkix/csr.js';
 import { fromPem } from '../../src/pkix/certificate.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
@@ -140,4 +140,33 @@ test('name: agrees with openssl -subj', (t) => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('name: the shared parses never answer for bytes that changed, nor hand out their parse', () => {
+  const a = buildName('CN=Device 1,O=Acme');
+  const b = buildName('CN=device  1,O=ACME');
+  assert.equal(nameText(a), 'CN=Device 1,O=Acme');
+  assert.equal(commonName(a), 'Device 1');
+  assert.ok(namesEqual(a, b));
+  // The same Buffer object, other bytes (same length): the answers follow the bytes.
+  const c = Buffer.from(a);
+  assert.equal(nameText(c), 'CN=Device 1,O=Acme');
+  c[c.length - 1] = 'f'.charCodeAt(0); // the DER ends with the CN: "Device 1" → "Device f"
+  assert.equal(nameText(c), 'CN=Device f,O=Acme');
+  assert.equal(nameToString(c), 'CN=Device f,O=Acme');
+  assert.equal(commonName(c), 'Device f');
+  assert.ok(!namesEqual(c, b));
+  // parseName is fresh every time: changing its result changes no later answer.
+  const p = parseName(a);
+  p[0]![0]!.value = 'Mallory';
+  p.pop();
+  assert.equal(nameText(a), 'CN=Device 1,O=Acme');
+  assert.equal(parseName(a).length, 2);
+  assert.ok(namesEqual(a, b));
+  // Malformed input: the same answers as before the cache (and nothing cached).
+  const bad = Buffer.from([0x30, 0x03, 0x31, 0x00, 0x00]);
+  assert.equal(nameText(bad), `#${bad.toString('hex')}`);
+  assert.equal(commonName(bad), undefined);
+  assert.ok(!namesEqual(bad, a));
+  assert.throws(() => nameToString(bad));
 });

@@ -9,6 +9,7 @@ import {
   FailInfo,
   MessageType,
   openEnvelope,
+  openEnvelopeAs,
   ScepError,
   ENVELOPE_FAILURE_TEXT,
   type PkiRequest,
@@ -246,4 +247,40 @@ test('GET message decoding tolerates real-client mangling and refuses garbage', 
   for (const bad of ['', '!!!!', 'AQID*A==', 'A', 'AQIDBA===', 'AQ=DBA==', 'x'.repeat(800_000)]) {
     undecodable(() => decodeGetMessage(bad));
   }
+});
+
+test('every envelope failure of openEnvelopeAs is the one prepared error, built without a stack trace', () => {
+  const f = fixture();
+  const req = decodePkiRequest(makeRequest().der);
+  const wrong = { cert: f.ca.cert, transport: new RsaKeyTransport(pooledRsaKey(2)) };
+  const limit = Error.stackTraceLimit;
+  const thrown: unknown[] = [];
+  // A wrong key (garbage CEK) and a good key with a content parser that refuses: same error.
+  for (const [ours, parse] of [
+    [[wrong], (b: Buffer) => b],
+    [
+      [{ cert: f.ca.cert, transport: new RsaKeyTransport(f.ca.key) }],
+      () => {
+        throw new Error('unparsable');
+      },
+    ],
+  ] as const) {
+    try {
+      openEnvelopeAs(req, [...ours], parse);
+    } catch (e) {
+      thrown.push(e);
+    }
+  }
+  assert.equal(thrown.length, 2);
+  for (const e of thrown) {
+    assert.ok(e instanceof ScepError);
+    assert.equal(e.kind, 'failure');
+    assert.equal(e.failInfo, FailInfo.badMessageCheck);
+    assert.equal(e.message, ENVELOPE_FAILURE_TEXT);
+    // No captured frames: the stack is the first line only.
+    assert.equal(e.stack, `ScepError: ${ENVELOPE_FAILURE_TEXT}`);
+  }
+  assert.equal(Error.stackTraceLimit, limit, 'the stack trace limit is restored');
+  // Other ScepErrors keep their stack.
+  assert.match(ScepError.failure(FailInfo.badRequest, 'x').stack ?? '', /\n\s+at /);
 });
