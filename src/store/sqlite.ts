@@ -132,6 +132,28 @@ export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteS
   return new SqliteStore(db, opts.groupCommitWindowMs ?? 0, walSyncer);
 }
 
+/** Prepares the statements of the issuance path (beginTransaction, recordIssued, audit appends). */
+function prepareHot(db: Database.Database) {
+  return {
+    insertCert: db.prepare(
+      `INSERT INTO certificates (${CERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    ),
+    insertSan: db.prepare('INSERT INTO certificate_sans (value, type, ca, serial) VALUES (?, ?, ?, ?)'),
+    serialByTransaction: db.prepare(SQL.serialByTransaction),
+    beginTransaction: db.prepare(SQL.beginTransaction),
+    transactionById: db.prepare(SQL.transactionById),
+    issuingTransaction: db.prepare(
+      'SELECT state, cert_serial, ca, profile FROM transactions WHERE transaction_id = ?',
+    ),
+    markIssued: db.prepare(
+      `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
+       WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
+    ),
+    auditHead: db.prepare(SQL.auditHead),
+    auditInsert: db.prepare(SQL.auditInsert),
+  };
+}
+
 // The statement-table methods (statements.ts) are assigned in the constructor (`opMethods`).
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type, @typescript-eslint/no-unsafe-declaration-merging
 export interface SqliteStore extends Pick<Store, OpMethod> {}
@@ -141,6 +163,8 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly gc: GroupCommitter;
   private readonly cache = new Map<string, Database.Statement>();
+  /** The issuance path's statements, prepared once (the rest go through `st`). */
+  private readonly hot: ReturnType<typeof prepareHot>;
   private closed = false;
 
   constructor(
@@ -149,6 +173,7 @@ export class SqliteStore implements Store {
     private readonly walSyncer?: WalSyncer,
   ) {
     this.gc = new GroupCommitter(db, windowMs, undefined, walSyncer);
+    this.hot = prepareHot(db);
     Object.assign(
       this,
       opMethods((o, args) => this.run(o, args)),
@@ -219,7 +244,7 @@ export class SqliteStore implements Store {
   /** Inserts one prepared certificate and its SAN rows (inside a write job). */
   private insertCert(c: CertificateRecord): void {
     try {
-      this.st(`INSERT INTO certificates (${CERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(
+      this.hot.insertCert.run(
         c.serial,
         c.issuer,
         c.subject,
@@ -240,12 +265,12 @@ export class SqliteStore implements Store {
     } catch (e) {
       if (isUnique(e, 'certificates.serial')) throw new SerialConflictError(c.serial);
       if (c.transactionId !== null && isUnique(e, 'certificates.transaction_id')) {
-        const other = this.st(SQL.serialByTransaction).get(c.transactionId) as { serial: string } | undefined;
+        const other = this.hot.serialByTransaction.get(c.transactionId) as { serial: string } | undefined;
         throw new AlreadyIssuedError(c.transactionId, other?.serial ?? '');
       }
       throw e;
     }
-    const san = this.st('INSERT INTO certificate_sans (value, type, ca, serial) VALUES (?, ?, ?, ?)');
+    const san = this.hot.insertSan;
     for (const { type, value } of sanRows(c.sans)) san.run(value, type, c.ca, c.serial);
   }
 
@@ -276,7 +301,7 @@ export class SqliteStore implements Store {
       return Promise.reject(new TypeError('a transaction cannot begin issued'));
     return this.write(
       (): BeginResult => {
-        const row = this.st(SQL.beginTransaction).get(...beginTransactionParams(rec, dialect)) as
+        const row = this.hot.beginTransaction.get(...beginTransactionParams(rec, dialect)) as
           TransactionRow | undefined;
         if (row) return { created: true, record: transactionFromRow(row, toDate) };
         return { created: false, existing: this.txn(rec.transactionId) as TransactionRecord };
@@ -288,15 +313,15 @@ export class SqliteStore implements Store {
   }
 
   private txn(id: string): TransactionRecord | null {
-    const row = this.st(SQL.transactionById).get(id) as TransactionRow | undefined;
+    const row = this.hot.transactionById.get(id) as TransactionRow | undefined;
     return row ? transactionFromRow(row, toDate) : null;
   }
 
   /** Appends chained audit rows after the current head (inside a write job: the write lock serializes). */
   private appendAuditRows(entries: readonly NewAuditEntry[]): void {
     if (entries.length === 0) return;
-    const head = auditHeadOf(this.st(SQL.auditHead).get() as Record<string, unknown> | undefined);
-    const insert = this.st(SQL.auditInsert);
+    const head = auditHeadOf(this.hot.auditHead.get() as Record<string, unknown> | undefined);
+    const insert = this.hot.auditInsert;
     for (const r of chainEntries(head, entries, new Date())) insert.run(...auditInsertParams(r, dialect));
   }
 
@@ -308,18 +333,16 @@ export class SqliteStore implements Store {
     const id = args.transactionId;
     const cert = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
     return this.write(() => {
-      const t = this.st(
-        'SELECT state, cert_serial, ca, profile FROM transactions WHERE transaction_id = ?',
-      ).get(id) as { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
+      const t = this.hot.issuingTransaction.get(id) as
+        { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
       if (!t) throw new TransactionStateError(id, null);
       if (t.state === 'issued') throw new AlreadyIssuedError(id, t.cert_serial ?? '');
       if (t.state !== 'pending' && t.state !== 'approved') throw new TransactionStateError(id, t.state);
-      const c = { ...cert, ca: t.ca, profile: t.profile };
-      this.insertCert(c);
-      this.st(
-        `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
-         WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
-      ).run(c.serial, ms(c.createdAt), id);
+      // `cert` is this call's own copy (prepareCertificate): filed under the transaction's CA.
+      cert.ca = t.ca;
+      cert.profile = t.profile;
+      this.insertCert(cert);
+      this.hot.markIssued.run(cert.serial, ms(cert.createdAt), id);
       if (args.audit) this.appendAuditRows([args.audit]);
     });
   }
