@@ -35,6 +35,7 @@ import {
   type UniqueKey,
 } from './statements.js';
 import type {
+  AuditRow,
   BeginResult,
   CertificateRecord,
   IntegrityReport,
@@ -151,6 +152,8 @@ function prepareHot(db: Database.Database) {
     ),
     auditHead: db.prepare(SQL.auditHead),
     auditInsert: db.prepare(SQL.auditInsert),
+    /** Changes when another connection commits (not on this connection's own commits). */
+    dataVersion: db.prepare('PRAGMA data_version').pluck(),
   };
 }
 
@@ -165,6 +168,15 @@ export class SqliteStore implements Store {
   private readonly cache = new Map<string, Database.Statement>();
   /** The issuance path's statements, prepared once (the rest go through `st`). */
   private readonly hot: ReturnType<typeof prepareHot>;
+  /**
+   * The audit chain's head as this connection's last append left it, and the
+   * `PRAGMA data_version` seen then. Valid while data_version is unchanged — no other
+   * connection (the operator CLI, another store) committed since; this connection's own
+   * commits do not change it — and none of our work was rolled back since (the group
+   * committer's onUndo clears it). Otherwise the head is read from the table. The `seq`
+   * primary key would refuse a stale head anyway.
+   */
+  private chainHead: { seq: number; hash: string; version: number } | undefined;
   private closed = false;
 
   constructor(
@@ -172,7 +184,9 @@ export class SqliteStore implements Store {
     windowMs: number,
     private readonly walSyncer?: WalSyncer,
   ) {
-    this.gc = new GroupCommitter(db, windowMs, undefined, walSyncer);
+    this.gc = new GroupCommitter(db, windowMs, undefined, walSyncer, () => {
+      this.chainHead = undefined;
+    });
     this.hot = prepareHot(db);
     Object.assign(
       this,
@@ -320,9 +334,17 @@ export class SqliteStore implements Store {
   /** Appends chained audit rows after the current head (inside a write job: the write lock serializes). */
   private appendAuditRows(entries: readonly NewAuditEntry[]): void {
     if (entries.length === 0) return;
-    const head = auditHeadOf(this.hot.auditHead.get() as Record<string, unknown> | undefined);
+    const version = this.hot.dataVersion.get() as number;
+    const cached = this.chainHead;
+    const head =
+      cached !== undefined && cached.version === version
+        ? cached
+        : auditHeadOf(this.hot.auditHead.get() as Record<string, unknown> | undefined);
+    const rows = chainEntries(head, entries, new Date());
     const insert = this.hot.auditInsert;
-    for (const r of chainEntries(head, entries, new Date())) insert.run(...auditInsertParams(r, dialect));
+    for (const r of rows) insert.run(...auditInsertParams(r, dialect));
+    const last = rows[rows.length - 1] as AuditRow;
+    this.chainHead = { seq: last.seq, hash: last.hash, version };
   }
 
   appendAudit(entries: readonly NewAuditEntry[]): Promise<void> {
