@@ -72,11 +72,11 @@ export class GroupCommitter {
   }
 
   /**
-   * Queues `fn` (synchronous, uses the shared connection; it may be run a second time after
-   * its first run was rolled back, so it must have no other effects); resolves with its result after
-   * COMMIT and, with a syncer, once that COMMIT is durable. `durable` false (or a predicate on
-   * the result returning false) settles at COMMIT: only for intermediate state that no reply
-   * depends on — a later durable write's sync covers it, the WAL being sequential.
+   * Queues `fn` (synchronous, uses the shared connection; it may run a second time after its
+   * first run was rolled back, so it must act only through the connection); resolves with its
+   * result after COMMIT and, with a syncer, once that COMMIT is durable. `durable` false (or a
+   * predicate on the result returning false) settles at COMMIT: only for intermediate state
+   * that no reply depends on — a later durable write's sync covers it, the WAL being sequential.
    */
   submit<T>(fn: () => T, o: { durable?: boolean | ((value: T) => boolean) } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
