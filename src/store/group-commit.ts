@@ -1,9 +1,12 @@
 /**
  * Group commit for better-sqlite3 (synchronous driver). Writes submitted close together (in
- * the same event-loop turn, or within `windowMs`) run in ONE `BEGIN IMMEDIATE … COMMIT`, each
- * inside its own SAVEPOINT so a failing item is rolled back alone. Every promise settles only
- * after the COMMIT returned, so with synchronous=FULL a resolved write is on disk; the fsync
- * cost (~2 ms here) is shared by the whole batch.
+ * the same event-loop turn, or within `windowMs`) run in ONE `BEGIN IMMEDIATE … COMMIT`, and a
+ * failing item is rolled back alone: the batch first runs without savepoints (the common case,
+ * every item succeeds); if an item throws, the whole attempt is rolled back and the batch runs
+ * again from the start with each item inside its own SAVEPOINT (a batch of one just reports its
+ * failure). So a job may run twice and must act only through the connection. Every promise
+ * settles only after the COMMIT returned, so with synchronous=FULL a resolved write is on disk;
+ * the fsync cost (~2 ms here) is shared by the whole batch.
  *
  * With a `CommitSyncer` (sqlite.ts uses one for on-disk WAL databases) the COMMIT itself does
  * not fsync (synchronous=NORMAL): the syncer makes the WAL durable off the event loop (fsync on
@@ -57,6 +60,8 @@ export class GroupCommitter {
     private readonly windowMs = 0,
     private readonly maxBatch = 2000,
     private readonly syncer?: CommitSyncer,
+    /** Called whenever work of a job is rolled back (a cache of what it wrote is stale). */
+    private readonly onUndo?: () => void,
   ) {
     this.begin = db.prepare('BEGIN IMMEDIATE');
     this.commit = db.prepare('COMMIT');
@@ -67,10 +72,11 @@ export class GroupCommitter {
   }
 
   /**
-   * Queues `fn` (synchronous, uses the shared connection); resolves with its result after
-   * COMMIT and, with a syncer, once that COMMIT is durable. `durable` false (or a predicate on
-   * the result returning false) settles at COMMIT: only for intermediate state that no reply
-   * depends on — a later durable write's sync covers it, the WAL being sequential.
+   * Queues `fn` (synchronous, uses the shared connection; it may run a second time after its
+   * first run was rolled back, so it must act only through the connection); resolves with its
+   * result after COMMIT and, with a syncer, once that COMMIT is durable. `durable` false (or a
+   * predicate on the result returning false) settles at COMMIT: only for intermediate state
+   * that no reply depends on — a later durable write's sync covers it, the WAL being sequential.
    */
   submit<T>(fn: () => T, o: { durable?: boolean | ((value: T) => boolean) } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -146,24 +152,55 @@ export class GroupCommitter {
     }
   }
 
+  /** Runs each job of a batch inside its own SAVEPOINT (inside the batch's transaction). */
+  private runItems(batch: readonly Job[], outcomes: Outcome[]): void {
+    for (const job of batch) {
+      this.savepoint.run();
+      try {
+        const value = job.run();
+        this.release.run();
+        outcomes.push({ ok: true, value });
+      } catch (error) {
+        // Undo this item only; the others in the batch still commit.
+        this.rollbackTo.run();
+        this.onUndo?.();
+        this.release.run();
+        outcomes.push({ ok: false, error });
+      }
+    }
+  }
+
   private runBatch(batch: Job[]): void {
     const outcomes: Outcome[] = [];
     try {
       this.begin.run();
+      // Optimistic: every job straight inside the transaction, no savepoints (each would cost
+      // two statements and a copy of every page it changes, spilled to a temporary file past
+      // 64 KiB). Almost always every job succeeds.
+      let failed = false;
       for (const job of batch) {
-        this.savepoint.run();
         try {
-          const value = job.run();
-          this.release.run();
-          outcomes.push({ ok: true, value });
+          outcomes.push({ ok: true, value: job.run() });
         } catch (error) {
-          // Undo this item only; the others in the batch still commit.
-          this.rollbackTo.run();
-          this.release.run();
           outcomes.push({ ok: false, error });
+          failed = true;
+          break;
         }
       }
-      this.commit.run();
+      if (!failed) this.commit.run();
+      else {
+        // A job threw: undo the whole attempt. Alone in its batch, its failure is the outcome;
+        // otherwise run the batch again from the start, each job inside its own SAVEPOINT, so
+        // the failing one is rolled back alone and the others commit.
+        if (this.db.inTransaction) this.rollback.run();
+        this.onUndo?.();
+        if (batch.length > 1) {
+          outcomes.length = 0;
+          this.begin.run();
+          this.runItems(batch, outcomes);
+          this.commit.run();
+        }
+      }
     } catch (e) {
       // BEGIN, a savepoint or COMMIT itself failed (busy past the timeout, disk full, I/O
       // error): nothing of this batch is committed, so every caller gets the error.
@@ -174,6 +211,7 @@ export class GroupCommitter {
           // the connection already rolled back
         }
       }
+      this.onUndo?.();
       for (const j of batch) j.reject(e);
       return;
     }

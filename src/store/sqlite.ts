@@ -35,6 +35,7 @@ import {
   type UniqueKey,
 } from './statements.js';
 import type {
+  AuditRow,
   BeginResult,
   CertificateRecord,
   IntegrityReport,
@@ -123,10 +124,10 @@ export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteS
     const offThread = mode === 'wal' && opts.synchronous !== 'normal' && opts.fsyncOffThread !== false;
     db.pragma(`synchronous = ${opts.synchronous === 'normal' || offThread ? 'NORMAL' : 'FULL'}`);
     db.pragma(`cache_size = ${-CACHE_KIB}`);
-    // The group commit runs every job in a SAVEPOINT; the sub-journal that can roll one back
-    // spills to a temporary file past 64 KiB (a batch of enrollments is ~1 MiB), which cost
-    // ~40 write system calls per enrollment (docs/benchmarks.md). Kept in memory instead; temp
-    // tables and sorts of the (paginated) listings are small.
+    // When the group commit reruns a batch with a SAVEPOINT per job (after a job failed), the
+    // sub-journal that can roll one back would spill to a temporary file past 64 KiB (a batch
+    // of enrollments is ~1 MiB: ~40 write system calls per enrollment, docs/benchmarks.md).
+    // Kept in memory instead; temp tables and sorts of the (paginated) listings are small.
     db.pragma('temp_store = MEMORY');
     migrate(db);
     if (offThread) walSyncer = new WalSyncer(`${path}-wal`);
@@ -135,6 +136,30 @@ export function openSqliteStore(path: string, opts: SqliteOptions = {}): SqliteS
     throw e;
   }
   return new SqliteStore(db, opts.groupCommitWindowMs ?? 0, walSyncer);
+}
+
+/** Prepares the statements of the issuance path (beginTransaction, recordIssued, audit appends). */
+function prepareHot(db: Database.Database) {
+  return {
+    insertCert: db.prepare(
+      `INSERT INTO certificates (${CERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    ),
+    insertSan: db.prepare('INSERT INTO certificate_sans (value, type, ca, serial) VALUES (?, ?, ?, ?)'),
+    serialByTransaction: db.prepare(SQL.serialByTransaction),
+    beginTransaction: db.prepare(SQL.beginTransaction),
+    transactionById: db.prepare(SQL.transactionById),
+    issuingTransaction: db.prepare(
+      'SELECT state, cert_serial, ca, profile FROM transactions WHERE transaction_id = ?',
+    ),
+    markIssued: db.prepare(
+      `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
+       WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
+    ),
+    auditHead: db.prepare(SQL.auditHead),
+    auditInsert: db.prepare(SQL.auditInsert),
+    /** Changes when another connection commits (not on this connection's own commits). */
+    dataVersion: db.prepare('PRAGMA data_version').pluck(),
+  };
 }
 
 // The statement-table methods (statements.ts) are assigned in the constructor (`opMethods`).
@@ -146,6 +171,17 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   private readonly gc: GroupCommitter;
   private readonly cache = new Map<string, Database.Statement>();
+  /** The issuance path's statements, prepared once (the rest go through `st`). */
+  private readonly hot: ReturnType<typeof prepareHot>;
+  /**
+   * The audit chain's head as this connection's last append left it, and the
+   * `PRAGMA data_version` seen then. Valid while data_version is unchanged — no other
+   * connection (the operator CLI, another store) committed since; this connection's own
+   * commits do not change it — and none of our work was rolled back since (the group
+   * committer's onUndo clears it). Otherwise the head is read from the table. The `seq`
+   * primary key would refuse a stale head anyway.
+   */
+  private chainHead: { seq: number; hash: string; version: number } | undefined;
   private closed = false;
 
   constructor(
@@ -153,7 +189,10 @@ export class SqliteStore implements Store {
     windowMs: number,
     private readonly walSyncer?: WalSyncer,
   ) {
-    this.gc = new GroupCommitter(db, windowMs, undefined, walSyncer);
+    this.gc = new GroupCommitter(db, windowMs, undefined, walSyncer, () => {
+      this.chainHead = undefined;
+    });
+    this.hot = prepareHot(db);
     Object.assign(
       this,
       opMethods((o, args) => this.run(o, args)),
@@ -224,7 +263,7 @@ export class SqliteStore implements Store {
   /** Inserts one prepared certificate and its SAN rows (inside a write job). */
   private insertCert(c: CertificateRecord): void {
     try {
-      this.st(`INSERT INTO certificates (${CERT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(
+      this.hot.insertCert.run(
         c.serial,
         c.issuer,
         c.subject,
@@ -245,12 +284,12 @@ export class SqliteStore implements Store {
     } catch (e) {
       if (isUnique(e, 'certificates.serial')) throw new SerialConflictError(c.serial);
       if (c.transactionId !== null && isUnique(e, 'certificates.transaction_id')) {
-        const other = this.st(SQL.serialByTransaction).get(c.transactionId) as { serial: string } | undefined;
+        const other = this.hot.serialByTransaction.get(c.transactionId) as { serial: string } | undefined;
         throw new AlreadyIssuedError(c.transactionId, other?.serial ?? '');
       }
       throw e;
     }
-    const san = this.st('INSERT INTO certificate_sans (value, type, ca, serial) VALUES (?, ?, ?, ?)');
+    const san = this.hot.insertSan;
     for (const { type, value } of sanRows(c.sans)) san.run(value, type, c.ca, c.serial);
   }
 
@@ -281,7 +320,7 @@ export class SqliteStore implements Store {
       return Promise.reject(new TypeError('a transaction cannot begin issued'));
     return this.write(
       (): BeginResult => {
-        const row = this.st(SQL.beginTransaction).get(...beginTransactionParams(rec, dialect)) as
+        const row = this.hot.beginTransaction.get(...beginTransactionParams(rec, dialect)) as
           TransactionRow | undefined;
         if (row) return { created: true, record: transactionFromRow(row, toDate) };
         return { created: false, existing: this.txn(rec.transactionId) as TransactionRecord };
@@ -293,16 +332,24 @@ export class SqliteStore implements Store {
   }
 
   private txn(id: string): TransactionRecord | null {
-    const row = this.st(SQL.transactionById).get(id) as TransactionRow | undefined;
+    const row = this.hot.transactionById.get(id) as TransactionRow | undefined;
     return row ? transactionFromRow(row, toDate) : null;
   }
 
   /** Appends chained audit rows after the current head (inside a write job: the write lock serializes). */
   private appendAuditRows(entries: readonly NewAuditEntry[]): void {
     if (entries.length === 0) return;
-    const head = auditHeadOf(this.st(SQL.auditHead).get() as Record<string, unknown> | undefined);
-    const insert = this.st(SQL.auditInsert);
-    for (const r of chainEntries(head, entries, new Date())) insert.run(...auditInsertParams(r, dialect));
+    const version = this.hot.dataVersion.get() as number;
+    const cached = this.chainHead;
+    const head =
+      cached !== undefined && cached.version === version
+        ? cached
+        : auditHeadOf(this.hot.auditHead.get() as Record<string, unknown> | undefined);
+    const rows = chainEntries(head, entries, new Date());
+    const insert = this.hot.auditInsert;
+    for (const r of rows) insert.run(...auditInsertParams(r, dialect));
+    const last = rows[rows.length - 1] as AuditRow;
+    this.chainHead = { seq: last.seq, hash: last.hash, version };
   }
 
   appendAudit(entries: readonly NewAuditEntry[]): Promise<void> {
@@ -313,18 +360,16 @@ export class SqliteStore implements Store {
     const id = args.transactionId;
     const cert = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
     return this.write(() => {
-      const t = this.st(
-        'SELECT state, cert_serial, ca, profile FROM transactions WHERE transaction_id = ?',
-      ).get(id) as { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
+      const t = this.hot.issuingTransaction.get(id) as
+        { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
       if (!t) throw new TransactionStateError(id, null);
       if (t.state === 'issued') throw new AlreadyIssuedError(id, t.cert_serial ?? '');
       if (t.state !== 'pending' && t.state !== 'approved') throw new TransactionStateError(id, t.state);
-      const c = { ...cert, ca: t.ca, profile: t.profile };
-      this.insertCert(c);
-      this.st(
-        `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
-         WHERE transaction_id = ? AND state IN ('pending', 'approved')`,
-      ).run(c.serial, ms(c.createdAt), id);
+      // `cert` is this call's own copy (prepareCertificate): filed under the transaction's CA.
+      cert.ca = t.ca;
+      cert.profile = t.profile;
+      this.insertCert(cert);
+      this.hot.markIssued.run(cert.serial, ms(cert.createdAt), id);
       if (args.audit) this.appendAuditRows([args.audit]);
     });
   }

@@ -3,7 +3,9 @@
  * chain rows 1, 2, 3, …; listing filters; `recordIssued` appends its record in the same
  * transaction (and not when it fails); the triggers refuse UPDATE/DELETE; after an attacker
  * drops them, an edited, deleted, reordered or inserted row is found by the verifier at that
- * row; concurrent appenders from two store connections never fork the chain.
+ * row; concurrent appenders from two store connections never fork the chain, nor do appends
+ * by another connection between ours (SQLite keeps the head in memory while no other
+ * connection commits) or a write that fails in the same batch as appends.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -222,6 +224,87 @@ async function suite(t: TestContext, backend: Backend): Promise<void> {
       assert.equal(v.broken?.seq, 4);
       assert.match(v.broken!.problem, /row 3 before it is missing/);
       assert.equal(v.head.seq, 2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  await t.test('appends by another connection in between are chained on, not forked', async () => {
+    // The operator CLI appends through its own connection while the server's store is open.
+    const db = backend.fresh();
+    const server = await openStore(db.url, db.opts);
+    const cli = await openStore(db.url, db.opts);
+    try {
+      const order: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        for (const [who, s] of [
+          ['server', server],
+          ['cli', cli],
+        ] as const) {
+          await s.appendAudit([{ actor: who, action: 'challenge.minted', target: `${who}-${i}` }]);
+          order.push(`${who}-${i}`);
+        }
+      }
+      await server.beginTransaction({
+        transactionId: 'x1',
+        signerKeyHash: 'ab'.repeat(32),
+        messageType: 19,
+        state: 'approved',
+      });
+      await server.recordIssued({
+        transactionId: 'x1',
+        cert: cert('x1'),
+        audit: { actor: 'device', action: 'enroll.issued', target: 'x1' },
+      });
+      order.push('x1');
+      await cli.appendAudit([{ actor: 'cli', action: 'challenge.minted', target: 'cli-last' }]);
+      order.push('cli-last');
+      for (const s of [server, cli]) {
+        const v = await verify(s);
+        assert.equal(v.broken, undefined);
+        assert.equal(v.head.seq, order.length);
+      }
+      const rows = await server.readAuditChain(0, 100);
+      assert.deepEqual(
+        rows.map((r) => r.target),
+        order,
+      );
+    } finally {
+      await server.close();
+      await cli.close();
+    }
+  });
+
+  await t.test('a write that fails next to audit appends leaves the chain whole', async () => {
+    // In one SQLite batch: the failing recordIssued makes the batch run again (each write in its
+    // own savepoint); what the first attempt appended is rolled back and appended once.
+    const db = backend.fresh();
+    const s = await openStore(db.url, db.opts);
+    try {
+      const settled = await Promise.allSettled([
+        s.appendAudit([{ actor: 'a', action: 'challenge.minted', target: 'first' }]),
+        s.recordIssued({
+          transactionId: 'nope',
+          cert: cert('nope'),
+          audit: { actor: 'device', action: 'enroll.issued', target: 'nope' },
+        }),
+        s.appendAudit([{ actor: 'a', action: 'challenge.minted', target: 'second' }]),
+      ]);
+      assert.deepEqual(
+        settled.map((r) => r.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      await s.appendAudit([{ actor: 'a', action: 'challenge.minted', target: 'third' }]);
+      const v = await verify(s);
+      assert.equal(v.broken, undefined);
+      assert.deepEqual(
+        (await s.readAuditChain(0, 10)).map((r) => [r.seq, r.target]),
+        [
+          [1, 'first'],
+          [2, 'second'],
+          [3, 'third'],
+        ],
+      );
     } finally {
       await s.close();
     }
