@@ -40,3 +40,17 @@ export function run(
     });
   });
 }
+
+/**
+ * Polls `fn` every 200 ms until it gives a value (e.g. a peer's request reaching the store); a
+ * hang detector after `hangLimitMs`, not a timing assertion.
+ */
+export async function waitFor<T>(fn: () => Promise<T | undefined>, hangLimitMs: number): Promise<T> {
+  const end = Date.now() + hangLimitMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
