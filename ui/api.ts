@@ -1,7 +1,12 @@
 /**
  * The console's one way to the server: same-origin fetches of the `/admin/*` API and the
  * session endpoints. State changes carry the session's CSRF token (X-CSRF-Token).
+ *
+ * The answer types the server builds in src/ra are imported from there (type-only: the bundle
+ * takes no code from src/); the rest are the admin API's own shapes (src/server/admin-schemas.ts).
  */
+import type { FailureView } from '../src/ra/audit.js';
+import type { CertificateView, ListPage, RequestView } from '../src/ra/operator.js';
 
 /** An error answer of the server, with its HTTP status. */
 export class ApiError extends Error {
@@ -80,44 +85,7 @@ export function login(token: string): Promise<SessionInfo> {
   return api<SessionInfo>('POST', '/ui/api/login', undefined, { authorization: `Bearer ${token}` });
 }
 
-export interface ListPage<T> {
-  total: number;
-  items: T[];
-  nextCursor?: string;
-}
-
-export interface RequestView {
-  transactionId: string;
-  state: string;
-  subject: string | null;
-  sans: string[];
-  key: string | null;
-  keyType: string | null;
-  keyBits: number | null;
-  challenge: string | null;
-  requester: string | null;
-  createdAt: string;
-  lastPollAt?: string | null;
-  expiresAt: string | null;
-  certSerial: string | null;
-  failText: string | null;
-}
-
-export interface CertificateView {
-  serial: string;
-  subject: string;
-  commonName: string | null;
-  sans: string[];
-  status: 'valid' | 'revoked';
-  notBefore: string;
-  notAfter: string;
-  revokedAt: string | null;
-  revocationReason: string | null;
-  issuer: string;
-  keyHash: string;
-  transactionId: string | null;
-  profile?: string | null;
-}
+export type { CertificateView, FailureView, ListPage, RequestView };
 
 export interface CertificateDetail extends CertificateView {
   pem: string;
@@ -142,18 +110,6 @@ export interface Dashboard {
   issuedPerSecond: number;
   cas: CaStatus[];
   rollover: { staged: boolean; next?: { subject: string; notBefore: string; notAfter: string } };
-}
-
-/** One refused enrollment (the audit trail's `GET /admin/failures`, newest first). */
-export interface FailureView {
-  seq: number;
-  at: string;
-  transactionId: string | null;
-  reason: string | null;
-  failInfo: string | null;
-  messageType: string | null;
-  source: string | null;
-  profile: string | null;
 }
 
 export interface FailureList {

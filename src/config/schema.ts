@@ -39,6 +39,9 @@ const Oid = OidOf('an OID');
 /** Profile and CA names: path-safe. */
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
 const Name = (description: string) => Type.String({ pattern: NAME_PATTERN, description });
+/** A list of at most 256 non-empty strings (addresses, suffixes, patterns, prefixes). */
+const Texts = (description: string) =>
+  Type.Array(Type.String({ minLength: 1 }), { maxItems: 256, description });
 
 export const SAN_TYPE_NAMES = ['dns', 'ip', 'email', 'uri', 'upn', 'dirName', 'other'] as const;
 const SanType = oneOf(SAN_TYPE_NAMES, 'a subjectAltName type');
@@ -72,10 +75,7 @@ const Server = obj(
       'serve HTTPS',
       ['cert', 'key'],
     ),
-    trustedProxies: Type.Array(Type.String({ minLength: 1 }), {
-      maxItems: 256,
-      description: 'reverse proxies (addresses or CIDRs) whose forwarding headers are believed',
-    }),
+    trustedProxies: Texts('reverse proxies (addresses or CIDRs) whose forwarding headers are believed'),
     publicUrl: Url("this server's public base URL (CRL distribution point of issued certificates)"),
     metrics: obj(
       {
@@ -187,26 +187,11 @@ const Subject = obj(
 const Sans = obj(
   {
     types: Type.Array(SanType, { description: 'allowed subjectAltName types' }),
-    dnsSuffixes: Type.Array(Type.String({ minLength: 1 }), {
-      maxItems: 256,
-      description: 'allowed DNS suffixes',
-    }),
-    dnsPatterns: Type.Array(Type.String({ minLength: 1 }), {
-      maxItems: 256,
-      description: 'allowed DNS patterns (* = one label)',
-    }),
-    ipRanges: Type.Array(Type.String({ minLength: 1 }), {
-      maxItems: 256,
-      description: 'allowed IP ranges (CIDR)',
-    }),
-    uriPrefixes: Type.Array(Type.String({ minLength: 1 }), {
-      maxItems: 256,
-      description: 'allowed URI prefixes',
-    }),
-    emailDomains: Type.Array(Type.String({ minLength: 1 }), {
-      maxItems: 256,
-      description: 'allowed e-mail domains',
-    }),
+    dnsSuffixes: Texts('allowed DNS suffixes'),
+    dnsPatterns: Texts('allowed DNS patterns (* = one label)'),
+    ipRanges: Texts('allowed IP ranges (CIDR)'),
+    uriPrefixes: Texts('allowed URI prefixes'),
+    emailDomains: Texts('allowed e-mail domains'),
     maxCount: Type.Integer({ minimum: 0, maximum: 100, description: 'most subjectAltNames' }),
     required: Type.Array(SanType, { description: 'types of which one name is required' }),
     allowWildcards: Type.Boolean({ description: 'certify wildcard dNSNames (*.example.com)' }),

@@ -7,7 +7,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
@@ -16,24 +15,14 @@ import { toPem } from '../../src/pkix/certificate.js';
 import { PkiStatus, parseCaCertResponse } from '../../src/scep/index.js';
 import { composeEnrollment } from '../../src/server/compose.js';
 import { openStore } from '../../src/store/index.js';
+import { scepterCli } from '../helpers/cli.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { makeSelfSigned, pooledRsaKey } from '../helpers/pki.js';
 import { TEST_CHALLENGE, device, openCertRep, pkcsReq, seedCa, tempDir } from '../helpers/scep-server.js';
 
-function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const { main } = ensureBuilt();
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [main, ...args], {
-      env: { ...process.env, SCEPTER_DB: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    p.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    p.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-  });
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const r = await scepterCli(args, { main: ensureBuilt().main });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 test('built CLI: ca init --name, ca list, certs/revoke with --profile and --ca', async (t) => {

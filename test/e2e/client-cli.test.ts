@@ -8,7 +8,6 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { openStore, type Store } from '../../src/store/index.js';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import { OID } from '../../src/asn1/oids.js';
 import { parseSubjectAltName } from '../../src/pkix/extensions.js';
+import { scepterCli, type CliRun } from '../helpers/cli.js';
 import { seeded } from '../helpers/scep-server.js';
 import { pooledRsaKey } from '../helpers/pki.js';
 import { buildCertificate, wholeSeconds } from '../../src/pkix/certificate-builder.js';
@@ -85,29 +85,9 @@ async function serve(
   return { url: srv.url, store };
 }
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the CLI; `closeStdout` closes our end of its stdout pipe at once (a reader that left). */
-function cli(args: string[], o: { closeStdout?: boolean } = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, SCEPTER_CHALLENGE: CHALLENGE },
-    });
-    let stdout = '';
-    let stderr = '';
-    if (o.closeStdout) child.stdout.destroy();
-    else child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => child.kill(), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
+function cli(args: string[], o: { closeStdout?: boolean } = {}): Promise<CliRun> {
+  return scepterCli(args, { env: { SCEPTER_CHALLENGE: CHALLENGE }, ...o });
 }
 
 function certIn(dir: string) {

@@ -10,7 +10,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import { openStore, type Store } from '../../src/store/index.js';
 import { fromPem } from '../../src/pkix/certificate.js';
 import { ScepClient, ScepFailureError, type IssuedResult } from '../../src/client/index.js';
 import { buildPlist, PlistError } from '../../src/cli/plist.js';
+import { scepterCli } from '../helpers/cli.js';
 import { hasCommand } from '../helpers/peers.js';
 import { seeded } from '../helpers/scep-server.js';
 
@@ -116,20 +117,7 @@ function tmp(): string {
 }
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => child.kill(), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return scepterCli(args, { env });
 }
 
 const UUID = /^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$/;

@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:chil
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { scepterCli } from '../helpers/cli.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { seedCa } from '../helpers/scep-server.js';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
@@ -44,18 +45,7 @@ function words(line: string): string[] {
 }
 
 function run(args: string[], cwd: string) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [ensureBuilt().main, ...args], { cwd });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => child.kill(), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return scepterCli(args, { main: ensureBuilt().main, cwd });
 }
 
 test('README quickstart: npx scepter resolves in the checkout; serve + enroll end in a certificate', async () => {

@@ -9,12 +9,21 @@ export interface Run {
   /** stdout and stderr, interleaved. */
   output: string;
   stdout: Buffer;
+  stderr: string;
 }
 
 export function run(
   cmd: string,
   args: readonly string[],
-  o: { cwd?: string; env?: NodeJS.ProcessEnv; hangLimitMs?: number } = {},
+  o: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    hangLimitMs?: number;
+    /** Called with all of stderr so far, at each piece of it. */
+    onStderr?: (stderr: string) => void;
+    /** Closes the program's stdout at once (its writes then fail with EPIPE). */
+    closeStdout?: boolean;
+  } = {},
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, {
@@ -24,11 +33,18 @@ export function run(
     });
     let output = '';
     const out: Buffer[] = [];
-    p.stdout.on('data', (c: Buffer) => {
-      out.push(c);
+    const err: Buffer[] = [];
+    if (o.closeStdout) p.stdout.destroy();
+    else
+      p.stdout.on('data', (c: Buffer) => {
+        out.push(c);
+        output += c.toString();
+      });
+    p.stderr.on('data', (c: Buffer) => {
+      err.push(c);
       output += c.toString();
+      o.onStderr?.(Buffer.concat(err).toString('utf8'));
     });
-    p.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const timer = setTimeout(() => p.kill('SIGKILL'), o.hangLimitMs ?? 120_000);
     p.on('error', (e) => {
       clearTimeout(timer);
@@ -36,7 +52,21 @@ export function run(
     });
     p.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, output, stdout: Buffer.concat(out) });
+      resolve({ code, output, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
     });
   });
+}
+
+/**
+ * Polls `fn` every 200 ms until it gives a value (e.g. a peer's request reaching the store); a
+ * hang detector after `hangLimitMs`, not a timing assertion.
+ */
+export async function waitFor<T>(fn: () => Promise<T | undefined>, hangLimitMs: number): Promise<T> {
+  const end = Date.now() + hangLimitMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -21,8 +21,9 @@ import {
 } from '../../src/ca/keystore.js';
 import type { CaLocation } from '../../src/ca/ca-location.js';
 import { CertificateAuthority } from '../../src/ca/issuer.js';
-import { buildCsr, type BuildCsrOptions } from '../../src/pkix/csr.js';
+import { buildCsr, parseCsr, type BuildCsrOptions } from '../../src/pkix/csr.js';
 import {
+  buildIssuerAndSubject,
   decodeCertRep,
   encodePkiRequest,
   MessageType,
@@ -190,6 +191,33 @@ export function pkcsReq(
     ...rest,
     transactionId,
     content,
+  });
+  return { ...m, transactionId };
+}
+
+/**
+ * A CertPoll for `transactionId`, signed by `d` (or `o.signer`) and encrypted to `recipient`: its
+ * IssuerAndSubject names `ca` and the subject of the original request's CSR (that of `d`);
+ * `o.content` replaces the IssuerAndSubject.
+ */
+export function certPoll(
+  d: Device,
+  recipient: Certificate,
+  ca: Certificate,
+  transactionId: string,
+  o: { signer?: Device; content?: Buffer } = {},
+): { der: Buffer; senderNonce: Buffer; transactionId: string } {
+  const signer = o.signer ?? d;
+  const subjectRaw = parseCsr(csrOf(d)).subjectRaw;
+  const m = encodePkiRequest({
+    messageType: MessageType.CertPoll,
+    transactionId,
+    signerCert: signer.signer.cert,
+    signerKey: signer.key,
+    digest: 'sha256',
+    recipient,
+    cipher: 'aes128',
+    content: o.content ?? buildIssuerAndSubject({ issuerRaw: ca.subjectRaw, subjectRaw }),
   });
   return { ...m, transactionId };
 }

@@ -11,7 +11,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,6 +25,7 @@ import {
   parseNextCaCertResponse,
   PkiStatus,
 } from '../../src/scep/index.js';
+import { scepterCli, type CliRun } from '../helpers/cli.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
 import {
   caCerts,
@@ -38,19 +39,8 @@ import {
   type Device,
 } from '../helpers/scep-server.js';
 
-function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => child.kill(), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
+function cli(args: string[]): Promise<CliRun> {
+  return scepterCli(args);
 }
 
 function openssl(args: string[]): { status: number | null; out: string } {

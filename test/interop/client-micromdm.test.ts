@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScepClient, ScepFailureError, type IssuedResult } from '../../src/client/index.js';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
+import { scepterCli, type CliRun } from '../helpers/cli.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
 
 const HAVE = hasCommand('scepserver') && hasCommand('openssl');
@@ -68,24 +69,8 @@ after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const t = setTimeout(() => child.kill(), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
+function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return scepterCli(args, { env });
 }
 
 function opensslVerify(caFile: string, certFile: string): void {

@@ -8,7 +8,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ import {
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { fromPem, parseCertificate, verifyCertificateSignature } from '../../src/pkix/certificate.js';
+import { scepterCli } from '../helpers/cli.js';
 import { hasCommand } from '../helpers/peers.js';
 import { seeded } from '../helpers/scep-server.js';
 
@@ -66,23 +67,7 @@ async function serve(
 }
 
 function cli(args: string[], env: Record<string, string> = {}, onStderr?: (s: string) => void) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => {
-      stderr += b.toString();
-      onStderr?.(stderr);
-    });
-    const t = setTimeout(() => child.kill(), 120_000);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
+  return scepterCli(args, { env, ...(onStderr ? { onStderr } : {}) });
 }
 
 for (const mode of ['CA-only', 'RA'] as const) {

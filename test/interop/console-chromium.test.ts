@@ -10,7 +10,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -21,6 +21,8 @@ import { openBrowser } from '../helpers/browser.js';
 import { ensureConsoleBuilt } from '../helpers/build.js';
 import { hasChromium, hasCommand, needPeer } from '../helpers/peers.js';
 import { makeSelfSigned, pooledRsaKey } from '../helpers/pki.js';
+import { waitFor } from '../helpers/run.js';
+import { scepclient } from '../helpers/scepclient.js';
 import { TEST_CHALLENGE, tempDir, testServer } from '../helpers/scep-server.js';
 
 const ADMIN_TOKEN = 'console-test-token-0123456789';
@@ -31,43 +33,6 @@ async function shot(page: Page, name: string): Promise<void> {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-}
-
-/** micromdm scepclient without a challenge (so the request waits for an operator). */
-function scepclient(url: string, dir: string, cn: string): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      'scepclient',
-      [
-        '-server-url',
-        url,
-        '-private-key',
-        join(dir, 'client.key'),
-        '-certificate',
-        join(dir, 'client.pem'),
-        '-cn',
-        cn,
-        '-keySize',
-        '2048',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], timeout: 150_000 },
-    );
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.on('exit', (code) => resolve({ code, out }));
-  });
-}
-
-/** Waits for `fn` to give a value (polling the store; a hang detector, not a timing assertion). */
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** A link of the main navigation. */
@@ -124,11 +89,11 @@ test(
 
     // scepclient asks without a challenge: it waits PENDING and polls.
     const dir = tempDir(t);
-    const device = scepclient(s.url, dir, 'kiosk-7');
+    const device = scepclient(s.url, dir, 'kiosk-7', { hangLimitMs: 150_000 });
     const tx = await waitFor(async () => {
       const p = await store.listTransactions({ state: 'pending' });
       return p.items.find((x) => x.subject?.includes('kiosk-7'));
-    });
+    }, 60_000);
 
     await nav(page, 'Pending requests').click();
     const row = page.locator('#pending-table tbody tr').filter({ hasText: 'kiosk-7' });
@@ -145,7 +110,7 @@ test(
 
     // scepclient's next poll gets the certificate.
     const done = await device;
-    assert.equal(done.code, 0, done.out);
+    assert.equal(done.code, 0, done.output);
     const issued = parseCertificate(fromPem(readFileSync(join(dir, 'client.pem'), 'utf8'))[0]!);
     assert.ok(issued.issuerRaw.equals(ca.subjectRaw));
     const serial = issued.serialHex;

@@ -11,7 +11,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,7 @@ import {
 } from '../../src/client/index.js';
 import { fromPem, toPem } from '../../src/pkix/certificate.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
+import { scepterCli } from '../helpers/cli.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
 import { makeSelfSigned } from '../helpers/pki.js';
 import { seeded, TEST_CHALLENGE } from '../helpers/scep-server.js';
@@ -238,16 +239,7 @@ test('EC device: a wrong challenge is refused (FAILURE), never answered to the w
 });
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      env: { ...process.env, ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
+  return scepterCli(args, { env });
 }
 
 test('CLI: scepter enroll --key-type ec-p256, then renew it', async (t) => {

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createServer, request, type IncomingMessage } from 'node:http';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +16,8 @@ import { decodeCertRep, decodePkiRequest, PkiStatus, type CertRep } from '../../
 import { ScepClient } from '../../src/client/client.js';
 import type { RunningServer } from '../../src/server/index.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
-import { run } from '../helpers/run.js';
+import { run, waitFor } from '../helpers/run.js';
+import { scepclient } from '../helpers/scepclient.js';
 import { TEST_CHALLENGE, tempDir, testServer } from '../helpers/scep-server.js';
 
 const HAVE_SCEPCLIENT = hasCommand('scepclient');
@@ -82,37 +83,6 @@ async function recordingProxy(
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/scep`, exchanges, errors };
 }
 
-function scepclient(
-  url: string,
-  dir: string,
-  cn: string,
-  extra: string[] = [],
-): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(
-      'scepclient',
-      [
-        '-server-url',
-        url,
-        '-private-key',
-        join(dir, 'client.key'),
-        '-certificate',
-        join(dir, 'client.pem'),
-        '-cn',
-        cn,
-        '-keySize',
-        '2048',
-        ...extra,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 },
-    );
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-    child.on('exit', (code) => resolve({ code, out }));
-  });
-}
-
 /**
  * Runs the CLI without blocking this process, which also runs the server under test: a
  * synchronous spawn would stall the server's and the HTTP client's keep-alive timers, and the
@@ -121,16 +91,6 @@ function scepclient(
 async function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   const r = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { hangLimitMs: 60_000 });
   return { code: r.code, out: r.output };
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Every recorded reply verifies under the CA and echoes its own request's nonce and transactionID. */
@@ -170,7 +130,7 @@ test(
     const pending = await waitFor(async () => {
       const p = await store.listTransactions({ state: 'pending' });
       return p.items.length === 2 ? p.items : undefined;
-    });
+    }, 20_000);
     const txA = pending.find((x) => x.subject?.includes('approve-me'))!;
     const txB = pending.find((x) => x.subject?.includes('reject-me'))!;
     assert.ok(txA && txB);
@@ -193,12 +153,12 @@ test(
     );
 
     const [ra, rb] = await Promise.all([a, b]);
-    assert.equal(ra.code, 0, ra.out);
-    assert.match(ra.out, /PENDING/);
+    assert.equal(ra.code, 0, ra.output);
+    assert.match(ra.output, /PENDING/);
     const issued = parseCertificate(fromPem(readFileSync(join(dirA, 'client.pem'), 'utf8'))[0]!);
     assert.equal(issued.issuerRaw.equals(ca.subjectRaw), true);
     assert.notEqual(rb.code, 0);
-    assert.match(rb.out, /badRequest/);
+    assert.match(rb.output, /badRequest/);
     assert.ok(!existsSync(join(dirB, 'client.pem')));
 
     const reps = checkReplies(proxy.exchanges, ca);
@@ -224,8 +184,10 @@ test(
       const proxy = await recordingProxy(t, s);
       const ca = s.dataDir!.loaded.caCert;
       const dir = tempDir(t);
-      const first = await scepclient(proxy.url, dir, `renew-${policy}`, ['-challenge', TEST_CHALLENGE]);
-      assert.equal(first.code, 0, first.out);
+      const first = await scepclient(proxy.url, dir, `renew-${policy}`, {
+        extra: ['-challenge', TEST_CHALLENGE],
+      });
+      assert.equal(first.code, 0, first.output);
       const pem = join(dir, 'client.pem');
       const c0 = parseCertificate(fromPem(readFileSync(pem, 'utf8'))[0]!);
 
@@ -233,12 +195,12 @@ test(
       const same = await scepclient(proxy.url, dir, `renew-${policy}`);
       const c1 = parseCertificate(fromPem(readFileSync(pem, 'utf8'))[0]!);
       if (policy === 'any') {
-        assert.equal(same.code, 0, same.out);
+        assert.equal(same.code, 0, same.output);
         assert.notEqual(c1.serialHex, c0.serialHex);
         assert.ok(c1.spki.equals(c0.spki));
       } else {
         assert.notEqual(same.code, 0);
-        assert.match(same.out, /RenewalReq \(17\) request failed, failInfo: badRequest/);
+        assert.match(same.output, /RenewalReq \(17\) request failed, failInfo: badRequest/);
         assert.ok(c1.der.equals(c0.der), 'certificate unchanged');
       }
 
@@ -264,7 +226,7 @@ test(
       ]);
       assert.equal(r.status, 0, r.stderr?.toString());
       const renewed = await scepclient(proxy.url, dir, `renew-${policy}`);
-      assert.equal(renewed.code, 0, renewed.out);
+      assert.equal(renewed.code, 0, renewed.output);
       const c2 = parseCertificate(fromPem(readFileSync(pem, 'utf8'))[0]!);
       const newSpki = spawnSync('openssl', ['pkey', '-in', newKey, '-pubout', '-outform', 'DER']).stdout;
       assert.ok(c2.spki.equals(newSpki), 'certified the new key');

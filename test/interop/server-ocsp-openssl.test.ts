@@ -10,7 +10,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -21,31 +20,22 @@ import type { RunningServer, StartServerOptions } from '../../src/server/index.j
 import { openStore } from '../../src/store/index.js';
 import { hasCommand, needPeer, PG_URL, pgReachable } from '../helpers/peers.js';
 import { makeSelfSigned, pooledRsaKey } from '../helpers/pki.js';
+import { run as runPeer } from '../helpers/run.js';
 import { tempDir, testServer, TEST_CHALLENGE } from '../helpers/scep-server.js';
 
 const HAVE = hasCommand('openssl');
 
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'src/cli/main.ts')];
 
+/** Runs a program without blocking the event loop (the server answering it runs in this process). */
+async function run(cmd: string, args: string[], cwd?: string): Promise<{ status: number; out: string }> {
+  const r = await runPeer(cmd, args, { ...(cwd ? { cwd } : {}), env: { ...process.env, SCEPTER_DB: '' } });
+  return { status: r.code ?? -1, out: r.output };
+}
+
 /** Runs openssl in `dir`. */
 function ossl(dir: string, args: string[]): Promise<{ status: number; out: string }> {
   return run('openssl', args, dir);
-}
-
-/** Runs a program without blocking the event loop (the server answering it runs in this process). */
-function run(cmd: string, args: string[], cwd?: string): Promise<{ status: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, {
-      ...(cwd ? { cwd } : {}),
-      env: { ...process.env, SCEPTER_DB: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ status: code ?? -1, out }));
-  });
 }
 
 interface Setup {
@@ -54,6 +44,16 @@ interface Setup {
   url: string;
   caPem: string;
   enroll(cn: string, keyIndex: number): Promise<{ cert: Certificate; pem: string }>;
+  /**
+   * `openssl ocsp` about `about` (a certificate's PEM file, or a `0x…` serial) issued by the CA:
+   * asks the responder (or reads the DER response in `respin`), verifies the answer against the
+   * CA (-CAfile), with the CertID hashed by `digest` (openssl's default: SHA-1) and `extra`
+   * (-resp_text, -no_nonce) last.
+   */
+  ocsp(
+    about: string,
+    o?: { digest?: 'sha256'; respin?: string; extra?: readonly string[] },
+  ): Promise<{ status: number; out: string }>;
 }
 
 async function setup(
@@ -64,10 +64,11 @@ async function setup(
   const dir = tempDir(t, 'scepter-ocsp-');
   const caPem = join(dir, 'ca.pem');
   writeFileSync(caPem, toPem(s.dataDir!.loaded.ca.cert.der));
+  const url = `${s.origin}/ocsp`;
   return {
     s,
     dir,
-    url: `${s.origin}/ocsp`,
+    url,
     caPem,
     async enroll(cn, keyIndex) {
       const c = new ScepClient({ url: s.url });
@@ -81,12 +82,26 @@ async function setup(
       writeFileSync(pem, toPem(r.certificate.der));
       return { cert: r.certificate, pem };
     },
+    ocsp(about, o = {}) {
+      return ossl(dir, [
+        'ocsp',
+        ...(o.digest ? [`-${o.digest}`] : []),
+        ...(o.respin !== undefined ? ['-respin', o.respin] : []),
+        '-issuer',
+        caPem,
+        ...(about.startsWith('0x') ? ['-serial', about] : ['-cert', about]),
+        ...(o.respin !== undefined ? [] : ['-url', url]),
+        '-CAfile',
+        caPem,
+        ...(o.extra ?? []),
+      ]);
+    },
   };
 }
 
 test('openssl ocsp: good (verified, nonce echoed), revoked with time and reason after `scepter revoke`, unknown serial', async (t) => {
   if (!needPeer(t, HAVE, 'openssl')) return;
-  const { s, dir, url, caPem, enroll } = await setup(t, {
+  const { s, dir, enroll, ocsp } = await setup(t, {
     lifecycle: { publicUrl: 'http://ca.example:8080/' },
   });
   const dev = await enroll('dev-ocsp-1', 1);
@@ -95,18 +110,7 @@ test('openssl ocsp: good (verified, nonce echoed), revoked with time and reason 
   const uri = await ossl(dir, ['x509', '-in', dev.pem, '-noout', '-ocsp_uri']);
   assert.equal(uri.out.trim(), 'http://ca.example:8080/ocsp');
 
-  const good = await ossl(dir, [
-    'ocsp',
-    '-issuer',
-    caPem,
-    '-cert',
-    dev.pem,
-    '-url',
-    url,
-    '-CAfile',
-    caPem,
-    '-resp_text',
-  ]);
+  const good = await ocsp(dev.pem, { extra: ['-resp_text'] });
   assert.equal(good.status, 0, good.out);
   assert.match(good.out, /Response verify OK/);
   assert.match(good.out, new RegExp(`${dev.pem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: good`));
@@ -128,18 +132,7 @@ test('openssl ocsp: good (verified, nonce echoed), revoked with time and reason 
     'keyCompromise',
   ]);
   assert.equal(rv.status, 0, rv.out);
-  const revoked = await ossl(dir, [
-    'ocsp',
-    '-issuer',
-    caPem,
-    '-cert',
-    dev.pem,
-    '-url',
-    url,
-    '-CAfile',
-    caPem,
-    '-resp_text',
-  ]);
+  const revoked = await ocsp(dev.pem, { extra: ['-resp_text'] });
   assert.equal(revoked.status, 0, revoked.out);
   assert.match(revoked.out, /: revoked/);
   assert.match(revoked.out, /Reason: keyCompromise/);
@@ -147,34 +140,13 @@ test('openssl ocsp: good (verified, nonce echoed), revoked with time and reason 
   assert.ok(when && Math.abs(Date.parse(when) - Date.now()) < 86_400_000, revoked.out);
   assert.match(revoked.out, /Response verify OK/);
 
-  const unknown = await ossl(dir, [
-    'ocsp',
-    '-issuer',
-    caPem,
-    '-serial',
-    '0x0badc0ffee',
-    '-url',
-    url,
-    '-CAfile',
-    caPem,
-  ]);
+  const unknown = await ocsp('0x0badc0ffee');
   assert.equal(unknown.status, 0, unknown.out);
   assert.match(unknown.out, /0x0badc0ffee: unknown/);
   assert.match(unknown.out, /Response verify OK/);
 
   // A CertID hashed with SHA-256 finds the same CA.
-  const sha256 = await ossl(dir, [
-    'ocsp',
-    '-sha256',
-    '-issuer',
-    caPem,
-    '-cert',
-    dev.pem,
-    '-url',
-    url,
-    '-CAfile',
-    caPem,
-  ]);
+  const sha256 = await ocsp(dev.pem, { digest: 'sha256' });
   assert.match(sha256.out, /: revoked/);
 });
 
@@ -244,7 +216,9 @@ test('openssl ocsp: a foreign issuer is unauthorized; hostile requests get malfo
 
 test('GET /ocsp/<base64>: cacheable good answer with RFC 5019 headers, ETag revalidation; openssl reads it', async (t) => {
   if (!needPeer(t, HAVE, 'openssl')) return;
-  const { s, dir, url, caPem, enroll } = await setup(t, { lifecycle: { ocsp: { validitySeconds: 7200 } } });
+  const { s, dir, url, caPem, enroll, ocsp } = await setup(t, {
+    lifecycle: { ocsp: { validitySeconds: 7200 } },
+  });
   const dev = await enroll('dev-ocsp-3', 3);
   const reqDer = join(dir, 'req.der');
   assert.equal(
@@ -267,19 +241,7 @@ test('GET /ocsp/<base64>: cacheable good answer with RFC 5019 headers, ETag reva
   const body = Buffer.from(await get.arrayBuffer());
   const respDer = join(dir, 'resp.der');
   writeFileSync(respDer, body);
-  const read = await ossl(dir, [
-    'ocsp',
-    '-respin',
-    respDer,
-    '-issuer',
-    caPem,
-    '-cert',
-    dev.pem,
-    '-CAfile',
-    caPem,
-    '-no_nonce',
-    '-resp_text',
-  ]);
+  const read = await ocsp(dev.pem, { respin: respDer, extra: ['-no_nonce', '-resp_text'] });
   assert.match(read.out, /: good/);
   assert.match(read.out, /Response verify OK/);
   // Next Update is thisUpdate + the configured 2 h.
@@ -303,18 +265,7 @@ test('GET /ocsp/<base64>: cacheable good answer with RFC 5019 headers, ETag reva
   );
   const after = await fetch(`${url}/${encodeURIComponent(b64)}`);
   writeFileSync(respDer, Buffer.from(await after.arrayBuffer()));
-  const readRevoked = await ossl(dir, [
-    'ocsp',
-    '-respin',
-    respDer,
-    '-issuer',
-    caPem,
-    '-cert',
-    dev.pem,
-    '-CAfile',
-    caPem,
-    '-no_nonce',
-  ]);
+  const readRevoked = await ocsp(dev.pem, { respin: respDer, extra: ['-no_nonce'] });
   assert.match(readRevoked.out, /: revoked/);
   assert.match(readRevoked.out, /Reason: superseded/);
   const postAnswer = await fetch(url, { method: 'POST', body: readFileSync(reqDer) });
@@ -327,20 +278,11 @@ test('GET /ocsp/<base64>: cacheable good answer with RFC 5019 headers, ETag reva
 
 test('delegated responder: an OCSP-signing certificate with ocsp-nocheck, verified by openssl (-CAfile, -VAfile)', async (t) => {
   if (!needPeer(t, HAVE, 'openssl')) return;
-  const { s, dir, url, caPem, enroll } = await setup(t, { lifecycle: { ocsp: { signer: 'delegated' } } });
+  const { s, dir, url, caPem, enroll, ocsp } = await setup(t, {
+    lifecycle: { ocsp: { signer: 'delegated' } },
+  });
   const dev = await enroll('dev-ocsp-4', 4);
-  const a = await ossl(dir, [
-    'ocsp',
-    '-issuer',
-    caPem,
-    '-cert',
-    dev.pem,
-    '-url',
-    url,
-    '-CAfile',
-    caPem,
-    '-resp_text',
-  ]);
+  const a = await ocsp(dev.pem, { extra: ['-resp_text'] });
   assert.equal(a.status, 0, a.out);
   assert.match(a.out, /: good/);
   assert.match(a.out, /Response verify OK/);
@@ -381,35 +323,13 @@ test('with --workers 2 on PostgreSQL: good, revoked after a revocation from anot
     await c.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
     await c.end();
   });
-  const { s, dir, url, caPem, enroll } = await setup(t, { store, workers: 2 });
+  const { s, enroll, ocsp } = await setup(t, { store, workers: 2 });
   const dev = await enroll('dev-ocsp-5', 5);
-  const good = await ossl(dir, [
-    'ocsp',
-    '-issuer',
-    caPem,
-    '-cert',
-    dev.pem,
-    '-url',
-    url,
-    '-CAfile',
-    caPem,
-    '-no_nonce',
-  ]);
+  const good = await ocsp(dev.pem, { extra: ['-no_nonce'] });
   assert.match(good.out, /: good/);
   // Another instance (another connection, as `scepter revoke` would be) revokes it.
   assert.equal(await other.revoke(dev.cert.serialHex, 5, new Date()), true);
-  const revoked = await ossl(dir, [
-    'ocsp',
-    '-issuer',
-    caPem,
-    '-cert',
-    dev.pem,
-    '-url',
-    url,
-    '-CAfile',
-    caPem,
-    '-no_nonce',
-  ]);
+  const revoked = await ocsp(dev.pem, { extra: ['-no_nonce'] });
   assert.match(revoked.out, /: revoked/);
   assert.match(revoked.out, /Reason: cessationOfOperation/);
   assert.equal(s.port > 0, true);

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import { nameToString } from '../../src/pkix/name.js';
+import { logSink } from '../helpers/log-sink.js';
 import { hasCommand, needPeer } from '../helpers/peers.js';
 import { tempDir, testServer } from '../helpers/scep-server.js';
 
@@ -113,23 +114,14 @@ test('scepclient enrolls against scepter in RA mode (--allow-single-des)', async
 
 test('scepclient without --allow-single-des gets FAILURE badAlg naming the switch, and no certificate', async (t) => {
   if (!needPeer(t, hasCommand(SCEPCLIENT), 'micromdm scepclient')) return;
-  let log = '';
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      log += chunk.toString();
-      cb();
-    },
-  });
-  const e = await enrollWithScepclient(t, { ra: false, allowSingleDes: false, log: sink });
+  const log = logSink();
+  const e = await enrollWithScepclient(t, { ra: false, allowSingleDes: false, log: log.stream });
   assert.notEqual(e.r.code, 0);
   assert.match(e.r.output, /failInfo: badAlg \(0\)/);
   // The failInfoText (in the CertRep) and the server log tell the operator what to do.
-  const refused = log
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { operation?: string; failInfo?: string; detail?: string })
-    .find((l) => l.operation === 'PKIOperation' && l.failInfo === 'badAlg');
-  assert.ok(refused, log);
+  const refused = log.lines().find((l) => l.operation === 'PKIOperation' && l.failInfo === 'badAlg') as
+    { detail?: string } | undefined;
+  assert.ok(refused, log.text());
   assert.match(refused.detail ?? '', /single DES/);
   assert.match(refused.detail ?? '', /start the server with --allow-single-des/);
   assert.ok(!existsSync(e.certPath));

@@ -8,32 +8,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ScepClient, type IssuedResult, type PendingResult } from '../../src/client/index.js';
+import { scepterCli } from '../helpers/cli.js';
 import { ensureBuilt } from '../helpers/build.js';
 import { pooledRsaKey } from '../helpers/pki.js';
 import { tempDir, testServer, TEST_CHALLENGE } from '../helpers/scep-server.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-
 /** Runs the built CLI without blocking this process (the test server keeps serving). */
-function cli(main: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [main, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, SCEPTER_DB: '' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    p.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    p.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-  });
+async function cli(main: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const r = await scepterCli(args, { main });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 test('scepter audit list/verify: CLI actors, escaping, tamper detection, recorded head', async (t) => {

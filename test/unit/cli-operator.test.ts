@@ -9,12 +9,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PkiStatus } from '../../src/scep/index.js';
 import { recordStoreUrl, redactStoreUrl } from '../../src/cli/commands/data-store.js';
 import { escapeJsonText, escapeText } from '../../src/pkix/text.js';
+import { scepterCli } from '../helpers/cli.js';
 import {
   caCerts,
   csrOf,
@@ -27,27 +27,13 @@ import {
   testServer,
 } from '../helpers/scep-server.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const CLI = ['--import', 'tsx', join(ROOT, 'src/cli/main.ts')];
-
 /** Runs the CLI without blocking this process (the test server keeps serving meanwhile). */
-function cli(
+async function cli(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...CLI, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, SCEPTER_DB: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    p.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    p.stderr.setEncoding('utf8').on('data', (c: string) => (err += c));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code: code ?? -1, out, err }));
-  });
+  const r = await scepterCli(args, { env });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 /** No raw control, C1 or bidi character in terminal output (the newline between lines aside). */

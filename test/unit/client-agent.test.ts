@@ -16,7 +16,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import {
   Agent,
@@ -30,6 +29,7 @@ import {
 } from '../../src/client/index.js';
 import { fromPem, parseCertificate } from '../../src/pkix/certificate.js';
 import { verifyCertificateSignature } from '../../src/pkix/certificate.js';
+import { scepterCli } from '../helpers/cli.js';
 import { startFakeScep, type FakeScep } from '../helpers/fake-scep.js';
 import { makeIssued, makeSelfSigned, pooledRsaKey } from '../helpers/pki.js';
 
@@ -215,21 +215,9 @@ test('`scepter agent --once`: enrolls, then reports valid; a failing server give
   );
   // Async spawn: the fake server lives in this process and must keep answering.
   const run = () =>
-    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', 'src/cli/main.ts', 'agent', '--config', cfgPath, '--once', '--json'],
-        { env: { ...process.env, AGENT_CH: 'cli-pw' } },
-      );
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-      const t = setTimeout(() => child.kill(), 60_000);
-      child.on('close', (status) => {
-        clearTimeout(t);
-        resolve({ status, stdout, stderr });
-      });
+    scepterCli(['agent', '--config', cfgPath, '--once', '--json'], {
+      env: { AGENT_CH: 'cli-pw' },
+      hangLimitMs: 60_000,
     });
   const r1 = await run();
   assert.equal(r1.status, 0, r1.stderr + r1.stdout);

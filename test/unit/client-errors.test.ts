@@ -5,7 +5,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +22,7 @@ import {
   type ScepClientErrorCode,
 } from '../../src/index.js';
 import { FailInfo } from '../../src/scep/types.js';
+import { scepterCli } from '../helpers/cli.js';
 import { makeSelfSigned, pooledRsaKey } from '../helpers/pki.js';
 
 function client(fetch: FetchLike): ScepClient {
@@ -185,12 +185,7 @@ test("CLI renew: a key that is not the certificate's is a usage error (exit 2), 
   writeFileSync(join(dir, 'key.pem'), pooledRsaKey(1).export({ format: 'pem', type: 'pkcs8' }));
   const args = ['renew', '--url', `http://127.0.0.1:${port}/scep`, '--cert', join(dir, 'cert.pem')];
   args.push('--key', join(dir, 'key.pem'), '--out', join(dir, 'out'));
-  const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args]);
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    child.on('close', (status) => resolve({ status, stderr }));
-  });
+  const r = await scepterCli(args);
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /--key is not the private key of --cert/);
 });

@@ -6,49 +6,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  buildIssuerAndSubject,
-  encodePkiRequest,
-  FailInfo,
-  MessageType,
-  PkiStatus,
-} from '../../src/scep/index.js';
-import type { Certificate } from '../../src/pkix/certificate.js';
-import { parseCsr } from '../../src/pkix/csr.js';
+import { FailInfo, PkiStatus } from '../../src/scep/index.js';
 import {
   caCerts,
-  csrOf,
+  certPoll,
   device,
   openCertRep,
   pkcsReq,
   postPki,
   recipientOf,
   testServer,
-  type Device,
 } from '../helpers/scep-server.js';
-
-function certPoll(
-  d: Device,
-  recipient: Certificate,
-  ca: Certificate,
-  transactionId: string,
-  signer: Device = d,
-): { der: Buffer; senderNonce: Buffer; transactionId: string } {
-  // IssuerAndSubject names the subject of the original request's CSR.
-  const subjectRaw = parseCsr(csrOf(d)).subjectRaw;
-  const content = buildIssuerAndSubject({ issuerRaw: ca.subjectRaw, subjectRaw });
-  const m = encodePkiRequest({
-    messageType: MessageType.CertPoll,
-    transactionId,
-    signerCert: signer.signer.cert,
-    signerKey: signer.key,
-    digest: 'sha256',
-    recipient,
-    cipher: 'aes128',
-    content,
-  });
-  return { ...m, transactionId };
-}
 
 test('manual approval: PENDING with Retry-After, polls PENDING, approve → SUCCESS once, nonces echoed', async (t) => {
   const s = await testServer(t, { lifecycle: { approval: { mode: 'manual', retryAfterSeconds: 7 } } });
@@ -77,7 +45,7 @@ test('manual approval: PENDING with Retry-After, polls PENDING, approve → SUCC
 
   // A CertPoll signed by another key is refused, and so is an unknown transaction.
   const other = device('CN=pending-1,O=Test', { pool: 2 });
-  const bad = certPoll(d, rcpt, certs[0]!, r1.transactionId, other);
+  const bad = certPoll(d, rcpt, certs[0]!, r1.transactionId, { signer: other });
   const rb = openCertRep((await postPki(s.url, bad.der)).body, bad, other, certs);
   assert.equal(rb.status, PkiStatus.FAILURE);
   assert.equal(rb.failInfo, FailInfo.badRequest);

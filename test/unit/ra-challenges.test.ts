@@ -13,7 +13,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { createPublicKey } from 'node:crypto';
 import { buildCsr } from '../../src/pkix/csr.js';
 import { decodeCertRep, encodePkiRequest, FailInfo, MessageType, PkiStatus } from '../../src/scep/index.js';
@@ -22,6 +21,7 @@ import { FailureThrottle } from '../../src/ra/throttle.js';
 import { THROTTLED_TEXT } from '../../src/ra/challenge.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
+import { logSink } from '../helpers/log-sink.js';
 import {
   seedCa,
   caCerts,
@@ -38,18 +38,6 @@ import {
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const ADMIN_TOKEN = 'admin-token-0123456789abcdef';
-
-/** Collects the server's JSON log lines. */
-function logSink(): { stream: Writable; text: () => string } {
-  let out = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out += chunk.toString();
-      cb();
-    },
-  });
-  return { stream, text: () => out };
-}
 
 /** Mints one-time challenges straight into a running server's store. */
 async function mint(s: RunningServer, n = 1, ttlSeconds = 3600, now?: Date): Promise<string[]> {

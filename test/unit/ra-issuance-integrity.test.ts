@@ -7,27 +7,21 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { Writable } from 'node:stream';
 import * as der from '../../src/asn1/writer.js';
 import { OID } from '../../src/asn1/oids.js';
 import { CaError, CertificateAuthority, type IssueOptions } from '../../src/ca/issuer.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
-import { buildCsr, parseCsr } from '../../src/pkix/csr.js';
+import { buildCsr } from '../../src/pkix/csr.js';
 import { parseSubjectAltName, type GeneralName } from '../../src/pkix/extensions.js';
-import {
-  buildIssuerAndSubject,
-  encodePkiRequest,
-  FailInfo,
-  MessageType,
-  PkiStatus,
-  type CertRep,
-} from '../../src/scep/index.js';
+import { FailInfo, MessageType, PkiStatus, type CertRep } from '../../src/scep/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { composeEnrollment } from '../../src/server/compose.js';
 import { openStore } from '../../src/store/index.js';
+import { logSink } from '../helpers/log-sink.js';
 import { fixtureCa } from '../helpers/service.js';
 import {
   caCerts,
+  certPoll,
   csrOf,
   device,
   openCertRep,
@@ -41,19 +35,6 @@ import {
 } from '../helpers/scep-server.js';
 
 const TOKEN = 'integrity-admin-token-0123456789';
-
-/** Collects the server's JSON log lines. */
-function logSink(): { stream: Writable; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString('utf8').split('\n'))
-        if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { stream, lines };
-}
 
 /** A Microsoft UPN otherName GeneralName. */
 function upn(value: string): GeneralName {
@@ -72,23 +53,9 @@ function sansOf(cert: Certificate): string[] {
     : [];
 }
 
-function certPoll(d: Device, certs: Certificate[], transactionId: string) {
-  const content = buildIssuerAndSubject({
-    issuerRaw: certs[certs.length - 1]!.subjectRaw,
-    // IssuerAndSubject names the subject of the original request's CSR.
-    subjectRaw: parseCsr(csrOf(d)).subjectRaw,
-  });
-  const m = encodePkiRequest({
-    messageType: MessageType.CertPoll,
-    transactionId,
-    signerCert: d.signer.cert,
-    signerKey: d.key,
-    digest: 'sha256',
-    recipient: recipientOf(certs),
-    cipher: 'aes128',
-    content,
-  });
-  return { ...m, transactionId };
+/** A CertPoll of `d`'s request to the server whose GetCACert answer is `certs`. */
+function pollOf(d: Device, certs: Certificate[], transactionId: string) {
+  return certPoll(d, recipientOf(certs), certs[certs.length - 1]!, transactionId);
 }
 
 async function send(
@@ -146,11 +113,11 @@ test('manual approval: a CSR swapped after approval → FAILURE badRequest + war
   assert.equal((await store.getTransaction(first.transactionId))?.state, 'approved', 'the approval stands');
   assert.equal((await store.searchCertificates({ transactionId: first.transactionId })).total, 0);
   assert.ok(
-    log.lines.some((l) => l.level === 40 && /another CSR than the stored one/.test(String(l.msg))),
+    log.lines().some((l) => l.level === 40 && /another CSR than the stored one/.test(String(l.msg))),
     'a warning is logged',
   );
 
-  const poll = certPoll(d, certs, first.transactionId);
+  const poll = pollOf(d, certs, first.transactionId);
   const ok = await send(s.url, poll, d, certs);
   assert.equal(ok.status, PkiStatus.SUCCESS, ok.failInfoText);
   const cert = ok.certificates[0]!;
@@ -231,7 +198,7 @@ test('an approved request nobody collects within the pending TTL fails (device a
   const tx = await svc.store.getTransaction(r.transactionId);
   assert.equal(tx?.state, 'failed');
   assert.match(tx?.failText ?? '', /not collected in time/);
-  const late = await send(s.url, certPoll(d, certs, r.transactionId), d, certs);
+  const late = await send(s.url, pollOf(d, certs, r.transactionId), d, certs);
   assert.equal(late.status, PkiStatus.FAILURE);
   assert.match(late.failInfoText ?? '', /not collected in time/);
   assert.equal((await svc.store.searchCertificates({ transactionId: r.transactionId })).total, 0);
@@ -242,7 +209,7 @@ test('an approved request nobody collects within the pending TTL fails (device a
   assert.equal((await send(s.url, r2, d2, certs)).status, PkiStatus.PENDING);
   assert.equal(await svc.store.decide(r2.transactionId, 'approved'), true);
   clock.now = (await svc.store.getTransaction(r2.transactionId))!.updatedAt.getTime() + 3600_000;
-  const p2 = await send(s.url, certPoll(d2, certs, r2.transactionId), d2, certs);
+  const p2 = await send(s.url, pollOf(d2, certs, r2.transactionId), d2, certs);
   assert.equal(p2.status, PkiStatus.FAILURE);
   assert.equal((await svc.store.getTransaction(r2.transactionId))?.state, 'failed');
 });
@@ -268,7 +235,7 @@ test('a CA failure during issuance records the transaction failed (never left ap
     const r = pkcsReq(d, recipientOf(certs), { challenge: '' });
     assert.equal((await send(s.url, r, d, certs)).status, PkiStatus.PENDING);
     assert.equal(await svc.store.decide(r.transactionId, 'approved'), true);
-    const rep = await send(s.url, certPoll(d, certs, r.transactionId), d, certs);
+    const rep = await send(s.url, pollOf(d, certs, r.transactionId), d, certs);
     assert.equal(rep.status, PkiStatus.FAILURE, mode);
     assert.equal(rep.failInfo, FailInfo.badRequest);
     const tx = await svc.store.getTransaction(r.transactionId);
@@ -280,7 +247,7 @@ test('a CA failure during issuance records the transaction failed (never left ap
       assert.match(tx?.failText ?? '', /profile refuses/);
     }
     // Asking again answers from the record.
-    const again = await send(s.url, certPoll(d, certs, r.transactionId), d, certs);
+    const again = await send(s.url, pollOf(d, certs, r.transactionId), d, certs);
     assert.equal(again.status, PkiStatus.FAILURE);
   }
 });
@@ -319,7 +286,7 @@ for (const approval of ['auto', 'manual'] as const) {
     if (approval === 'manual') {
       assert.equal(first.status, PkiStatus.PENDING);
       await store.decide(r.transactionId, 'approved');
-      first = await send(s.url, certPoll(d, certs, r.transactionId), d, certs);
+      first = await send(s.url, pollOf(d, certs, r.transactionId), d, certs);
     }
     assert.equal(first.status, PkiStatus.SUCCESS, first.failInfoText);
     const old: Holder = { cert: first.certificates[0]!, key: d.key };

@@ -7,39 +7,10 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Certificate } from '../../src/pkix/certificate.js';
 import { parseCsr } from '../../src/pkix/csr.js';
-import {
-  buildIssuerAndSubject,
-  encodePkiRequest,
-  FailInfo,
-  MessageType,
-  PkiStatus,
-} from '../../src/scep/index.js';
-import { csrOf, device, openCertRep, pkcsReq, type Device } from '../helpers/scep-server.js';
+import { FailInfo, PkiStatus } from '../../src/scep/index.js';
+import { certPoll, csrOf, device, openCertRep, pkcsReq, type Device } from '../helpers/scep-server.js';
 import { testService, type TestService } from '../helpers/service.js';
-
-function certPoll(
-  d: Device,
-  recipient: Certificate,
-  ca: Certificate,
-  transactionId: string,
-  o: { signer?: Device; subjectOf?: Device; envelope?: Buffer } = {},
-): { der: Buffer; senderNonce: Buffer; transactionId: string } {
-  const signer = o.signer ?? d;
-  const subjectRaw = parseCsr(csrOf(o.subjectOf ?? d)).subjectRaw;
-  const m = encodePkiRequest({
-    messageType: MessageType.CertPoll,
-    transactionId,
-    signerCert: signer.signer.cert,
-    signerKey: signer.key,
-    digest: 'sha256',
-    recipient,
-    cipher: 'aes128',
-    content: o.envelope ?? buildIssuerAndSubject({ issuerRaw: ca.subjectRaw, subjectRaw }),
-  });
-  return { ...m, transactionId };
-}
 
 async function manual(t: TestContext, o: { now?: () => Date; ttl?: number } = {}): Promise<TestService> {
   return testService(t, {
@@ -85,7 +56,7 @@ test('a CertPoll and a resent PKCSReq for a pending transaction get PENDING with
   assert.equal(r2.opened, 0, 'a resent PKCSReq of a pending transaction is not decrypted');
 
   // The answer does not depend on the envelope: undecryptable garbage gets the same PENDING.
-  const garbage = certPoll(d, s.ca.cert, s.ca.cert, first.transactionId, { envelope: Buffer.alloc(64, 7) });
+  const garbage = certPoll(d, s.ca.cert, s.ca.cert, first.transactionId, { content: Buffer.alloc(64, 7) });
   const r3 = await ask(s, garbage, d);
   assert.equal(r3.rep.status, PkiStatus.PENDING);
   assert.equal(r3.opened, 0);

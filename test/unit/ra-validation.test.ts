@@ -10,12 +10,12 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createHash, createPublicKey } from 'node:crypto';
-import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { FailInfo, PkiStatus } from '../../src/scep/index.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
 import type { ValidationConfig } from '../../src/ra/validation.js';
 import type { RunningServer } from '../../src/server/index.js';
+import { logSink } from '../helpers/log-sink.js';
 import {
   caCerts,
   device,
@@ -83,17 +83,6 @@ async function validator(t: TestContext): Promise<Validator> {
   });
   v.url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/validate`;
   return v;
-}
-
-function logSink(): { stream: Writable; text: () => string } {
-  let out = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out += chunk.toString();
-      cb();
-    },
-  });
-  return { stream, text: () => out };
 }
 
 async function server(

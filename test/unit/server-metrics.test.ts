@@ -8,10 +8,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { FailInfo, PkiStatus } from '../../src/scep/index.js';
 import { ServerMetrics } from '../../src/server/metrics.js';
 import { openStore } from '../../src/store/index.js';
+import { logSink } from '../helpers/log-sink.js';
 import {
   caCerts,
   device,
@@ -254,20 +254,13 @@ test('/readyz: a store that hangs is not ready (time limit), and ready again onc
 });
 
 test('health checks and scrapes are logged at debug only', async (t) => {
-  const lines: Array<Record<string, unknown>> = [];
-  const logStream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n').filter(Boolean))
-        lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const s = await testServer(t, { logLevel: 'info', logStream });
+  const log = logSink();
+  const s = await testServer(t, { logLevel: 'info', logStream: log.stream });
   await fetch(`${s.origin}/healthz`);
   await fetch(`${s.origin}/readyz`);
   await scrape(s.origin);
   await fetch(`${s.url}?operation=GetCACaps`);
-  const requests = lines.filter((l) => l.msg === 'request');
+  const requests = log.lines().filter((l) => l.msg === 'request');
   assert.deepEqual(
     requests.map((l) => l.path),
     ['/scep'],
