@@ -79,12 +79,32 @@ function leafCategory(f: Frame): string | undefined {
 /** Categories of any frame, tried leaf first and then each caller in turn. */
 const FRAME_CATEGORIES: ReadonlyArray<readonly [string, (f: Frame) => boolean]> = [
   ['start-up (module loading)', (f) => /node:internal\/modules\//.test(f.url)],
-  ['log line (pino)', (f) => /node_modules\/(pino|sonic-boom|thread-stream)\/|\/server\/log-format/.test(f.url) || f.functionName === 'logRequest'],
-  ['store (SQLite, group commit, audit chain)', (f) => /\/store\/|node_modules\/better-sqlite3\//.test(f.url)],
-  ['node HTTP, sockets, streams', (f) => /^node:(_http_|net$|internal\/streams|stream$|internal\/http)/.test(f.url)],
-  ['fastify (routing, hooks, reply)', (f) => /node_modules\/(fastify|find-my-way|avvio|@fastify|light-my-request|fast-json-stringify|fast-querystring)/.test(f.url)],
+  [
+    'log line (pino)',
+    (f) =>
+      /node_modules\/(pino|sonic-boom|thread-stream)\/|\/server\/log-format/.test(f.url) ||
+      f.functionName === 'logRequest',
+  ],
+  [
+    'store (SQLite, group commit, audit chain)',
+    (f) => /\/store\/|node_modules\/better-sqlite3\//.test(f.url),
+  ],
+  [
+    'node HTTP, sockets, streams',
+    (f) => /^node:(_http_|net$|internal\/streams|stream$|internal\/http)/.test(f.url),
+  ],
+  [
+    'fastify (routing, hooks, reply)',
+    (f) =>
+      /node_modules\/(fastify|find-my-way|avvio|@fastify|light-my-request|fast-json-stringify|fast-querystring)/.test(
+        f.url,
+      ),
+  ],
   ['other crypto (hash, HMAC, AES, random, key import)', (f) => /^node:internal\/crypto\//.test(f.url)],
-  ['DER codec, CMS, SCEP messages (src/asn1, pkix, cms, scep, crypto)', (f) => /\/(asn1|pkix|cms|scep|crypto)\//.test(f.url)],
+  [
+    'DER codec, CMS, SCEP messages (src/asn1, pkix, cms, scep, crypto)',
+    (f) => /\/(asn1|pkix|cms|scep|crypto)\//.test(f.url),
+  ],
   ['RA and CA logic (src/ra, src/ca)', (f) => /\/(ra|ca)\//.test(f.url)],
   ['server glue (src/server)', (f) => /\/server\//.test(f.url)],
 ];
@@ -134,9 +154,11 @@ function main(): void {
       const busy = [...cats.values()].reduce((a, b) => a + b, 0);
       const perRequest = values.per ? Number(values.per) : undefined;
       process.stdout.write(`\nbusy samples by category (${busy} of ${total})\n`);
-      process.stdout.write(`| category | share of busy | ${perRequest ? 'ms per request |' : ''}\n|---|---:|${perRequest ? '---:|' : ''}\n`);
+      process.stdout.write(
+        `| category | share of busy | ${perRequest ? 'ms per request |' : ''}\n|---|---:|${perRequest ? '---:|' : ''}\n`,
+      );
       for (const [k, v] of [...cats].sort((a, b) => b[1] - a[1])) {
-        const ms = perRequest ? ` ${((v / total) * seconds * 1000 / perRequest).toFixed(3)} |` : '';
+        const ms = perRequest ? ` ${(((v / total) * seconds * 1000) / perRequest).toFixed(3)} |` : '';
         process.stdout.write(`| ${k} | ${((v / busy) * 100).toFixed(1)}% |${ms}\n`);
       }
       continue;

@@ -45,7 +45,14 @@ import {
   type PreparedEnrollment,
 } from '../test/helpers/enrollment.js';
 import { benchKeys } from './lib/keys.js';
-import { checkLoad, handlerLatencies, percentile, runLoad, type CheckedLoad, type LoadResult } from './lib/load.js';
+import {
+  checkLoad,
+  handlerLatencies,
+  percentile,
+  runLoad,
+  type CheckedLoad,
+  type LoadResult,
+} from './lib/load.js';
 import { pollBench } from './lib/poll.js';
 import {
   buildForBench,
@@ -106,7 +113,9 @@ const { values: args } = parseArgs({
     'node-flags': { type: 'string', default: '' },
   },
 });
-const EXTRA_NODE_FLAGS = String(args['node-flags']).split(' ').filter((f) => f !== '');
+const EXTRA_NODE_FLAGS = String(args['node-flags'])
+  .split(' ')
+  .filter((f) => f !== '');
 
 const N = Number(args.n);
 const C = Number(args.c);
@@ -355,7 +364,9 @@ async function main(): Promise<void> {
     // An RA key of another size (--ra-key-size): the RA decrypts and signs the CertRep, the CA
     // signs the certificate.
     const raSignPerSec =
-      RA_KEY_SIZE === KEY_SIZE ? signPerSec : opensslRsaSignPerSecond(RA_KEY_SIZE, Number(args['speed-seconds']));
+      RA_KEY_SIZE === KEY_SIZE
+        ? signPerSec
+        : opensslRsaSignPerSecond(RA_KEY_SIZE, Number(args['speed-seconds']));
     rsaMsPerEnrollment = 1000 * (1 / signPerSec + 2 / raSignPerSec);
     const bound1 = 1000 / rsaMsPerEnrollment;
     log(
@@ -471,7 +482,9 @@ async function main(): Promise<void> {
               logFile: join(dir, `scepter-${tag}-${k}.log`),
               ...serverCpus,
               nodeFlags: [...EXTRA_NODE_FLAGS, ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [])],
-              wrap: String(args['server-wrap']).split(' ').filter((w) => w !== ''),
+              wrap: String(args['server-wrap'])
+                .split(' ')
+                .filter((w) => w !== ''),
             }),
           );
         }
@@ -493,7 +506,10 @@ async function main(): Promise<void> {
           handlerLatencies(readFileSync(join(dir, `scepter-${tag}-${k}.log`), 'utf8'), warm.length),
         );
         if (args.latencies)
-          writeFileSync(`${args.latencies}.${tag}.json`, JSON.stringify({ starts: m.r.starts, latencies: m.r.latencies, handler }));
+          writeFileSync(
+            `${args.latencies}.${tag}.json`,
+            JSON.stringify({ starts: m.r.starts, latencies: m.r.latencies, handler }),
+          );
         const missing = await missingInStore(store.url, checked.serials, txIds);
         const row = summarize(
           `scepter ${sc.instances > 1 ? `${sc.instances}×` : ''}${sc.workers}w${sc.prefill ? ` +${sc.prefill} stored` : ''}${sc.hsm ? ' SoftHSM' : ''}`,
@@ -596,7 +612,7 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
   const out: string[] = [];
   out.push('');
   out.push(
-    `RSA-${KEY_SIZE}${RA_KEY_SIZE === KEY_SIZE ? "" : ` CA + RSA-${RA_KEY_SIZE} RA`}: openssl ${signPerSec.toFixed(0)} sign/s per core (CA key size) → bound ${bound1.toFixed(0)} enrollments/s per core`,
+    `RSA-${KEY_SIZE}${RA_KEY_SIZE === KEY_SIZE ? '' : ` CA + RSA-${RA_KEY_SIZE} RA`}: openssl ${signPerSec.toFixed(0)} sign/s per core (CA key size) → bound ${bound1.toFixed(0)} enrollments/s per core`,
   );
   out.push(`n=${N} c=${C} db=${args.db} cores=${cores}`);
   out.push('');

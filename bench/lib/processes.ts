@@ -127,7 +127,10 @@ export async function startScepter(o: ScepterServeOptions): Promise<ServerProces
   const wrap = [...(o.cpus ? ['taskset', '-c', o.cpus] : []), ...(o.wrap ?? [])];
   const child =
     wrap.length > 0
-      ? spawn(wrap[0] as string, [...wrap.slice(1), process.execPath, ...args], { cwd: root, stdio: ['ignore', fd, fd] })
+      ? spawn(wrap[0] as string, [...wrap.slice(1), process.execPath, ...args], {
+          cwd: root,
+          stdio: ['ignore', fd, fd],
+        })
       : spawn(process.execPath, args, { cwd: root, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   try {
