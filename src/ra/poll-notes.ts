@@ -6,10 +6,11 @@
  * for it and does not write it every time: the first poll of a transaction in a window of
  * `intervalMs` is written at once (not awaited), later polls in that window only remember their
  * time, and the newest of them is written when the window ends (one timer for all
- * transactions). A transaction is thus written at most twice per window, whatever its device's
- * pace, and a device polling slower than the window gets its exact time. A failed write is
- * logged, never the poll's failure; a remembered time not yet written when the process stops
- * is lost (the console then shows the previous poll).
+ * transactions). A transaction is thus written at most twice per window by each engine (the
+ * HTTP thread and every worker thread has its own), whatever its device's pace, and a device
+ * polling slower than the window gets its exact time. A failed write is logged (once per run
+ * of failures), never the poll's failure; a remembered time not yet written when the process
+ * stops is lost (the console then shows the previous poll).
  *
  * Memory: the transactions written in the current and the previous window (two maps rotated
  * as time passes, so nothing older lingers) and the remembered times — at most the pending
@@ -46,6 +47,8 @@ export class PollNotes {
   /** Polls inside a window after its first write: the newest time, written when the timer fires. */
   private later = new Map<string, Date>();
   private armed = false;
+  /** The last write failed (its warning is logged; the next ones are not until one succeeds). */
+  private failing = false;
   /** Writes started (tests, benchmarks). */
   writes = 0;
 
@@ -88,8 +91,14 @@ export class PollNotes {
   private write(transactionId: string, at: Date): void {
     this.current.set(transactionId, at.getTime());
     this.writes++;
-    this.o.store.notePoll(transactionId, at).catch((e: unknown) => {
-      this.o.logger?.warn({ err: e, transactionId }, 'cannot record the last poll of a pending request');
-    });
+    this.o.store.notePoll(transactionId, at).then(
+      () => (this.failing = false),
+      (e: unknown) => {
+        // One line per run of failures (a closed or broken store fails every write).
+        if (this.failing) return;
+        this.failing = true;
+        this.o.logger?.warn({ err: e, transactionId }, 'cannot record the last poll of a pending request');
+      },
+    );
   }
 }
