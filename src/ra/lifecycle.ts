@@ -33,6 +33,7 @@ import { failure, type Decision } from './decision.js';
 import { CSR_CHANGED_TEXT, OTHER_PROFILE_TEXT, TransactionIssuer, heldElsewhere } from './issuance.js';
 import { getCert, getCrl } from './lookup.js';
 import { PendingLimits, QUEUE_FULL_TEXT, isPendingOverloaded } from './pending-limits.js';
+import { PollNotes } from './poll-notes.js';
 import { RetryAfterHint } from './retry-after.js';
 import { OneTimeChallenges } from './one-time-challenge.js';
 import {
@@ -55,6 +56,11 @@ import type { ChallengeLock, RequestContext, ServiceLogger } from './types.js';
 import { unlessKnownTransaction, validationPolicy } from './validation.js';
 import { csrChecks, type ReservedSubjects } from './csr-checks.js';
 import { profileRulesPolicy, subjectFromTemplate } from './profile-rules.js';
+
+/** Resolves on the event loop's next check phase (after the I/O callbacks ready now). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** failText of an approved request the device did not collect within the pending TTL. */
 export const UNCOLLECTED_TEXT = 'the approved request was not collected in time';
@@ -132,11 +138,18 @@ export class EnrollmentHandlers implements Lifecycle {
    */
   private readonly initialPolicies: Policy[];
   private readonly renewalChain: Policy[];
+  /** When a device last polled its pending request: coalesced, off the reply path. */
+  readonly pollNotes: PollNotes;
 
   constructor(private readonly o: EnrollmentHandlersOptions) {
     const cfg = o.config;
     this.store = o.store;
     this.now = o.now;
+    this.pollNotes = new PollNotes({
+      store: this.store,
+      now: this.now,
+      ...(o.logger ? { logger: o.logger } : {}),
+    });
     this.approval = resolveApprovalConfig(o.approval);
     this.renewal = resolveRenewalConfig(o.renewal);
     this.crls = new CrlPublisher({
@@ -406,7 +419,7 @@ export class EnrollmentHandlers implements Lifecycle {
         await this.store.expirePending(this.now());
         return failure(FailInfo.badRequest, 'the request expired before an operator approved it');
       }
-      await this.store.notePoll(tx.transactionId, this.now());
+      this.pollNotes.note(tx.transactionId);
       return this.pending();
     }
     if (tx.state === 'expired')
@@ -446,8 +459,8 @@ export class EnrollmentHandlers implements Lifecycle {
    * (manual modes), for a transaction that is still pending and was opened by the key that
    * signed this message. Called after the signature and the signed attributes (transactionID,
    * senderNonce, messageType) were verified and BEFORE the envelope is opened, so a device
-   * polling a pending request costs one store read, the last-poll write (`notePoll`) and the
-   * CertRep signature, no RSA decryption. Anything else — unknown transaction, another signer key, not pending, expired,
+   * polling a pending request costs one store read and the CertRep signature, no RSA
+   * decryption (the last-poll time is noted off the reply path: `PollNotes`). Anything else — unknown transaction, another signer key, not pending, expired,
    * a renewal — is undefined: the normal path decides (and opens the envelope).
    *
    * What this skips is the comparison of the message's content (the CSR, or the CertPoll's
@@ -470,8 +483,14 @@ export class EnrollmentHandlers implements Lifecycle {
     if (!tx || tx.state !== 'pending' || tx.csr === null) return undefined;
     if (tx.signerKeyHash !== spkiHash(req.signerCert.spki)) return undefined;
     if (tx.expiresAt && tx.expiresAt.getTime() <= this.now().getTime()) return undefined;
-    // The console shows when the device last asked (migration 5; one small write per poll).
-    await this.store.notePoll(tx.transactionId, this.now());
+    // The console shows when the device last asked (migration 5): coalesced, not awaited.
+    this.pollNotes.note(tx.transactionId);
+    // Nothing above waited for I/O, so without a yield each poll would run from its bytes to
+    // its signature in one go, interleaving the RSA signature with the HTTP and DER work of the
+    // next. One turn of the event loop lets the polls that arrived together be decoded together
+    // and then signed together: less CPU per poll under load (docs/benchmarks.md "Polling a
+    // pending request"), at most one loop turn of latency.
+    await nextTurn();
     return this.pending();
   }
 

@@ -284,6 +284,8 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
       ],
     ],
     result: changedOne,
+    // A console hint (src/ra/poll-notes.ts): no reply waits for it.
+    volatile: true,
   },
 
   expirePending: {

@@ -137,3 +137,39 @@ test('auto mode: a PKCSReq is never answered from the pending shortcut (no extra
   assert.equal(r.rep.status, PkiStatus.SUCCESS);
   assert.equal(r.opened, 1);
 });
+
+test('polls note the last poll off the reply path: written once per window, a store failure is not the poll’s', async (t) => {
+  let now = Date.parse('2026-01-01T00:00:00Z');
+  const s = await manual(t, { now: () => new Date(now) });
+  const d = device('CN=poll-6,O=Test', { pool: 7 });
+  const first = pkcsReq(d, s.ca.cert, { challenge: '' });
+  assert.equal((await ask(s, first, d)).rep.status, PkiStatus.PENDING);
+  const lastPoll = async () => {
+    // The write is not awaited by the poll: the group commit runs it on the next turn.
+    await new Promise((r) => setImmediate(r));
+    return (await s.store.getTransaction(first.transactionId))?.lastPollAt?.getTime() ?? null;
+  };
+  assert.equal(await lastPoll(), null);
+
+  now += 1_000;
+  assert.equal(
+    (await ask(s, certPoll(d, s.ca.cert, s.ca.cert, first.transactionId), d)).rep.status,
+    PkiStatus.PENDING,
+  );
+  assert.equal(await lastPoll(), now, 'the first poll is recorded at once');
+  const firstPoll = now;
+
+  now += 1_000;
+  const resend = pkcsReq(d, s.ca.cert, { challenge: '', transactionId: first.transactionId });
+  assert.equal((await ask(s, resend, d)).rep.status, PkiStatus.PENDING);
+  assert.equal(await lastPoll(), firstPoll, 'a poll 1 s later is coalesced (written when its window ends)');
+
+  // A failing write is logged by the recorder; the device still gets PENDING.
+  const notePoll = s.store.notePoll;
+  s.store.notePoll = () => Promise.reject(new Error('disk full'));
+  t.after(() => (s.store.notePoll = notePoll));
+  now += 60_000;
+  const r = await ask(s, certPoll(d, s.ca.cert, s.ca.cert, first.transactionId), d);
+  assert.equal(r.rep.status, PkiStatus.PENDING);
+  assert.equal(r.opened, 0);
+});
