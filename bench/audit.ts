@@ -5,7 +5,8 @@
  * PostgreSQL also the transaction and the advisory lock), alternating 4 rounds of each, C in
  * flight. Prints CPU µs of this process per issuance and issuances per second (medians).
  * SQLite runs in-process, so its CPU is the store's whole cost; PostgreSQL's server CPU is not
- * counted (see the per-second figure).
+ * counted (see the per-second figure). Also prints the store's commits per issuance
+ * (`beginTransaction` is one; PostgreSQL batches audited `recordIssued` calls, src/store/pg-batch.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -91,19 +92,24 @@ async function issueOne(audit: boolean): Promise<void> {
   });
 }
 
-async function round(audit: boolean): Promise<{ cpuUs: number; perSecond: number }> {
+async function round(audit: boolean): Promise<{ cpuUs: number; perSecond: number; commits: number }> {
+  const commits0 = store.stats().commits;
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < N; i += C)
     await Promise.all(Array.from({ length: Math.min(C, N - i) }, () => issueOne(audit)));
   const used = process.cpuUsage(cpu);
-  return { cpuUs: (used.user + used.system) / N, perSecond: N / ((performance.now() - t0) / 1000) };
+  return {
+    cpuUs: (used.user + used.system) / N,
+    perSecond: N / ((performance.now() - t0) / 1000),
+    commits: (store.stats().commits - commits0) / N,
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const out = {
-  without: [] as Array<{ cpuUs: number; perSecond: number }>,
-  with: [] as Array<{ cpuUs: number; perSecond: number }>,
+  without: [] as Array<{ cpuUs: number; perSecond: number; commits: number }>,
+  with: [] as Array<{ cpuUs: number; perSecond: number; commits: number }>,
 };
 await round(false); // warm-up
 for (let r = 0; r < 4; r++) {
@@ -114,11 +120,15 @@ const cpuWithout = median(out.without.map((x) => x.cpuUs));
 const cpuWith = median(out.with.map((x) => x.cpuUs));
 const rateWithout = median(out.without.map((x) => x.perSecond));
 const rateWith = median(out.with.map((x) => x.perSecond));
+const commitsWithout = median(out.without.map((x) => x.commits));
+const commitsWith = median(out.with.map((x) => x.commits));
 console.log(`db=${args.db} n=${N} c=${C}, medians of 4 alternating rounds`);
-console.log(`| recordIssued | CPU µs/issuance (this process) | issuances/s |`);
-console.log(`|---|---:|---:|`);
-console.log(`| without audit | ${cpuWithout.toFixed(0)} | ${rateWithout.toFixed(0)} |`);
-console.log(`| with audit | ${cpuWith.toFixed(0)} | ${rateWith.toFixed(0)} |`);
-console.log(`| ratio | ${(cpuWith / cpuWithout).toFixed(2)} | ${(rateWith / rateWithout).toFixed(2)} |`);
+console.log(`| recordIssued | CPU µs/issuance (this process) | issuances/s | commits/issuance |`);
+console.log(`|---|---:|---:|---:|`);
+console.log(
+  `| without audit | ${cpuWithout.toFixed(0)} | ${rateWithout.toFixed(0)} | ${commitsWithout.toFixed(2)} |`,
+);
+console.log(`| with audit | ${cpuWith.toFixed(0)} | ${rateWith.toFixed(0)} | ${commitsWith.toFixed(2)} |`);
+console.log(`| ratio | ${(cpuWith / cpuWithout).toFixed(2)} | ${(rateWith / rateWithout).toFixed(2)} | |`);
 await store.close();
 await cleanup();

@@ -343,6 +343,7 @@ export class PostgresStore implements Store {
       if (!audit) return this.w<R>(sql, params);
       if (this.closed) throw new Error('store is closed');
       return this.audits.submit(
+        id,
         (client) => client.query<R>(numbered(sql), params),
         (r) => ((r.rows[0] as { updated?: number } | undefined)?.updated === 1 ? audit : []),
       );
