@@ -4,8 +4,10 @@
  * transaction (and not when it fails); the triggers refuse UPDATE/DELETE; after an attacker
  * drops them, an edited, deleted, reordered or inserted row is found by the verifier at that
  * row; concurrent appenders from two store connections never fork the chain; concurrent
- * audited issuances share one commit per store (PostgreSQL: src/store/pg-batch.ts), a member
- * that fails rejects alone, and a batch that cannot append its records commits nothing.
+ * audited issuances share one commit per store (PostgreSQL: src/store/pg-batch.ts), the same
+ * transactions issued from two stores at once (in opposite orders) are issued and recorded
+ * once each, a member that fails rejects alone, and a batch that cannot append its records
+ * commits nothing.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -317,6 +319,42 @@ async function suite(t: TestContext, backend: Backend): Promise<void> {
         const v = await verify(b);
         assert.equal(v.broken, undefined);
         assert.equal(v.head.seq, 40);
+        assert.deepEqual(await a.integrityCheck(), { ok: true, problems: [] });
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    },
+  );
+
+  await t.test(
+    'the same transactions issued from two stores at once: each once, with one record',
+    async () => {
+      const db = backend.fresh();
+      const a = await openStore(db.url, db.opts);
+      const b = await openStore(db.url, db.opts);
+      try {
+        const ids = await approved(a, 'd', 12);
+        // Store b takes them in the opposite order (members lock their rows in transactionID order).
+        const results = await Promise.allSettled([
+          ...ids.map((id) => issue(a, id)),
+          ...[...ids].reverse().map((id) => issue(b, id)),
+          a.appendAudit([{ actor: 'cli:root', action: 'request.approved', target: 'd-0' }]),
+        ]);
+        const winners = new Map<string, number>();
+        for (const [i, r] of results.slice(0, 24).entries()) {
+          const id = i < 12 ? ids[i]! : ids[23 - i]!;
+          if (r.status === 'fulfilled') winners.set(id, (winners.get(id) ?? 0) + 1);
+          else assert.ok(r.reason instanceof AlreadyIssuedError, String(r.reason));
+        }
+        assert.equal(results[24]!.status, 'fulfilled');
+        assert.deepEqual([...winners.keys()].sort(), [...ids].sort());
+        assert.ok([...winners.values()].every((n) => n === 1));
+        const records = await issuedRecords(a);
+        for (const id of ids) assert.equal(records.get(id), (await a.getTransaction(id))?.certSerial);
+        const v = await verify(b);
+        assert.equal(v.broken, undefined);
+        assert.equal(v.head.seq, 13);
         assert.deepEqual(await a.integrityCheck(), { ok: true, problems: [] });
       } finally {
         await a.close();
