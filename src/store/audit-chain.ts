@@ -7,9 +7,10 @@
  * operator anchors it by recording the head (`seq` and hash) that `scepter audit verify`
  * prints and checking it later (`--head SEQ:HASH`).
  *
- * Both adapters use `chainEntries` inside their serialized append (SQLite: the write lock of
- * the group commit; PostgreSQL: a transaction-scoped advisory lock), and `AuditChainVerifier`
- * checks rows read back in order.
+ * Both adapters chain rows inside their serialized append (SQLite: `chainEntries` under the
+ * write lock of the group commit; PostgreSQL: `chainPrepared` under a transaction-scoped
+ * advisory lock, for a whole batch of appends at once — src/store/pg-batch.ts), and
+ * `AuditChainVerifier` checks rows read back in order.
  */
 import { createHash } from 'node:crypto';
 import type { AuditRecord, AuditRow, JsonObject, JsonValue, NewAuditEntry } from './types.js';
@@ -47,6 +48,62 @@ function field(name: string, v: string): string {
   return v;
 }
 
+/** An entry checked and canonicalized, ready to be chained (`at` still optional). */
+export interface PreparedAuditEntry {
+  at: Date | undefined;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: string | null;
+}
+
+/**
+ * Checks `entries` (field lengths, details size) and canonicalizes their details, outside the
+ * serialized append: an entry that cannot be stored is refused before anything is written.
+ */
+export function prepareAuditEntries(entries: readonly NewAuditEntry[]): PreparedAuditEntry[] {
+  return entries.map((e) => {
+    const details = e.details ? canonicalJson(e.details) : null;
+    if (details !== null && details.length > MAX_AUDIT_DETAILS)
+      throw new RangeError(`audit details longer than ${MAX_AUDIT_DETAILS} characters`);
+    return {
+      at: e.at,
+      actor: field('actor', e.actor),
+      action: field('action', e.action),
+      target: e.target === undefined || e.target === null ? null : field('target', e.target),
+      details,
+    };
+  });
+}
+
+/**
+ * The rows that follow `head` (null: an empty chain) for prepared entries, in order; an entry
+ * without `at` gets `now`. Run inside the adapter's serialized append, with `head` read there.
+ */
+export function chainPrepared(
+  head: { seq: number; hash: string } | null,
+  entries: readonly PreparedAuditEntry[],
+  now: Date,
+): AuditRow[] {
+  let seq = head?.seq ?? 0;
+  let prev = head?.hash ?? AUDIT_GENESIS_HASH;
+  return entries.map((e) => {
+    const base = {
+      seq: ++seq,
+      // Whole milliseconds: what both dialects store exactly.
+      at: new Date(Math.trunc((e.at ?? now).getTime())),
+      actor: e.actor,
+      action: e.action,
+      target: e.target,
+      details: e.details,
+    };
+    const hash = auditHash(prev, auditContent(base));
+    const row: AuditRow = { ...base, prevHash: prev, hash };
+    prev = hash;
+    return row;
+  });
+}
+
 /**
  * The rows that follow `head` (null: an empty chain) for `entries`, in order. Run inside the
  * adapter's serialized append, with `head` read there.
@@ -56,26 +113,7 @@ export function chainEntries(
   entries: readonly NewAuditEntry[],
   now: Date,
 ): AuditRow[] {
-  let seq = head?.seq ?? 0;
-  let prev = head?.hash ?? AUDIT_GENESIS_HASH;
-  return entries.map((e) => {
-    const details = e.details ? canonicalJson(e.details) : null;
-    if (details !== null && details.length > MAX_AUDIT_DETAILS)
-      throw new RangeError(`audit details longer than ${MAX_AUDIT_DETAILS} characters`);
-    const base = {
-      seq: ++seq,
-      // Whole milliseconds: what both dialects store exactly.
-      at: new Date(Math.trunc((e.at ?? now).getTime())),
-      actor: field('actor', e.actor),
-      action: field('action', e.action),
-      target: e.target === undefined || e.target === null ? null : field('target', e.target),
-      details,
-    };
-    const hash = auditHash(prev, auditContent(base));
-    const row: AuditRow = { ...base, prevHash: prev, hash };
-    prev = hash;
-    return row;
-  });
+  return chainPrepared(head, prepareAuditEntries(entries), now);
 }
 
 /** A stored row as a record (details parsed; a row whose details do not parse keeps them as text). */

@@ -5,6 +5,8 @@
  * `… WHERE consumed_at IS NULL`, `ON CONFLICT … DO UPDATE … RETURNING`) and unique indexes.
  * synchronous_commit is forced on, so a resolved write is flushed to the WAL; PostgreSQL
  * batches WAL flushes of concurrent commits itself (group commit; commit_delay can widen it).
+ * Audit appends (and `recordIssued` with its audit record) are batched by src/store/pg-batch.ts:
+ * many issuances per transaction, so the chain's lock is taken once per batch, not per issuance.
  */
 import pg from 'pg';
 import {
@@ -17,13 +19,12 @@ import {
   type TransactionRow,
 } from './common.js';
 import { AlreadyIssuedError, SerialConflictError, TransactionStateError } from './errors.js';
-import { chainEntries } from './audit-chain.js';
+import { prepareAuditEntries } from './audit-chain.js';
+import { PgAuditBatcher } from './pg-batch.js';
 import { MIGRATIONS, MIGRATIONS_TABLE_SQL } from './schema.js';
 import {
   CERT_COLUMNS,
   SQL,
-  auditHeadOf,
-  auditInsertParams,
   beginTransactionParams,
   opMethods,
   type Op,
@@ -47,6 +48,8 @@ export interface PostgresOptions {
   schema?: string;
   /** Pool size (default 10). */
   poolSize?: number;
+  /** Most audit appends / audited issuances in one transaction (default 64; src/store/pg-batch.ts). */
+  auditBatchMax?: number;
 }
 
 type Queryable = pg.Pool | pg.PoolClient;
@@ -121,7 +124,7 @@ export async function openPostgresStore(url: string, opts: PostgresOptions = {})
     await pool.end();
     throw e;
   }
-  return new PostgresStore(pool);
+  return new PostgresStore(pool, opts.auditBatchMax);
 }
 
 // The statement-table methods (statements.ts) are assigned in the constructor (`opMethods`).
@@ -133,8 +136,17 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   private writes = 0;
   private closed = false;
+  private readonly audits: PgAuditBatcher;
 
-  constructor(private readonly pool: pg.Pool) {
+  constructor(
+    private readonly pool: pg.Pool,
+    auditBatchMax?: number,
+  ) {
+    this.audits = new PgAuditBatcher(
+      pool,
+      (c, sql, params = []) => c.query(numbered(sql), params),
+      auditBatchMax,
+    );
     Object.assign(
       this,
       opMethods((o, args) => this.run(o, args)),
@@ -302,21 +314,14 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Appends chained audit rows on `c` inside its transaction: the advisory lock (held until
-   * COMMIT/ROLLBACK) serializes appenders of every instance, so each reads the head the last
-   * committed appender wrote (READ COMMITTED: every statement sees the latest commits).
+   * Appends chained audit rows in a batch transaction (src/store/pg-batch.ts): the advisory
+   * lock there (held until COMMIT) serializes appenders of every instance. Entries that cannot
+   * be stored are refused here, before anything is queued.
    */
-  private async appendAuditOn(c: pg.PoolClient, entries: readonly NewAuditEntry[]): Promise<void> {
-    if (entries.length === 0) return;
-    await this.q(c, SQL.auditLockPostgres);
-    const head = auditHeadOf((await this.q(c, SQL.auditHead)).rows[0]);
-    for (const r of chainEntries(head, entries, new Date()))
-      await this.q(c, SQL.auditInsert, auditInsertParams(r, dialect));
-  }
-
   async appendAudit(entries: readonly NewAuditEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await this.tx((c) => this.appendAuditOn(c, entries));
+    if (this.closed) throw new Error('store is closed');
+    await this.audits.append(prepareAuditEntries(entries));
   }
 
   async recordIssued(args: {
@@ -327,19 +332,21 @@ export class PostgresStore implements Store {
     const id = args.transactionId;
     const c = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
     const sans = sanRows(c.sans);
-    const audit = args.audit;
+    // Checked before anything is written (a bad record refuses the issuance).
+    const audit = args.audit ? prepareAuditEntries([args.audit]) : undefined;
     // One statement = one atomic transaction and one round trip. The UPDATE locks the
     // transaction row; a concurrent issuer waits on it, re-checks the state (READ COMMITTED)
     // and updates nothing, so its certificate INSERT (fed by the UPDATE's rows) inserts nothing.
-    // With an audit record: the same statement, then the audit append, in one transaction.
+    // With an audit record: the same statement as one member of an audit batch (pg-batch.ts),
+    // whose transaction also appends the record — only if the statement issued.
     const run = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => {
       if (!audit) return this.w<R>(sql, params);
-      return this.tx(async (client) => {
-        const r = await this.q<R>(client, sql, params);
-        if ((r.rows[0] as { updated?: number } | undefined)?.updated === 1)
-          await this.appendAuditOn(client, [audit]);
-        return r;
-      });
+      if (this.closed) throw new Error('store is closed');
+      return this.audits.submit(
+        id,
+        (client) => client.query<R>(numbered(sql), params),
+        (r) => ((r.rows[0] as { updated?: number } | undefined)?.updated === 1 ? audit : []),
+      );
     };
     let updated: number;
     try {
@@ -422,12 +429,14 @@ export class PostgresStore implements Store {
   }
 
   stats(): StoreStats {
-    return { writes: this.writes, commits: this.writes };
+    return { writes: this.writes + this.audits.writes, commits: this.writes + this.audits.commits };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Queued audit batches still commit (and settle their callers) before the pool ends.
+    await this.audits.close();
     await this.pool.end();
   }
 }

@@ -61,11 +61,28 @@ export const SQL = {
    * until the transaction ends (SQLite: the group commit's write lock does it).
    */
   auditLockPostgres: "SELECT pg_advisory_xact_lock(hashtext('scepter-audit:' || current_schema()))",
+  /** PostgreSQL only: several chained rows in one statement (`auditInsertManyParams`). */
+  auditInsertManyPostgres: `INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
+  SELECT * FROM unnest(?::bigint[], ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])`,
 } as const;
 
 /** Parameters of `SQL.auditInsert` for one chained row. */
 export function auditInsertParams(r: AuditRow, d: Dialect): unknown[] {
   return [r.seq, d.ts(r.at), r.actor, r.action, r.target, r.details, r.prevHash, r.hash];
+}
+
+/** Parameters of `SQL.auditInsertManyPostgres`: one array per column. */
+export function auditInsertManyParams(rows: readonly AuditRow[]): unknown[][] {
+  return [
+    rows.map((r) => r.seq),
+    rows.map((r) => r.at),
+    rows.map((r) => r.actor),
+    rows.map((r) => r.action),
+    rows.map((r) => r.target),
+    rows.map((r) => r.details),
+    rows.map((r) => r.prevHash),
+    rows.map((r) => r.hash),
+  ];
 }
 
 /** The head row of `SQL.auditHead` (null for an empty chain). */
