@@ -63,6 +63,8 @@ import {
   opensslRsaSignPerSecond,
   sampleRss,
   startMicromdm,
+  threadReport,
+  threadTimes,
   startScepter,
   type ServerProcess,
 } from './lib/processes.js';
@@ -297,10 +299,31 @@ async function measure(
   const load = loadAverage();
   const rss = servers.map((s) => sampleRss(s.pid));
   const cpu = () => servers.reduce((a, s) => a + cpuSeconds(s.pid), 0);
+  const commits = async (): Promise<number[]> =>
+    Promise.all(
+      servers.map(async (s) => {
+        try {
+          const text = await (await fetch(s.url.replace(/\/scep$/, '/metrics'))).text();
+          return Number(/^scepter_store_commits_total (\d+)/m.exec(text)?.[1] ?? NaN);
+        } catch {
+          return NaN;
+        }
+      }),
+    );
+  const commits0 = await commits();
+  const threads0 = servers.map((s) => threadTimes(s.pid));
   const cpu0 = cpu();
   const client0 = process.cpuUsage();
   const r = await runLoad(urls, reqs, C);
   const cpuS = cpu() - cpu0;
+  // Per thread, per request (ms of CPU, context switches): where a second engine's cost goes.
+  const threads1 = servers.map((s) => threadTimes(s.pid));
+  const commits1 = await commits();
+  servers.forEach((s, k) =>
+    log(
+      `  per request: ${threadReport(s.pid, threads0[k]!, threads1[k]!, reqs.length)}; store commits ${((commits1[k]! - commits0[k]!) / reqs.length).toFixed(3)}`,
+    ),
+  );
   const client = process.cpuUsage(client0);
   const peakKiB = Math.max(...rss.map((x) => x.stop()));
   return { r, peakKiB, load, cpuS, clientCpuS: (client.user + client.system) / 1e6 };

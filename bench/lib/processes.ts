@@ -4,7 +4,7 @@
  * /proc/PID/status, and `openssl speed` for the RSA bound.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { openSync, readFileSync, closeSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, closeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -223,6 +223,79 @@ export function cpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** One thread's counters from /proc/PID/task/TID: CPU seconds and context switches so far. */
+export interface ThreadTimes {
+  tid: number;
+  cpuS: number;
+  voluntarySwitches: number;
+  involuntarySwitches: number;
+}
+
+/** Every thread of `pid` (empty when /proc is unavailable). */
+export function threadTimes(pid: number): ThreadTimes[] {
+  const out: ThreadTimes[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const status = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8');
+      const v = status.match(/^voluntary_ctxt_switches:\s+(\d+)/m);
+      const nv = status.match(/^nonvoluntary_ctxt_switches:\s+(\d+)/m);
+      out.push({
+        tid: Number(t),
+        cpuS: (Number(fields[11]) + Number(fields[12])) / 100,
+        voluntarySwitches: v ? Number(v[1]) : 0,
+        involuntarySwitches: nv ? Number(nv[1]) : 0,
+      });
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * What each thread used between two `threadTimes` snapshots, per `per` operations: the main
+ * thread (tid = pid), the busiest other thread (an enrollment worker when there is one) and
+ * all the others together (V8 platform/GC threads, libuv's pool: fsync, log writes).
+ */
+export function threadReport(pid: number, before: ThreadTimes[], after: ThreadTimes[], per: number): string {
+  const base = new Map(before.map((t) => [t.tid, t]));
+  const deltas = after.map((t) => {
+    const b = base.get(t.tid);
+    return {
+      tid: t.tid,
+      cpuMs: ((t.cpuS - (b?.cpuS ?? 0)) * 1000) / per,
+      v: (t.voluntarySwitches - (b?.voluntarySwitches ?? 0)) / per,
+      nv: (t.involuntarySwitches - (b?.involuntarySwitches ?? 0)) / per,
+    };
+  });
+  const main = deltas.find((d) => d.tid === pid);
+  const others = deltas.filter((d) => d.tid !== pid).sort((a, b) => b.cpuMs - a.cpuMs);
+  const top = others[0];
+  const rest = others.slice(1);
+  const sum = (xs: typeof deltas, k: 'cpuMs' | 'v' | 'nv') => xs.reduce((a, x) => a + x[k], 0);
+  const f = (label: string, xs: typeof deltas) =>
+    `${label} ${sum(xs, 'cpuMs').toFixed(2)} ms (switches ${sum(xs, 'v').toFixed(1)} + ${sum(xs, 'nv').toFixed(1)} forced)`;
+  const each = rest
+    .filter((d) => d.cpuMs >= 0.005)
+    .map((d) => `${d.tid - pid}:${d.cpuMs.toFixed(2)}`)
+    .join(' ');
+  return (
+    [
+      f('main', main ? [main] : []),
+      f(`busiest other (tid ${top?.tid ?? '-'})`, top ? [top] : []),
+      f(`${rest.length} others`, rest),
+    ].join('; ') + ` [others by tid − pid: ${each}]`
+  );
 }
 
 /** Samples VmRSS every `everyMs` until stopped; returns the peak in KiB. */

@@ -12,7 +12,8 @@
  * certificate, the other answers with it).
  *
  * A request goes to the worker with the fewest requests in flight. A worker that dies has its
- * in-flight requests answered with HTTP 500 and is replaced.
+ * in-flight requests answered with HTTP 500 and is replaced. Messages to and from a worker are
+ * coalesced per event-loop turn (message-batch.ts): one postMessage per turn and direction.
  *
  * With `inProcess` (what `--workers N` uses: N − 1 threads) the HTTP thread is one of the N
  * engines: on N cores a pool of N threads left the HTTP thread half idle, cost a V8 heap per
@@ -25,6 +26,7 @@ import type { ServiceLogger, ServiceStats } from '../ra/service.js';
 import type { Store } from '../store/index.js';
 import { fromWireError, revive, runStoreCall, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+import { MessageBatcher, unbatch, type Batch } from './message-batch.js';
 import { pkcs11SharedState } from '../crypto/pkcs11.js';
 
 export interface WorkerPoolOptions {
@@ -57,6 +59,8 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
+  /** Everything posted to this worker, coalesced per event-loop turn (message-batch.ts). */
+  out: MessageBatcher<ToWorker>;
   inflight: Map<number, Pending>;
 }
 
@@ -140,11 +144,12 @@ export class WorkerPoolService implements ScepService {
         ...(this.o.challengeLock ? { challengeLock: true } : {}),
       } satisfies WorkerInit,
     });
-    const slot: Slot = { worker, inflight: new Map() };
+    const out = new MessageBatcher<ToWorker>((batch, transfer) => worker.postMessage(batch, transfer));
+    const slot: Slot = { worker, out, inflight: new Map() };
     this.slots[index] = slot;
     return new Promise<void>((resolve, reject) => {
       let ready = false;
-      worker.on('message', (m: FromWorker) => {
+      const onMessage = (m: FromWorker): void => {
         switch (m.type) {
           case 'ready':
             ready = true;
@@ -170,7 +175,7 @@ export class WorkerPoolService implements ScepService {
             void runStoreCall(this.o.store, m).then((r) => {
               if (this.slots[index] !== slot) return;
               const transfer: ArrayBuffer[] = [];
-              worker.postMessage(transferable(r, transfer) satisfies ToWorker, transfer);
+              out.send(transferable(r, transfer) satisfies ToWorker, transfer);
             });
             break;
           case 'log':
@@ -191,11 +196,14 @@ export class WorkerPoolService implements ScepService {
                   }) satisfies ToWorker,
               )
               .then((r) => {
-                if (this.slots[index] === slot) worker.postMessage(r);
+                if (this.slots[index] === slot) out.send(r);
               });
             break;
           }
         }
+      };
+      worker.on('message', (data: FromWorker | Batch<FromWorker>) => {
+        for (const m of unbatch(data)) onMessage(m);
       });
       worker.on('error', (e) => {
         this.o.logger?.error({ err: e }, 'enrollment worker failed');
@@ -241,7 +249,7 @@ export class WorkerPoolService implements ScepService {
     return new Promise<ScepAnswer>((resolve) => {
       slot.inflight.set(id, { resolve });
       const transfer: ArrayBuffer[] = [];
-      slot.worker.postMessage(
+      slot.out.send(
         { type: 'op', id, message: transferable(message, transfer), ctx } satisfies ToWorker,
         transfer,
       );

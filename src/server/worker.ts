@@ -12,10 +12,13 @@ import { usePkcs11SharedState } from '../crypto/pkcs11.js';
 import { caLookup, composeProfiles, ProfileRouter } from './profiles.js';
 import { fromWireError, RemoteStore, revive, toWireError, transferable } from './store-rpc.js';
 import type { FromWorker, ToWorker, WorkerInit } from './worker-protocol.js';
+import { MessageBatcher, unbatch, type Batch } from './message-batch.js';
 
 const port = parentPort;
 if (!port) throw new Error('src/server/worker.ts must run in a worker thread');
-const send = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+// Everything but `ready`/`init-failed` leaves coalesced per event-loop turn (message-batch.ts).
+const out = new MessageBatcher<FromWorker>((batch, transfer) => port.postMessage(batch, transfer));
+const send = (m: FromWorker, transfer?: ArrayBuffer[]) => out.send(m, transfer);
 
 /** Error objects may hold anything; logs get only their name, message and stack. */
 function plain(obj: object): Record<string, unknown> {
@@ -78,7 +81,9 @@ try {
     service = one;
   }
 } catch (e) {
-  send({ type: 'init-failed', error: toWireError(e) });
+  // Posted at once: the thread ends with the throw, before a batch would leave.
+  out.flush();
+  port.postMessage({ type: 'init-failed', error: toWireError(e) } satisfies FromWorker);
   throw e;
 }
 
@@ -97,7 +102,7 @@ function statDeltas(): { stats?: Partial<ServiceStats> } {
   return Object.keys(d).length > 0 ? { stats: d } : {};
 }
 
-port.on('message', (m: ToWorker) => {
+function onMessage(m: ToWorker): void {
   if (m.type === 'store-result') {
     store.settle(m);
     return;
@@ -128,5 +133,9 @@ port.on('message', (m: ToWorker) => {
         },
       }),
   );
+}
+port.on('message', (data: ToWorker | Batch<ToWorker>) => {
+  for (const m of unbatch(data)) onMessage(m);
 });
-send({ type: 'ready' });
+out.flush();
+port.postMessage({ type: 'ready' } satisfies FromWorker);

@@ -21,6 +21,7 @@ import {
   type StoreResult,
 } from '../../src/server/store-rpc.js';
 import type { WorkerPoolService } from '../../src/server/worker-pool.js';
+import { MessageBatcher, unbatch, type Batch } from '../../src/server/message-batch.js';
 import {
   AlreadyIssuedError,
   SerialConflictError,
@@ -113,6 +114,50 @@ test('transferable: views become exact copies that are moved; the caller keeps i
   assert.equal(view.byteLength, 100);
   assert.equal(view[0], 7);
   assert.equal(list[0]!.byteLength, 0, 'the moved copies are detached on the sending side');
+});
+
+test('MessageBatcher: one postMessage per event-loop turn, in order, transfer lists joined', async () => {
+  const { port1, port2 } = new MessageChannel();
+  const posts: Array<{ batch: Batch<{ n: number; b?: Uint8Array }>; transfer: ArrayBuffer[] }> = [];
+  const out = new MessageBatcher<{ n: number; b?: Uint8Array }>((batch, transfer) => {
+    posts.push({ batch, transfer });
+    port1.postMessage(batch, transfer);
+  });
+  const received: Array<{ n: number; b?: Uint8Array }> = [];
+  let events = 0;
+  const got = new Promise<void>((resolve) =>
+    port2.on('message', (data: { n: number } | Batch<{ n: number }>) => {
+      events++;
+      received.push(...unbatch(data));
+      if (received.length === 5) resolve();
+    }),
+  );
+  const a = new Uint8Array([1, 2, 3]);
+  const b = new Uint8Array([4, 5]);
+  out.send({ n: 1, b: a }, [a.buffer as ArrayBuffer]);
+  out.send({ n: 2 });
+  await Promise.resolve(); // microtasks of the same turn still join the batch
+  out.send({ n: 3, b }, [b.buffer as ArrayBuffer]);
+  assert.equal(posts.length, 0, 'nothing leaves before the turn ends');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(posts.length, 1, 'three messages of one turn: one postMessage');
+  assert.equal(posts[0]!.transfer.length, 2);
+  out.send({ n: 4 });
+  out.flush();
+  assert.equal(posts.length, 2, 'flush posts at once');
+  out.flush();
+  assert.equal(posts.length, 2, 'an empty queue posts nothing');
+  port1.postMessage({ n: 5 }); // a message posted directly (ready / init-failed)
+  await got;
+  port1.close();
+  assert.deepEqual(
+    received.map((m) => m.n),
+    [1, 2, 3, 4, 5],
+  );
+  assert.deepEqual([...received[0]!.b!], [1, 2, 3]);
+  assert.deepEqual([...received[2]!.b!], [4, 5]);
+  assert.equal(a.byteLength, 0, 'transferred, not cloned');
+  assert.equal(events, 3);
 });
 
 test('a two-worker server: concurrent enrollments, resends and duplicates share one store', async (t) => {
