@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { openStore, type Store } from '../src/store/index.js';
+import { issueSimulated } from './lib/issuance.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,46 +57,10 @@ let next = 0;
 const commits = () => stores.reduce((n, s) => n + s.stats().commits, 0);
 async function issueOne(audit: boolean): Promise<void> {
   const n = next++;
-  const id = `bench-${n}`;
-  const store = stores[n % STORES]!;
-  await store.beginTransaction({
-    transactionId: id,
-    signerKeyHash: 'ab'.repeat(32),
-    messageType: 19,
-    state: 'approved',
-  });
-  const serial = '1' + randomBytes(15).toString('hex');
-  const issuer = 'cd'.repeat(32);
-  await store.recordIssued({
-    transactionId: id,
-    cert: {
-      serial,
-      issuer,
-      subject: 'CN=bench,O=Example',
-      commonName: 'bench',
-      sans: ['dns:bench.example'],
-      der: randomBytes(900),
-      notBefore: new Date(),
-      notAfter: new Date(Date.now() + 365 * 86_400_000),
-      keyHash: randomBytes(32).toString('hex'),
-      transactionId: id,
-    },
-    ...(audit
-      ? {
-          audit: {
-            actor: 'device',
-            action: 'enroll.issued',
-            target: id,
-            details: {
-              serial,
-              subject: 'CN=bench,O=Example',
-              messageType: 'PKCSReq',
-              source: '192.0.2.7',
-              issuer,
-            },
-          },
-        }
-      : {}),
+  await issueSimulated(stores[n % STORES]!, {
+    id: `bench-${n}`,
+    audit,
+    subject: { dn: 'CN=bench,O=Example', cn: 'bench' },
   });
 }
 

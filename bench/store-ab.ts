@@ -13,13 +13,13 @@
  * shared machine only the ratio means something. Both databases grow during the run, the
  * same way. (Extract A inside the checkout, as above, so that its imports resolve.)
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openStore, type Store } from '../src/store/index.js';
+import { issueSimulated } from './lib/issuance.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,45 +43,7 @@ const b = await openStore(`sqlite:${join(dir, 'b.sqlite')}`);
 
 let next = 0;
 async function issueOne(store: Store): Promise<void> {
-  const id = `bench-${next++}`;
-  await store.beginTransaction({
-    transactionId: id,
-    signerKeyHash: 'ab'.repeat(32),
-    messageType: 19,
-    state: 'approved',
-  });
-  const serial = '1' + randomBytes(15).toString('hex');
-  const issuer = 'cd'.repeat(32);
-  await store.recordIssued({
-    transactionId: id,
-    cert: {
-      serial,
-      issuer,
-      subject: `CN=dev-${id},O=Example`,
-      commonName: `dev-${id}`,
-      sans: [`dns:${id}.example`],
-      der: randomBytes(900),
-      notBefore: new Date(),
-      notAfter: new Date(Date.now() + 365 * 86_400_000),
-      keyHash: randomBytes(32).toString('hex'),
-      transactionId: id,
-    },
-    ...(AUDIT
-      ? {
-          audit: {
-            actor: 'device',
-            action: 'enroll.issued',
-            target: id,
-            details: {
-              serial,
-              subject: `CN=dev-${id},O=Example`,
-              messageType: 'PKCSReq',
-              source: '192.0.2.7',
-            },
-          },
-        }
-      : {}),
-  });
+  await issueSimulated(store, { id: `bench-${next++}`, audit: AUDIT });
 }
 
 /** CPU µs of this process per issuance over N issuances, C in flight. */

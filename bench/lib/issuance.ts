@@ -1,0 +1,55 @@
+/**
+ * One simulated issuance against a store, as the enrollment path makes it: `beginTransaction`
+ * (approved) then `recordIssued` with a 900-byte certificate and, optionally, its
+ * `enroll.issued` audit record. Shared by the store benchmarks (bench/audit.ts,
+ * bench/store-ab.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Store } from '../../src/store/index.js';
+
+export interface SimulatedIssuance {
+  /** Its transactionID (also in the subject unless `subject` is given). */
+  id: string;
+  /** Append the audit record in the same transaction. */
+  audit: boolean;
+  /** Subject and common name (default `CN=dev-<id>,O=Example` / `dev-<id>`). */
+  subject?: { dn: string; cn: string };
+}
+
+export async function issueSimulated(store: Store, o: SimulatedIssuance): Promise<void> {
+  const { id } = o;
+  await store.beginTransaction({
+    transactionId: id,
+    signerKeyHash: 'ab'.repeat(32),
+    messageType: 19,
+    state: 'approved',
+  });
+  const serial = '1' + randomBytes(15).toString('hex');
+  const issuer = 'cd'.repeat(32);
+  const subject = o.subject ?? { dn: `CN=dev-${id},O=Example`, cn: `dev-${id}` };
+  await store.recordIssued({
+    transactionId: id,
+    cert: {
+      serial,
+      issuer,
+      subject: subject.dn,
+      commonName: subject.cn,
+      sans: [`dns:${subject.cn}.example`],
+      der: randomBytes(900),
+      notBefore: new Date(),
+      notAfter: new Date(Date.now() + 365 * 86_400_000),
+      keyHash: randomBytes(32).toString('hex'),
+      transactionId: id,
+    },
+    ...(o.audit
+      ? {
+          audit: {
+            actor: 'device',
+            action: 'enroll.issued',
+            target: id,
+            details: { serial, subject: subject.dn, messageType: 'PKCSReq', source: '192.0.2.7', issuer },
+          },
+        }
+      : {}),
+  });
+}
