@@ -73,71 +73,69 @@ export interface Dialect {
   ilike: string;
 }
 
+/** Builds a WHERE clause from optional filters, with `?` parameters in order. */
+class Where {
+  private readonly parts: string[] = [];
+  readonly params: unknown[] = [];
+  constructor(private readonly d: Dialect) {}
+
+  /** A condition and its parameters. */
+  add(sql: string, ...params: unknown[]): void {
+    this.parts.push(sql);
+    this.params.push(...params);
+  }
+
+  /** `column = value` when the value is given. */
+  eq(column: string, value: unknown): void {
+    if (value !== undefined) this.add(`${column} = ?`, value);
+  }
+
+  /** A case-insensitive substring match when the text is given and not empty. */
+  contains(column: string, text: string | undefined): void {
+    if (text !== undefined && text !== '')
+      this.add(`${column} ${this.d.ilike} ? ESCAPE '\\'`, likeContains(text));
+  }
+
+  /** `created_at` in [since, until). */
+  created(since: Date | undefined, until: Date | undefined): void {
+    if (since !== undefined) this.add('created_at >= ?', this.d.ts(since));
+    if (until !== undefined) this.add('created_at < ?', this.d.ts(until));
+  }
+
+  get sql(): string {
+    return this.parts.length ? this.parts.join(' AND ') : '1=1';
+  }
+}
+
 /** WHERE clause (without the keyword; `1=1` when empty) and its parameters for a search. */
 export function certificateWhere(q: CertificateQuery, d: Dialect): { sql: string; params: unknown[] } {
-  const parts: string[] = [];
-  const params: unknown[] = [];
-  if (q.serial !== undefined) {
-    parts.push('serial = ?');
-    params.push(normalizeSerial(q.serial));
-  }
-  if (q.ca !== undefined) {
-    parts.push('ca = ?');
-    params.push(q.ca);
-  }
-  if (q.profile !== undefined) {
-    parts.push('profile = ?');
-    params.push(q.profile);
-  }
-  if (q.subject !== undefined && q.subject !== '') {
-    parts.push(`subject ${d.ilike} ? ESCAPE '\\'`);
-    params.push(likeContains(q.subject));
-  }
-  if (q.commonName !== undefined && q.commonName !== '') {
-    parts.push(`common_name ${d.ilike} ? ESCAPE '\\'`);
-    params.push(likeContains(q.commonName));
-  }
+  const w = new Where(d);
+  if (q.serial !== undefined) w.add('serial = ?', normalizeSerial(q.serial));
+  w.eq('ca', q.ca);
+  w.eq('profile', q.profile);
+  w.contains('subject', q.subject);
+  w.contains('common_name', q.commonName);
   if (q.san !== undefined && q.san !== '') {
     const san = parseSan(q.san);
-    if (san.type) {
-      parts.push('(ca, serial) IN (SELECT ca, serial FROM certificate_sans WHERE value = ? AND type = ?)');
-      params.push(san.value, san.type);
-    } else {
-      parts.push('(ca, serial) IN (SELECT ca, serial FROM certificate_sans WHERE value = ?)');
-      params.push(san.value);
-    }
+    if (san.type)
+      w.add(
+        '(ca, serial) IN (SELECT ca, serial FROM certificate_sans WHERE value = ? AND type = ?)',
+        san.value,
+        san.type,
+      );
+    else w.add('(ca, serial) IN (SELECT ca, serial FROM certificate_sans WHERE value = ?)', san.value);
   }
-  if (q.transactionId !== undefined) {
-    parts.push('transaction_id = ?');
-    params.push(q.transactionId);
-  }
-  if (q.status !== undefined) {
-    parts.push('status = ?');
-    params.push(q.status);
-  }
-  if (q.issuer !== undefined) {
-    parts.push('issuer = ?');
-    params.push(q.issuer.toLowerCase());
-  }
-  if (q.keyHash !== undefined) {
-    parts.push('key_hash = ?');
-    params.push(q.keyHash.toLowerCase());
-  }
+  w.eq('transaction_id', q.transactionId);
+  w.eq('status', q.status);
+  w.eq('issuer', q.issuer?.toLowerCase());
+  w.eq('key_hash', q.keyHash?.toLowerCase());
   if (q.expiringWithinDays !== undefined) {
     const now = q.now ?? new Date();
     const until = new Date(now.getTime() + q.expiringWithinDays * 86_400_000);
-    parts.push('not_after >= ? AND not_after <= ?');
-    params.push(d.ts(now), d.ts(until));
+    w.add('not_after >= ? AND not_after <= ?', d.ts(now), d.ts(until));
   }
-  if (q.since !== undefined) {
-    parts.push('created_at >= ?');
-    params.push(d.ts(q.since));
-  }
-  if (q.until !== undefined) {
-    parts.push('created_at < ?');
-    params.push(d.ts(q.until));
-  }
-  return { sql: parts.length ? parts.join(' AND ') : '1=1', params };
+  w.created(q.since, q.until);
+  return { sql: w.sql, params: w.params };
 }
 
 /** WHERE clause (`1=1` when empty), parameters and ORDER BY of a transaction listing. */
@@ -145,34 +143,14 @@ export function transactionWhere(
   q: TransactionQuery,
   d: Dialect,
 ): { sql: string; params: unknown[]; order: string } {
-  const parts: string[] = [];
-  const params: unknown[] = [];
-  if (q.state !== undefined) {
-    parts.push('state = ?');
-    params.push(q.state);
-  }
-  if (q.subject !== undefined && q.subject !== '') {
-    parts.push(`subject ${d.ilike} ? ESCAPE '\\'`);
-    params.push(likeContains(q.subject));
-  }
-  if (q.ca !== undefined) {
-    parts.push('ca = ?');
-    params.push(q.ca);
-  }
-  if (q.profile !== undefined) {
-    parts.push('profile = ?');
-    params.push(q.profile);
-  }
-  if (q.since !== undefined) {
-    parts.push('created_at >= ?');
-    params.push(d.ts(q.since));
-  }
-  if (q.until !== undefined) {
-    parts.push('created_at < ?');
-    params.push(d.ts(q.until));
-  }
+  const w = new Where(d);
+  w.eq('state', q.state);
+  w.contains('subject', q.subject);
+  w.eq('ca', q.ca);
+  w.eq('profile', q.profile);
+  w.created(q.since, q.until);
   const order = q.order === 'newest' ? 'created_at DESC, transaction_id DESC' : 'created_at, transaction_id';
-  return { sql: parts.length ? parts.join(' AND ') : '1=1', params, order };
+  return { sql: w.sql, params: w.params, order };
 }
 
 /** Fills defaults and normalises a certificate for insertion. */
