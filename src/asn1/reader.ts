@@ -454,3 +454,16 @@ function mkDate(
   if (!Number.isFinite(ms)) fail('bad-value', 'bad time');
   return new Date(ms);
 }
+
+/**
+ * An AlgorithmIdentifier: SEQUENCE { algorithm OID, parameters ANY OPTIONAL } and nothing
+ * after them.
+ */
+export function algorithmIdentifier(t: Tlv, what: string): { oid: string; params: Tlv | undefined } {
+  expectTag(t, 0x30, what);
+  const c = new Cursor(t);
+  const id = oid(c.expect(TAG.OID, `${what} algorithm`));
+  const params = c.peek() ? c.next() : undefined;
+  c.end(what);
+  return { oid: id, params };
+}

@@ -74,19 +74,10 @@ export interface EnvelopedData {
   encryptedContent: Buffer;
 }
 
-function algOf(t: r.Tlv, what: string): { oid: string; params: r.Tlv | undefined } {
-  r.expectTag(t, 0x30, what);
-  const c = new r.Cursor(t);
-  const oid = r.oid(c.expect(r.TAG.OID, `${what} algorithm`));
-  const params = c.peek() ? c.next() : undefined;
-  c.end(what);
-  return { oid, params };
-}
-
 /** Hash of an AlgorithmIdentifier, or undefined if not a known acceptable digest. */
 function digestOrUndefined(t: r.Tlv): DigestName | undefined {
   try {
-    return digestFromOid(algOf(t, 'hashAlgorithm').oid);
+    return digestFromOid(r.algorithmIdentifier(t, 'hashAlgorithm').oid);
   } catch {
     return undefined;
   }
@@ -103,12 +94,12 @@ function oaepHashOf(params: r.Tlv | undefined): DigestName | undefined {
   if (h) hash = digestOrUndefined(new r.Cursor(h).next('hashAlgorithm'));
   const m = c.optional(0xa1);
   if (m) {
-    const mgf = algOf(new r.Cursor(m).next('maskGenAlgorithm'), 'maskGenAlgorithm');
+    const mgf = r.algorithmIdentifier(new r.Cursor(m).next('maskGenAlgorithm'), 'maskGenAlgorithm');
     mgfHash = mgf.oid === OID.mgf1 && mgf.params ? digestOrUndefined(mgf.params) : undefined;
   }
   const p = c.optional(0xa2);
   if (p) {
-    const ps = algOf(new r.Cursor(p).next('pSourceAlgorithm'), 'pSourceAlgorithm');
+    const ps = r.algorithmIdentifier(new r.Cursor(p).next('pSourceAlgorithm'), 'pSourceAlgorithm');
     if (ps.oid !== OID.pSpecified || !ps.params || ps.params.tag !== r.TAG.OCTET_STRING) return undefined;
     if (r.value(ps.params).length !== 0) return undefined;
   }
@@ -120,7 +111,7 @@ function parseKtri(t: r.Tlv): KeyTransRecipient {
   const c = new r.Cursor(t);
   r.int(c.expect(r.TAG.INTEGER, 'version'));
   const rid = parseSignerId(c.next('rid'));
-  const alg = algOf(c.next('keyEncryptionAlgorithm'), 'keyEncryptionAlgorithm');
+  const alg = r.algorithmIdentifier(c.next('keyEncryptionAlgorithm'), 'keyEncryptionAlgorithm');
   const ekT = c.next('encryptedKey');
   if (ekT.tag !== r.TAG.OCTET_STRING && ekT.tag !== 0x24) {
     throw new r.Asn1Error('unexpected-tag', 'encryptedKey: expected an OCTET STRING');
@@ -154,7 +145,10 @@ export function parseEnvelopedDataContent(t: r.Tlv): EnvelopedData {
   }
   const eci = new r.Cursor(c.expect(0x30, 'encryptedContentInfo'));
   const contentType = r.oid(eci.expect(r.TAG.OID, 'contentType'));
-  const alg = algOf(eci.expect(0x30, 'contentEncryptionAlgorithm'), 'contentEncryptionAlgorithm');
+  const alg = r.algorithmIdentifier(
+    eci.expect(0x30, 'contentEncryptionAlgorithm'),
+    'contentEncryptionAlgorithm',
+  );
   const ec = eci.next('encryptedContent');
   if (ec.tag !== 0x80 && ec.tag !== 0xa0)
     throw new r.Asn1Error('unexpected-tag', 'encryptedContent: expected [0]');

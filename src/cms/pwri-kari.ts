@@ -70,15 +70,6 @@ export interface KeyAgreeRecipient {
   keys: Array<{ rid: SignerId; encryptedKey: Buffer }>;
 }
 
-function algOf(t: r.Tlv, what: string): { oid: string; params: r.Tlv | undefined } {
-  r.expectTag(t, 0x30, what);
-  const c = new r.Cursor(t);
-  const oid = r.oid(c.expect(r.TAG.OID, `${what} algorithm`));
-  const params = c.peek() ? c.next() : undefined;
-  c.end(what);
-  return { oid, params };
-}
-
 function octetsOf(t: r.Tlv, what: string): Buffer {
   if (t.tag !== r.TAG.OCTET_STRING && t.tag !== 0x24) {
     throw new r.Asn1Error('unexpected-tag', `${what}: expected an OCTET STRING`);
@@ -120,14 +111,14 @@ export function parsePwri(t: r.Tlv): PasswordRecipient {
       const kl = p.optional(r.TAG.INTEGER);
       if (kl) out.keyLength = count(kl);
       const prf = p.optional(0x30);
-      if (prf) out.prf = algOf(prf, 'prf').oid;
+      if (prf) out.prf = r.algorithmIdentifier(prf, 'prf').oid;
       p.end('PBKDF2-params');
     }
   }
-  const kea = algOf(c.next('keyEncryptionAlgorithm'), 'keyEncryptionAlgorithm');
+  const kea = r.algorithmIdentifier(c.next('keyEncryptionAlgorithm'), 'keyEncryptionAlgorithm');
   out.keyEncryptionAlgorithm = kea.oid;
   if (kea.params && kea.params.tag === 0x30) {
-    const inner = algOf(kea.params, 'PWRI KEK algorithm');
+    const inner = r.algorithmIdentifier(kea.params, 'PWRI KEK algorithm');
     out.kekCipher = inner.oid;
     if (inner.params && inner.params.tag === r.TAG.OCTET_STRING) out.kekIv = r.value(inner.params);
   }
@@ -147,16 +138,18 @@ export function parseKari(t: r.Tlv): KeyAgreeRecipient {
   if (orig.tag === 0xa1) {
     // originatorKey [1] OriginatorPublicKey ::= SEQUENCE { algorithm, publicKey BIT STRING }
     const ok = new r.Cursor(orig);
-    algOf(ok.expect(0x30, 'originatorKey algorithm'), 'originatorKey algorithm');
+    r.algorithmIdentifier(ok.expect(0x30, 'originatorKey algorithm'), 'originatorKey algorithm');
     const bits = r.bitString(ok.expect(r.TAG.BIT_STRING, 'originatorKey publicKey'));
     ok.end('OriginatorPublicKey');
     if (bits.unusedBits === 0) originatorPoint = Buffer.from(bits.bytes);
   }
   const ukmT = c.optional(0xa1);
   const ukm = ukmT ? octetsOf(new r.Cursor(ukmT).next('ukm'), 'ukm') : undefined;
-  const kea = algOf(c.next('keyEncryptionAlgorithm'), 'keyEncryptionAlgorithm');
+  const kea = r.algorithmIdentifier(c.next('keyEncryptionAlgorithm'), 'keyEncryptionAlgorithm');
   const keyWrap =
-    kea.params && kea.params.tag === 0x30 ? algOf(kea.params, 'key wrap algorithm').oid : undefined;
+    kea.params && kea.params.tag === 0x30
+      ? r.algorithmIdentifier(kea.params, 'key wrap algorithm').oid
+      : undefined;
   const keys: KeyAgreeRecipient['keys'] = [];
   for (const rek of r.children(c.expect(0x30, 'recipientEncryptedKeys'))) {
     if (keys.length >= MAX_AGREE_KEYS) {
