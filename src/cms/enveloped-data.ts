@@ -284,6 +284,16 @@ export function decryptEnvelopedData(
   return { content: out.content, cipher: out.cipher };
 }
 
+/** The content cipher an EnvelopedData names (badAlg when unsupported or refused). */
+function contentCipherOf(env: EnvelopedData, opts: { allowSingleDes?: boolean } | undefined): CipherInfo {
+  try {
+    return cipherFromOid(env.contentEncryptionAlgorithm, opts);
+  } catch (e) {
+    if (e instanceof UnsupportedAlgorithmError) throw new CmsError('badAlg', e.message);
+    throw e;
+  }
+}
+
 /**
  * Like `decryptEnvelopedData`, but after the public decisions (recipient, algorithms, IV)
  * it never throws: it returns `ok: false` with the unusable decrypted bytes as `content`, so
@@ -305,13 +315,7 @@ export function openEnvelopedData(
   }
   if (!match) throw new CmsError('badRequest', 'the message is not encrypted to any of our certificates');
   const { ri, d } = match;
-  let cipher: CipherInfo;
-  try {
-    cipher = cipherFromOid(env.contentEncryptionAlgorithm, opts);
-  } catch (e) {
-    if (e instanceof UnsupportedAlgorithmError) throw new CmsError('badAlg', e.message);
-    throw e;
-  }
+  const cipher = contentCipherOf(env, opts);
   let oaepHash: DigestName | undefined;
   if (ri.keyEncryptionAlgorithm === OID.rsaesOaep) {
     if (!ri.oaepHash) {
@@ -383,13 +387,7 @@ export function decryptEnvelopedDataAs(
         : 'the message is not encrypted to our certificate',
     );
   }
-  let cipher: CipherInfo;
-  try {
-    cipher = cipherFromOid(env.contentEncryptionAlgorithm, opts);
-  } catch (e) {
-    if (e instanceof UnsupportedAlgorithmError) throw new CmsError('badAlg', e.message);
-    throw e;
-  }
+  const cipher = contentCipherOf(env, opts);
   const iv = env.contentEncryptionParams;
   if (!iv || iv.length !== cipher.ivLength) {
     throw new CmsError('malformed', 'the content-encryption IV is missing or has the wrong length');
