@@ -6,6 +6,7 @@
  *                    [--prefill M] [--keys 64] [--no-micromdm] [--profile DIR] [--json FILE]
  *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0] [--hsm] [--node-flags "…"]
  *                    [--latencies FILE] [--ra --ra-key-size 2048] [--server-wrap "strace -f -c -o F"]
+ *                    [--gc-timeline]   (the slowest requests next to V8's collections: bench/lib/gc-timeline.ts)
  *   npm run bench -- --ec-ca [-n 600] [--rounds 12]   (bench/ec-ca.ts: EC CA behind an RSA RA)
  *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *   npm run bench -- --poll [-n 3000] [--pending 256]   (polls of PENDING requests; bench/lib/poll.ts)
@@ -33,6 +34,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { initCa, loadCa, readPrivateKey, type CaKeySize } from '../src/ca/keystore.js';
@@ -45,11 +47,12 @@ import {
   type PreparedEnrollment,
 } from '../test/helpers/enrollment.js';
 import { benchKeys } from './lib/keys.js';
+import { gcEvents, gcTimeline } from './lib/gc-timeline.js';
 import {
   checkLoad,
   handlerLatencies,
   percentile,
-  runLoad,
+  runMeasured,
   type CheckedLoad,
   type LoadResult,
 } from './lib/load.js';
@@ -113,11 +116,18 @@ const { values: args } = parseArgs({
     'server-wrap': { type: 'string', default: '' },
     /** Extra node flags for the server, space-separated (e.g. "--trace-gc"). */
     'node-flags': { type: 'string', default: '' },
+    /** Server with --trace-gc; prints the slowest requests' clusters next to V8's collections. */
+    'gc-timeline': { type: 'boolean', default: false },
   },
 });
-const EXTRA_NODE_FLAGS = String(args['node-flags'])
-  .split(' ')
-  .filter((f) => f !== '');
+const EXTRA_NODE_FLAGS = [
+  ...String(args['node-flags'])
+    .split(' ')
+    .filter((f) => f !== ''),
+  ...(args['gc-timeline']
+    ? ['--trace-gc', `--import=${fileURLToPath(new URL('./lib/time-origin.mjs', import.meta.url))}`]
+    : []),
+];
 
 const N = Number(args.n);
 const C = Number(args.c);
@@ -295,9 +305,6 @@ async function measure(
   reqs: PreparedEnrollment[],
 ): Promise<{ r: LoadResult; peakKiB: number; load: number; cpuS: number; clientCpuS: number }> {
   const urls = servers.map((s) => s.url);
-  await runLoad(urls, warm, C);
-  const load = loadAverage();
-  const rss = servers.map((s) => sampleRss(s.pid));
   const cpu = () => servers.reduce((a, s) => a + cpuSeconds(s.pid), 0);
   const commits = async (): Promise<number[]> =>
     Promise.all(
@@ -310,12 +317,33 @@ async function measure(
         }
       }),
     );
-  const commits0 = await commits();
-  const threads0 = servers.map((s) => threadTimes(s.pid));
-  const cpu0 = cpu();
-  const client0 = process.cpuUsage();
-  const r = await runLoad(urls, reqs, C);
-  const cpuS = cpu() - cpu0;
+  // Taken when the first measured request leaves (warm-up requests still in flight).
+  let start:
+    | {
+        load: number;
+        rss: Array<{ stop(): number }>;
+        commits: Promise<number[]>;
+        threads: ReturnType<typeof threadTimes>[];
+        cpu: number;
+        client: NodeJS.CpuUsage;
+      }
+    | undefined;
+  const r = await runMeasured(urls, warm, reqs, C, () => {
+    start = {
+      load: loadAverage(),
+      rss: servers.map((s) => sampleRss(s.pid)),
+      commits: commits(),
+      threads: servers.map((s) => threadTimes(s.pid)),
+      cpu: cpu(),
+      client: process.cpuUsage(),
+    };
+  });
+  if (!start) throw new Error('the measured phase never started');
+  const { load, rss } = start;
+  const commits0 = await start.commits;
+  const threads0 = start.threads;
+  const client0 = start.client;
+  const cpuS = cpu() - start.cpu;
   // Per thread, per request (ms of CPU, context switches): where a second engine's cost goes.
   const threads1 = servers.map((s) => threadTimes(s.pid));
   const commits1 = await commits();
@@ -528,10 +556,22 @@ async function main(): Promise<void> {
         const handler = servers.flatMap((_, k) =>
           handlerLatencies(readFileSync(join(dir, `scepter-${tag}-${k}.log`), 'utf8'), warm.length),
         );
+        if (args['gc-timeline'])
+          for (const line of gcTimeline(
+            m.r,
+            performance.timeOrigin,
+            servers.flatMap((_, k) => gcEvents(readFileSync(join(dir, `scepter-${tag}-${k}.log`), 'utf8'))),
+          ))
+            log(line);
         if (args.latencies)
           writeFileSync(
             `${args.latencies}.${tag}.json`,
-            JSON.stringify({ starts: m.r.starts, latencies: m.r.latencies, handler }),
+            JSON.stringify({
+              timeOrigin: performance.timeOrigin,
+              starts: m.r.starts,
+              latencies: m.r.latencies,
+              handler,
+            }),
           );
         const missing = await missingInStore(store.url, checked.serials, txIds);
         const row = summarize(

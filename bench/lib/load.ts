@@ -30,6 +30,7 @@ export async function runLoad(
   url: string | readonly string[],
   enrollments: readonly PreparedEnrollment[],
   concurrency: number,
+  onSend?: (i: number) => void,
 ): Promise<LoadResult> {
   const urls = typeof url === 'string' ? [url] : url;
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
@@ -41,6 +42,7 @@ export async function runLoad(
     for (;;) {
       const i = next++;
       if (i >= enrollments.length) return;
+      onSend?.(i);
       const t0 = performance.now();
       starts[i] = t0;
       try {
@@ -57,6 +59,39 @@ export async function runLoad(
   const wallMs = performance.now() - t0;
   agent.destroy();
   return { wallMs, latencies, starts, replies };
+}
+
+/**
+ * Warm-up and measurement as ONE closed loop: the clients go straight on from the last warm-up
+ * request to the first measured one, on the same connections, so the measurement starts in
+ * the steady state. (Two separate loops made the first C measured requests one burst on new
+ * connections, all waiting for each other: at C=16 those were half of the worst 1% of a
+ * 3,000-request run, docs/benchmarks.md "The tail at RSA-2048".) `atStart` runs just before
+ * the first measured request is sent, while the last warm-up requests are still in flight;
+ * the result covers the measured requests only, its wall time from that moment to the end.
+ */
+export async function runMeasured(
+  url: string | readonly string[],
+  warm: readonly PreparedEnrollment[],
+  timed: readonly PreparedEnrollment[],
+  concurrency: number,
+  atStart: () => void,
+): Promise<LoadResult> {
+  if (timed.length === 0) throw new Error('runMeasured: nothing to measure');
+  const w = warm.length;
+  let t0 = 0;
+  const r = await runLoad(url, [...warm, ...timed], concurrency, (i) => {
+    if (i !== w) return;
+    atStart();
+    t0 = performance.now();
+  });
+  const end = performance.now();
+  return {
+    wallMs: end - t0,
+    latencies: r.latencies.slice(w),
+    starts: r.starts.slice(w),
+    replies: r.replies.slice(w),
+  };
 }
 
 export interface CheckedLoad {

@@ -23,7 +23,7 @@ import {
 } from '../../src/scep/index.js';
 import { parseCsr } from '../../src/pkix/csr.js';
 import { postPkiMessage, signerCertFor } from '../../test/helpers/enrollment.js';
-import { percentile, runLoad } from './load.js';
+import { percentile, runMeasured } from './load.js';
 import { cpuSeconds, startScepter, type ScepterServeOptions } from './processes.js';
 
 export interface PollBenchOptions {
@@ -131,9 +131,10 @@ export async function pollBench(o: PollBenchOptions): Promise<PollBenchResult> {
       if (rep.status !== PkiStatus.PENDING) throw new Error(`the PKCSReq was not held: ${rep.status}`);
     }
     const asLoad = (ps: Poll[]) => ps.map((p) => ({ ...p, cn: '', spki: Buffer.alloc(0) }));
-    await runLoad(server.url, asLoad(warm), o.c);
-    const cpu0 = cpuSeconds(server.pid);
-    const r = await runLoad(server.url, asLoad(timed), o.c);
+    let cpu0 = 0;
+    const r = await runMeasured(server.url, asLoad(warm), asLoad(timed), o.c, () => {
+      cpu0 = cpuSeconds(server.pid);
+    });
     const cpuS = cpuSeconds(server.pid) - cpu0;
     let notPending = 0;
     timed.forEach((p, i) => {

@@ -4,6 +4,12 @@
  * same key gets the SAME stored certificate again; the same transactionID from another key is
  * refused. The store guarantees at most one certificate per transactionID across processes
  * (`recordIssued`); in-process, concurrent identical requests share one issuance.
+ *
+ * A new transaction (the store has no record of its transactionID) is opened by the same
+ * write that records its certificate and audit record (`recordIssued` with `open`): one store
+ * write and one commit per enrollment. If the transactionID turns up in between (a resend
+ * racing its original on another instance), that write changes nothing, the certificate just
+ * signed is dropped unsent, and the request takes the path of an existing transaction.
  */
 import { CaError, type CertificateAuthority } from '../ca/issuer.js';
 import type { Profile } from '../ca/profile.js';
@@ -16,9 +22,11 @@ import { commonName, nameText } from '../pkix/name.js';
 import {
   AlreadyIssuedError,
   SerialConflictError,
+  TransactionExistsError,
   TransactionStateError,
   type JsonObject,
   type NewCertificate,
+  type NewTransaction,
   type Store,
   type TransactionRecord,
 } from '../store/index.js';
@@ -120,9 +128,10 @@ export class TransactionIssuer {
   /**
    * Answers an authorized PKCSReq: opens (or finds) its transaction and issues at most once.
    * Throws only for internal faults (store unavailable, ...). `meta` is recorded with a
-   * transaction opened now (e.g. `{ challenge: 'one-time' }`).
+   * transaction opened now (e.g. `{ challenge: 'one-time' }`). `known`: the store's answer to
+   * `transactionExists` for this transactionID when the caller asked already.
    */
-  issue(er: EnrollmentRequest, meta?: JsonObject): Promise<Decision> {
+  issue(er: EnrollmentRequest, meta?: JsonObject, known?: Promise<boolean>): Promise<Decision> {
     // The CSR is part of the key: a different request under this transactionID must not share
     // (and be answered with) another request's issuance.
     const csrHash = digestHex('sha256', er.csr.der);
@@ -131,15 +140,19 @@ export class TransactionIssuer {
     if (running) {
       return running.then((d) => (d.status === 'SUCCESS' ? { ...d, cipher: er.cipher, replay: true } : d));
     }
-    const p = this.run(er, meta).finally(() => this.inflight.delete(key));
+    const p = this.run(er, meta, known).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
   }
 
-  private async run(er: EnrollmentRequest, meta: JsonObject | undefined): Promise<Decision> {
+  private async run(
+    er: EnrollmentRequest,
+    meta: JsonObject | undefined,
+    known: Promise<boolean> | undefined,
+  ): Promise<Decision> {
     const { request: req, csr } = er;
     const subject = nameText(csr.subjectRaw);
-    const begin = await this.o.store.beginTransaction({
+    const open: NewTransaction & { state: 'approved' } = {
       transactionId: req.transactionId,
       signerKeyHash: er.signerKeyHash,
       messageType: req.messageType,
@@ -150,7 +163,14 @@ export class TransactionIssuer {
       ...(meta ? { meta } : {}),
       ca: this.o.caName,
       profile: this.o.profileName,
-    });
+    };
+    // A new transaction (the usual case) is opened by the write that records its certificate:
+    // one store write per enrollment. Undefined: it appeared meanwhile (a racing resend).
+    if (!(await (known ?? this.o.store.transactionExists(req.transactionId)))) {
+      const d = await this.issueNew(er, open);
+      if (d) return d;
+    }
+    const begin = await this.o.store.beginTransaction(open);
     if (!begin.created) {
       const ex = begin.existing;
       if (heldElsewhere(ex, this.o)) return failure(FailInfo.badRequest, OTHER_PROFILE_TEXT);
@@ -178,7 +198,9 @@ export class TransactionIssuer {
       const settled = await this.answerExisting(ex, er);
       if (settled) return settled;
     }
-    return this.issueNew(er);
+    const d = await this.issueNew(er);
+    if (!d) throw new Error(`transaction ${req.transactionId}: issuance without open returned nothing`);
+    return d;
   }
 
   /** The answer an existing transaction already determines, or undefined when it still needs a certificate. */
@@ -209,7 +231,33 @@ export class TransactionIssuer {
     };
   }
 
-  private async issueNew(er: EnrollmentRequest): Promise<Decision> {
+  /**
+   * Records why a transaction failed: `fail` on an existing one; with `open`, the transaction
+   * is created failed (false: it exists already, the caller takes the existing path).
+   */
+  private async recordFailure(id: string, text: string, open: NewTransaction | undefined): Promise<boolean> {
+    if (!open) {
+      await this.o.store.fail(id, 'failed', FailInfo.badRequest, text);
+      return true;
+    }
+    const b = await this.o.store.beginTransaction({
+      ...open,
+      state: 'failed',
+      failInfo: FailInfo.badRequest,
+      failText: text,
+    });
+    return b.created;
+  }
+
+  /**
+   * Signs and records a certificate for an approved transaction — or, with `open`, for a new
+   * one that the recording write creates. Undefined only with `open`, when the transaction
+   * exists after all (nothing was recorded; the caller goes the existing-transaction way).
+   */
+  private async issueNew(
+    er: EnrollmentRequest,
+    open?: NewTransaction & { state: 'approved' },
+  ): Promise<Decision | undefined> {
     const { request: req, csr } = er;
     const { ca, store, profile } = this.o;
     const backdateMs = effectiveBackdateSeconds(this.o.backdateSeconds, profile.validitySeconds) * 1000;
@@ -231,7 +279,7 @@ export class TransactionIssuer {
         cert = parseCertificate(der);
       } catch (e) {
         // The CA key is on a token that is unreachable now: nothing was issued and nothing is
-        // recorded, the transaction stays `approved` and the client's retry issues it (503).
+        // recorded (an existing transaction stays `approved`); the client's retry issues it (503).
         if (e instanceof KeyUnavailableError) throw e;
         // Never leave the transaction `approved`: record why it failed (the operator sees it),
         // the device gets FAILURE. A CaError is about the request; anything else is logged.
@@ -242,11 +290,12 @@ export class TransactionIssuer {
           text = ISSUANCE_FAULT_TEXT;
           this.o.logger?.error({ err: e, transactionId: req.transactionId }, 'the CA failed to issue');
         }
-        await store.fail(req.transactionId, 'failed', FailInfo.badRequest, text);
+        if (!(await this.recordFailure(req.transactionId, text, open))) return undefined;
         return failure(FailInfo.badRequest, text);
       }
       try {
         await store.recordIssued({
+          ...(open ? { open } : {}),
           transactionId: req.transactionId,
           cert: certificateRecord(cert, ca.cert.fingerprint, req.transactionId),
           audit: auditEntry(DEVICE_ACTOR, 'enroll.issued', req.transactionId, {
@@ -268,6 +317,8 @@ export class TransactionIssuer {
         };
       } catch (e) {
         if (e instanceof SerialConflictError) continue;
+        // Signed but never recorded nor sent: this certificate does not exist.
+        if (e instanceof TransactionExistsError) return undefined;
         if (e instanceof AlreadyIssuedError) return this.replay(e.serial, er);
         if (e instanceof TransactionStateError) {
           const ex = await store.getTransaction(req.transactionId);
@@ -281,7 +332,7 @@ export class TransactionIssuer {
       { transactionId: req.transactionId },
       `no unique serial after ${SERIAL_ATTEMPTS} attempts`,
     );
-    await store.fail(req.transactionId, 'failed', FailInfo.badRequest, ISSUANCE_FAULT_TEXT);
+    if (!(await this.recordFailure(req.transactionId, ISSUANCE_FAULT_TEXT, open))) return undefined;
     return failure(FailInfo.badRequest, ISSUANCE_FAULT_TEXT);
   }
 }

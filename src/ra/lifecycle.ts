@@ -314,7 +314,13 @@ export class EnrollmentHandlers implements Lifecycle {
     }
     const rejection = await runPolicies(this.initialPolicies, er);
     if (rejection) return rejectionDecision(rejection);
-    if (mode === 'auto') return gate.enroll(er, (meta) => this.issuer.issue(er, meta));
+    if (mode === 'auto') {
+      // Asked now rather than after the challenge gate: with worker threads this read travels
+      // to the store's thread with the gate's throttle check, one round trip instead of two.
+      const known = this.store.transactionExists(er.request.transactionId);
+      known.catch(() => undefined);
+      return gate.enroll(er, (meta) => this.issuer.issue(er, meta, known));
+    }
     // In manual mode a wrong challenge decides nothing (the operator does), so there is
     // nothing to guess and nothing to throttle; challenge-or-manual issues on a valid one.
     // An external validator in mode `challenge` is the challenge check: its refusals count.
@@ -482,6 +488,8 @@ export class EnrollmentHandlers implements Lifecycle {
     const tx = await this.store.getTransaction(req.transactionId);
     if (!tx || tx.state !== 'pending' || tx.csr === null) return undefined;
     if (tx.signerKeyHash !== spkiHash(req.signerCert.spki)) return undefined;
+    // Opened at another CA or profile: the normal path refuses it (OTHER_PROFILE_TEXT).
+    if (heldElsewhere(tx, this.o)) return undefined;
     if (tx.expiresAt && tx.expiresAt.getTime() <= this.now().getTime()) return undefined;
     // The console shows when the device last asked (migration 5): coalesced, not awaited.
     this.pollNotes.note(tx.transactionId);

@@ -13,6 +13,7 @@ import {
   AlreadyIssuedError,
   DuplicateKeyError,
   SerialConflictError,
+  TransactionExistsError,
   TransactionStateError,
   type Store,
   type StoreStats,
@@ -31,6 +32,7 @@ export const STORE_METHODS = [
   'listRevoked',
   'beginTransaction',
   'getTransaction',
+  'transactionExists',
   'listTransactions',
   'recordIssued',
   'decide',
@@ -141,6 +143,7 @@ const STORE_ERRORS: Readonly<Record<string, (w: WireError) => Error>> = {
   SerialConflictError: (w) => new SerialConflictError(w.serial ?? ''),
   AlreadyIssuedError: (w) => new AlreadyIssuedError(w.transactionId ?? '', w.serial ?? ''),
   TransactionStateError: (w) => new TransactionStateError(w.transactionId ?? '', w.state ?? null),
+  TransactionExistsError: (w) => new TransactionExistsError(w.transactionId ?? ''),
   DuplicateKeyError: (w) => new DuplicateKeyError(w.what ?? 'key'),
 };
 

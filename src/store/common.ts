@@ -7,6 +7,7 @@ import type {
   CertificateQuery,
   CertificateRecord,
   CertificateStatus,
+  IssuedRecord,
   JsonObject,
   NewCertificate,
   RevocationReason,
@@ -297,3 +298,13 @@ export const INVARIANTS: ReadonlyArray<{ what: string; sql: string }> = [
 
 /** Indexes whose absence would break a guarantee; integrityCheck verifies they exist. */
 export const REQUIRED_UNIQUE_INDEXES = ['certificates_transaction_id_key'] as const;
+
+/** Why `recordIssued`'s `open` cannot be used (undefined: it can, or there is none). */
+export function badOpen(args: IssuedRecord): TypeError | undefined {
+  const open = args.open;
+  if (!open) return undefined;
+  if (open.transactionId !== args.transactionId)
+    return new TypeError('recordIssued: open is for another transactionID');
+  if ((open.state as string) !== 'approved') return new TypeError('recordIssued: open must be approved');
+  return undefined;
+}

@@ -32,6 +32,18 @@ export class TransactionStateError extends Error {
   }
 }
 
+/**
+ * `recordIssued` with `open`: the transaction was to be opened by that write, but its
+ * transactionID exists already (another request, or a resend racing this one). Nothing was
+ * written; the caller takes the path for an existing transaction.
+ */
+export class TransactionExistsError extends Error {
+  constructor(readonly transactionId: string) {
+    super(`transaction ${transactionId} exists already`);
+    this.name = 'TransactionExistsError';
+  }
+}
+
 /** A unique key (secret hash, ...) already exists. */
 export class DuplicateKeyError extends Error {
   constructor(readonly what: string) {

@@ -11,6 +11,7 @@
 import pg from 'pg';
 import {
   INVARIANTS,
+  badOpen,
   REQUIRED_UNIQUE_INDEXES,
   sanRows,
   prepareCertificate,
@@ -18,7 +19,12 @@ import {
   type Dialect,
   type TransactionRow,
 } from './common.js';
-import { AlreadyIssuedError, SerialConflictError, TransactionStateError } from './errors.js';
+import {
+  AlreadyIssuedError,
+  SerialConflictError,
+  TransactionExistsError,
+  TransactionStateError,
+} from './errors.js';
 import { prepareAuditEntries } from './audit-chain.js';
 import { PgAuditBatcher } from './pg-batch.js';
 import { MIGRATIONS, MIGRATIONS_TABLE_SQL } from './schema.js';
@@ -26,6 +32,7 @@ import {
   CERT_COLUMNS,
   SQL,
   beginTransactionParams,
+  issuedTransactionParams,
   opMethods,
   type Op,
   type OpMethod,
@@ -36,6 +43,7 @@ import type {
   BeginResult,
   CertificateRecord,
   IntegrityReport,
+  IssuedRecord,
   NewAuditEntry,
   NewCertificate,
   NewTransaction,
@@ -324,12 +332,10 @@ export class PostgresStore implements Store {
     await this.audits.append(prepareAuditEntries(entries));
   }
 
-  async recordIssued(args: {
-    transactionId: string;
-    cert: NewCertificate;
-    audit?: NewAuditEntry;
-  }): Promise<void> {
+  async recordIssued(args: IssuedRecord): Promise<void> {
     const id = args.transactionId;
+    const bad = badOpen(args);
+    if (bad) throw bad;
     const c = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
     const sans = sanRows(c.sans);
     // Checked before anything is written (a bad record refuses the issuance).
@@ -339,6 +345,22 @@ export class PostgresStore implements Store {
     // and updates nothing, so its certificate INSERT (fed by the UPDATE's rows) inserts nothing.
     // With an audit record: the same statement as one member of an audit batch (pg-batch.ts),
     // whose transaction also appends the record — only if the statement issued.
+    // With `open`, the first step INSERTs the transaction (already issued) instead of updating
+    // it: ON CONFLICT waits for a concurrent inserter's commit and then inserts nothing, and so
+    // neither does the certificate INSERT.
+    const head: [string, unknown[]] = args.open
+      ? [
+          `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject,
+             requester, created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta, ca, profile)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (transaction_id) DO NOTHING
+           RETURNING transaction_id, ca, profile`,
+          issuedTransactionParams(beginTransactionParams(args.open, dialect), c.serial),
+        ]
+      : [
+          `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
+           WHERE transaction_id = ? AND state IN ('pending', 'approved') RETURNING transaction_id, ca, profile`,
+          [c.serial, c.createdAt, id],
+        ];
     const run = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]) => {
       if (!audit) return this.w<R>(sql, params);
       if (this.closed) throw new Error('store is closed');
@@ -351,10 +373,7 @@ export class PostgresStore implements Store {
     let updated: number;
     try {
       const r = await run<{ updated: number }>(
-        `WITH upd AS (
-           UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
-           WHERE transaction_id = ? AND state IN ('pending', 'approved') RETURNING transaction_id, ca, profile
-         ), ins AS (
+        `WITH upd AS (${head[0]}), ins AS (
            INSERT INTO certificates (${CERT_COLUMNS})
            SELECT ?, ?, ?, ?, ?, ?::timestamptz, ?::timestamptz, ?, upd.transaction_id, ?, ?::timestamptz, ?::int,
              ?::timestamptz, ?::bytea, upd.ca, upd.profile FROM upd
@@ -365,9 +384,7 @@ export class PostgresStore implements Store {
          )
          SELECT count(*)::int AS updated FROM upd`,
         [
-          c.serial,
-          c.createdAt,
-          id,
+          ...head[1],
           c.serial,
           c.issuer,
           c.subject,
@@ -396,6 +413,7 @@ export class PostgresStore implements Store {
       throw e;
     }
     if (updated === 1) return;
+    if (args.open) throw new TransactionExistsError(id);
     const t = await this.getTransaction(id);
     if (!t) throw new TransactionStateError(id, null);
     if (t.state === 'issued') throw new AlreadyIssuedError(id, t.certSerial ?? '');

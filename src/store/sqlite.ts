@@ -11,13 +11,19 @@ import Database from 'better-sqlite3';
 import {
   INVARIANTS,
   REQUIRED_UNIQUE_INDEXES,
+  badOpen,
   sanRows,
   prepareCertificate,
   transactionFromRow,
   type Dialect,
   type TransactionRow,
 } from './common.js';
-import { AlreadyIssuedError, SerialConflictError, TransactionStateError } from './errors.js';
+import {
+  AlreadyIssuedError,
+  SerialConflictError,
+  TransactionExistsError,
+  TransactionStateError,
+} from './errors.js';
 import { chainEntries } from './audit-chain.js';
 import { GroupCommitter } from './group-commit.js';
 import { WalSyncer } from './wal-sync.js';
@@ -39,6 +45,7 @@ import type {
   BeginResult,
   CertificateRecord,
   IntegrityReport,
+  IssuedRecord,
   NewAuditEntry,
   NewCertificate,
   NewTransaction,
@@ -356,12 +363,22 @@ export class SqliteStore implements Store {
     return this.write(() => this.appendAuditRows(entries));
   }
 
-  recordIssued(args: { transactionId: string; cert: NewCertificate; audit?: NewAuditEntry }): Promise<void> {
+  recordIssued(args: IssuedRecord): Promise<void> {
     const id = args.transactionId;
+    const open = args.open;
+    const bad = badOpen(args);
+    if (bad) return Promise.reject(bad);
     const cert = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
+    const opened = open ? beginTransactionParams(open, dialect) : undefined;
     return this.write(() => {
-      const t = this.hot.issuingTransaction.get(id) as
-        { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
+      let t: { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
+      if (opened) {
+        // Nothing is written when the transactionID exists (ON CONFLICT DO NOTHING).
+        t = this.hot.beginTransaction.get(...opened) as TransactionRow | undefined;
+        if (!t) throw new TransactionExistsError(id);
+      } else {
+        t = this.hot.issuingTransaction.get(id) as typeof t;
+      }
       if (!t) throw new TransactionStateError(id, null);
       if (t.state === 'issued') throw new AlreadyIssuedError(id, t.cert_serial ?? '');
       if (t.state !== 'pending' && t.state !== 'approved') throw new TransactionStateError(id, t.state);

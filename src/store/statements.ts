@@ -112,6 +112,17 @@ export function beginTransactionParams(rec: NewTransaction, d: Dialect): unknown
   ];
 }
 
+/**
+ * `beginTransactionParams` of a transaction that is opened already issued (recordIssued's
+ * `open`), for an INSERT that lists cert_serial as a parameter after expires_at.
+ */
+export function issuedTransactionParams(begin: unknown[], serial: string): unknown[] {
+  const p = [...begin];
+  p[3] = 'issued';
+  p.splice(10, 0, serial);
+  return p;
+}
+
 /** What one statement gave back, whatever the driver. */
 export interface Outcome {
   rows: Array<Record<string, unknown>>;
@@ -158,6 +169,7 @@ export type OpMethod =
   | 'revoke'
   | 'listRevoked'
   | 'getTransaction'
+  | 'transactionExists'
   | 'listTransactions'
   | 'decide'
   | 'fail'
@@ -247,6 +259,16 @@ export const OPS: { [K in OpMethod]: Op<Args<K>, Res<K>> } = {
       const row = first(out);
       return row ? transactionFromRow(row as unknown as TransactionRow, d.date) : null;
     },
+  },
+
+  transactionExists: {
+    kind: 'read',
+    // A hint (see Store): not held back until pending commits are durable.
+    volatile: true,
+    statements: (_d, transactionId: string) => [
+      ['SELECT 1 AS n FROM transactions WHERE transaction_id = ?', [transactionId]],
+    ],
+    result: (out) => (out[0]?.rows.length ?? 0) > 0,
   },
 
   listTransactions: {

@@ -173,6 +173,15 @@ export interface NewTransaction {
   profile?: string;
 }
 
+/** What `recordIssued` takes. */
+export interface IssuedRecord {
+  transactionId: string;
+  cert: NewCertificate;
+  audit?: NewAuditEntry;
+  /** Open the transaction in the same write (a new request issued at once). */
+  open?: NewTransaction & { state: 'approved' };
+}
+
 export type BeginResult =
   { created: true; record: TransactionRecord } | { created: false; existing: TransactionRecord };
 
@@ -304,6 +313,11 @@ export interface Store {
    */
   beginTransaction(rec: NewTransaction): Promise<BeginResult>;
   getTransaction(transactionId: string): Promise<TransactionRecord | null>;
+  /**
+   * Whether a transaction with this id exists. A hint for choosing a path, never an answer:
+   * it may see a committed write that is not durable yet (SQLite), and is not waited for.
+   */
+  transactionExists(transactionId: string): Promise<boolean>;
   /** Transactions (e.g. all pending), oldest first. */
   listTransactions(query: TransactionQuery): Promise<Page<TransactionRecord>>;
   /**
@@ -313,8 +327,13 @@ export interface Store {
    * issued for this transaction: answer with `err.serial`), or TransactionStateError (unknown,
    * rejected, failed or expired). At most one certificate per transactionId is ever committed.
    * `audit` is appended to the audit trail in the same database transaction.
+   *
+   * With `open` (its transactionId must be this one, its state 'approved'): the transaction is
+   * created by this same write instead of by an earlier `beginTransaction` — a new
+   * auto-approved request is then ONE write. If the transactionID exists already, nothing is
+   * written and TransactionExistsError is thrown.
    */
-  recordIssued(args: { transactionId: string; cert: NewCertificate; audit?: NewAuditEntry }): Promise<void>;
+  recordIssued(args: IssuedRecord): Promise<void>;
   /**
    * Operator decision on a pending transaction. Returns true if it changed the state (only
    * from 'pending'); 'rejected' stores `reason` as failText.

@@ -153,7 +153,7 @@ test('auto mode: another CSR under a used transactionID → FAILURE badRequest, 
 /** A server in front of a composed service with a settable clock and CA (fixture CA, in-memory store). */
 async function clockServer(
   t: TestContext,
-  o: { ca?: CertificateAuthority; pendingTtlSeconds?: number } = {},
+  o: { ca?: CertificateAuthority; pendingTtlSeconds?: number; mode?: 'manual' | 'auto' } = {},
 ): Promise<{ s: RunningServer; clock: { now: number } }> {
   const { ca } = fixtureCa();
   const store = await openStore(':memory:');
@@ -164,7 +164,7 @@ async function clockServer(
     config: { challenges: [TEST_CHALLENGE] },
     lifecycle: {
       approval: {
-        mode: 'manual',
+        mode: o.mode ?? 'manual',
         ...(o.pendingTtlSeconds ? { pendingTtlSeconds: o.pendingTtlSeconds } : {}),
       },
     },
@@ -216,8 +216,9 @@ test('an approved request nobody collects within the pending TTL fails (device a
 
 /** A CA whose issue() fails as a CA can fail (typed) or unexpectedly. */
 class FailingCa extends CertificateAuthority {
-  mode: 'typed' | 'fault' = 'fault';
-  override issue(_r: IssueOptions): Buffer {
+  mode: 'typed' | 'fault' | 'works' = 'fault';
+  override issue(r: IssueOptions): Buffer {
+    if (this.mode === 'works') return super.issue(r);
     if (this.mode === 'typed') throw new CaError('the profile refuses this request');
     throw new Error('disk on fire');
   }
@@ -250,6 +251,44 @@ test('a CA failure during issuance records the transaction failed (never left ap
     const again = await send(s.url, pollOf(d, certs, r.transactionId), d, certs);
     assert.equal(again.status, PkiStatus.FAILURE);
   }
+});
+
+test('auto mode: a new request is opened and issued in ONE store write; a CA failure records it failed; resends answer from the store', async (t) => {
+  const { ca } = fixtureCa();
+  const failing = new FailingCa({ cert: ca.cert, key: ca.key, chain: [] });
+  failing.mode = 'works';
+  const { s } = await clockServer(t, { ca: failing, mode: 'auto' });
+  const svc = s.enrollment!;
+  const certs = await caCerts(s.url);
+  const d = device('CN=one-write,O=Test', { pool: 7 });
+  const r = pkcsReq(d, recipientOf(certs));
+  const before = svc.store.stats().writes;
+  const rep = await send(s.url, r, d, certs);
+  assert.equal(rep.status, PkiStatus.SUCCESS);
+  assert.equal(svc.store.stats().writes - before, 1, 'one store write for a new auto-approved enrollment');
+  const tx = await svc.store.getTransaction(r.transactionId);
+  assert.equal(tx?.state, 'issued');
+  assert.equal(tx?.certSerial, rep.certificates[0]?.serialHex);
+  assert.deepEqual(tx?.meta, { challenge: 'static' });
+  // The identical resend gets the same certificate; nothing new is stored.
+  const again = await send(s.url, r, d, certs);
+  assert.equal(again.status, PkiStatus.SUCCESS);
+  assert.equal(again.certificates[0]?.serialHex, tx?.certSerial);
+  assert.equal((await svc.store.searchCertificates({})).total, 1, 'one certificate');
+  // A CA failure on a new request: recorded failed (never a certificate), and a resend is
+  // answered from the record without asking the CA again.
+  failing.mode = 'typed';
+  const d2 = device('CN=one-write-fails,O=Test', { pool: 8 });
+  const r2 = pkcsReq(d2, recipientOf(certs));
+  const bad = await send(s.url, r2, d2, certs);
+  assert.equal(bad.status, PkiStatus.FAILURE);
+  const tx2 = await svc.store.getTransaction(r2.transactionId);
+  assert.equal(tx2?.state, 'failed');
+  assert.match(tx2?.failText ?? '', /profile refuses/);
+  failing.mode = 'works';
+  const bad2 = await send(s.url, r2, d2, certs);
+  assert.equal(bad2.status, PkiStatus.FAILURE, 'the recorded failure answers the resend');
+  assert.equal((await svc.store.searchCertificates({ transactionId: r2.transactionId })).total, 0);
 });
 
 interface Holder {

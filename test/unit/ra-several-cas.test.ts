@@ -13,6 +13,7 @@ import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { listCaNames } from '../../src/ca/ca-location.js';
 import { initCa } from '../../src/ca/keystore.js';
+import { spkiHash } from '../../src/crypto/keys.js';
 import type { Certificate } from '../../src/pkix/certificate.js';
 import type { EnrollmentService } from '../../src/ra/service.js';
 import { buildIssuerAndSerial } from '../../src/scep/message-data.js';
@@ -25,6 +26,8 @@ import { permissionWarnings, prepareCa } from '../../src/server/data-dir.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import {
   TEST_CHALLENGE,
+  certPoll,
+  csrOf,
   device,
   openCertRep,
   pkcsReq,
@@ -174,6 +177,26 @@ test('a transactionID held by another CA or profile is refused, not answered fro
   const rep = openCertRep(a.body, req, d, routers.certs);
   assert.equal(rep.status, PkiStatus.FAILURE);
   assert.match(rep.failInfoText ?? '', /another CA or profile/);
+});
+
+test('a CertPoll for a request pending at another CA or profile is refused there, not answered PENDING', async (t) => {
+  const { store, def, routers } = await twoCas(t);
+  const d = device('CN=pending-elsewhere,O=Test', { pool: 5 });
+  await store.beginTransaction({
+    transactionId: 'held-at-default',
+    signerKeyHash: spkiHash(d.signer.cert.spki),
+    messageType: MessageType.PKCSReq,
+    state: 'pending',
+    csr: csrOf(d),
+    subject: 'CN=pending-elsewhere,O=Test',
+  });
+  const here = certPoll(d, def.certs[0]!, caOf(def), 'held-at-default');
+  const a = openCertRep((await def.svc.pkiOperation(here.der, {})).body, here, d, def.certs);
+  assert.equal(a.status, PkiStatus.PENDING);
+  const there = certPoll(d, routers.certs[0]!, caOf(routers), 'held-at-default');
+  const b = openCertRep((await routers.svc.pkiOperation(there.der, {})).body, there, d, routers.certs);
+  assert.equal(b.status, PkiStatus.FAILURE);
+  assert.match(b.failInfoText ?? '', /another CA or profile/);
 });
 
 test('CRL route per CA: /crl/NAME.crl, fingerprints of either CA, /crl is the default CA', async (t) => {

@@ -15,6 +15,7 @@ import {
   AlreadyIssuedError,
   DuplicateKeyError,
   SerialConflictError,
+  TransactionExistsError,
   TransactionStateError,
   normalizeSerial,
   openStore,
@@ -443,6 +444,81 @@ async function suite(t: TestContext, b: Backend): Promise<void> {
         assert.equal(certs.total, 1);
         assert.equal(certs.items[0]?.serial, tx?.certSerial);
         assert.equal((await s1s.searchCertificates({})).total, 1, 'no stray certificate');
+      });
+    },
+  );
+
+  await t.test(
+    'recordIssued with open: one write opens and issues; an existing transactionID writes nothing',
+    async () => {
+      await withStores(b.fresh(), 2, async (s1, s2) => {
+        const a = s1 as Store;
+        const c = s2 as Store;
+        const open = (id: string) =>
+          ({
+            transactionId: id,
+            signerKeyHash: 'AB',
+            messageType: 19,
+            state: 'approved',
+            csr: Buffer.from('csr'),
+            subject: 'CN=one',
+            requester: '127.0.0.9',
+            meta: { challenge: 'static' },
+          }) as const;
+        assert.equal(await a.transactionExists('one'), false);
+        const first = cert();
+        await a.recordIssued({
+          transactionId: 'one',
+          cert: first,
+          open: open('one'),
+          audit: {
+            actor: 'device',
+            action: 'enroll.issued',
+            target: 'one',
+            details: { serial: first.serial },
+          },
+        });
+        assert.equal(await c.transactionExists('one'), true);
+        const tx = await c.getTransaction('one');
+        assert.equal(tx?.state, 'issued');
+        assert.equal(tx?.certSerial, normalizeSerial(first.serial));
+        assert.equal(tx?.signerKeyHash, 'ab');
+        assert.deepEqual(tx?.meta, { challenge: 'static' });
+        assert.equal(tx?.requester, '127.0.0.9');
+        assert.equal((await c.getCertificate(first.serial))?.transactionId, 'one');
+        const chain = await c.readAuditChain(0, 100);
+        assert.deepEqual(
+          chain.map((r) => [r.action, r.target]),
+          [['enroll.issued', 'one']],
+        );
+        // The same transactionID again (another instance): refused, nothing written.
+        await assert.rejects(
+          c.recordIssued({ transactionId: 'one', cert: cert(), open: open('one') }),
+          TransactionExistsError,
+        );
+        assert.equal((await a.searchCertificates({})).total, 1, 'no second certificate');
+        assert.equal((await a.readAuditChain(0, 100)).length, 1, 'no second audit record');
+        assert.equal((await a.getTransaction('one'))?.certSerial, normalizeSerial(first.serial));
+        // Racing opens of one new transactionID from two instances: exactly one issues.
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) =>
+            (i % 2 ? a : c).recordIssued({ transactionId: 'race', cert: cert(), open: open('race') }),
+          ),
+        );
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one issuance');
+        for (const r of results)
+          if (r.status === 'rejected')
+            assert.ok(r.reason instanceof TransactionExistsError, String(r.reason));
+        assert.equal((await a.searchCertificates({ transactionId: 'race' })).total, 1);
+        // A mismatched open is refused before anything is written.
+        await assert.rejects(
+          a.recordIssued({ transactionId: 'two', cert: cert(), open: open('other') }),
+          /another transactionID/,
+        );
+        assert.equal(await a.transactionExists('two'), false);
+        assert.equal(await a.transactionExists('other'), false);
+        const report = await a.integrityCheck();
+        assert.deepEqual(report.problems, []);
       });
     },
   );
