@@ -317,6 +317,9 @@ async function measure(
         }
       }),
     );
+  // Once before the load: the first fetch() loads undici (tens of ms of this thread), which
+  // would otherwise stall the load generator inside the measured window.
+  await commits();
   // Taken when the first measured request leaves (warm-up requests still in flight).
   let start:
     | {
