@@ -232,6 +232,21 @@ export class TransactionIssuer {
   }
 
   /**
+   * After a fault that issued nothing, records a new transaction as `approved` (best effort:
+   * the fault itself is what the caller reports), so the client's retry finds it.
+   */
+  private async keepApproved(open: NewTransaction & { state: 'approved' }): Promise<void> {
+    try {
+      await this.o.store.beginTransaction(open);
+    } catch (err) {
+      this.o.logger?.warn(
+        { err, transactionId: open.transactionId },
+        'the request could not be recorded after a failed issuance',
+      );
+    }
+  }
+
+  /**
    * Records why a transaction failed: `fail` on an existing one; with `open`, the transaction
    * is created failed (false: it exists already, the caller takes the existing path).
    */
@@ -278,9 +293,13 @@ export class TransactionIssuer {
         });
         cert = parseCertificate(der);
       } catch (e) {
-        // The CA key is on a token that is unreachable now: nothing was issued and nothing is
-        // recorded (an existing transaction stays `approved`); the client's retry issues it (503).
-        if (e instanceof KeyUnavailableError) throw e;
+        // The CA key is on a token that is unreachable now: nothing was issued; the transaction
+        // is (or stays) `approved` and the client's retry issues it (503). A new one is recorded
+        // first, so the retry finds it as a resend (a one-time challenge it spent stays its own).
+        if (e instanceof KeyUnavailableError) {
+          if (open) await this.keepApproved(open);
+          throw e;
+        }
         // Never leave the transaction `approved`: record why it failed (the operator sees it),
         // the device gets FAILURE. A CaError is about the request; anything else is logged.
         let text: string;
@@ -325,6 +344,9 @@ export class TransactionIssuer {
           const a = ex ? await this.answerExisting(ex, er) : undefined;
           if (a) return a;
         }
+        // The store failed (busy past its timeout, I/O): as with an unreachable CA key, the
+        // request is kept `approved` if the store takes that, so the client's retry is a resend.
+        if (open) await this.keepApproved(open);
         throw e;
       }
     }

@@ -16,6 +16,8 @@ import { parseSubjectAltName, type GeneralName } from '../../src/pkix/extensions
 import { FailInfo, MessageType, PkiStatus, type CertRep } from '../../src/scep/index.js';
 import { startServer, type RunningServer } from '../../src/server/index.js';
 import { composeEnrollment } from '../../src/server/compose.js';
+import { KeyUnavailableError } from '../../src/crypto/private-key.js';
+import { OneTimeChallenges } from '../../src/ra/one-time-challenge.js';
 import { openStore } from '../../src/store/index.js';
 import { logSink } from '../helpers/log-sink.js';
 import { fixtureCa } from '../helpers/service.js';
@@ -153,7 +155,12 @@ test('auto mode: another CSR under a used transactionID → FAILURE badRequest, 
 /** A server in front of a composed service with a settable clock and CA (fixture CA, in-memory store). */
 async function clockServer(
   t: TestContext,
-  o: { ca?: CertificateAuthority; pendingTtlSeconds?: number; mode?: 'manual' | 'auto' } = {},
+  o: {
+    ca?: CertificateAuthority;
+    pendingTtlSeconds?: number;
+    mode?: 'manual' | 'auto';
+    oneTimeChallengeKey?: Buffer;
+  } = {},
 ): Promise<{ s: RunningServer; clock: { now: number } }> {
   const { ca } = fixtureCa();
   const store = await openStore(':memory:');
@@ -161,7 +168,10 @@ async function clockServer(
   const service = composeEnrollment({
     ca: o.ca ?? new CertificateAuthority({ cert: ca.cert, key: ca.key, chain: [] }),
     store,
-    config: { challenges: [TEST_CHALLENGE] },
+    config: {
+      challenges: [TEST_CHALLENGE],
+      ...(o.oneTimeChallengeKey ? { oneTimeChallengeKey: o.oneTimeChallengeKey.toString('hex') } : {}),
+    },
     lifecycle: {
       approval: {
         mode: o.mode ?? 'manual',
@@ -216,9 +226,10 @@ test('an approved request nobody collects within the pending TTL fails (device a
 
 /** A CA whose issue() fails as a CA can fail (typed) or unexpectedly. */
 class FailingCa extends CertificateAuthority {
-  mode: 'typed' | 'fault' | 'works' = 'fault';
+  mode: 'typed' | 'fault' | 'works' | 'unreachable' = 'fault';
   override issue(r: IssueOptions): Buffer {
     if (this.mode === 'works') return super.issue(r);
+    if (this.mode === 'unreachable') throw new KeyUnavailableError('the token is unplugged');
     if (this.mode === 'typed') throw new CaError('the profile refuses this request');
     throw new Error('disk on fire');
   }
@@ -289,6 +300,44 @@ test('auto mode: a new request is opened and issued in ONE store write; a CA fai
   const bad2 = await send(s.url, r2, d2, certs);
   assert.equal(bad2.status, PkiStatus.FAILURE, 'the recorded failure answers the resend');
   assert.equal((await svc.store.searchCertificates({ transactionId: r2.transactionId })).total, 0);
+});
+
+test('auto mode, one-time challenge: the CA key unreachable → 503, the request is kept approved and its retry issues (the spent challenge stays its own)', async (t) => {
+  const { ca } = fixtureCa();
+  const failing = new FailingCa({ cert: ca.cert, key: ca.key, chain: [] });
+  failing.mode = 'unreachable';
+  const key = Buffer.alloc(32, 9);
+  const { s } = await clockServer(t, { ca: failing, mode: 'auto', oneTimeChallengeKey: key });
+  const svc = s.enrollment!;
+  const [challenge] = await new OneTimeChallenges(key).mint(svc.store, { ttlSeconds: 3600, actor: 'test' });
+  const certs = await caCerts(s.url);
+  const d = device('CN=token-unplugged,O=Test', { pool: 9 });
+  const r = pkcsReq(d, recipientOf(certs), { challenge: challenge!.value });
+  const down = await postPki(s.url, r.der);
+  assert.equal(down.status, 503);
+  assert.equal((await svc.store.getTransaction(r.transactionId))?.state, 'approved');
+  failing.mode = 'works';
+  const rep = await send(s.url, r, d, certs);
+  assert.equal(rep.status, PkiStatus.SUCCESS, rep.failInfoText);
+  assert.equal((await svc.store.getTransaction(r.transactionId))?.state, 'issued');
+});
+
+test('auto mode: a store fault while recording a new certificate → 500, the request is kept approved and its retry issues', async (t) => {
+  const { s } = await clockServer(t, { mode: 'auto' });
+  const store = s.enrollment!.store;
+  const certs = await caCerts(s.url);
+  const d = device('CN=store-fault,O=Test', { pool: 10 });
+  const r = pkcsReq(d, recipientOf(certs));
+  const real = store.recordIssued.bind(store);
+  store.recordIssued = () => Promise.reject(new Error('disk I/O error'));
+  const down = await postPki(s.url, r.der);
+  assert.equal(down.status, 500);
+  assert.ok(!down.body.toString().includes('disk'), 'no internal detail to the client');
+  store.recordIssued = real;
+  assert.equal((await store.getTransaction(r.transactionId))?.state, 'approved');
+  const rep = await send(s.url, r, d, certs);
+  assert.equal(rep.status, PkiStatus.SUCCESS, rep.failInfoText);
+  assert.equal((await store.getTransaction(r.transactionId))?.state, 'issued');
 });
 
 interface Holder {
