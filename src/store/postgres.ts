@@ -32,7 +32,6 @@ import {
   CERT_COLUMNS,
   SQL,
   beginTransactionParams,
-  issuedTransactionParams,
   opMethods,
   type Op,
   type OpMethod,
@@ -349,13 +348,7 @@ export class PostgresStore implements Store {
     // it: ON CONFLICT waits for a concurrent inserter's commit and then inserts nothing, and so
     // neither does the certificate INSERT.
     const head: [string, unknown[]] = args.open
-      ? [
-          `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject,
-             requester, created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta, ca, profile)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (transaction_id) DO NOTHING
-           RETURNING transaction_id, ca, profile`,
-          issuedTransactionParams(beginTransactionParams(args.open, dialect), c.serial),
-        ]
+      ? [SQL.beginTransaction, beginTransactionParams(args.open, dialect, c.serial)]
       : [
           `UPDATE transactions SET state = 'issued', cert_serial = ?, updated_at = ?
            WHERE transaction_id = ? AND state IN ('pending', 'approved') RETURNING transaction_id, ca, profile`,

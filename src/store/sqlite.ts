@@ -369,24 +369,28 @@ export class SqliteStore implements Store {
     const bad = badOpen(args);
     if (bad) return Promise.reject(bad);
     const cert = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
-    const opened = open ? beginTransactionParams(open, dialect) : undefined;
+    // With `open`, the transaction is inserted already issued (nothing when its id exists).
+    const opened = open ? beginTransactionParams(open, dialect, cert.serial) : undefined;
     return this.write(() => {
-      let t: { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
+      let t: { ca: string; profile: string };
       if (opened) {
-        // Nothing is written when the transactionID exists (ON CONFLICT DO NOTHING).
-        t = this.hot.beginTransaction.get(...opened) as TransactionRow | undefined;
-        if (!t) throw new TransactionExistsError(id);
+        const row = this.hot.beginTransaction.get(...opened) as TransactionRow | undefined;
+        if (!row) throw new TransactionExistsError(id);
+        t = row;
       } else {
-        t = this.hot.issuingTransaction.get(id) as typeof t;
+        const row = this.hot.issuingTransaction.get(id) as
+          { state: string; cert_serial: string | null; ca: string; profile: string } | undefined;
+        if (!row) throw new TransactionStateError(id, null);
+        if (row.state === 'issued') throw new AlreadyIssuedError(id, row.cert_serial ?? '');
+        if (row.state !== 'pending' && row.state !== 'approved')
+          throw new TransactionStateError(id, row.state);
+        this.hot.markIssued.run(cert.serial, ms(cert.createdAt), id);
+        t = row;
       }
-      if (!t) throw new TransactionStateError(id, null);
-      if (t.state === 'issued') throw new AlreadyIssuedError(id, t.cert_serial ?? '');
-      if (t.state !== 'pending' && t.state !== 'approved') throw new TransactionStateError(id, t.state);
       // `cert` is this call's own copy (prepareCertificate): filed under the transaction's CA.
       cert.ca = t.ca;
       cert.profile = t.profile;
       this.insertCert(cert);
-      this.hot.markIssued.run(cert.serial, ms(cert.createdAt), id);
       if (args.audit) this.appendAuditRows([args.audit]);
     });
   }

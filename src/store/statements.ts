@@ -48,10 +48,13 @@ export const SQL = {
   certificateBySerial: `SELECT ${CERT_COLUMNS} FROM certificates WHERE ca = ? AND serial = ?`,
   serialByTransaction: 'SELECT serial FROM certificates WHERE transaction_id = ?',
   transactionById: 'SELECT * FROM transactions WHERE transaction_id = ?',
-  /** Returns the new row, or nothing when the transactionID exists. */
+  /**
+   * Returns the new row, or nothing when the transactionID exists (`beginTransactionParams`;
+   * also recordIssued's `open`, which inserts the transaction already issued).
+   */
   beginTransaction: `INSERT INTO transactions (transaction_id, signer_key_hash, message_type, state, csr, subject,
     requester, created_at, updated_at, expires_at, cert_serial, fail_info, fail_text, meta, ca, profile)
-  VALUES (?,?,?,?,?,?,?,?,?,?,NULL,?,?,?,?,?) ON CONFLICT (transaction_id) DO NOTHING RETURNING *`,
+  VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (transaction_id) DO NOTHING RETURNING *`,
   /** The audit chain's last row (read inside the serialized append). */
   auditHead: 'SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1',
   auditInsert: `INSERT INTO audit_log (seq, at, actor, action, target, details, prev_hash, hash)
@@ -90,37 +93,30 @@ export function auditHeadOf(row: Record<string, unknown> | undefined): { seq: nu
   return row ? { seq: Number(row.seq), hash: row.hash as string } : null;
 }
 
-/** Parameters of `SQL.beginTransaction` (timestamps default to now). */
-export function beginTransactionParams(rec: NewTransaction, d: Dialect): unknown[] {
+/**
+ * Parameters of `SQL.beginTransaction` (timestamps default to now). `issuedAs`: the transaction
+ * is inserted already issued with that certificate serial (recordIssued's `open`).
+ */
+export function beginTransactionParams(rec: NewTransaction, d: Dialect, issuedAs?: string): unknown[] {
   const now = rec.createdAt ?? new Date();
   return [
     rec.transactionId,
     rec.signerKeyHash.toLowerCase(),
     rec.messageType,
-    rec.state,
+    issuedAs === undefined ? rec.state : 'issued',
     rec.csr ?? null,
     rec.subject ?? null,
     rec.requester ?? null,
     d.ts(now),
     d.ts(now),
     rec.expiresAt ? d.ts(rec.expiresAt) : null,
+    issuedAs ?? null,
     rec.failInfo ?? null,
     rec.failText ?? null,
     rec.meta ? JSON.stringify(rec.meta) : null,
     rec.ca ?? DEFAULT_CA,
     rec.profile ?? DEFAULT_PROFILE,
   ];
-}
-
-/**
- * `beginTransactionParams` of a transaction that is opened already issued (recordIssued's
- * `open`), for an INSERT that lists cert_serial as a parameter after expires_at.
- */
-export function issuedTransactionParams(begin: unknown[], serial: string): unknown[] {
-  const p = [...begin];
-  p[3] = 'issued';
-  p.splice(10, 0, serial);
-  return p;
 }
 
 /** What one statement gave back, whatever the driver. */
