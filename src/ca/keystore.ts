@@ -198,7 +198,9 @@ function tokenKey(
   o: { allowPinValue?: boolean; pkcs11Pin?: string; generateBits?: number } = {},
 ): Pkcs11Key {
   const pin = o.pkcs11Pin ?? process.env['SCEPTER_PKCS11_PIN'];
-  const opts = { ...(o.allowPinValue ? { allowPinValue: true } : {}), ...(pin !== undefined ? { pin } : {}) };
+  const opts: { allowPinValue?: boolean; pin?: string } = {};
+  if (o.allowPinValue) opts.allowPinValue = true;
+  if (pin !== undefined) opts.pin = pin;
   try {
     return o.generateBits !== undefined
       ? generatePkcs11RsaKey(uri, o.generateBits, opts)
@@ -381,15 +383,14 @@ export async function initCa(at: CaLocation, o: InitCaOptions = {}): Promise<Ini
   if (o.pkcs11Existing && !tokenCa && o.raPkcs11Uri === undefined)
     throw new CaError('an existing token key needs a PKCS#11 URI');
   if (o.raPkcs11Uri !== undefined && !o.ra) throw new CaError('an RA key on a token needs an RA');
-  const tokenOpts = {
-    ...(o.allowPinValue ? { allowPinValue: true } : {}),
-    ...(o.pkcs11Pin !== undefined ? { pkcs11Pin: o.pkcs11Pin } : {}),
-  };
+  const tokenOpts: { allowPinValue?: boolean; pkcs11Pin?: string } = {};
+  if (o.allowPinValue) tokenOpts.allowPinValue = true;
+  if (o.pkcs11Pin !== undefined) tokenOpts.pkcs11Pin = o.pkcs11Pin;
   // Checked before anything is generated: the URIs parse and are recorded without a PIN.
   const caKeyRecord = tokenCa ? recordedUri(o.pkcs11Uri!, o.allowPinValue) : undefined;
   const raKeyRecord = o.raPkcs11Uri !== undefined ? recordedUri(o.raPkcs11Uri, o.allowPinValue) : undefined;
   const tokenKeyFor = (uri: string, what: string, bits = keySize) =>
-    tokenKey(uri, what, o.pkcs11Existing ? tokenOpts : { ...tokenOpts, generateBits: bits });
+    tokenKey(uri, what, o.pkcs11Existing ? tokenOpts : { generateBits: bits, ...tokenOpts });
 
   let key: PrivateKeyLike;
   let caCertDer: Buffer;

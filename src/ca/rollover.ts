@@ -309,7 +309,7 @@ function copyOnce(src: string, dst: string): void {
  * to re-run after an interruption: a file already renamed is recognised as the new one.
  */
 export function activateRollover(at: CaLocation, passphrase?: string): ActivateResult {
-  const cur = { ...caPaths(at), cross: '' };
+  const cur = { cross: '', ...caPaths(at) };
   cur.cross = join(cur.dir, 'cross.crt');
   const next = nextCaPaths(at);
   if (!existsSync(next.cert)) {

@@ -471,14 +471,13 @@ export class Agent {
       const child = spawn('/bin/sh', ['-c', c.hook!], {
         cwd: c.out,
         stdio: ['ignore', 'inherit', 'inherit'],
-        env: {
-          ...this.hookEnv(c),
+        env: Object.assign({}, this.hookEnv(c), {
           SCEPTER_NAME: c.name,
           SCEPTER_OUT: c.out,
           SCEPTER_CERT: resolve(c.out, 'cert.pem'),
           SCEPTER_KEY: resolve(c.out, 'key.pem'),
           SCEPTER_CHAIN: resolve(c.out, 'chain.pem'),
-        },
+        }),
       });
       const t = setTimeout(() => child.kill('SIGTERM'), this.cfg.hookTimeoutSeconds * 1000);
       child.on('error', (e) => {

@@ -572,10 +572,10 @@ export class ScepClient {
   }
 
   private overrides(): { cipher?: CipherName; digest?: DigestName } {
-    return {
-      ...(this.opts.cipher ? { cipher: this.opts.cipher } : {}),
-      ...(this.opts.digest ? { digest: this.opts.digest } : {}),
-    };
+    const out: { cipher?: CipherName; digest?: DigestName } = {};
+    if (this.opts.cipher) out.cipher = this.opts.cipher;
+    if (this.opts.digest) out.digest = this.opts.digest;
+    return out;
   }
 
   private throwUnlessSuccess(rep: CertRep, info: ReplyInfo): void {
@@ -654,7 +654,7 @@ export class ScepClient {
         // An EC signer's reply comes to the challenge we sent (PWRI) or by key agreement.
         decrypt:
           challenge !== undefined && signer.key.asymmetricKeyType !== 'rsa'
-            ? { ...signer, password: Buffer.from(challenge, 'utf8') }
+            ? Object.assign({}, signer, { password: Buffer.from(challenge, 'utf8') })
             : signer,
         allowSingleDes: this.opts.allowSingleDesReplies !== false,
       });

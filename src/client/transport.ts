@@ -115,7 +115,7 @@ export function fetchTrusting(ca: string | Buffer): FetchLike {
       };
       const req =
         u.protocol === 'https:'
-          ? httpsRequest(u, { ...options, ca }, onResponse)
+          ? httpsRequest(u, { ca, ...options }, onResponse)
           : httpRequest(u, options, onResponse);
       req.on('error', reject);
       const body = init.body;
@@ -192,9 +192,9 @@ export class Transport {
         last.code,
         `${operation}: ${last.message} (after ${this.o.retries + 1} attempts)`,
         {
-          ...(last.status === undefined ? {} : { status: last.status }),
           timedOut: last.timedOut,
           cause: last,
+          ...(last.status === undefined ? {} : { status: last.status }),
         },
       );
     }
@@ -205,7 +205,7 @@ export class Transport {
     const signal = AbortSignal.timeout(this.o.timeoutMs);
     let res: Response;
     try {
-      res = await this.o.fetch(url, { ...init, signal, redirect: 'error' });
+      res = await this.o.fetch(url, Object.assign({}, init, { signal, redirect: 'error' as const }));
     } catch (e) {
       const timedOut = (e as Error)?.name === 'TimeoutError' || (e as Error)?.name === 'AbortError';
       const tls = timedOut ? undefined : tlsProblem(e, this.o.url);

@@ -418,10 +418,11 @@ function stripZeros(b: Buffer): Buffer {
 /** Opens the private key a PKCS#11 URI names (see `Pkcs11KeyOptions`). */
 export function openPkcs11Key(uri: string, opts: Pkcs11KeyOptions = {}): Pkcs11Key {
   const u = parsePkcs11Uri(uri, opts.allowPinValue ? { allowPinValue: true } : {});
-  return new Pkcs11Key(u, resolvePin(u, opts.pin), {
-    ...(opts.expectedSpki ? { expectedSpki: opts.expectedSpki } : {}),
-    ...(opts.readWrite ? { readWrite: true } : {}),
-  });
+  const pin = resolvePin(u, opts.pin);
+  const keyOpts: { expectedSpki?: Buffer; readWrite?: boolean } = {};
+  if (opts.expectedSpki) keyOpts.expectedSpki = opts.expectedSpki;
+  if (opts.readWrite) keyOpts.readWrite = true;
+  return new Pkcs11Key(u, pin, keyOpts);
 }
 
 /**

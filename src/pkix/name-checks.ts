@@ -338,7 +338,7 @@ export function subjectAltNameProblem(
   try {
     const top = r.parse(extValue);
     if (top.tag !== 0x30 || top.indefinite) return 'subjectAltName is not a SEQUENCE OF GeneralName';
-    const names = r.children(top, { ...r.DEFAULT_LIMITS, maxChildren: maxSans + 1 });
+    const names = r.children(top, Object.assign({}, r.DEFAULT_LIMITS, { maxChildren: maxSans + 1 }));
     if (names.length === 0) return 'subjectAltName is empty';
     if (names.length > maxSans) return `more than ${maxSans} subjectAltNames requested`;
     for (const n of names) {

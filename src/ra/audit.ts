@@ -143,10 +143,10 @@ export async function listAuditRecords(
   if (f.before !== undefined && (!Number.isSafeInteger(f.before) || f.before < 1))
     throw new AuditQueryError('before must be a positive whole number (a seq)');
   const rows = await store.listAudit({
+    limit,
     ...(f.action !== undefined ? { action: checkAuditAction(f.action) } : {}),
     ...(f.since ? { since: f.since } : {}),
     ...(f.before !== undefined ? { beforeSeq: f.before } : {}),
-    limit,
   });
   const items = rows.map(auditView);
   const last = items[items.length - 1];

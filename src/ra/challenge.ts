@@ -154,15 +154,15 @@ export class ChallengeGate {
       case 'expired':
         return {
           rejection: {
-            ...reject(FailInfo.badRequest, 'the one-time challengePassword has expired'),
             challengeFailure: true,
+            ...reject(FailInfo.badRequest, 'the one-time challengePassword has expired'),
           },
         };
       default:
         return {
           rejection: {
-            ...reject(FailInfo.badRequest, 'the challengePassword is not valid'),
             challengeFailure: true,
+            ...reject(FailInfo.badRequest, 'the challengePassword is not valid'),
           },
         };
     }
@@ -206,8 +206,8 @@ export class ChallengeGate {
       'one-time challenge presented again (already used or unknown): possible compromise',
     );
     return {
-      ...reject(FailInfo.badRequest, 'the one-time challengePassword has already been used'),
       challengeFailure: true,
+      ...reject(FailInfo.badRequest, 'the one-time challengePassword has already been used'),
     };
   }
 

@@ -66,12 +66,11 @@ export interface ResolvedEnrollmentConfig {
 /** Fills in defaults; throws RangeError for values that make no sense. */
 export function resolveEnrollmentConfig(c: EnrollmentConfig): ResolvedEnrollmentConfig {
   const base = c.profile ?? DEFAULT_CLIENT_PROFILE;
-  const profile: Profile = {
-    ...base,
+  const profile: Profile = Object.assign({}, base, {
     keyUsage: [...base.keyUsage],
     extKeyUsage: [...base.extKeyUsage],
     validitySeconds: c.validitySeconds ?? base.validitySeconds,
-  };
+  });
   if (
     !Number.isInteger(profile.validitySeconds) ||
     profile.validitySeconds < MIN_VALIDITY_SECONDS ||

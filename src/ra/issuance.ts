@@ -138,7 +138,9 @@ export class TransactionIssuer {
     const key = `${er.request.transactionId}\0${er.signerKeyHash}\0${csrHash}`;
     const running = this.inflight.get(key);
     if (running) {
-      return running.then((d) => (d.status === 'SUCCESS' ? { ...d, cipher: er.cipher, replay: true } : d));
+      return running.then((d) =>
+        d.status === 'SUCCESS' ? Object.assign({}, d, { cipher: er.cipher, replay: true }) : d,
+      );
     }
     const p = this.run(er, meta, known).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
@@ -255,12 +257,9 @@ export class TransactionIssuer {
       await this.o.store.fail(id, 'failed', FailInfo.badRequest, text);
       return true;
     }
-    const b = await this.o.store.beginTransaction({
-      ...open,
-      state: 'failed',
-      failInfo: FailInfo.badRequest,
-      failText: text,
-    });
+    const b = await this.o.store.beginTransaction(
+      Object.assign({}, open, { state: 'failed' as const, failInfo: FailInfo.badRequest, failText: text }),
+    );
     return b.created;
   }
 
@@ -314,8 +313,8 @@ export class TransactionIssuer {
       }
       try {
         await store.recordIssued({
-          ...(open ? { open } : {}),
           transactionId: req.transactionId,
+          ...(open ? { open } : {}),
           cert: certificateRecord(cert, ca.cert.fingerprint, req.transactionId),
           audit: auditEntry(DEVICE_ACTOR, 'enroll.issued', req.transactionId, {
             serial: cert.serialHex,

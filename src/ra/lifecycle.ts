@@ -381,7 +381,7 @@ export class EnrollmentHandlers implements Lifecycle {
       subject: nameText(er.csr.subjectRaw),
       requester: er.ctx.remoteAddress ?? null,
       expiresAt: new Date(this.now().getTime() + this.approval.pendingTtlSeconds * 1000),
-      meta: { ...pendingMeta(er, verdict), ...kind },
+      meta: Object.assign(pendingMeta(er, verdict), kind),
       ca: this.o.caName,
       profile: this.o.profileName,
     });
@@ -439,11 +439,12 @@ export class EnrollmentHandlers implements Lifecycle {
     }
     // Issue what was stored (and approved), never what this message carries.
     const stored = tx.csr !== null ? parseCsr(tx.csr) : er.csr;
-    const d = await this.issuer.issue({
-      ...er,
-      csr: stored,
-      request: { ...er.request, transactionId: tx.transactionId },
-    });
+    const d = await this.issuer.issue(
+      Object.assign({}, er, {
+        csr: stored,
+        request: Object.assign({}, er.request, { transactionId: tx.transactionId }),
+      }),
+    );
     if (d.status === 'PENDING') return this.pending();
     return d;
   }
@@ -526,13 +527,13 @@ export class EnrollmentHandlers implements Lifecycle {
     const rejection = await runPolicies(this.renewalChain, er);
     if (rejection) return failure(rejection.failInfo, rejection.text);
     const old = er.request.signerCert;
-    const d = await this.issuer.issue({
-      ...er,
-      request: {
-        ...er.request,
-        transactionId: renewalTransactionId(old.serialHex, er.request.transactionId),
-      },
-    });
+    const d = await this.issuer.issue(
+      Object.assign({}, er, {
+        request: Object.assign({}, er.request, {
+          transactionId: renewalTransactionId(old.serialHex, er.request.transactionId),
+        }),
+      }),
+    );
     if (d.status === 'SUCCESS' && !d.replay && this.renewal.revokeOld) {
       const issuer = this.o.cas.issuerOf(old);
       if (await this.store.revoke(old.serialHex, 4, this.now(), this.o.caName)) {

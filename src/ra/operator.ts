@@ -243,15 +243,15 @@ export async function listRequests(store: Store, f: RequestFilters): Promise<Lis
   const until = f.until !== undefined ? parseTime('until', f.until) : undefined;
   await store.expirePending(new Date());
   const page = await store.listTransactions({
+    order: f.order ?? 'newest',
+    limit,
+    offset,
     ...(state ? { state } : {}),
     ...(subject !== undefined ? { subject } : {}),
     ...(profile !== undefined ? { profile } : {}),
     ...(ca !== undefined ? { ca } : {}),
     ...(since ? { since } : {}),
     ...(until ? { until } : {}),
-    order: f.order ?? 'newest',
-    limit,
-    offset,
   });
   return listPage(page.items.map(requestView), page.total, offset);
 }

@@ -166,22 +166,23 @@ export class EnrollmentService implements ScepService {
     this.chain = o.chain ?? [];
     this.caName = o.caName ?? DEFAULT_CA;
     this.profile = o.profile ?? DEFAULT_PROFILE;
-    const h = new EnrollmentHandlers({
-      ...o.lifecycle,
-      config: this.config,
-      store: o.store,
-      caName: this.caName,
-      profileName: this.profile,
-      cas: this.cas,
-      open: this.open,
-      reservedSubjects: subjectsOf(
-        [o.ca.cert, o.ra?.cert, ...(o.chain ?? []), ...(o.previousCas ?? []).map((c) => c.cert)],
-        () => this.nextCa?.(),
-      ),
-      ...(o.logger ? { logger: o.logger } : {}),
-      ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
-      now: o.now ?? (() => new Date()),
-    });
+    const h = new EnrollmentHandlers(
+      Object.assign({}, o.lifecycle, {
+        config: this.config,
+        store: o.store,
+        caName: this.caName,
+        profileName: this.profile,
+        cas: this.cas,
+        open: this.open,
+        reservedSubjects: subjectsOf(
+          [o.ca.cert, o.ra?.cert, ...(o.chain ?? []), ...(o.previousCas ?? []).map((c) => c.cert)],
+          () => this.nextCa?.(),
+        ),
+        ...(o.logger ? { logger: o.logger } : {}),
+        ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
+        now: o.now ?? (() => new Date()),
+      }),
+    );
     this.lifecycle = h;
     this.enrollment = h;
     this.handlers.set(MessageType.PKCSReq, (req, ctx) => h.pkcsReq(req, ctx));
@@ -296,7 +297,7 @@ export class EnrollmentService implements ScepService {
       if (e instanceof ScepError && e.kind === 'failure') {
         decision = failure(e.failInfo ?? FailInfo.badRequest, e.message);
       } else if (e instanceof ScepError) {
-        return httpError(400, e.message, { ...log, outcome: 'rejected', detail: e.message });
+        return httpError(400, e.message, logWith(log, { outcome: 'rejected', detail: e.message }));
       } else if (e instanceof KeyUnavailableError) {
         return this.keyUnavailable(e, log);
       } else {
@@ -352,8 +353,8 @@ export class EnrollmentService implements ScepService {
     if (d.status === 'SUCCESS') {
       try {
         const body = encodeCertRep({
-          ...common,
           status: PkiStatus.SUCCESS,
+          ...common,
           certificates: this.replyCertificates(req, d.certificates, d.issued),
           ...(d.crls ? { crls: d.crls } : {}),
           recipientCert: req.signerCert,
@@ -364,7 +365,7 @@ export class EnrollmentService implements ScepService {
           httpStatus: 200,
           contentType: PKI_MESSAGE,
           body,
-          log: { ...log, outcome: 'SUCCESS', serial: d.serial, ...(d.replay ? { replay: true } : {}) },
+          log: logWith(log, { outcome: 'SUCCESS', serial: d.serial, ...(d.replay ? { replay: true } : {}) }),
         };
       } catch (e) {
         if (e instanceof KeyUnavailableError) throw e;
@@ -376,23 +377,24 @@ export class EnrollmentService implements ScepService {
       }
     }
     if (d.status === 'UNAVAILABLE') {
-      const a = httpError(503, d.text, { ...log, outcome: 'overloaded', detail: d.text, limit: d.limit });
-      return { ...a, headers: { 'retry-after': String(d.retryAfterSeconds) } };
+      return httpError(503, d.text, logWith(log, { outcome: 'overloaded', detail: d.text, limit: d.limit }), {
+        'retry-after': String(d.retryAfterSeconds),
+      });
     }
     if (d.status === 'PENDING') {
-      const body = encodeCertRep({ ...common, status: PkiStatus.PENDING });
+      const body = encodeCertRep({ status: PkiStatus.PENDING, ...common });
       return {
         httpStatus: 200,
         contentType: PKI_MESSAGE,
         body,
         ...(d.retryAfterSeconds ? { headers: { 'retry-after': String(d.retryAfterSeconds) } } : {}),
-        log: { ...log, outcome: 'PENDING', ...(d.challengeFailure ? { challengeFailure: true } : {}) },
+        log: logWith(log, { outcome: 'PENDING', ...(d.challengeFailure ? { challengeFailure: true } : {}) }),
       };
     }
     const f = d as Extract<Decision, { status: 'FAILURE' }>;
     const body = encodeCertRep({
-      ...common,
       status: PkiStatus.FAILURE,
+      ...common,
       failInfo: f.failInfo,
       failInfoText: f.text,
     });
@@ -400,14 +402,13 @@ export class EnrollmentService implements ScepService {
       httpStatus: 200,
       contentType: PKI_MESSAGE,
       body,
-      log: {
-        ...log,
+      log: logWith(log, {
         outcome: 'FAILURE',
         failInfo: failInfoName(f.failInfo),
         detail: f.text,
         ...(f.challengeFailure ? { challengeFailure: true } : {}),
         ...(f.limit ? { limit: f.limit } : {}),
-      },
+      }),
     };
   }
 
@@ -459,19 +460,42 @@ export class EnrollmentService implements ScepService {
   private keyUnavailable(e: KeyUnavailableError, log: OperationLog): ScepAnswer {
     this.logger?.error({ err: e, transactionId: log.transactionId }, 'the signing key is unavailable');
     const text = 'the CA key is unavailable; try again later';
-    const a = httpError(503, text, { ...log, outcome: 'rejected', detail: 'key unavailable' });
-    return { ...a, headers: { 'retry-after': '10' } };
+    return httpError(503, text, logWith(log, { outcome: 'rejected', detail: 'key unavailable' }), {
+      'retry-after': '10',
+    });
   }
 
   private internalError(e: unknown, log: OperationLog): ScepAnswer {
     this.stats.internalErrors++;
     this.logger?.error({ err: e, transactionId: log.transactionId }, 'internal error in PKIOperation');
-    return httpError(500, 'internal server error', { ...log, outcome: 'rejected', detail: 'internal error' });
+    return httpError(
+      500,
+      'internal server error',
+      logWith(log, { outcome: 'rejected', detail: 'internal error' }),
+    );
   }
 }
 
-function httpError(status: number, text: string, log: OperationLog): ScepAnswer {
-  return { httpStatus: status, contentType: TEXT, body: Buffer.from(`${text}\n`), log };
+function httpError(
+  status: number,
+  text: string,
+  log: OperationLog,
+  headers?: Record<string, string>,
+): ScepAnswer {
+  const a: ScepAnswer = { httpStatus: status, contentType: TEXT, body: Buffer.from(`${text}\n`), log };
+  if (headers) a.headers = headers;
+  return a;
+}
+
+/**
+ * `log` with `more` over it. Object.assign, not `{ ...log, ...more }`: Node 20 gives a literal
+ * that starts with a spread a new hidden class on every call (eslint.config.js).
+ */
+function logWith(
+  log: OperationLog,
+  more: Partial<OperationLog> & Pick<OperationLog, 'outcome'>,
+): OperationLog {
+  return Object.assign({}, log, more);
 }
 
 /** The challengePassword of an opened messageData, when it is a CSR that carries one. */

@@ -177,7 +177,7 @@ export function validationPolicy(o: ValidationPolicyOptions): Policy {
     if (v.allow) return undefined;
     const reason = safeReason(v.reason, er.csr.challengePassword);
     const r: Rejection = reject(FailInfo.badRequest, reason ? `${REJECTED_TEXT}: ${reason}` : REJECTED_TEXT);
-    return o.denialIsChallengeFailure ? { ...r, challengeFailure: true } : r;
+    return o.denialIsChallengeFailure ? { challengeFailure: true, ...r } : r;
   };
 }
 

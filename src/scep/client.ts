@@ -206,5 +206,5 @@ export function peekAttributes(
   }
   const si = sd.signerInfos[0];
   if (!si) throw ScepError.undecodable('the pkiMessage has no signer');
-  return { ...readScepAttributes(si.signedAttrs), signed: sd };
+  return { signed: sd, ...readScepAttributes(si.signedAttrs) };
 }

@@ -227,7 +227,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       message = he.message;
     }
     message = oneLine(message);
-    req.scepLog = { ...req.scepLog, outcome: 'rejected', detail: message };
+    req.scepLog = Object.assign({}, req.scepLog, { outcome: 'rejected', detail: message });
     return send(reply, status, { error: message });
   });
 
@@ -241,7 +241,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
     };
   };
   const ok = (req: FastifyRequest, detail: string) => {
-    req.scepLog = { ...req.scepLog, outcome: 'SUCCESS', detail };
+    req.scepLog = Object.assign({}, req.scepLog, { outcome: 'SUCCESS', detail });
   };
 
   app.get('/admin/pending', adminSchema('GET /admin/pending'), async (req, reply) => {
@@ -278,7 +278,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       log(req, 'pending.show');
       queryOf(req, []);
       const id = transactionIdOf(req);
-      req.scepLog = { ...req.scepLog, transactionId: id };
+      req.scepLog = Object.assign({}, req.scepLog, { transactionId: id });
       const v = requestView(await getRequest(store, id));
       ok(req, v.state);
       return send(reply, 200, v);
@@ -293,7 +293,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
         log(req, `pending.${decision}`);
         queryOf(req, []);
         const id = transactionIdOf(req);
-        req.scepLog = { ...req.scepLog, transactionId: id };
+        req.scepLog = Object.assign({}, req.scepLog, { transactionId: id });
         const reason = reasonOf(bodyOf(req, ['reason']), false);
         const v = await decideRequest({ store, actor: adminOf(req) }, id, decision, reason);
         ok(req, v.state);
@@ -334,10 +334,14 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       log(req, 'certificates.show');
       const { ca } = queryOf(req, ['ca']);
       const serial = serialOf(req);
-      req.scepLog = { ...req.scepLog, serial };
+      req.scepLog = Object.assign({}, req.scepLog, { serial });
       const c = await getCertificate(store, serial, ca);
       ok(req, c.status);
-      return send(reply, 200, { ...certificateView(c), pem: toPem(c.der), chain: chainOf(c.ca, c.issuer) });
+      return send(
+        reply,
+        200,
+        Object.assign({}, certificateView(c), { pem: toPem(c.der), chain: chainOf(c.ca, c.issuer) }),
+      );
     },
   );
 
@@ -349,7 +353,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       log(req, 'certificates.pem');
       const { ca } = queryOf(req, ['ca']);
       const serial = serialOf(req);
-      req.scepLog = { ...req.scepLog, serial };
+      req.scepLog = Object.assign({}, req.scepLog, { serial });
       const c = await getCertificate(store, serial, ca);
       ok(req, c.status);
       return reply
@@ -367,19 +371,22 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, o
       log(req, 'certificates.revoke');
       const { ca } = queryOf(req, ['ca']);
       const serial = serialOf(req);
-      req.scepLog = { ...req.scepLog, serial };
+      req.scepLog = Object.assign({}, req.scepLog, { serial });
       const reason = parseReason(reasonOf(bodyOf(req, ['reason']), true));
       const r = await revokeCertificate({ store, crls, actor: adminOf(req) }, serial, reason, new Date(), ca);
       if (!r.changed) throw new OperatorError('conflict', `${serial} is already revoked`);
       ok(req, `revoked (${certificateView(r.cert).revocationReason ?? 'unspecified'})`);
-      return send(reply, 200, {
-        ...certificateView(r.cert),
-        crl: {
-          crlNumber: r.crl.crlNumber.toString(),
-          thisUpdate: r.crl.thisUpdate.toISOString(),
-          nextUpdate: r.crl.nextUpdate.toISOString(),
-        },
-      });
+      return send(
+        reply,
+        200,
+        Object.assign({}, certificateView(r.cert), {
+          crl: {
+            crlNumber: r.crl.crlNumber.toString(),
+            thisUpdate: r.crl.thisUpdate.toISOString(),
+            nextUpdate: r.crl.nextUpdate.toISOString(),
+          },
+        }),
+      );
     },
   );
 

@@ -267,7 +267,7 @@ export const ADMIN_SCHEMAS = {
         type: 'object',
         additionalProperties: false,
         required: [...certificateView.required, 'pem', 'chain'],
-        properties: { ...certificateProperties, pem: str, chain: strings },
+        properties: Object.assign({}, certificateProperties, { pem: str, chain: strings }),
       },
       ...errors(400, 401, 404),
     },
@@ -308,15 +308,14 @@ export const ADMIN_SCHEMAS = {
         type: 'object',
         additionalProperties: false,
         required: [...certificateView.required, 'crl'],
-        properties: {
-          ...certificateProperties,
+        properties: Object.assign({}, certificateProperties, {
           crl: {
             type: 'object',
             additionalProperties: false,
             required: ['crlNumber', 'thisUpdate', 'nextUpdate'],
             properties: { crlNumber: str, thisUpdate: time, nextUpdate: time },
           },
-        },
+        }),
       },
       ...errors(400, 401, 404, 409, 413),
     },

@@ -88,7 +88,7 @@ export const adminStatusRoutes: FastifyPluginAsync<AdminStatusOptions> = async (
       staged = undefined; // half-written or damaged: `scepter ca` reports it
     }
     const next = staged?.[0];
-    req.scepLog = { ...req.scepLog, outcome: 'SUCCESS' };
+    req.scepLog = Object.assign({}, req.scepLog, { outcome: 'SUCCESS' });
     return reply
       .code(200)
       .header('content-type', 'application/json; charset=utf-8')

@@ -86,7 +86,10 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const serverFactory: FastifyServerFactory = (handler) => {
     const common = { maxHeaderSize, requestTimeout, keepAliveTimeout: 5_000 };
     const server: Server = o.tls
-      ? createHttpsServer({ ...common, cert: o.tls.cert, key: o.tls.key, requestCert: false }, handler)
+      ? createHttpsServer(
+          Object.assign({}, common, { cert: o.tls.cert, key: o.tls.key, requestCert: false }),
+          handler,
+        )
       : createHttpServer(common, handler);
     return server;
   };
@@ -170,7 +173,7 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   app.setErrorHandler(async (err, req, reply) => {
     const he = toHttpError(err, { bodyLimit });
     if (he.status >= 500) req.log.error({ err }, 'internal error while serving a request');
-    req.scepLog = { ...req.scepLog, outcome: 'rejected', detail: he.message };
+    req.scepLog = Object.assign({}, req.scepLog, { outcome: 'rejected' as const, detail: he.message });
     return reply.code(he.status).header('content-type', 'text/plain; charset=utf-8').send(errorBody(he));
   });
 

@@ -98,7 +98,7 @@ export const adminChallengeRoutes: FastifyPluginAsync<AdminChallengeOptions> = a
   app.setErrorHandler(async (err, req, reply) => {
     const he = toHttpError(err, { bodyLimit: ADMIN_CHALLENGE_BODY_LIMIT });
     if (he.status >= 500) req.log.error({ err }, 'internal error while serving an admin request');
-    req.scepLog = { ...req.scepLog, outcome: 'rejected', detail: he.message };
+    req.scepLog = Object.assign({}, req.scepLog, { outcome: 'rejected' as const, detail: he.message });
     return text(reply, he.status, he.message);
   });
 

@@ -96,11 +96,12 @@ export function composeEnrollment(o: ComposeOptions): EnrollmentService {
     ...(material.nextCa ? { nextCa: material.nextCa } : {}),
     store: o.store,
     config: withCrlDistributionPoint(o.config, o.lifecycle, material.ca),
-    lifecycle: {
-      ...(s.approval ? { approval: s.approval } : {}),
-      ...(s.renewal ? { renewal: s.renewal } : {}),
-      ...(s.crlValiditySeconds !== undefined ? { crlValiditySeconds: s.crlValiditySeconds } : {}),
-    },
+    lifecycle: Object.assign(
+      {},
+      s.approval ? { approval: s.approval } : {},
+      s.renewal ? { renewal: s.renewal } : {},
+      s.crlValiditySeconds !== undefined ? { crlValiditySeconds: s.crlValiditySeconds } : {},
+    ),
     ...(o.logger ? { logger: o.logger } : {}),
     ...(o.challengeLock ? { challengeLock: o.challengeLock } : {}),
     ...(o.now ? { now: o.now } : {}),

@@ -126,7 +126,7 @@ export const consoleRoutes: FastifyPluginAsync<ConsoleRoutesOptions> = async (ap
     const code = status === 413 ? 413 : status !== undefined && status >= 400 && status < 500 ? 400 : 500;
     if (code === 500) req.log.error({ err }, 'internal error while serving a console request');
     const message = code === 413 ? 'request body too large' : code === 400 ? 'bad request' : 'internal error';
-    req.scepLog = { ...req.scepLog, outcome: 'rejected', detail: message };
+    req.scepLog = Object.assign({}, req.scepLog, { outcome: 'rejected', detail: message });
     return json(reply, code, { error: message });
   });
 

@@ -112,7 +112,9 @@ export class ConsoleSessions {
 
   /** The session renewed for another idle period, capped by its absolute lifetime. */
   renew(s: Session): Session {
-    return { ...s, expiresAt: Math.min(this.now() + this.idleSeconds, s.issuedAt + this.maxSeconds) };
+    return Object.assign({}, s, {
+      expiresAt: Math.min(this.now() + this.idleSeconds, s.issuedAt + this.maxSeconds),
+    });
   }
 
   /** The CSRF token of a session. */

@@ -25,6 +25,7 @@ import {
   loadCa,
   type CaKeySize,
   type CaKeyType,
+  type InitCaOptions,
   type LoadedCa,
 } from '../ca/keystore.js';
 
@@ -164,12 +165,12 @@ export async function prepareCa(
       throw new Error(`no CA named ${name} in ${dataDir}: run \`scepter ca init ${caCommandArgs(at)}\``);
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     if (name !== DEFAULT_CA_NAME) mkdirSync(join(dataDir, 'cas'), { recursive: true, mode: 0o700 });
-    await initCa(at, {
-      ...(o.ra !== false ? { ra: true } : {}),
-      ...(o.keySize ? { keySize: o.keySize } : {}),
-      ...(o.caKeyType ? { caKeyType: o.caKeyType } : {}),
-      ...(o.passphrase ? { passphrase: o.passphrase } : {}),
-    });
+    const init: InitCaOptions = {};
+    if (o.ra !== false) init.ra = true;
+    if (o.keySize) init.keySize = o.keySize;
+    if (o.caKeyType) init.caKeyType = o.caKeyType;
+    if (o.passphrase) init.passphrase = o.passphrase;
+    await initCa(at, init);
     created = true;
   }
   const loaded = loadCa(at, o.passphrase);
@@ -185,12 +186,12 @@ export async function prepareCa(
 /** Makes sure DIR holds a (default) CA and a challenge; loads the CA. */
 export async function prepareDataDir(dataDir: string, o: DataDirOptions = {}): Promise<PreparedDataDir> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const { loaded, created: createdCa } = await prepareCa(dataDir, DEFAULT_CA_NAME, {
-    ...(o.ra !== undefined ? { ra: o.ra } : {}),
-    ...(o.keySize ? { keySize: o.keySize } : {}),
-    ...(o.caKeyType ? { caKeyType: o.caKeyType } : {}),
-    ...(o.passphrase ? { passphrase: o.passphrase } : {}),
-  });
+  const caOpts: PrepareCaOptions = {};
+  if (o.ra !== undefined) caOpts.ra = o.ra;
+  if (o.keySize) caOpts.keySize = o.keySize;
+  if (o.caKeyType) caOpts.caKeyType = o.caKeyType;
+  if (o.passphrase) caOpts.passphrase = o.passphrase;
+  const { loaded, created: createdCa } = await prepareCa(dataDir, DEFAULT_CA_NAME, caOpts);
   const challenge: ChallengeInfo =
     o.staticChallenge === false
       ? { value: '', source: 'disabled' }

@@ -23,9 +23,15 @@ import { ConsoleSessions, consoleSessionAuth, loadSessionKey } from './console-s
 import { bearerTokenAuth, DEFAULT_ADMIN_NAME, type AdminAuth, type AdminToken } from './admin-auth.js';
 import { buildApp, type AppOptions } from './app.js';
 import { severalCaCrls, type CrlSource } from './crl-route.js';
-import { ServerMetrics } from './metrics.js';
+import { ServerMetrics, type MetricsSources } from './metrics.js';
 import type { ReadinessCheck } from './ops-routes.js';
-import { prepareCa, prepareDataDir, type PreparedDataDir } from './data-dir.js';
+import {
+  prepareCa,
+  prepareDataDir,
+  type DataDirOptions,
+  type PrepareCaOptions,
+  type PreparedDataDir,
+} from './data-dir.js';
 import { DEFAULT_CA_NAME } from '../ca/ca-location.js';
 import type { CrlPublisher } from '../ca/crl.js';
 import type { LoadedCa } from '../ca/keystore.js';
@@ -236,17 +242,15 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     if (o.dataDir === undefined) throw new TypeError('startServer needs either `service` or `dataDir`');
     const dataDir = o.dataDir;
     const initial = o.profiles ?? flagsProfile(o);
-    prepared = await prepareDataDir(dataDir, {
-      ...(o.ra !== undefined ? { ra: o.ra } : {}),
-      ...(o.keySize ? { keySize: o.keySize } : {}),
-      ...(o.caKeyType ? { caKeyType: o.caKeyType } : {}),
-      ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
-      ...(o.challenge !== undefined ? { challenge: o.challenge } : {}),
-      ...(o.challenges?.static === false || !needsDataDirChallenge(initial)
-        ? { staticChallenge: false }
-        : {}),
-      ...(o.storeUrl !== undefined ? { storeUrl: o.storeUrl } : {}),
-    });
+    const dirOpts: DataDirOptions = {};
+    if (o.ra !== undefined) dirOpts.ra = o.ra;
+    if (o.keySize) dirOpts.keySize = o.keySize;
+    if (o.caKeyType) dirOpts.caKeyType = o.caKeyType;
+    if (o.caPassphrase) dirOpts.passphrase = o.caPassphrase;
+    if (o.challenge !== undefined) dirOpts.challenge = o.challenge;
+    if (o.challenges?.static === false || !needsDataDirChallenge(initial)) dirOpts.staticChallenge = false;
+    if (o.storeUrl !== undefined) dirOpts.storeUrl = o.storeUrl;
+    prepared = await prepareDataDir(dataDir, dirOpts);
     // Every CA a profile names, created on first start like the default one (DIR/cas/NAME/).
     const cas = new Map<string, LoadedCa>([[DEFAULT_CA_NAME, prepared.loaded]]);
     // Sessions on a PKCS#11 token (every CA's), closed after the workers that used them.
@@ -261,12 +265,12 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
       if (cas.has(name)) continue;
       const ra = o.cas?.[name]?.ra;
       const keyType = o.cas?.[name]?.keyType;
-      const ca = await prepareCa(dataDir, name, {
-        ...(ra !== undefined ? { ra } : {}),
-        ...(keyType !== undefined && keyType !== 'rsa' ? { caKeyType: keyType } : {}),
-        ...(o.keySize ? { keySize: o.keySize } : {}),
-        ...(o.caPassphrase ? { passphrase: o.caPassphrase } : {}),
-      });
+      const caOpts: PrepareCaOptions = {};
+      if (ra !== undefined) caOpts.ra = ra;
+      if (keyType !== undefined && keyType !== 'rsa') caOpts.caKeyType = keyType;
+      if (o.keySize) caOpts.keySize = o.keySize;
+      if (o.caPassphrase) caOpts.passphrase = o.caPassphrase;
+      const ca = await prepareCa(dataDir, name, caOpts);
       cas.set(name, ca.loaded);
       if (ca.created) createdCas.push(name);
     }
@@ -392,34 +396,36 @@ export async function startServer(o: StartServerOptions): Promise<RunningServer>
     if (enrollment && lifecycle && ocspSettings !== false) {
       let issuersOf: Generation | undefined;
       let issuers: OcspIssuer[] = [];
-      ocsp = new OcspResponder({
-        ...ocspSettings,
-        store: enrollment.store,
-        cas: () => {
-          if (gen !== issuersOf) {
-            issuersOf = gen;
-            const byName = new Map(
-              [...(gen?.services.values() ?? [])].map((e) => [e.caName, e.lifecycle.crls.cas]),
-            );
-            issuers = [...byName].map(([name, cas]) => ({ name, cas }));
-          }
-          return issuers;
-        },
-      });
+      ocsp = new OcspResponder(
+        Object.assign({}, ocspSettings, {
+          store: enrollment.store,
+          cas: () => {
+            if (gen !== issuersOf) {
+              issuersOf = gen;
+              const byName = new Map(
+                [...(gen?.services.values() ?? [])].map((e) => [e.caName, e.lifecycle.crls.cas]),
+              );
+              issuers = [...byName].map(([name, cas]) => ({ name, cas }));
+            }
+            return issuers;
+          },
+        }),
+      );
     }
-    app = await buildApp({
-      ...o,
-      service,
-      ...(ocsp ? { ocsp } : {}),
-      ...(endpoints ? { endpoints } : {}),
-      ...(lifecycle ? { crl: crlSource } : {}),
-      ops: {
-        readiness,
-        ...(first ? { configVersion: () => `${version.id} load ${version.loads}` } : {}),
-        ...(metrics ? { metrics } : {}),
-        ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
-      },
-    });
+    app = await buildApp(
+      Object.assign({}, o, {
+        service,
+        ...(ocsp ? { ocsp } : {}),
+        ...(endpoints ? { endpoints } : {}),
+        ...(lifecycle ? { crl: crlSource } : {}),
+        ops: {
+          readiness,
+          ...(first ? { configVersion: () => `${version.id} load ${version.loads}` } : {}),
+          ...(metrics ? { metrics } : {}),
+          ...(o.metricsToken !== undefined ? { metricsToken: o.metricsToken } : {}),
+        },
+      }),
+    );
     appRef = app;
     // Console session cookies (req.cookies, reply.setCookie) for every admin route.
     if (sessions) await app.register(fastifyCookie);
@@ -585,34 +591,27 @@ function observability(
     }
   };
   if (o.metrics === false) return { metrics: undefined, readiness };
-  const metrics = new ServerMetrics({
-    sources: {
-      ...(enrollment
-        ? {
-            serviceStats: () => {
-              const all = [...(parts.services()?.values() ?? [enrollment])];
-              return {
-                singleDesAccepted: all.reduce((n, s) => n + s.stats.singleDesAccepted, 0),
-                internalErrors: all.reduce((n, s) => n + s.stats.internalErrors, 0),
-                envelopesOpened: all.reduce((n, s) => n + s.stats.envelopesOpened, 0),
-              };
-            },
-            profileNames,
-            config: parts.version,
-          }
-        : {}),
-      ...(store ? { storeStats: () => store.stats() } : {}),
-      ...(enrollment ? { workers: () => pool?.engines ?? o.workers ?? 1 } : {}),
-      ...(caCert ? { caNotAfter: () => caCert.notAfter } : {}),
-      ...(store
-        ? {
-            pendingRequests: async () => (await store.listTransactions({ state: 'pending', limit: 1 })).total,
-          }
-        : {}),
-      ...(store && lifecycle
-        ? { crlNextUpdate: async () => (await store.latestCrl(lifecycle.crls.currentIssuer))?.nextUpdate }
-        : {}),
-    },
-  });
+  const sources: MetricsSources = {};
+  if (enrollment) {
+    sources.serviceStats = () => {
+      const all = [...(parts.services()?.values() ?? [enrollment])];
+      return {
+        singleDesAccepted: all.reduce((n, s) => n + s.stats.singleDesAccepted, 0),
+        internalErrors: all.reduce((n, s) => n + s.stats.internalErrors, 0),
+        envelopesOpened: all.reduce((n, s) => n + s.stats.envelopesOpened, 0),
+      };
+    };
+    sources.profileNames = profileNames;
+    sources.config = parts.version;
+  }
+  if (store) sources.storeStats = () => store.stats();
+  if (enrollment) sources.workers = () => pool?.engines ?? o.workers ?? 1;
+  if (caCert) sources.caNotAfter = () => caCert.notAfter;
+  if (store)
+    sources.pendingRequests = async () =>
+      (await store.listTransactions({ state: 'pending', limit: 1 })).total;
+  if (store && lifecycle)
+    sources.crlNextUpdate = async () => (await store.latestCrl(lifecycle.crls.currentIssuer))?.nextUpdate;
+  const metrics = new ServerMetrics({ sources });
   return { metrics, readiness };
 }

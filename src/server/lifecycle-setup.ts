@@ -48,15 +48,13 @@ export function withCrlDistributionPoint<T extends Omit<EnrollmentConfig, 'chall
 ): T {
   if (!settings?.publicUrl) return config;
   const base = config.profile ?? DEFAULT_CLIENT_PROFILE;
-  return {
-    ...config,
-    profile: {
-      ...base,
+  return Object.assign({}, config, {
+    profile: Object.assign({}, base, {
       keyUsage: [...base.keyUsage],
       extKeyUsage: [...base.extKeyUsage],
       ...(config.validitySeconds !== undefined ? { validitySeconds: config.validitySeconds } : {}),
       crlDistributionPoint: crlDistributionPoint(settings.publicUrl, ca.cert.fingerprint),
       ...(settings.ocsp !== false ? { ocspUrl: ocspUrl(settings.publicUrl) } : {}),
-    },
-  };
+    }),
+  });
 }

@@ -82,15 +82,14 @@ export function profileInit(p: ProfileSpec, prepared: PreparedDataDir): ProfileI
         : [prepared.challenge.value];
     oneTime = p.challenge?.oneTime !== false;
   } else if (mode === 'one-time') oneTime = true;
-  const config: EnrollmentConfig = {
-    ...p.enrollment,
+  const config: EnrollmentConfig = Object.assign({}, p.enrollment, {
     challenges,
     ...(oneTime ? { oneTimeChallengeKey: key } : {}),
-  };
+  });
   if (mode === 'webhook') {
     if (!config.validation)
       throw new RangeError(`profile ${p.name}: challenge mode webhook needs a validation webhook`);
-    config.validation = { ...config.validation, mode: 'challenge' };
+    config.validation = Object.assign({}, config.validation, { mode: 'challenge' as const });
   }
   return {
     name: p.name,
@@ -243,7 +242,8 @@ export class ProfileEndpoints implements ScepEndpoints {
           getCaCaps: () => own.getCaCaps(),
           getCaCert: (m) => own.getCaCert(m),
           getNextCaCert: (m) => own.getNextCaCert?.(m),
-          pkiOperation: (message, ctx) => front.pkiOperation(message, { ...ctx, profile: name }),
+          pkiOperation: (message, ctx) =>
+            front.pkiOperation(message, Object.assign({}, ctx, { profile: name })),
         },
       };
     };

@@ -69,7 +69,7 @@ async function pkiOperation(
   message: Buffer,
 ): Promise<FastifyReply> {
   const answer = await service.pkiOperation(message, contextOf(req));
-  req.scepLog = { ...req.scepLog, ...answer.log };
+  req.scepLog = Object.assign({}, req.scepLog, answer.log);
   return send(reply, answer);
 }
 

@@ -137,12 +137,11 @@ export class WorkerPoolService implements ScepService {
     const entry = workerEntry();
     const worker = new Worker(entry.file, {
       eval: entry.eval,
-      workerData: {
-        ...this.o.init,
+      workerData: Object.assign({}, this.o.init, {
         storeKind: this.o.store.kind,
         pkcs11Lock: pkcs11SharedState(),
         ...(this.o.challengeLock ? { challengeLock: true } : {}),
-      } satisfies WorkerInit,
+      }) satisfies WorkerInit,
     });
     const out = new MessageBatcher<ToWorker>((batch, transfer) => worker.postMessage(batch, transfer));
     const slot: Slot = { worker, out, inflight: new Map() };

@@ -98,7 +98,7 @@ export function chainPrepared(
       details: e.details,
     };
     const hash = auditHash(prev, auditContent(base));
-    const row: AuditRow = { ...base, prevHash: prev, hash };
+    const row: AuditRow = Object.assign(base, { prevHash: prev, hash });
     prev = hash;
     return row;
   });

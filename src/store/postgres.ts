@@ -335,7 +335,7 @@ export class PostgresStore implements Store {
     const id = args.transactionId;
     const bad = badOpen(args);
     if (bad) throw bad;
-    const c = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
+    const c = prepareCertificate(Object.assign({}, args.cert, { transactionId: id }), new Date());
     const sans = sanRows(c.sans);
     // Checked before anything is written (a bad record refuses the issuance).
     const audit = args.audit ? prepareAuditEntries([args.audit]) : undefined;

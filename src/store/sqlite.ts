@@ -368,7 +368,7 @@ export class SqliteStore implements Store {
     const open = args.open;
     const bad = badOpen(args);
     if (bad) return Promise.reject(bad);
-    const cert = prepareCertificate({ ...args.cert, transactionId: id }, new Date());
+    const cert = prepareCertificate(Object.assign({}, args.cert, { transactionId: id }), new Date());
     // With `open`, the transaction is inserted already issued (nothing when its id exists).
     const opened = open ? beginTransactionParams(open, dialect, cert.serial) : undefined;
     return this.write(() => {
