@@ -8,7 +8,10 @@
  *
  * `--decode` runs only decodePkiRequest (signature check included) on the same requests.
  *
- *   node --import tsx bench/promotion.ts [-n 3000] [-c 1,16] [--decode]
+ *   node --import tsx bench/promotion.ts [-n 3000] [-c 1,16] [--keys 512] [--decode]
+ *
+ * "Native handles promoted": node objects backed by native memory (KeyObjects, ciphers, …)
+ * whose wrappers reached the old generation; each costs a weak callback in a Mark-Compact's pause.
  *
  * Bytes promoted per enrollment are a count, not a time: they do not depend on the machine's
  * speed, so two checkouts can be compared run against run.
@@ -22,6 +25,8 @@ const { values: args } = parseArgs({
     n: { type: 'string', short: 'n', default: '3000' },
     c: { type: 'string', short: 'c', default: '1,16' },
     decode: { type: 'boolean', default: false },
+    /** Distinct device keys (a fleet: every enrollment a new key; the pool has 64, more are generated). */
+    keys: { type: 'string', default: '512' },
     child: { type: 'boolean', default: false },
   },
 });
@@ -32,12 +37,12 @@ else parent();
 
 function parent(): void {
   const what = args.decode ? 'decodePkiRequest' : 'enrollment (pkiOperation)';
-  console.log(`${what}, n=${N}, node ${process.version}`);
+  console.log(`${what}, n=${N}, ${args.keys} device keys, node ${process.version}`);
   console.log('');
   console.log(
-    '| C | scavenges | Mark-Compacts | promoted per request | allocated per request | survivors per scavenge |',
+    '| C | scavenges | Mark-Compacts | promoted per request | native handles promoted per request | allocated per request | survivors per scavenge |',
   );
-  console.log('|---:|---:|---:|---:|---:|---:|');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|');
   for (const c of String(args.c).split(',').map(Number)) {
     const r = spawnSync(
       process.execPath,
@@ -52,6 +57,8 @@ function parent(): void {
         String(N),
         '-c',
         String(c),
+        '--keys',
+        String(args.keys),
         ...(args.decode ? ['--decode'] : []),
       ],
       { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
@@ -59,7 +66,7 @@ function parent(): void {
     if (r.status !== 0) throw new Error(`child failed (${r.status}):\n${r.stderr}`);
     const s = summarize(r.stdout);
     console.log(
-      `| ${c} | ${s.scavenges} | ${s.markCompacts} | ${s.promotedPerRequest} B | ${s.allocatedPerRequest} B | ${s.survivorsPerScavenge} KB |`,
+      `| ${c} | ${s.scavenges} | ${s.markCompacts} | ${s.promotedPerRequest} B | ${s.handlesPerRequest} | ${s.allocatedPerRequest} B | ${s.survivorsPerScavenge} KB |`,
     );
   }
 }
@@ -73,6 +80,7 @@ function summarize(out: string): Record<string, number> {
   let promoted = 0;
   let allocated = 0;
   let survived = 0;
+  let handles = 0;
   for (const line of out.split('\n')) {
     if (line.startsWith('START')) inside = true;
     else if (line.startsWith('END ')) {
@@ -85,6 +93,7 @@ function summarize(out: string): Record<string, number> {
         promoted += Number(kv.get('promoted') ?? 0);
         allocated += Number(kv.get('allocated') ?? 0);
         survived += Number(kv.get('new_space_survived') ?? 0);
+        handles += Number(kv.get('nodes_promoted') ?? 0);
       } else markCompacts++;
     }
   }
@@ -95,6 +104,7 @@ function summarize(out: string): Record<string, number> {
     promotedPerRequest: Math.round(promoted / N),
     allocatedPerRequest: Math.round(allocated / N),
     survivorsPerScavenge: Math.round(survived / Math.max(1, scavenges) / 1000),
+    handlesPerRequest: Math.round((handles / N) * 100) / 100,
   };
 }
 
