@@ -52,6 +52,7 @@ import type { ChallengeSettings } from '../../server/challenges.js';
 import { TrustedProxies } from '../../server/client-address.js';
 import { MAX_ONE_TIME_TTL_SECONDS, MIN_ONE_TIME_TTL_SECONDS } from '../../ra/one-time-challenge.js';
 import { VALIDATION_MODES, type ValidationConfig, type ValidationMode } from '../../ra/validation.js';
+import { tuneServerHeapGrowth } from '../heap-growth.js';
 
 const USAGE = `Usage: scepter serve --data DIR [options]
        scepter serve --config FILE --data DIR [--host H] [--port P] [--log-level L]
@@ -434,6 +435,8 @@ export const serveCommand: Command = {
       'metrics-token-file': { type: 'string' },
     });
     const data = req(p, 'data');
+    // Before the server allocates anything: fewer, spaced-out full collections (src/cli/heap-growth.ts).
+    tuneServerHeapGrowth();
     const configFile = str(p, 'config');
     if (configFile !== undefined) {
       refuseMixedFlags(Object.keys(p.values));
