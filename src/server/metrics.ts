@@ -11,7 +11,12 @@
  * Gauges that need the store (pending requests, CRL nextUpdate) are read at scrape time and
  * cached for `cacheSeconds` (default 15), so scraping never scans the store more often than that.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import {
+  constants as perfConstants,
+  monitorEventLoopDelay,
+  PerformanceObserver,
+  type IntervalHistogram,
+} from 'node:perf_hooks';
 import type { ServiceStats } from '../ra/service.js';
 import type { StoreStats } from '../store/index.js';
 import type { ScepRequestLog } from './scep-routes.js';
@@ -66,6 +71,14 @@ export const OPS_OPERATIONS: ReadonlySet<string> = new Set(['health', 'metrics']
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 const SKIP = -1;
+/** The kinds of V8 collection node reports (perf_hooks `gc` entries), as metric labels. */
+const GC_KINDS: readonly { flag: number; label: string }[] = [
+  { flag: perfConstants.NODE_PERFORMANCE_GC_MINOR, label: 'minor' },
+  { flag: perfConstants.NODE_PERFORMANCE_GC_MAJOR, label: 'major' },
+  { flag: perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL, label: 'incremental' },
+  { flag: perfConstants.NODE_PERFORMANCE_GC_WEAKCB, label: 'weakcb' },
+];
+
 const indexOf = (labels: readonly string[]): ReadonlyMap<string, number> =>
   new Map(labels.map((l, i) => [l, i]));
 const OPERATION = new Map<string, number>([
@@ -203,6 +216,10 @@ export class ServerMetrics {
   private readonly crlNextUpdate: CachedValue | undefined;
   private readonly loopDelay: IntervalHistogram;
   private static readonly LOOP_RESOLUTION_MS = 10;
+  /** Garbage collections of the HTTP thread's heap, and their pause seconds, by GC_KINDS index. */
+  private readonly gcCount = new Float64Array(GC_KINDS.length);
+  private readonly gcSeconds = new Float64Array(GC_KINDS.length);
+  private readonly gcObserver: PerformanceObserver;
 
   /** Requests per profile label (configured names and `other`: bounded) and outcome. */
   private readonly profileRequests = new Map<string, Float64Array>();
@@ -217,6 +234,17 @@ export class ServerMetrics {
       this.crlNextUpdate = new CachedValue(async () => (await crlNextUpdate())?.getTime(), ttl, timeout);
     this.loopDelay = monitorEventLoopDelay({ resolution: ServerMetrics.LOOP_RESOLUTION_MS });
     this.loopDelay.enable();
+    // One entry per collection, delivered after it: a few a second under load.
+    this.gcObserver = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const kind = (entry as { detail?: { kind?: number } | null }).detail?.kind;
+        const i = GC_KINDS.findIndex((k) => k.flag === kind);
+        if (i < 0) continue;
+        this.gcCount[i]!++;
+        this.gcSeconds[i]! += entry.duration / 1000;
+      }
+    });
+    this.gcObserver.observe({ entryTypes: ['gc'] });
   }
 
   /** Adds or replaces scrape-time sources (startServer learns some after building the app). */
@@ -462,10 +490,25 @@ export class ServerMetrics {
       'Largest event loop delay since the previous scrape.',
     ).sample('nodejs_eventloop_lag_max_seconds', seen ? lag(h.max) : 0);
     h.reset();
+    e.family(
+      'nodejs_gc_runs_total',
+      'counter',
+      "Garbage collections of the HTTP thread's V8 heap, by kind (major: Mark-Compact).",
+    );
+    GC_KINDS.forEach((k, i) => e.sample('nodejs_gc_runs_total', this.gcCount[i]!, { kind: k.label }));
+    e.family(
+      'nodejs_gc_duration_seconds_total',
+      'counter',
+      'Time the HTTP thread spent paused in those collections, by kind.',
+    );
+    GC_KINDS.forEach((k, i) =>
+      e.sample('nodejs_gc_duration_seconds_total', this.gcSeconds[i]!, { kind: k.label }),
+    );
   }
 
-  /** Stops the event-loop delay monitor. */
+  /** Stops the event-loop delay monitor and the collection observer. */
   close(): void {
     this.loopDelay.disable();
+    this.gcObserver.disconnect();
   }
 }

@@ -10,6 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FailInfo, PkiStatus } from '../../src/scep/index.js';
 import { ServerMetrics } from '../../src/server/metrics.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { openStore } from '../../src/store/index.js';
 import { logSink } from '../helpers/log-sink.js';
 import {
@@ -298,6 +300,35 @@ test('metrics: false serves no /metrics (the path is then plain SCEP); health st
 });
 
 // ---- ServerMetrics in isolation ----
+
+test("ServerMetrics counts the HTTP thread's garbage collections and their pauses by kind", async (t) => {
+  setFlagsFromString('--expose-gc');
+  // gc() is a full collection; V8 11 reads only `type: 'minor'` from the options.
+  const gc = runInNewContext('gc') as (o?: { type: 'minor' }) => void;
+  const m = new ServerMetrics();
+  t.after(() => m.close());
+  const runs = async (kind: string) =>
+    value(parseExposition(await m.render()), 'nodejs_gc_runs_total', { kind });
+  // A collection of its own may come at any time: compare with what was counted before.
+  const before = parseExposition(await m.render());
+  const major0 = value(before, 'nodejs_gc_runs_total', { kind: 'major' });
+  const minor0 = value(before, 'nodejs_gc_runs_total', { kind: 'minor' });
+  const paused0 = value(before, 'nodejs_gc_duration_seconds_total', { kind: 'major' });
+  gc();
+  gc();
+  gc({ type: 'minor' });
+  // The observer hears of each collection after it, on a later turn of the event loop.
+  for (let i = 0; i < 1000 && ((await runs('major')) < major0 + 2 || (await runs('minor')) < minor0 + 1); i++)
+    await new Promise((r) => setImmediate(r));
+  const e = parseExposition(await m.render());
+  assert.ok(value(e, 'nodejs_gc_runs_total', { kind: 'major' }) >= major0 + 2);
+  assert.ok(value(e, 'nodejs_gc_runs_total', { kind: 'minor' }) >= minor0 + 1);
+  assert.ok(value(e, 'nodejs_gc_duration_seconds_total', { kind: 'major' }) > paused0);
+  for (const kind of ['minor', 'major', 'incremental', 'weakcb'])
+    assert.ok(
+      e.types.get('nodejs_gc_runs_total') === 'counter' && value(e, 'nodejs_gc_runs_total', { kind }) >= 0,
+    );
+});
 
 test('ServerMetrics: label values stay in fixed sets; store gauges are cached', async (t) => {
   let reads = 0;
