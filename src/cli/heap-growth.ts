@@ -38,8 +38,8 @@ export function serverHeapGrowingPercent(
   env: string | undefined = process.env.SCEPTER_HEAP_GROWING_PERCENT,
 ): number {
   if (env === undefined || env.trim() === '') return SERVER_HEAP_GROWING_PERCENT;
-  const n = /^\s*\d{1,4}\s*$/.test(env) ? Number(env) : NaN;
-  if (!Number.isInteger(n) || n > MAX_PERCENT)
+  const n = Number(env);
+  if (!/^\s*\d+\s*$/.test(env) || n > MAX_PERCENT)
     throw new RangeError(`SCEPTER_HEAP_GROWING_PERCENT must be a whole number from 0 to ${MAX_PERCENT}`);
   return n;
 }
