@@ -7,6 +7,8 @@
  *                    [--from-source] [--keep-dir] [--ra] [--server-cpus 0] [--hsm] [--node-flags "…"]
  *                    [--latencies FILE] [--ra --ra-key-size 2048] [--server-wrap "strace -f -c -o F"]
  *                    [--gc-timeline]   (the slowest requests next to V8's collections: bench/lib/gc-timeline.ts)
+ *                    [--floor]   (the same load against a bare node:http server doing only the
+ *                                 unavoidable crypto, with and without a store: bench/lib/floor.ts)
  *   npm run bench -- --ec-ca [-n 600] [--rounds 12]   (bench/ec-ca.ts: EC CA behind an RSA RA)
  *   npm run bench -- --ocsp [--ocsp-seconds 3] [--ocsp-prefill 10000]   (bench/ocsp.ts)
  *   npm run bench -- --poll [-n 3000] [--pending 256]   (polls of PENDING requests; bench/lib/poll.ts)
@@ -29,7 +31,7 @@
  * --hsm: the same runs again with the CA key on a SoftHSM2 token (PKCS#11, src/crypto/pkcs11-key.ts)
  * instead of a key file, in the same run; the report gives the ratio to software keys.
  */
-import { KeyObject, randomBytes } from 'node:crypto';
+import { createPublicKey, KeyObject, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -57,6 +59,7 @@ import {
   type LoadResult,
 } from './lib/load.js';
 import { pollBench } from './lib/poll.js';
+import { checkFloor, floorRequests, floorUrl, startFloor, type FloorKind } from './lib/floor.js';
 import {
   buildForBench,
   cpuSeconds,
@@ -118,6 +121,11 @@ const { values: args } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     /** Server with --trace-gc; prints the slowest requests' clusters next to V8's collections. */
     'gc-timeline': { type: 'boolean', default: false },
+    /**
+     * Also runs the same load against the floor server (bench/lib/floor.ts: node:http and the
+     * unavoidable crypto, with and without a store), pinned like scepter, in the same run.
+     */
+    floor: { type: 'boolean', default: false },
   },
 });
 const EXTRA_NODE_FLAGS = [
@@ -148,12 +156,18 @@ if (args.db !== 'sqlite' && args.db !== 'postgres') throw new Error('--db must b
 if (WORKERS.some((w) => !Number.isInteger(w) || w < 1)) throw new Error('--workers: a list such as 1,2');
 if (!Number.isInteger(INSTANCES) || INSTANCES < 1) throw new Error('--instances must be ≥ 1');
 if (INSTANCES > 1 && args.db !== 'postgres') throw new Error('--instances > 1 needs --db postgres');
+if (args.floor && (args.hsm || args['ra-key-size'] !== undefined)) {
+  throw new Error('--floor signs with one software key: not with --hsm or --ra-key-size');
+}
 
 const log = (s: string) => process.stderr.write(s + '\n');
 
 /** One measured configuration. */
 interface Row {
   name: string;
+  /** The floor server (--floor), not scepter; with its store or not. */
+  floor?: boolean;
+  floorStore?: boolean;
   /** The CA key was on a SoftHSM2 token (--hsm). */
   hsm?: boolean;
   workers: number | null;
@@ -448,13 +462,7 @@ async function main(): Promise<void> {
     log(`generating ${args.keys} client keys and ${N} + ${args.warmup} requests (untimed) …`);
     const keys = await benchKeys(join(process.cwd(), '.tmp/bench-keys'), Number(args.keys));
     if (args.poll) {
-      const loaded = loadCa(dataDir);
-      // The key that signs CertReps: the RA's, or the CA's (read from its file: a software key).
-      const signerKey = loaded.ra?.key ?? readPrivateKey(loaded.paths.key, undefined, 'the CA key');
-      loaded.close();
-      // The poll bench times node:crypto signatures with this key: a software key (this data dir's).
-      if (!(signerKey instanceof KeyObject)) throw new Error('the poll bench needs a software CA/RA key');
-      const signer = { key: signerKey };
+      const signer = { key: softwareSignerKey(dataDir) };
       const store = await freshStore(dir, 'poll');
       try {
         const res = await pollBench({
@@ -481,7 +489,16 @@ async function main(): Promise<void> {
           c: C,
           warmup: Number(args.warmup),
         });
-        reportPoll(res, signPerSec);
+        const floors = [];
+        for (const withStore of args.floor ? [false, true] : []) {
+          const { m, checked } = await floorRun(dir, 'poll', signer.key, keys, withStore);
+          floors.push({
+            name: `floor (node:http, key import, verify${withStore ? ', store read' : ''}, sign)`,
+            cpuMsPerPoll: (m.cpuS * 1000) / checked.ok,
+            failures: checked.failures,
+          });
+        }
+        reportPoll(res, signPerSec, floors);
         if (args.json)
           writeFileSync(
             args.json,
@@ -605,6 +622,32 @@ async function main(): Promise<void> {
       }
     }
 
+    if (args.floor) {
+      const key = softwareSignerKey(dataDir);
+      // Without and with the store; and, when scepter ran with two, two engines without it.
+      const floors = [
+        { withStore: false, engines: 1 },
+        { withStore: true, engines: 1 },
+        ...(WORKERS.includes(2) ? [{ withStore: false, engines: 2 }] : []),
+      ];
+      for (const f of floors) {
+        const { m, checked } = await floorRun(dir, 'enroll', key, keys, f.withStore, f.engines);
+        const name = `floor${f.engines > 1 ? ` ${f.engines} engines` : ''}: node:http + crypto${f.withStore ? ' + SQLite store' : ''}`;
+        rows.push(
+          summarize(
+            name,
+            m.r,
+            checked,
+            m.peakKiB,
+            { workers: f.engines, floor: true, floorStore: f.withStore },
+            m.load,
+            m.cpuS,
+            m.clientCpuS,
+          ),
+        );
+      }
+    }
+
     if (!args['no-micromdm'] && hasCommand('scepserver')) {
       const depot = join(dir, 'depot');
       initMicromdmDepot(depot, KEY_SIZE);
@@ -656,7 +699,11 @@ async function main(): Promise<void> {
 }
 
 /** The poll figures: CPU per PENDING answer against its RSA floor (one signature), same run. */
-function reportPoll(r: Awaited<ReturnType<typeof pollBench>>, signPerSec: number): void {
+function reportPoll(
+  r: Awaited<ReturnType<typeof pollBench>>,
+  signPerSec: number,
+  floors: ReadonlyArray<{ name: string; cpuMsPerPoll: number; failures: number }> = [],
+): void {
   const opensslMs = 1000 / signPerSec;
   const out = [
     '',
@@ -668,12 +715,61 @@ function reportPoll(r: Awaited<ReturnType<typeof pollBench>>, signPerSec: number
     '',
     `devices polling every 60 s per core: ${(60_000 / r.cpuMsPerPoll).toFixed(0)}; 10,000 devices: ${(((10_000 / 60) * r.cpuMsPerPoll) / 1000).toFixed(3)} cores; 1,000,000 devices: ${(((1_000_000 / 60) * r.cpuMsPerPoll) / 1000).toFixed(2)} cores`,
   ];
+  for (const f of floors)
+    out.push(
+      `${f.name}: ${f.cpuMsPerPoll.toFixed(3)} ms CPU per poll, ${(f.cpuMsPerPoll - r.nodeSignMs).toFixed(3)} beyond 1 sign (node), ${f.failures} failures; scepter spends ${(r.cpuMsPerPoll - f.cpuMsPerPoll).toFixed(3)} ms more`,
+    );
   process.stdout.write(out.join('\n') + '\n');
+}
+
+/** The key that decrypts and signs CertReps: the RA's, or the CA's (read from its file). */
+function softwareSignerKey(dataDir: string): KeyObject {
+  const loaded = loadCa(dataDir);
+  const key = loaded.ra?.key ?? readPrivateKey(loaded.paths.key, undefined, 'the CA key');
+  loaded.close();
+  // The poll bench and the floor time node:crypto with this key: a software key (this data dir's).
+  if (!(key instanceof KeyObject)) throw new Error('the poll bench and --floor need a software CA/RA key');
+  return key;
+}
+
+/** `--floor`: the same load, pinning and warm-up against the floor server (bench/lib/floor.ts). */
+async function floorRun(
+  dir: string,
+  kind: FloorKind,
+  key: KeyObject,
+  keys: KeyObject[],
+  withStore: boolean,
+  engines = 1,
+): Promise<{ m: Awaited<ReturnType<typeof measure>>; checked: CheckedLoad }> {
+  const caKeyFile = join(dir, 'floor-key.pem');
+  writeFileSync(caKeyFile, key.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const pub = createPublicKey(key);
+  const warm = floorRequests(kind, keys, pub, Number(args.warmup));
+  const reqs = floorRequests(kind, keys, pub, N, Number(args.warmup));
+  const storeDir = join(dir, `floor-${kind}-${withStore ? 'store' : 'none'}-${engines}`);
+  mkdirSync(storeDir, { recursive: true });
+  const server = await startFloor({
+    caKeyFile,
+    ...(withStore ? { storeDir } : {}),
+    ...(engines > 1 ? { engines } : {}),
+    logFile: join(storeDir, 'server.log'),
+    ...(args['server-cpus'] ? { cpus: args['server-cpus'] } : {}),
+    nodeFlags: EXTRA_NODE_FLAGS,
+  });
+  log(
+    `floor (${kind}${withStore ? ', store' : ''}${engines > 1 ? `, ${engines} engines` : ''}): n=${N} c=${C} …`,
+  );
+  try {
+    const m = await measure([Object.assign({}, server, { url: floorUrl(server, kind) })], warm, reqs);
+    return { m, checked: checkFloor(m.r) };
+  } finally {
+    await server.stop();
+  }
 }
 
 function report(rows: Row[], signPerSec: number, bound1: number): void {
   const mm = rows.find((r) => r.workers === null);
-  const one = rows.find((r) => r.workers === 1 && r.prefill === 0 && r.instances === 1 && !r.hsm);
+  const one = rows.find((r) => r.workers === 1 && r.prefill === 0 && r.instances === 1 && !r.hsm && !r.floor);
   const cores = availableParallelism();
   const out: string[] = [];
   out.push('');
@@ -697,7 +793,7 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
       `| ${r.name} | ${r.perSecond.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${(r.p99 / r.p50).toFixed(2)} | ${r.handlerP50 === null ? '' : `${r.handlerP50.toFixed(1)} / ${(r.handlerP99 ?? NaN).toFixed(1)}`} | ${r.peakRssMiB.toFixed(0)} | ${r.failures} | ${r.duplicateSerials} | ${r.missingInStore ?? ''} | ${xmm} | ${ofBound} | ${r.cpuMsPerEnrollment.toFixed(2)} | ${r.workers === null ? '' : `${((rsaMs / r.cpuMsPerEnrollment) * 100).toFixed(0)}%`} | ${r.serverCores.toFixed(2)} | ${r.clientCores.toFixed(2)} | ${r.load.toFixed(2)} |`,
     );
   }
-  const two = rows.find((r) => r.workers === 2 && r.prefill === 0 && r.instances === 1 && !r.hsm);
+  const two = rows.find((r) => r.workers === 2 && r.prefill === 0 && r.instances === 1 && !r.hsm && !r.floor);
   for (const h of rows.filter((r) => r.hsm)) {
     const base = rows.find((r) => !r.hsm && r.workers === h.workers && r.prefill === 0 && r.instances === 1);
     if (base)
@@ -720,6 +816,19 @@ function report(rows: Row[], signPerSec: number, bound1: number): void {
     if (base)
       out.push(
         `${filled.prefill} stored / empty: ${((filled.perSecond / base.perSecond) * 100).toFixed(0)}%`,
+      );
+  }
+  const floor1 = rows.find((r) => r.floor && r.workers === 1 && !r.floorStore);
+  const floor2 = rows.find((r) => r.floor && r.workers === 2);
+  if (floor1 && floor2)
+    out.push(
+      `floor, 2 engines / 1 engine: ${(floor2.cpuMsPerEnrollment / floor1.cpuMsPerEnrollment).toFixed(2)}× server CPU per request` +
+        (one && two ? ` (scepter: ${(two.cpuMsPerEnrollment / one.cpuMsPerEnrollment).toFixed(2)}×)` : ''),
+    );
+  for (const f of rows.filter((r) => r.floor && r.workers === 1)) {
+    if (one)
+      out.push(
+        `${f.name}: ${f.cpuMsPerEnrollment.toFixed(2)} ms CPU per request; scepter 1w spends ${(one.cpuMsPerEnrollment - f.cpuMsPerEnrollment).toFixed(2)} ms more (${(one.cpuMsPerEnrollment / f.cpuMsPerEnrollment).toFixed(2)}×)`,
       );
   }
   for (const r of rows) {

@@ -14,21 +14,35 @@ export interface SimulatedIssuance {
   audit: boolean;
   /** Subject and common name (default `CN=dev-<id>,O=Example` / `dev-<id>`). */
   subject?: { dn: string; cn: string };
+  /**
+   * As the enrollment path now does for a new auto-approved request: `transactionExists`, then
+   * ONE write, `recordIssued` with `open` (src/ra/issuance.ts). Default: `beginTransaction`
+   * and `recordIssued`, two writes.
+   */
+  oneWrite?: boolean;
 }
 
 export async function issueSimulated(store: Store, o: SimulatedIssuance): Promise<void> {
   const { id } = o;
-  await store.beginTransaction({
+  const subject = o.subject ?? { dn: `CN=dev-${id},O=Example`, cn: `dev-${id}` };
+  const tx = {
     transactionId: id,
     signerKeyHash: 'ab'.repeat(32),
     messageType: 19,
-    state: 'approved',
-  });
+    state: 'approved' as const,
+  };
+  // The one-write path opens the transaction as the enrollment path does: with its CSR and subject.
+  const open = Object.assign(tx, o.oneWrite ? { csr: randomBytes(700), subject: subject.dn } : {});
+  if (o.oneWrite) {
+    if (await store.transactionExists(id)) throw new Error(`transaction ${id} exists`);
+  } else {
+    await store.beginTransaction(open);
+  }
   const serial = '1' + randomBytes(15).toString('hex');
   const issuer = 'cd'.repeat(32);
-  const subject = o.subject ?? { dn: `CN=dev-${id},O=Example`, cn: `dev-${id}` };
   await store.recordIssued({
     transactionId: id,
+    ...(o.oneWrite ? { open } : {}),
     cert: {
       serial,
       issuer,

@@ -104,7 +104,6 @@ export function buildForBench(root: string, outDir: string): string {
 /** Starts `scepter serve` (built, or via tsx) on 127.0.0.1, any free port; resolves once it listens. */
 export async function startScepter(o: ScepterServeOptions): Promise<ServerProcess> {
   const root = o.root ?? process.cwd();
-  const fd = openSync(o.logFile, 'w');
   const args = [
     ...(o.nodeFlags ?? []),
     ...(o.builtEntry ? [o.builtEntry] : ['--import', 'tsx', join(root, 'src/cli/main.ts')]),
@@ -123,15 +122,28 @@ export async function startScepter(o: ScepterServeOptions): Promise<ServerProces
     ...(o.workers !== undefined ? ['--workers', String(o.workers)] : []),
     ...(o.serveArgs ?? []),
   ];
+  return startListening(args, o);
+}
+
+/**
+ * Starts `node ARGS` in `root` (default: cwd) under `taskset -c CPUS` and `wrap`, its output
+ * to `logFile`; resolves once it prints `listening on URL` (scepter serve, the floor server).
+ */
+export async function startListening(
+  args: readonly string[],
+  o: { logFile: string; root?: string; cpus?: string; wrap?: string[] },
+): Promise<ServerProcess> {
+  const fd = openSync(o.logFile, 'w');
   // Wrappers in front of node: `taskset -c CPUS`, then e.g. `strace -f -c -o FILE` (--server-wrap).
   const wrap = [...(o.cpus ? ['taskset', '-c', o.cpus] : []), ...(o.wrap ?? [])];
+  const cwd = o.root ?? process.cwd();
   const child =
     wrap.length > 0
       ? spawn(wrap[0] as string, [...wrap.slice(1), process.execPath, ...args], {
-          cwd: root,
+          cwd,
           stdio: ['ignore', fd, fd],
         })
-      : spawn(process.execPath, args, { cwd: root, stdio: ['ignore', fd, fd] });
+      : spawn(process.execPath, args, { cwd, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   try {
     const m = await waitForLine(o.logFile, /listening on (http:\/\/\S+)/, child, 60_000);
