@@ -1,31 +1,32 @@
 /**
- * The floor server of bench/floor.ts: a bare `node:http` server that does, per request, only
- * the work a SCEP server cannot avoid — no framework, no DER, no log line, no policy. It is
- * the "how cheap could the same answer be in this runtime on this machine" reference that
- * scepter's figures are compared with, in the same run.
+ * The floor server of `npm run bench -- --floor` (bench/lib/floor.ts): a bare `node:http`
+ * server that does, per request, only the work a SCEP server cannot avoid — no framework, no
+ * DER, no log line, no policy. It is the "how cheap could the same answer be in this runtime
+ * on this machine" reference that scepter's figures are compared with, in the same run.
  *
  *   node --import tsx bench/lib/floor-server.ts --ca-key FILE [--store DIR | --engines 2]
  *
- * Requests (built by bench/floor.ts, untimed): POST /poll or /enroll, body
+ * Requests (built by bench/lib/floor.ts, untimed): POST /poll or /enroll, body
  *   [u16 length L][L bytes: the client's RSAPublicKey DER][payload][256-byte signature]
  * where the signature (RSA PKCS#1 v1.5, SHA-256, by the client's key) covers everything
  * before it, and an enroll payload starts with [256-byte RSA block][16-byte IV][AES-128-CBC
  * ciphertext]: the content-encryption key, raw-RSA-encrypted to the CA key as in a pkiMessage.
  *
- * /poll: import the client key, verify the signature, (with --store) one store read, one RSA
- * signature with the CA key; reply 1,300 bytes — a PENDING CertRep's work.
+ * /poll: import the client key, verify the signature, (with --store) read one of 64 pending
+ * transactions (with its CSR, as scepter's poll reads its own), one RSA signature with the CA
+ * key; reply 1,300 bytes — a PENDING CertRep's work.
+ *
  * /enroll: import the client key, verify the signature twice (the message and the CSR), raw
  * RSA decryption of the key block, AES decryption, two RSA signatures (certificate, CertRep),
  * (with --store) one durable issuance through scepter's own SQLite store as the enrollment
  * path makes it (`transactionExists`, then one `recordIssued` that opens the transaction, with
- * its audit record; group commit and WAL fsync), a fresh key, AES
- * encryption and RSA encryption to the client's key; reply 3,600 bytes — a SUCCESS CertRep's
- * work.
+ * its audit record; group commit and WAL fsync), a fresh key, AES encryption and RSA
+ * encryption to the client's key; reply 3,600 bytes — a SUCCESS CertRep's work.
  *
  * --engines 2: a worker thread does the same work too, two requests in three, the HTTP thread
- * the third, as with scepter's `--workers 2` (src/server/worker-pool.ts). No store then (scepter's store stays on the
- * HTTP thread and workers reach it by message; the floor measures only what a second isolate
- * and its messages cost).
+ * the third, as with scepter's `--workers 2` (src/server/worker-pool.ts). No store then:
+ * scepter's store stays on the HTTP thread and workers reach it by message; the floor measures
+ * only what a second isolate and its messages cost.
  *
  * Prints `listening on http://…` once it listens (bench/lib/processes.ts waits for that line).
  */
@@ -54,6 +55,8 @@ import { issueSimulated } from './issuance.js';
 const SIG = 256;
 const POLL_REPLY = 1300;
 const ENROLL_REPLY = 3600;
+/** Pending transactions the polls read (as `npm run bench -- --poll --pending 64`). */
+const PENDING = 64;
 let issued = 0;
 /** The CA key and, on the HTTP thread with --store, the store (set below, per thread). */
 let caKey: KeyObject;
@@ -71,7 +74,10 @@ function clientKey(body: Buffer): { key: KeyObject; payload: Buffer; ok: boolean
 async function poll(body: Buffer): Promise<Buffer> {
   const { payload, ok } = clientKey(body);
   if (!ok) throw new Error('bad signature');
-  if (store) await store.getTransaction(payload.subarray(0, 16).toString('hex'));
+  // One of the pending transactions made at start, as a poll finds its own.
+  if (store && !(await store.getTransaction(`floor-poll-${(payload[0] as number) % PENDING}`))) {
+    throw new Error('no such transaction');
+  }
   const attrs = Buffer.concat([payload.subarray(0, 64), randomBytes(16)]);
   const s = sign('sha256', attrs, caKey);
   return Buffer.concat([s, attrs, Buffer.alloc(POLL_REPLY - s.length - attrs.length)]);
@@ -186,6 +192,17 @@ if (!isMainThread) {
   const pem = readFileSync(args['ca-key'], 'utf8');
   caKey = createPrivateKey(pem);
   store = args.store ? openSqliteStore(join(args.store, 'floor.db')) : undefined;
+  for (let i = 0; store && i < PENDING; i++) {
+    await store.beginTransaction({
+      transactionId: `floor-poll-${i}`,
+      signerKeyHash: 'ab'.repeat(32),
+      messageType: 19,
+      state: 'pending',
+      csr: randomBytes(700),
+      subject: `CN=floor-poll-${i},O=Example`,
+      expiresAt: new Date(Date.now() + 86_400_000),
+    });
+  }
   const toWorker = args.engines === '2' ? startWorker(pem) : undefined;
   const served = { here: 0, worker: 0 };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {

@@ -23,8 +23,13 @@ test('the floor server verifies, decrypts, signs and answers on both engines and
   const caKeyFile = join(dir, 'ca.pem');
   writeFileSync(caKeyFile, ca.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   try {
-    for (const o of [{}, { engines: 2 }, { storeDir: join(dir, 'store') }]) {
-      if ('storeDir' in o) mkdirSync(o.storeDir);
+    const variants: Array<{ engines?: number; storeDir?: string }> = [
+      {},
+      { engines: 2 },
+      { storeDir: join(dir, 'store') },
+    ];
+    for (const o of variants) {
+      if (o.storeDir) mkdirSync(o.storeDir);
       const server = await startFloor({ caKeyFile, logFile: join(dir, 'server.log'), ...o });
       try {
         // Three of each, so that with two engines both of them answer.
