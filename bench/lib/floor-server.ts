@@ -48,6 +48,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { publicRandomBytes } from '../../src/crypto/random-pool.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/index.js';
 import { issueSimulated } from './issuance.js';
@@ -78,7 +79,7 @@ async function poll(body: Buffer): Promise<Buffer> {
   if (store && !(await store.getTransaction(`floor-poll-${(payload[0] as number) % PENDING}`))) {
     throw new Error('no such transaction');
   }
-  const attrs = Buffer.concat([payload.subarray(0, 64), randomBytes(16)]);
+  const attrs = Buffer.concat([payload.subarray(0, 64), publicRandomBytes(16)]);
   const s = sign('sha256', attrs, caKey);
   return Buffer.concat([s, attrs, Buffer.alloc(POLL_REPLY - s.length - attrs.length)]);
 }
@@ -94,16 +95,18 @@ async function enroll(body: Buffer): Promise<Buffer> {
   const iv = payload.subarray(SIG, SIG + 16);
   const d = createDecipheriv('aes-128-cbc', cek, iv);
   const csr = Buffer.concat([d.update(payload.subarray(SIG + 16)), d.final()]);
-  const tbs = Buffer.concat([csr.subarray(0, 600), randomBytes(16)]);
+  // Public values (serial, IV, nonce) from scepter's pool, the new key from randomBytes, as
+  // scepter takes them (src/crypto/random-pool.ts).
+  const tbs = Buffer.concat([csr.subarray(0, 600), publicRandomBytes(16)]);
   const certSig = sign('sha256', tbs, caKey);
   if (store)
     await issueSimulated(store, { id: `floor-${process.pid}-${issued++}`, audit: true, oneWrite: true });
   const cek2 = randomBytes(16);
-  const iv2 = randomBytes(16);
+  const iv2 = publicRandomBytes(16);
   const c = createCipheriv('aes-128-cbc', cek2, iv2);
   const enc = Buffer.concat([c.update(tbs), c.update(certSig), c.final()]);
   const ek = publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, cek2);
-  const attrs = Buffer.concat([payload.subarray(0, 64), randomBytes(16), enc.subarray(0, 32)]);
+  const attrs = Buffer.concat([payload.subarray(0, 64), publicRandomBytes(16), enc.subarray(0, 32)]);
   const repSig = sign('sha256', attrs, caKey);
   const head = Buffer.concat([repSig, ek, iv2, enc, attrs]);
   return Buffer.concat([head, Buffer.alloc(Math.max(0, ENROLL_REPLY - head.length))]);

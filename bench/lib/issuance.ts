@@ -5,6 +5,7 @@
  * bench/store-ab.ts).
  */
 import { randomBytes } from 'node:crypto';
+import { publicRandomBytes } from '../../src/crypto/random-pool.js';
 import type { Store } from '../../src/store/index.js';
 
 export interface SimulatedIssuance {
@@ -16,11 +17,17 @@ export interface SimulatedIssuance {
   subject?: { dn: string; cn: string };
   /**
    * As the enrollment path now does for a new auto-approved request: `transactionExists`, then
-   * ONE write, `recordIssued` with `open` (src/ra/issuance.ts). Default: `beginTransaction`
-   * and `recordIssued`, two writes.
+   * ONE write, `recordIssued` with `open` (src/ra/issuance.ts), with the serial and key hash
+   * from the public random pool and fixed certificate and CSR bytes (the store does not read
+   * them) instead of four `randomBytes` calls that the enrollment path does not make. Default:
+   * `beginTransaction` and `recordIssued`, two writes.
    */
   oneWrite?: boolean;
 }
+
+/** The certificate and CSR bytes of the one-write path (contents the store never reads). */
+const FIXED_DER = randomBytes(900);
+const FIXED_CSR = randomBytes(700);
 
 export async function issueSimulated(store: Store, o: SimulatedIssuance): Promise<void> {
   const { id } = o;
@@ -32,13 +39,14 @@ export async function issueSimulated(store: Store, o: SimulatedIssuance): Promis
     state: 'approved' as const,
   };
   // The one-write path opens the transaction as the enrollment path does: with its CSR and subject.
-  const open = Object.assign(tx, o.oneWrite ? { csr: randomBytes(700), subject: subject.dn } : {});
+  const open = Object.assign(tx, o.oneWrite ? { csr: FIXED_CSR, subject: subject.dn } : {});
+  const random = o.oneWrite ? publicRandomBytes : randomBytes;
   if (o.oneWrite) {
     if (await store.transactionExists(id)) throw new Error(`transaction ${id} exists`);
   } else {
     await store.beginTransaction(open);
   }
-  const serial = '1' + randomBytes(15).toString('hex');
+  const serial = '1' + random(15).toString('hex');
   const issuer = 'cd'.repeat(32);
   await store.recordIssued({
     transactionId: id,
@@ -49,10 +57,10 @@ export async function issueSimulated(store: Store, o: SimulatedIssuance): Promis
       subject: subject.dn,
       commonName: subject.cn,
       sans: [`dns:${subject.cn}.example`],
-      der: randomBytes(900),
+      der: o.oneWrite ? FIXED_DER : randomBytes(900),
       notBefore: new Date(),
       notAfter: new Date(Date.now() + 365 * 86_400_000),
-      keyHash: randomBytes(32).toString('hex'),
+      keyHash: random(32).toString('hex'),
       transactionId: id,
     },
     ...(o.audit
