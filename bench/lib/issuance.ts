@@ -1,8 +1,9 @@
 /**
- * One simulated issuance against a store, as the enrollment path makes it: `beginTransaction`
- * (approved) then `recordIssued` with a 900-byte certificate and, optionally, its
- * `enroll.issued` audit record. Shared by the store benchmarks (bench/audit.ts,
- * bench/store-ab.ts).
+ * One simulated issuance against a store: by default `beginTransaction` (approved) then
+ * `recordIssued` with a 900-byte certificate and, optionally, its `enroll.issued` audit record
+ * (two writes, as the enrollment path made it before it opened the transaction in the
+ * recording write); with `oneWrite`, as it makes it now. Shared by the store benchmarks
+ * (bench/audit.ts, bench/store-ab.ts) and the floor server (bench/lib/floor-server.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { publicRandomBytes } from '../../src/crypto/random-pool.js';
