@@ -56,6 +56,7 @@ import {
   percentile,
   runMeasured,
   type CheckedLoad,
+  type LoadItem,
   type LoadResult,
 } from './lib/load.js';
 import { pollBench } from './lib/poll.js';
@@ -312,25 +313,31 @@ async function missingInStore(
   return missing;
 }
 
-/** Warms up, then measures; with several instances RSS is the largest peak, CPU the sum. */
+/**
+ * Warms up, then measures; with several instances RSS is the largest peak, CPU the sum.
+ * `scepter`: the servers are scepter's, whose /metrics give the store commits per request.
+ */
 async function measure(
   servers: ServerProcess[],
-  warm: PreparedEnrollment[],
-  reqs: PreparedEnrollment[],
+  warm: readonly LoadItem[],
+  reqs: readonly LoadItem[],
+  scepter = true,
 ): Promise<{ r: LoadResult; peakKiB: number; load: number; cpuS: number; clientCpuS: number }> {
   const urls = servers.map((s) => s.url);
   const cpu = () => servers.reduce((a, s) => a + cpuSeconds(s.pid), 0);
   const commits = async (): Promise<number[]> =>
-    Promise.all(
-      servers.map(async (s) => {
-        try {
-          const text = await (await fetch(s.url.replace(/\/scep$/, '/metrics'))).text();
-          return Number(/^scepter_store_commits_total (\d+)/m.exec(text)?.[1] ?? NaN);
-        } catch {
-          return NaN;
-        }
-      }),
-    );
+    !scepter
+      ? servers.map(() => NaN)
+      : Promise.all(
+          servers.map(async (s) => {
+            try {
+              const text = await (await fetch(s.url.replace(/\/scep$/, '/metrics'))).text();
+              return Number(/^scepter_store_commits_total (\d+)/m.exec(text)?.[1] ?? NaN);
+            } catch {
+              return NaN;
+            }
+          }),
+        );
   // Once before the load: the first fetch() loads undici (tens of ms of this thread), which
   // would otherwise stall the load generator inside the measured window.
   await commits();
@@ -366,7 +373,8 @@ async function measure(
   const commits1 = await commits();
   servers.forEach((s, k) =>
     log(
-      `  per request: ${threadReport(s.pid, threads0[k]!, threads1[k]!, reqs.length)}; store commits ${((commits1[k]! - commits0[k]!) / reqs.length).toFixed(3)}`,
+      `  per request: ${threadReport(s.pid, threads0[k]!, threads1[k]!, reqs.length)}` +
+        (scepter ? `; store commits ${((commits1[k]! - commits0[k]!) / reqs.length).toFixed(3)}` : ''),
     ),
   );
   const client = process.cpuUsage(client0);
@@ -490,13 +498,16 @@ async function main(): Promise<void> {
           warmup: Number(args.warmup),
         });
         const floors = [];
-        for (const withStore of args.floor ? [false, true] : []) {
-          const { m, checked } = await floorRun(dir, 'poll', signer.key, keys, withStore);
-          floors.push({
-            name: `floor (node:http, key import, verify${withStore ? ', store read' : ''}, sign)`,
-            cpuMsPerPoll: (m.cpuS * 1000) / checked.ok,
-            failures: checked.failures,
-          });
+        if (args.floor) {
+          const load = floorLoad(dir, 'poll', signer.key, keys);
+          for (const withStore of [false, true]) {
+            const { m, checked } = await floorRun(dir, load, withStore);
+            floors.push({
+              name: `floor (node:http, key import, verify${withStore ? ', store read' : ''}, sign)`,
+              cpuMsPerPoll: (m.cpuS * 1000) / checked.ok,
+              failures: checked.failures,
+            });
+          }
         }
         reportPoll(res, signPerSec, floors);
         if (args.json)
@@ -623,7 +634,7 @@ async function main(): Promise<void> {
     }
 
     if (args.floor) {
-      const key = softwareSignerKey(dataDir);
+      const load = floorLoad(dir, 'enroll', softwareSignerKey(dataDir), keys);
       // Without and with the store; and, when scepter ran with two, two engines without it.
       const floors = [
         { withStore: false, engines: 1 },
@@ -631,7 +642,7 @@ async function main(): Promise<void> {
         ...(WORKERS.includes(2) ? [{ withStore: false, engines: 2 }] : []),
       ];
       for (const f of floors) {
-        const { m, checked } = await floorRun(dir, 'enroll', key, keys, f.withStore, f.engines);
+        const { m, checked } = await floorRun(dir, load, f.withStore, f.engines);
         const name = `floor${f.engines > 1 ? ` ${f.engines} engines` : ''}: node:http + crypto${f.withStore ? ' + SQLite store' : ''}`;
         rows.push(
           summarize(
@@ -658,7 +669,7 @@ async function main(): Promise<void> {
       log(`micromdm scepserver: n=${N} c=${C} …`);
       let m;
       try {
-        m = await measure([server], mmWarm, mmReqs);
+        m = await measure([server], mmWarm, mmReqs, false);
       } finally {
         await server.stop();
       }
@@ -732,20 +743,33 @@ function softwareSignerKey(dataDir: string): KeyObject {
   return key;
 }
 
-/** `--floor`: the same load, pinning and warm-up against the floor server (bench/lib/floor.ts). */
-async function floorRun(
-  dir: string,
-  kind: FloorKind,
-  key: KeyObject,
-  keys: KeyObject[],
-  withStore: boolean,
-  engines = 1,
-): Promise<{ m: Awaited<ReturnType<typeof measure>>; checked: CheckedLoad }> {
+/** What every floor run of one kind shares: the signing key's file and the requests (untimed). */
+interface FloorLoad {
+  kind: FloorKind;
+  caKeyFile: string;
+  warm: LoadItem[];
+  reqs: LoadItem[];
+}
+
+function floorLoad(dir: string, kind: FloorKind, key: KeyObject, keys: KeyObject[]): FloorLoad {
   const caKeyFile = join(dir, 'floor-key.pem');
   writeFileSync(caKeyFile, key.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   const pub = createPublicKey(key);
-  const warm = floorRequests(kind, keys, pub, Number(args.warmup));
-  const reqs = floorRequests(kind, keys, pub, N, Number(args.warmup));
+  return {
+    kind,
+    caKeyFile,
+    warm: floorRequests(kind, keys, pub, Number(args.warmup)),
+    reqs: floorRequests(kind, keys, pub, N, Number(args.warmup)),
+  };
+}
+
+/** `--floor`: the same load, pinning and warm-up against the floor server (bench/lib/floor.ts). */
+async function floorRun(
+  dir: string,
+  { kind, caKeyFile, warm, reqs }: FloorLoad,
+  withStore: boolean,
+  engines = 1,
+): Promise<{ m: Awaited<ReturnType<typeof measure>>; checked: CheckedLoad }> {
   const storeDir = join(dir, `floor-${kind}-${withStore ? 'store' : 'none'}-${engines}`);
   mkdirSync(storeDir, { recursive: true });
   const server = await startFloor({
@@ -760,7 +784,7 @@ async function floorRun(
     `floor (${kind}${withStore ? ', store' : ''}${engines > 1 ? `, ${engines} engines` : ''}): n=${N} c=${C} …`,
   );
   try {
-    const m = await measure([Object.assign({}, server, { url: floorUrl(server, kind) })], warm, reqs);
+    const m = await measure([Object.assign({}, server, { url: floorUrl(server, kind) })], warm, reqs, false);
     return { m, checked: checkFloor(m.r) };
   } finally {
     await server.stop();

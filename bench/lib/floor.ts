@@ -14,8 +14,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { PreparedEnrollment } from '../../test/helpers/enrollment.js';
-import type { CheckedLoad, LoadResult } from './load.js';
+import type { CheckedLoad, LoadItem, LoadResult } from './load.js';
 import { startListening, type ServerProcess } from './processes.js';
 
 export type FloorKind = 'poll' | 'enroll';
@@ -26,7 +25,7 @@ const POLL_PAYLOAD = 1600;
 
 /**
  * `count` floor requests (the layout is in floor-server.ts); request i is signed by key
- * (first + i) mod keys, round-robin like the SCEP requests. Shaped as load items for runLoad.
+ * (first + i) mod keys, round-robin like the SCEP requests.
  */
 export function floorRequests(
   kind: FloorKind,
@@ -34,7 +33,7 @@ export function floorRequests(
   caPublic: KeyObject,
   count: number,
   first = 0,
-): PreparedEnrollment[] {
+): LoadItem[] {
   return Array.from({ length: count }, (_, i) => {
     const key = keys[(first + i) % keys.length] as KeyObject;
     const pub = createPublicKey(key).export({ format: 'der', type: 'pkcs1' });
@@ -51,9 +50,7 @@ export function floorRequests(
       payload = randomBytes(POLL_PAYLOAD);
     }
     const signed = Buffer.concat([len, pub, payload]);
-    const der = Buffer.concat([signed, sign('sha256', signed, key)]);
-    // Only `der` is sent; the other fields of a prepared enrollment are not used for these.
-    return { der } as unknown as PreparedEnrollment;
+    return { der: Buffer.concat([signed, sign('sha256', signed, key)]) };
   });
 }
 

@@ -13,6 +13,9 @@ import {
   type PreparedEnrollment,
 } from '../../test/helpers/enrollment.js';
 
+/** What the load sends: one pkiMessage (or any POST body) per request. */
+export type LoadItem = Pick<PreparedEnrollment, 'der'>;
+
 export interface LoadResult {
   wallMs: number;
   /** Per-request latency in ms, in send order. */
@@ -28,7 +31,7 @@ export interface LoadResult {
  */
 export async function runLoad(
   url: string | readonly string[],
-  enrollments: readonly PreparedEnrollment[],
+  enrollments: readonly LoadItem[],
   concurrency: number,
   onSend?: (i: number) => void,
 ): Promise<LoadResult> {
@@ -47,7 +50,7 @@ export async function runLoad(
       starts[i] = t0;
       try {
         const target = urls[i % urls.length] as string;
-        replies[i] = await postPkiMessage(target, (enrollments[i] as PreparedEnrollment).der, agent);
+        replies[i] = await postPkiMessage(target, (enrollments[i] as LoadItem).der, agent);
       } catch (e) {
         replies[i] = { error: e instanceof Error ? e.message : String(e) };
       }
@@ -72,8 +75,8 @@ export async function runLoad(
  */
 export async function runMeasured(
   url: string | readonly string[],
-  warm: readonly PreparedEnrollment[],
-  timed: readonly PreparedEnrollment[],
+  warm: readonly LoadItem[],
+  timed: readonly LoadItem[],
   concurrency: number,
   atStart: () => void,
 ): Promise<LoadResult> {
